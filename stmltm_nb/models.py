@@ -175,7 +175,9 @@ def load_model(name: str = DEFAULT_MODEL, dtype: Any = None) -> LoadedModel:
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     dtype = dtype or torch.float32
     path = resolve_model_path(name)
     try:

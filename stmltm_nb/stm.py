@@ -222,13 +222,13 @@ class STMBuffer:
         self._cache = cache
 
     def _make_item(self, item: STMItem | str, **fields: Any) -> STMItem:
+        fields = {k: v for k, v in fields.items() if v is not None}
         if isinstance(item, STMItem):
             if fields:
                 raise STMError("pass either an STMItem or text with fields, not both")
             return item
         if not isinstance(item, str):
             raise STMError(f"STM items must be text (str) or STMItem, got {type(item).__name__}")
-        fields = {k: v for k, v in fields.items() if v is not None}
         return STMItem(text=item, **fields)
 
     def append(self, item: STMItem | str, *, id: str | None = None, answer: str | None = None,
@@ -307,8 +307,11 @@ class STMBuffer:
 
     def query_logits(self, question: str, continuation: str = ""):
         """Logits (1, T, vocab) for the query suffix (+ ``continuation``) given the cached STM."""
-        ids = encode(self.tokenizer, self.fmt.query(question) + continuation)
-        with self._with_query(ids) as (out, _):
+        return self.logits_for_ids(encode(self.tokenizer, self.fmt.query(question) + continuation))
+
+    def logits_for_ids(self, ids: list[int]):
+        """Logits (1, len(ids), vocab) for token ids run on top of the cached STM (cache unchanged)."""
+        with self._with_query(list(ids)) as (out, _):
             return out.logits
 
     def answer_nll(self, question: str, answer: str) -> float:
@@ -326,20 +329,35 @@ class STMBuffer:
 
     def answer(self, question: str, max_new_tokens: int = 24) -> str:
         """Greedy answer to ``question`` using the cached STM; the cache is unchanged afterwards."""
+        ids, _ = self.generate(question, max_new_tokens)
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def generate(self, question: str, max_new_tokens: int = 24, keep_logits: bool = False,
+                 stop_at_newline: bool = True):
+        """Greedy decoding after the question. Returns (generated ids, logits [len(ids)+1, vocab] or None).
+
+        With ``keep_logits`` the returned rows are the next-token logits that chose each generated token, plus
+        the row after the last one (which predicts the stop token). The cache is unchanged afterwards.
+        """
         import torch
 
         ids = encode(self.tokenizer, self.fmt.query(question))
         stop = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids(self.fmt.end)}
         out_ids: list[int] = []
+        rows = []
         with self._with_query(ids) as (out, cache), torch.no_grad():
-            nxt = int(out.logits[0, -1].argmax())
-            while nxt not in stop and len(out_ids) < max_new_tokens:
-                out_ids.append(nxt)
-                if len(out_ids) >= max_new_tokens or ("\n" in self.tokenizer.decode([nxt])):
+            logits = out.logits[0, -1]
+            while True:
+                if keep_logits:
+                    rows.append(logits)
+                nxt = int(logits.argmax())
+                if nxt in stop or len(out_ids) >= max_new_tokens:
                     break
-                o = self.model(input_ids=torch.tensor([[nxt]]), past_key_values=cache, use_cache=True)
-                nxt = int(o.logits[0, -1].argmax())
-        return self.tokenizer.decode(out_ids, skip_special_tokens=True).strip()
+                out_ids.append(nxt)
+                if stop_at_newline and "\n" in self.tokenizer.decode([nxt]):
+                    break
+                logits = self.model(input_ids=torch.tensor([[nxt]]), past_key_values=cache, use_cache=True).logits[0, -1]
+        return out_ids, (torch.stack(rows) if keep_logits else None)
 
     # ----- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

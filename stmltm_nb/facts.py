@@ -1,0 +1,86 @@
+"""The shipped fact set (``data/facts.jsonl``): fictional facts with training and held-out questions.
+
+Schema (one JSON object per line): ``id``, ``key`` (relation:subject; a contradiction shares its key),
+``relation``, ``subject``, ``text`` (the STM item), ``answer`` (y_i), ``train_questions`` (2 templates),
+``heldout_question`` (1 paraphrase never trained on), ``supersedes`` (id of the fact a contradiction
+replaces, else null). See ``data/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .stm import STMItem
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The shipped data folder cannot be found."""
+
+
+def data_dir() -> Path:
+    """The shipped data folder: ``$STMLTM_DATA`` if set, else ``data/`` of this checkout."""
+    env = os.environ.get("STMLTM_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parent.parent / "data")
+    for c in candidates:
+        if (c / "facts.jsonl").is_file():
+            return c
+    raise DataNotFoundError(
+        f"shipped data not found (looked in {', '.join(str(c) for c in candidates)}); "
+        "clone the repository or set STMLTM_DATA to its data/ folder"
+    )
+
+
+@dataclass(frozen=True)
+class Fact:
+    id: str
+    key: str
+    relation: str
+    subject: str
+    text: str
+    answer: str
+    train_questions: tuple[str, ...]
+    heldout_question: str
+    supersedes: str | None = None
+
+    def to_item(self, time: float | None = None) -> STMItem:
+        """The fact as an STM item (x_i = text, y_i = answer)."""
+        kw = {"time": time} if time is not None else {}
+        return STMItem(text=self.text, id=self.id, answer=self.answer, source="facts.jsonl", key=self.key, **kw)
+
+
+def load_facts(path: str | os.PathLike | None = None, contradictions: bool = False) -> list[Fact]:
+    """Load the fact set. By default only the 208 base facts; ``contradictions=True`` appends the 8
+    deliberate contradictions (same key, new value) after them."""
+    p = Path(path) if path is not None else data_dir() / "facts.jsonl"
+    facts = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            d["train_questions"] = tuple(d["train_questions"])
+            facts.append(Fact(**d))
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            raise ValueError(f"{p.name}, line {i}: bad fact ({e})") from e
+    return facts if contradictions else [f for f in facts if f.supersedes is None]
+
+
+def chunks(seq: list, size: int) -> list[list]:
+    """Consecutive chunks of ``size`` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    return [seq[i : i + size] for i in range(0, len(seq), size)]
+
+
+def general_text() -> str:
+    """A short general-knowledge text, used to check that memory does not damage base behaviour."""
+    return (data_dir() / "general_text.txt").read_text(encoding="utf-8")
+
+
+def answer_found(answer: str, output: str) -> bool:
+    """Recall criterion: the gold answer appears in the model output (case-insensitive)."""
+    return answer.strip().lower() in output.lower()

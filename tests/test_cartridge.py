@@ -1,0 +1,221 @@
+import json
+
+import pytest
+import torch
+
+from stmltm_nb.cartridge import Cartridge, CartridgeError, compose, kv_bytes_per_token
+from stmltm_nb.distill import (
+    Query,
+    collate,
+    compute_teacher_targets,
+    distill_loss,
+    train_cartridge,
+)
+from stmltm_nb.models import tiny_llama
+from stmltm_nb.stm import STMBuffer
+
+
+@pytest.fixture()
+def lm(tokenizer):
+    return tiny_llama(tokenizer, seed=0)  # fresh per test: PEFT wraps it
+
+
+@pytest.fixture()
+def items(facts):
+    return [f.to_item() for f in facts[:4]]
+
+
+def stm_text(items):
+    return "".join(it.text.strip() + "\n" for it in items)
+
+
+def make_targets(lm, items, facts, **kw):
+    qs = [Query(f.id, f.train_questions[0], "template") for f in facts[:4]]
+    return compute_teacher_targets(lm.model, lm.tokenizer, items, qs, chunk_size=2, k=5, max_new_tokens=6, **kw)
+
+
+def test_init_from_stm_equals_in_context(lm, items):
+    stm = STMBuffer(lm.model, lm.tokenizer)
+    stm.extend(items)
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=stm.total_tokens, stm_text=stm_text(items))
+    q = "Who invented it?"
+    assert (cart.memory().query_logits(q) - stm.query_logits(q)).abs().max() < 1e-5
+
+
+def test_ltm_plus_residual_equals_stm_of_all_items(lm, items):
+    first, rest = items[:2], items[2:]
+    stm_first = STMBuffer(lm.model, lm.tokenizer)
+    stm_first.extend(first)
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=stm_first.total_tokens, stm_text=stm_text(first))
+    mem = cart.memory(residual=rest)
+    full = STMBuffer(lm.model, lm.tokenizer)
+    full.extend(items)
+    assert mem.n == 2 and mem.prefix_tokens == cart.p
+    assert (mem.query_logits("Q?") - full.query_logits("Q?")).abs().max() < 1e-5
+
+
+def test_gradients_reach_only_trainable_cartridge_tokens(lm, items, facts):
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items))
+    tt = make_targets(lm, items, facts)
+    loss = distill_loss(cart.peft_model, collate(tt, [0, 1], lm.tokenizer.pad_token_id))
+    loss.backward()
+    enc = cart.encoder
+    assert enc.frozen_embedding.grad is None and not enc.frozen_embedding.requires_grad
+    assert enc.trainable_embedding.grad is not None and enc.trainable_embedding.grad.abs().sum() > 0
+    assert all(p.grad is None for p in lm.model.parameters())
+    assert cart.num_trainable() == 7 * enc.trainable_embedding.shape[1]
+
+
+def test_training_changes_only_trainable_tokens_and_is_deterministic(lm, items, facts, tokenizer):
+    base_before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    tt = make_targets(lm, items, facts)
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items))
+    frozen0 = cart.encoder.frozen_embedding.clone()
+    train0 = cart.encoder.trainable_embedding.clone()
+    r1 = train_cartridge(cart, tt, steps=4, batch_size=2, lr=1e-2, progress=False)
+    assert torch.equal(cart.encoder.frozen_embedding, frozen0)
+    assert not torch.equal(cart.encoder.trainable_embedding, train0)
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, base_before[k]), k
+    other = tiny_llama(tokenizer, seed=0)
+    cart2 = Cartridge.create(other.model, other.tokenizer, p=8, stm_text=stm_text(items))
+    r2 = train_cartridge(cart2, tt, steps=4, batch_size=2, lr=1e-2, progress=False)
+    assert r1.losses == r2.losses and len(r1.losses) == 4
+    assert torch.equal(cart.encoder.weight, cart2.encoder.weight)
+
+
+def test_training_lowers_distill_loss(lm, items, facts):
+    tt = make_targets(lm, items, facts)
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random")
+    batch = collate(tt, list(range(len(tt))), lm.tokenizer.pad_token_id)
+    before = distill_loss(cart.peft_model, batch).item()
+    train_cartridge(cart, tt, steps=30, batch_size=4, lr=5e-2, progress=False)
+    with torch.no_grad():
+        after = distill_loss(cart.peft_model, batch).item()
+    assert after < before - 0.1
+
+
+def test_student_at_init_agrees_with_teacher_top1(lm, items, facts):
+    # chunk holds all items and p covers the whole STM: the student at init *is* the teacher
+    qs = [Query(f.id, f.train_questions[0], "template") for f in facts[:4]]
+    tt = compute_teacher_targets(lm.model, lm.tokenizer, items, qs, chunk_size=4, k=5, max_new_tokens=6)
+    stm = STMBuffer(lm.model, lm.tokenizer)
+    stm.extend(items)
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=stm.total_tokens, stm_text=stm_text(items))
+    input_ids, mask, rows, cols, tids, tps = collate(tt, list(range(len(tt))), lm.tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = cart.peft_model(input_ids=input_ids, attention_mask=mask).logits
+    assert torch.equal(logits[rows, cols].argmax(-1), tids[:, 0])
+    assert torch.allclose(tps.sum(-1), torch.ones(len(tps)))
+
+
+def test_gold_weight_puts_mass_on_gold_tokens(lm, items, facts):
+    tt = make_targets(lm, items, facts)
+    _, _, _, _, tids, p0 = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=0.0)
+    _, _, _, _, tids1, p1 = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=1.0)
+    ex = tt.examples[0]
+    gold = torch.tensor(ex.gold_mask, dtype=torch.bool)
+    assert gold.any()
+    resp = torch.tensor(ex.ids[ex.resp_start:])
+    onehot = (tids1 == resp[:, None]).float()
+    assert torch.allclose(p1[gold], onehot[gold])
+    assert torch.allclose(p1[~gold], p0[~gold])
+
+
+def test_teacher_target_cache_is_reused(lm, items, facts, tmp_path, monkeypatch):
+    tt1 = make_targets(lm, items, facts, cache_dir=tmp_path)
+    assert not tt1.from_cache and len(list(tmp_path.glob("teacher-*.safetensors"))) == 1
+
+    def no_model(*a, **k):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr(lm.model, "forward", no_model)
+    tt2 = make_targets(lm, items, facts, cache_dir=tmp_path)
+    assert tt2.from_cache
+    assert torch.equal(tt1.topk_ids, tt2.topk_ids) and torch.equal(tt1.topk_p, tt2.topk_p)
+    assert [e.ids for e in tt1.examples] == [e.ids for e in tt2.examples]
+
+
+def test_corrupt_teacher_cache_is_recomputed(lm, items, facts, tmp_path):
+    tt1 = make_targets(lm, items, facts, cache_dir=tmp_path)
+    f = next(tmp_path.glob("teacher-*.safetensors"))
+    f.write_bytes(f.read_bytes()[:50])
+    tt2 = make_targets(lm, items, facts, cache_dir=tmp_path)
+    assert not tt2.from_cache and torch.equal(tt1.topk_p, tt2.topk_p)
+
+
+@pytest.mark.parametrize("backend", ["prefix", "lora"])
+def test_save_load_round_trip_bit_exact(lm, items, facts, tmp_path, backend):
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, backend=backend, stm_text=stm_text(items))
+    tt = make_targets(lm, items, facts)
+    train_cartridge(cart, tt, steps=2, batch_size=2, progress=False)
+    path = cart.save(tmp_path / "c1")
+    loaded = Cartridge.load(path, lm.model, lm.tokenizer)
+    a, b = cart._state_tensors(), loaded._state_tensors()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert loaded.meta["stats"]["steps"] == 2 and loaded.backend == backend
+    assert (cart.memory().query_logits("Q?") - loaded.memory().query_logits("Q?")).abs().max() == 0
+    with pytest.raises(CartridgeError, match="exists"):
+        cart.save(path)
+    cart.save(path, overwrite=True)
+
+
+def test_lora_does_not_modify_the_shared_base_model(lm, items, facts):
+    before = STMBuffer(lm.model, lm.tokenizer).query_logits("Q?")
+    cart = Cartridge.create(lm.model, lm.tokenizer, backend="lora", lora_rank=2)
+    train_cartridge(cart, make_targets(lm, items, facts), steps=3, batch_size=2, lr=5e-2, progress=False)
+    after = STMBuffer(lm.model, lm.tokenizer).query_logits("Q?")
+    assert torch.equal(before, after)
+    assert (cart.memory().query_logits("Q?") - before).abs().max() > 0
+
+
+def test_load_onto_another_model_fails(lm, items, tmp_path, tokenizer):
+    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save(tmp_path / "c")
+    other = tiny_llama(tokenizer, seed=1)
+    with pytest.raises(CartridgeError, match="another base model"):
+        Cartridge.load(path, other.model, other.tokenizer)
+
+
+def test_corrupt_or_truncated_files_fail_clearly(lm, items, tmp_path):
+    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save(tmp_path / "c")
+    w = path / "adapter_model.safetensors"
+    data = w.read_bytes()
+    w.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CartridgeError, match="checksum"):
+        Cartridge.load(path, lm.model, lm.tokenizer)
+    meta = json.loads((path / "cartridge.json").read_text())
+    meta.pop("weights_sha256")
+    (path / "cartridge.json").write_text(json.dumps(meta))
+    with pytest.raises(CartridgeError, match="cannot read"):
+        Cartridge.load(path, lm.model, lm.tokenizer)
+    (path / "cartridge.json").write_text("{trunc")
+    with pytest.raises(CartridgeError, match="corrupt"):
+        Cartridge.load(path, lm.model, lm.tokenizer)
+    with pytest.raises(CartridgeError, match="not a saved cartridge"):
+        Cartridge.load(tmp_path / "nothing", lm.model, lm.tokenizer)
+
+
+def test_compose_two_cartridges(lm, items, tmp_path):
+    a = Cartridge.create(lm.model, lm.tokenizer, p=6, stm_text=stm_text(items[:2])).save(tmp_path / "a")
+    b = Cartridge.create(lm.model, lm.tokenizer, p=5, stm_text=stm_text(items[2:])).save(tmp_path / "b")
+    c = compose([a, b], tmp_path / "ab", lm.model, lm.tokenizer)
+    assert c.p == 11 and c.meta["composed_from"] == ["a", "b"]
+    assert c.kv_cache().get_seq_length() == 11
+    assert torch.isfinite(c.memory().query_logits("Q?")).all()
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"backend": "adapter"}, "backend"), ({"init": "zeros"}, "init"), ({"p": 1}, "p must"),
+    ({"p": 4, "num_frozen": 4}, "num_frozen"), ({"init": "stm", "stm_text": "  "}, "stm_text"),
+    ({"backend": "lora", "lora_rank": 0}, "lora_rank"),
+])
+def test_bad_cartridge_arguments(lm, kw, msg):
+    with pytest.raises(CartridgeError, match=msg):
+        Cartridge.create(lm.model, lm.tokenizer, **kw)
+
+
+def test_kv_bytes_per_token_of_smollm2_shape():
+    class Cfg:
+        num_hidden_layers, num_key_value_heads, head_dim, hidden_size, num_attention_heads = 30, 3, 64, 576, 9
+
+    assert kv_bytes_per_token(Cfg) == 46080  # 45 KiB in fp32

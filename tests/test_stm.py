@@ -1,0 +1,194 @@
+import json
+
+import pytest
+import torch
+
+from stmltm_nb.prompts import encode
+from stmltm_nb.stm import STMBuffer, STMCapacityError, STMError, STMFileError, STMItem
+
+
+def cache_snapshot(buf):
+    return [(layer.keys.clone(), layer.values.clone()) for layer in buf.cache.layers]
+
+
+def assert_same_cache(buf, snap):
+    assert buf.cache.get_seq_length() == snap[0][0].shape[2]
+    for layer, (k, v) in zip(buf.cache.layers, snap):
+        assert torch.equal(layer.keys, k) and torch.equal(layer.values, v)
+
+
+def full_logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits
+
+
+def check_incremental_equals_full(model, tok, texts, tol):
+    buf = STMBuffer(model, tok)
+    for t in texts:
+        buf.append(t)
+    q = "Where was Ada born?"
+    inc = buf.query_logits(q)
+    q_ids = encode(tok, buf.fmt.query(q))
+    ctx = buf.context_ids()
+    full = full_logits(model, ctx + q_ids)[:, len(ctx):]
+    assert inc.shape == full.shape
+    assert (inc - full).abs().max().item() < tol
+
+
+def test_incremental_append_equals_full_forward_tiny(tiny, facts):
+    check_incremental_equals_full(tiny.model, tiny.tokenizer, [f.text for f in facts[:12]], 1e-4)
+
+
+@pytest.mark.slow
+def test_incremental_append_equals_full_forward_real(real, facts):
+    check_incremental_equals_full(real.model, real.tokenizer, [f.text for f in facts[:8]], 1e-4)
+
+
+def test_append_prefills_only_new_tokens(tiny, facts, monkeypatch):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.extend([f.text for f in facts[:5]])
+    seen = []
+    orig = buf._forward
+    monkeypatch.setattr(buf, "_forward", lambda ids, cache: seen.append(len(ids)) or orig(ids, cache))
+    buf.append(facts[5].text)
+    assert seen == [len(encode(tiny.tokenizer, buf.fmt.item(facts[5].text)))]
+    assert buf.total_tokens == buf.cache.get_seq_length()
+
+
+def test_token_accounting(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    assert buf.n == 0 and buf.n_tokens == 0
+    buf.extend([f.text for f in facts[:4]])
+    lens = [len(encode(tiny.tokenizer, f.text.strip() + "\n")) for f in facts[:4]]
+    assert buf.n == 4 and buf.n_tokens == sum(lens)
+    assert buf.b == pytest.approx(sum(lens) / 4)
+    assert buf.total_tokens == buf.prefix_tokens + sum(lens) == buf.cache.get_seq_length()
+
+
+def test_answering_leaves_cache_unchanged(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.extend([f.text for f in facts[:3]])
+    snap = cache_snapshot(buf)
+    buf.answer(facts[0].train_questions[0], max_new_tokens=5)
+    buf.answer_nll(facts[0].train_questions[0], facts[0].answer)
+    buf.query_logits("anything")
+    assert_same_cache(buf, snap)
+
+
+def test_answer_nll_is_positive_nats(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.append(facts[0].text)
+    nll = buf.answer_nll(facts[0].train_questions[0], facts[0].answer)
+    assert 0 < nll < 30
+
+
+def test_persistence_round_trip(tiny, facts, tmp_path):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    for f in facts[:4]:
+        buf.append(f.to_item())
+    path = buf.save(tmp_path / "stm.jsonl")
+    again = STMBuffer.load(path, tiny.model, tiny.tokenizer)
+    assert [i.to_json() for i in again.items] == [i.to_json() for i in buf.items]
+    assert_same_cache(again, cache_snapshot(buf))
+
+
+def test_remove_rebuilds_cache_like_a_fresh_buffer(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    items = [buf.append(f.to_item()) for f in facts[:4]]
+    buf.remove(items[1].id)
+    ref = STMBuffer(tiny.model, tiny.tokenizer)
+    ref.extend([items[0], items[2], items[3]])
+    assert [i.id for i in buf.items] == [items[0].id, items[2].id, items[3].id]
+    for a, b in zip(buf.cache.layers, ref.cache.layers):
+        assert torch.allclose(a.keys, b.keys, atol=1e-6)
+    with pytest.raises(KeyError):
+        buf.remove("nope")
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t", 42, None, b"bytes", ["a list"]])
+def test_bad_items_rejected_and_buffer_unchanged(tiny, facts, bad):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.append(facts[0].text)
+    snap = cache_snapshot(buf)
+    with pytest.raises(STMError):
+        buf.append(bad)
+    assert buf.n == 1
+    assert_same_cache(buf, snap)
+
+
+def test_duplicates_rejected(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.append(STMItem(text=facts[0].text, id="a"))
+    with pytest.raises(STMError, match="already exists"):
+        buf.append(STMItem(text=facts[1].text, id="a"))
+    with pytest.raises(STMError, match="duplicate"):
+        buf.append(facts[0].text)
+    assert buf.n == 1
+
+
+def test_item_longer_than_window_rejected(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    huge = "word " * (tiny.model.config.max_position_embeddings + 10)
+    snap = cache_snapshot(buf)
+    with pytest.raises(STMCapacityError, match="longer than the usable model window"):
+        buf.append(huge)
+    assert buf.n == 0
+    assert_same_cache(buf, snap)
+
+
+def test_capacity_error_and_oldest_eviction(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer, max_tokens=80)
+    with pytest.raises(STMCapacityError, match="STM is full"):
+        for f in facts[:20]:
+            buf.append(f.text)
+    n_full = buf.n
+    assert buf.total_tokens <= 80 and n_full >= 1
+    ev = STMBuffer(tiny.model, tiny.tokenizer, max_tokens=80, eviction="oldest")
+    for f in facts[:20]:
+        ev.append(f.text)
+    assert ev.items[-1].text == facts[19].text
+    assert ev.total_tokens <= 80 == ev.max_tokens
+    assert len(ev.evicted) + ev.n == 20
+    with pytest.raises(STMError, match="eviction"):
+        STMBuffer(tiny.model, tiny.tokenizer, eviction="random")
+
+
+def test_failed_forward_leaves_buffer_and_cache_unchanged(tiny, facts, monkeypatch):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.append(facts[0].text)
+    snap = cache_snapshot(buf)
+    orig = buf._forward
+
+    def boom(ids, cache):
+        orig(ids, cache)  # the cache grows, then the step fails
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(buf, "_forward", boom)
+    with pytest.raises(RuntimeError):
+        buf.append(facts[1].text)
+    assert buf.n == 1
+    assert_same_cache(buf, snap)
+
+
+def test_corrupt_jsonl_line_is_named_and_never_overwrites(tiny, facts, tmp_path):
+    path = tmp_path / "stm.jsonl"
+    good = json.dumps(facts[0].to_item().to_json())
+    content = good + "\n{not json\n"
+    path.write_text(content)
+    with pytest.raises(STMFileError, match="line 2"):
+        STMBuffer.load(path, tiny.model, tiny.tokenizer)
+    assert path.read_text() == content
+    path.write_text(json.dumps({"text": "x", "colour": 1}) + "\n")
+    with pytest.raises(STMFileError, match="unknown STM item fields"):
+        STMBuffer.load(path, tiny.model, tiny.tokenizer)
+    with pytest.raises(STMFileError, match="cannot read"):
+        STMBuffer.load(tmp_path / "missing.jsonl", tiny.model, tiny.tokenizer)
+
+
+def test_context_text_is_explicit_without_hidden_system_prompt(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.append(facts[0].text)
+    text = buf.context_text("Q?")
+    assert "SmolLM" not in text and "Hugging Face" not in text
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    assert tiny.tokenizer.decode(buf.context_ids()) == buf.context_text()
