@@ -1,0 +1,90 @@
+"""Learning-signal estimators (numpy only): gradient SNR, gradient noise scale, sample sufficiency m*.
+
+Per-example gradients g_i (rows of a matrix G, one per independent evidence unit) with mean E[g] and covariance
+Σ (McCandlish et al. 2018, arXiv 1812.06162):
+
+- per-example SNR_1 = |E[g]| / sqrt(tr Σ) (the spec's SNR(S_t), dimensionless);
+- simple noise scale B_simple = tr Σ / |E[g]|² (examples) = 1 / SNR_1²;
+- the mean of m examples has SNR_m = sqrt(m / B_simple); the gate SNR_m >= τ  <=>  m >= τ²·B_simple.
+
+Unbiased estimates from m per-example gradients: S = (1/(m-1)) Σ|g_i - ḡ|² estimates tr Σ, and
+|G|² = |ḡ|² - S/m estimates |E[g]|² (it can come out <= 0 when signal is buried in noise; then SNR = 0 and
+B_simple = inf).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class GradientSignal:
+    m: int  # evidence units (rows)
+    mean_sq_norm: float  # unbiased |E[g]|², (loss units / param unit)²
+    trace_cov: float  # unbiased tr Σ, same units
+    snr1: float  # per-example SNR, dimensionless
+    b_simple: float  # noise scale, examples
+    snr_m: float  # SNR of the mean of all m rows, dimensionless
+
+    def m_needed(self, tau: float) -> float:
+        """Evidence units needed for SNR_m >= tau: tau²·B_simple."""
+        return tau * tau * self.b_simple
+
+
+def gradient_signal(grads: np.ndarray) -> GradientSignal:
+    """SNR and B_simple from a matrix of per-example gradients, shape (m, d), m >= 2."""
+    g = np.asarray(grads, dtype=np.float64)
+    if g.ndim != 2 or g.shape[0] < 2:
+        raise ValueError(f"need a (m >= 2, d) matrix of per-example gradients, got shape {g.shape}")
+    if not np.isfinite(g).all():
+        raise ValueError("per-example gradients contain NaN or inf")
+    m = g.shape[0]
+    mean = g.mean(0)
+    trace = float(((g - mean) ** 2).sum() / (m - 1))
+    sq = float(mean @ mean - trace / m)
+    return _signal(m, sq, trace)
+
+
+def _signal(m: int, sq: float, trace: float) -> GradientSignal:
+    if trace <= 0:
+        return GradientSignal(m, sq, trace, math.inf if sq > 0 else 0.0, 0.0 if sq > 0 else math.inf,
+                              math.inf if sq > 0 else 0.0)
+    if sq <= 0:
+        return GradientSignal(m, sq, trace, 0.0, math.inf, 0.0)
+    snr1 = math.sqrt(sq / trace)
+    return GradientSignal(m, sq, trace, snr1, trace / sq, snr1 * math.sqrt(m))
+
+
+def noise_scale_two_batches(sq_norm_small: float, b_small: int, sq_norm_big: float, b_big: int) -> tuple[float, float, float]:
+    """B_simple from squared norms of mean gradients at two batch sizes (McCandlish et al. App. A).
+
+    ``sq_norm_*`` = |g_B|² of a batch-mean gradient of size B. Unbiased:
+    |G|² ≈ (B_big|g_big|² - B_small|g_small|²)/(B_big - B_small), tr Σ ≈ (|g_small|² - |g_big|²)/(1/B_small - 1/B_big).
+    Returns (|G|², tr Σ, B_simple) — B_simple in examples (inf when |G|² <= 0).
+    """
+    if not (0 < b_small < b_big):
+        raise ValueError("need 0 < b_small < b_big")
+    g2 = (b_big * sq_norm_big - b_small * sq_norm_small) / (b_big - b_small)
+    tr = (sq_norm_small - sq_norm_big) / (1 / b_small - 1 / b_big)
+    return g2, tr, (tr / g2 if g2 > 0 else math.inf)
+
+
+def m_star(dl_bits: float, epsilon: float, delta: float = 0.05, agnostic: bool = False) -> float:
+    """Sample sufficiency m* (evidence units) from the description length of the update.
+
+    The spec's m* ≈ (DL(Δφ) + log(1/δ)) / ε with units made consistent: DL in **bits** is converted to nats
+    (× ln 2) to add to ln(1/δ) (nats); ε is an error rate or a loss scaled to [0, 1]. This is the realisable
+    Occam bound (Blumer et al. 1987). ``agnostic=True`` gives (DL·ln2 + ln(1/δ)) / (2ε²) (Hoeffding + union
+    over the code), for training loss not ≈ 0.
+    """
+    if not (dl_bits >= 0 and math.isfinite(dl_bits)):
+        raise ValueError(f"DL must be a finite number of bits >= 0, got {dl_bits}")
+    if not 0 < epsilon <= 1:
+        raise ValueError(f"epsilon must be in (0, 1], got {epsilon}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    nats = dl_bits * math.log(2) + math.log(1 / delta)
+    return nats / (2 * epsilon * epsilon) if agnostic else nats / epsilon
