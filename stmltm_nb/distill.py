@@ -272,11 +272,13 @@ def _progress(total: int, desc: str, enabled: bool):
     return _Null()
 
 
-def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: float = 0.0):
+def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: float = 0.0,
+            gold_boost: float = 1.0):
     """Batch examples ``idx``: right-padded ids, attention mask, and per-response-token targets.
 
     Returns (input_ids [B,T], attention_mask [B,T], rows [R] (batch row), cols [R] (position predicting the
-    token), topk_ids [R,k], target_p [R,k]) where R counts response tokens in the batch.
+    token), topk_ids [R,k], target_p [R,k], weight [R]) where R counts response tokens in the batch; tokens of
+    the gold answer weigh ``gold_boost``, the others 1.
     """
     import torch
 
@@ -284,7 +286,7 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
     T = max(len(e.ids) for e in exs)
     input_ids = torch.full((len(exs), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(exs), T), dtype=torch.long)
-    rows, cols, tids, tps = [], [], [], []
+    rows, cols, tids, tps, wts = [], [], [], [], []
     for b, (i, e) in enumerate(zip(idx, exs)):
         input_ids[b, : len(e.ids)] = torch.tensor(e.ids)
         mask[b, : len(e.ids)] = 1
@@ -302,25 +304,32 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
                 p_i[absent, -1] = 0.0
                 present = ids_i == resp[:, None]
                 p_i[g] = (1 - gold_weight) * p_i[g] + gold_weight * present[g].float()
+        wts.append(1.0 + (gold_boost - 1.0) * torch.tensor(e.gold_mask[:n_resp], dtype=torch.float32))
         rows.append(torch.full((n_resp,), b))
         cols.append(torch.arange(e.resp_start - 1, len(e.ids) - 1))
         tids.append(ids_i)
         tps.append(p_i)
-    return input_ids, mask, torch.cat(rows), torch.cat(cols), torch.cat(tids), torch.cat(tps)
+    return input_ids, mask, torch.cat(rows), torch.cat(cols), torch.cat(tids), torch.cat(tps), torch.cat(wts)
 
 
 def distill_loss(model: Any, batch) -> Any:
-    """Soft cross-entropy (nats/token) of ``model`` (PEFT-wrapped) against the batch's teacher targets."""
+    """Soft cross-entropy (nats/token, weighted mean) of ``model`` (PEFT-wrapped) against the teacher targets.
+
+    Logits are computed only at the positions that predict response tokens (``logits_to_keep``).
+    """
     import torch
 
-    input_ids, mask, rows, cols, tids, tps = batch
-    logits = model(input_ids=input_ids, attention_mask=mask).logits
-    sel = torch.log_softmax(logits[rows, cols].float(), dim=-1)
-    return -(tps * sel.gather(-1, tids)).sum(-1).mean()
+    input_ids, mask, rows, cols, tids, tps, wts = batch
+    keep = torch.unique(cols)
+    logits = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
+    sel = torch.log_softmax(logits[rows, torch.searchsorted(keep, cols)].float(), dim=-1)
+    ce = -(tps * sel.gather(-1, tids)).sum(-1)
+    return (wts * ce).sum() / wts.sum()
 
 
 def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch_size: int = 16,
-                    lr: float = 2e-2, gold_weight: float = 0.5, seed: int = 0, progress: bool = True,
+                    lr: float = 2e-2, gold_weight: float = 0.5, gold_boost: float = 4.0, seed: int = 0,
+                    progress: bool = True,
                     warmup: int = 5, example_idx: Sequence[int] | None = None) -> TrainResult:
     """Adam on the cartridge's trainable parameters only (base model frozen), cosine decay to 10 % of ``lr``.
 
@@ -359,7 +368,7 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
             if len(order) < batch_size:
                 order += [pool[i] for i in torch.randperm(len(pool), generator=gen).tolist()]
             idx, order = order[:batch_size], order[batch_size:]
-            batch = collate(tt, idx, pad_id, gold_weight)
+            batch = collate(tt, idx, pad_id, gold_weight, gold_boost)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
             loss = distill_loss(cart.peft_model, batch)
@@ -378,6 +387,6 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
     res.seconds = time.perf_counter() - t0
     res.steps = steps
     cart.meta["stats"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "gold_weight": gold_weight,
-                          "seed": seed, "final_loss": res.losses[-1] if res.losses else None,
+                          "gold_boost": gold_boost, "seed": seed, "final_loss": res.losses[-1] if res.losses else None,
                           "train_seconds": round(res.seconds, 2), "examples": len(pool)}
     return res

@@ -102,7 +102,7 @@ def test_student_at_init_agrees_with_teacher_top1(lm, items, facts):
     stm = STMBuffer(lm.model, lm.tokenizer)
     stm.extend(items)
     cart = Cartridge.create(lm.model, lm.tokenizer, p=stm.total_tokens, stm_text=stm_text(items))
-    input_ids, mask, rows, cols, tids, tps = collate(tt, list(range(len(tt))), lm.tokenizer.pad_token_id)
+    input_ids, mask, rows, cols, tids, tps, _ = collate(tt, list(range(len(tt))), lm.tokenizer.pad_token_id)
     with torch.no_grad():
         logits = cart.peft_model(input_ids=input_ids, attention_mask=mask).logits
     assert torch.equal(logits[rows, cols].argmax(-1), tids[:, 0])
@@ -111,8 +111,8 @@ def test_student_at_init_agrees_with_teacher_top1(lm, items, facts):
 
 def test_gold_weight_puts_mass_on_gold_tokens(lm, items, facts):
     tt = make_targets(lm, items, facts)
-    _, _, _, _, tids, p0 = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=0.0)
-    _, _, _, _, tids1, p1 = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=1.0)
+    _, _, _, _, tids, p0, _ = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=0.0)
+    _, _, _, _, tids1, p1, _ = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=1.0)
     ex = tt.examples[0]
     gold = torch.tensor(ex.gold_mask, dtype=torch.bool)
     assert gold.any()
