@@ -34,6 +34,53 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measure(args: argparse.Namespace) -> int:
+    from .env import fast
+    from .measure_job import run_measurements
+
+    res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=args.out)
+    print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
+          f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    import json
+
+    from .switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, decide
+
+    try:
+        if args.json:
+            from pathlib import Path
+
+            d = json.loads(Path(args.json).read_text())
+            cost = CostModel(**d.pop("cost", {}))
+            recall = RecallModel(**d.pop("recall", {}))
+            x = SwitchInputs(cost=cost, recall=recall, **d)
+        else:
+            x = SwitchInputs(n=args.n, Q=args.Q, c_upd=args.c_upd, r_cart=args.r_cart,
+                             cost=CostModel(args.kappa0, args.kappa1, args.kappa2),
+                             recall=RecallModel(args.recall, q0=args.q0, rho=args.rho, nu=args.nu, n50=args.n50, k=args.k),
+                             q_cart=args.q_cart, lam=args.lam, eta=args.eta, gamma=args.gamma, tau=args.tau,
+                             m=args.m, m_star=args.m_star, snr=args.snr, g_mdl=args.g_mdl)
+        dec = decide(x)
+    except (SwitchingInputError, TypeError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(("CONSOLIDATE" if dec.consolidate else "WAIT") + f" — {dec.explanation}")
+    print("terms (seconds unless noted):")
+    for k, v in dec.terms.items():
+        print(f"  {k:>12} = {v:.6g}")
+    print("gates:")
+    for g in dec.gates:
+        state = "pass" if g.passed else "BLOCK"
+        note = "" if g.measured else " (not measured)"
+        print(f"  {g.name:<16} {state:<5} {g.rule}: value={g.value} threshold={g.threshold}{note}")
+    if args.as_json:
+        print(json.dumps(dec.to_json(), indent=2, default=str))
+    return 0 if dec.consolidate else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stmltm", description="STM vs LTM memory for language models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -42,6 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--sizes", default="1,16,64", help="comma-separated STM sizes n (items)")
     d.add_argument("--questions", type=int, default=10, help="questions asked per size (spread over the items)")
     d.set_defaults(func=_demo)
+
+    m = sub.add_parser("measure", help="measure every Key-Metrics signal on a model; write one JSON file")
+    m.add_argument("--model", default="default")
+    m.add_argument("--out", default="data/measured_curves.json", help="output JSON path")
+    m.add_argument("--facts", type=int, default=64, help="facts consolidated into the cartridge")
+    m.add_argument("--fast", action="store_true", help="small sizes (also when STMLTM_FAST=1)")
+    m.set_defaults(func=_measure)
+
+    c = sub.add_parser("decide", help="evaluate the switching inequality and print every term",
+                       description="Exit status: 0 consolidate, 1 wait, 2 bad input.")
+    c.add_argument("--json", help="a JSON file with the SwitchInputs fields (cost and recall as objects)")
+    for name, default, helptext in [
+        ("n", 64.0, "STM items"), ("Q", 1000.0, "future queries"), ("c_upd", 600.0, "update cost, s"),
+        ("r_cart", 0.01, "cartridge overhead, s/query"), ("kappa0", 0.0, "c_ctx intercept, s"),
+        ("kappa1", 0.001, "c_ctx slope, s/item"), ("kappa2", 0.0, "c_ctx curvature, s/item²"),
+        ("q0", 1.0, "recall at n→0"), ("rho", 0.0, "linear recall slope"), ("nu", 50.0, "exponential scale"),
+        ("n50", 10.0, "hyperbolic/Hill half-recall size"), ("k", 1.0, "Hill exponent"),
+        ("q_cart", 0.9, "cartridge recall"), ("lam", 1.0, "s per unit loss"), ("eta", 0.0, "hysteresis"),
+        ("gamma", 0.0, "required quality margin"), ("tau", 2.0, "SNR threshold"),
+    ]:
+        c.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=default, help=helptext)
+    for name in ("m", "m_star", "snr", "g_mdl"):
+        c.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
+    c.add_argument("--recall", default="hyperbolic", choices=["linear", "exponential", "hyperbolic", "hill"])
+    c.add_argument("--as-json", action="store_true", help="also print the decision as JSON")
+    c.set_defaults(func=_decide)
     return p
 
 

@@ -35,7 +35,7 @@ class RecallResult:
     outputs: list[tuple[str, str, str, bool]]  # (question, gold, output, hit)
 
 
-def evaluate_recall(buf: STMBuffer, facts: Sequence[Fact], kind: str = "train", max_new_tokens: int = 16,
+def evaluate_recall(buf: STMBuffer, facts: Sequence[Fact], kind: str = "train", max_new_tokens: int = 32,
                     first_question_only: bool = False, with_nll: bool = True) -> RecallResult:
     """Ask every fact's questions of ``kind`` against the memory in ``buf``; the buffer is not changed."""
     hits, total, nlls, times, outputs = 0, 0, [], [], []
@@ -64,3 +64,67 @@ def spread(seq: Sequence, k: int) -> list:
     if k == 1:
         return [seq[0]]
     return [seq[round(i * (len(seq) - 1) / (k - 1))] for i in range(k)]
+
+
+MODES = ("no memory", "STM (all items)", "STM (own chunk, oracle)", "LTM (cartridge)", "LTM + residual STM")
+RETENTION_QUESTION = "Tell me some general facts about the world."
+
+
+def text_nll(buf: STMBuffer, text: str, question: str = RETENTION_QUESTION) -> float:
+    """Mean NLL (nats/token) of ``text`` as the assistant's reply to ``question``, on top of ``buf``'s memory."""
+    import torch
+
+    from .prompts import encode
+
+    q_ids = encode(buf.tokenizer, buf.fmt.query(question))
+    t_ids = encode(buf.tokenizer, text.strip())
+    logits = buf.logits_for_ids(q_ids + t_ids)[0, len(q_ids) - 1 : -1].float()
+    logp = torch.log_softmax(logits, -1)[torch.arange(len(t_ids)), torch.tensor(t_ids)]
+    return float(-logp.mean())
+
+
+def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
+                     chunk_size: int = 4, kinds: Sequence[str] = QUESTION_KINDS, max_new_tokens: int = 32,
+                     first_question_only: bool = True, retention_text: str | None = None):
+    """The STM-vs-LTM table: recall (with Wilson 95 % interval), answer NLL and seconds per query for each
+    memory mode and question kind, asked about ``facts + residual``; plus retention rows (NLL of a general
+    text, nats/token) for each mode. ``cartridge`` was trained on ``facts``; ``residual`` facts are newer items
+    kept in STM. Returns a pandas DataFrame (one row per mode × kind)."""
+    import pandas as pd
+
+    from .facts import chunks, general_text
+    from .metrics.stats import wilson_interval
+
+    everything = list(facts) + list(residual)
+    memories: dict[str, STMBuffer | None] = {"no memory": STMBuffer(model, tokenizer)}
+    memories["STM (all items)"] = STMBuffer(model, tokenizer)
+    memories["STM (all items)"].extend([f.to_item() for f in everything])
+    memories["STM (own chunk, oracle)"] = None  # built per chunk below
+    if cartridge is not None:
+        memories["LTM (cartridge)"] = cartridge.memory()
+        memories["LTM + residual STM"] = cartridge.memory(residual=[f.to_item() for f in residual])
+    rows = []
+    for mode, buf in memories.items():
+        for kind in kinds:
+            if buf is None:
+                parts = []
+                for group in chunks(everything, chunk_size):
+                    b = STMBuffer(model, tokenizer)
+                    b.extend([f.to_item() for f in group])
+                    parts.append(evaluate_recall(b, group, kind, max_new_tokens, first_question_only))
+                hits, total = sum(p.hits for p in parts), sum(p.total for p in parts)
+                nll = sum(p.nll * p.total for p in parts) / total
+                spq = sum(p.seconds_per_query * p.total for p in parts) / total
+            else:
+                r = evaluate_recall(buf, everything, kind, max_new_tokens, first_question_only)
+                hits, total, nll, spq = r.hits, r.total, r.nll, r.seconds_per_query
+            lo, hi = wilson_interval(hits, total)
+            rows.append({"mode": mode, "questions": kind, "recall": hits / total, "lo": lo, "hi": hi,
+                         "answer_nll": nll, "n_questions": total, "s_per_query": spq})
+    text = retention_text or general_text()
+    for mode, buf in memories.items():
+        if buf is not None:
+            rows.append({"mode": mode, "questions": "retention (general text NLL)", "recall": float("nan"),
+                         "lo": float("nan"), "hi": float("nan"), "answer_nll": text_nll(buf, text),
+                         "n_questions": 0, "s_per_query": float("nan")})
+    return pd.DataFrame(rows)

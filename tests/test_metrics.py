@@ -163,3 +163,23 @@ def test_model_conflicts_with_a_stub_nll():
 def test_dl_is_finite_and_non_negative(values, step):
     dl = dl_quantized(np.array(values), step)
     assert math.isfinite(dl["bits"]) and dl["bits"] >= dl["header_bits"] > 0
+
+
+def test_learning_curve_fit_recovers_power_law_and_extrapolates():
+    from stmltm_nb.metrics.probe import fit_learning_curve, probe_prediction
+
+    s = np.arange(1, 201)
+    losses = 0.4 + 2.0 * s ** -0.7
+    fit = fit_learning_curve(losses[:40])
+    assert fit.l_inf == pytest.approx(0.4, abs=0.01) and fit.alpha == pytest.approx(0.7, abs=0.03)
+    p = probe_prediction(losses, probe_steps=40, window=1)
+    assert abs(p["error"]) < 0.01 and p["ucb"] >= p["predicted"]
+
+
+def test_streaming_sums_equal_matrix_estimate():
+    from stmltm_nb.metrics.signal import gradient_signal_from_sums
+
+    g = np.random.default_rng(3).normal(0.2, 1.0, (30, 7))
+    a = gradient_signal(g)
+    b = gradient_signal_from_sums(30, g.sum(0), float((g * g).sum()))
+    assert a.b_simple == pytest.approx(b.b_simple) and a.trace_cov == pytest.approx(b.trace_cov)

@@ -41,10 +41,17 @@ def gradient_signal(grads: np.ndarray) -> GradientSignal:
         raise ValueError(f"need a (m >= 2, d) matrix of per-example gradients, got shape {g.shape}")
     if not np.isfinite(g).all():
         raise ValueError("per-example gradients contain NaN or inf")
-    m = g.shape[0]
-    mean = g.mean(0)
-    trace = float(((g - mean) ** 2).sum() / (m - 1))
-    sq = float(mean @ mean - trace / m)
+    return gradient_signal_from_sums(g.shape[0], g.sum(0), float((g * g).sum()))
+
+
+def gradient_signal_from_sums(m: int, sum_vec: np.ndarray, sum_sq_norms: float) -> GradientSignal:
+    """Same estimates from streaming sums: Σ g_i (a vector) and Σ |g_i|² (a number), without storing all g_i."""
+    if m < 2:
+        raise ValueError("need m >= 2 per-example gradients")
+    mean = np.asarray(sum_vec, dtype=np.float64) / m
+    mean_sq = float(mean @ mean)
+    trace = max(0.0, (sum_sq_norms - m * mean_sq) / (m - 1))
+    sq = mean_sq - trace / m
     return _signal(m, sq, trace)
 
 

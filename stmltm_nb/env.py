@@ -1,0 +1,40 @@
+"""Run-time switches shared by notebooks, the CLI and tests."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+
+def fast() -> bool:
+    """True when ``STMLTM_FAST`` is set to a true value: notebooks and commands shrink their work (CI)."""
+    return os.environ.get("STMLTM_FAST", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, numpy and (if installed) torch."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def machine() -> dict[str, str | int]:
+    """What the measurements ran on (no paths)."""
+    info: dict[str, str | int] = {"python": platform.python_version(), "cpus": os.cpu_count() or 0,
+                                  "platform": platform.machine()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info

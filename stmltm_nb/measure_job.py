@@ -1,0 +1,179 @@
+"""``stmltm measure``: every Key-Metrics signal on one model, saved as one JSON file the notebooks read.
+
+Sections of the JSON (units in the key names or below):
+``recall`` (q_ctx(n), L_ctx(n) by position and pooled, with fits), ``cost`` (c_ctx(n) in both regimes, fits),
+``consolidation`` (c_upd, FLOPs, loss history, probe prediction), ``cartridge`` (r_cart, KV bytes),
+``signal`` (SNR, B_simple both estimators, m*), ``compression`` (DL(Δφ), G_MDL in bytes and bits,
+prequential code), ``comparison`` (the STM-vs-LTM table), ``governance`` (contradictions found).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_write_json
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _clean(x: Any) -> Any:
+    """Make a structure JSON-safe: NaN/inf become None; numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        try:
+            x = x.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
+                     out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Measure everything and return the JSON-ready dict (written to ``out`` when given)."""
+    import torch
+
+    from .evaluation import compare_memories
+    from .facts import load_facts
+    from .metrics import measure as M
+    from .metrics.compression import g_mdl_information, g_mdl_storage
+    from .metrics.governance import key_conflicts, model_conflicts
+    from .metrics.probe import probe_prediction
+    from .metrics.signal import m_star
+    from .metrics.stats import fit_all_recall, fit_cost
+    from .models import load_model
+    from .pipeline import ConsolidationConfig, consolidate, templates_of
+    from .stm import STMBuffer
+
+    t_start = time.perf_counter()
+    torch.manual_seed(0)
+    lm = load_model(model_name)
+    model, tok = lm.model, lm.tokenizer
+    facts = load_facts()
+    n_facts = min(n_facts, 16) if fast else n_facts
+    train_facts, residual = facts[:n_facts], facts[n_facts : n_facts + (4 if fast else 8)]
+    res: dict[str, Any] = {"model": lm.name, "fast": fast, "n_facts": n_facts,
+                           "created": _dt.date.today().isoformat()}
+    from .env import machine
+
+    res["machine"] = machine()
+
+    _log("recall curve q_ctx(n), L_ctx(n)")
+    sizes = [1, 4, 16] if fast else [1, 2, 4, 8, 16, 32, 64, 128]
+    rows = M.recall_curve(model, tok, facts, sizes, per_position=2 if fast else 4)
+    pooled = M.pooled_recall(rows)
+    fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
+    held = M.recall_curve(model, tok, facts, sizes[:: 2 if not fast else 1], per_position=2 if fast else 4,
+                          positions=("middle",), kind="heldout")
+    res["recall"] = {"by_position": rows, "pooled": pooled, "heldout": held,
+                     "fits": [asdict(f) for f in fits], "best_fit": fits[0].model,
+                     "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
+
+    _log("cost curve c_ctx(n)")
+    csizes = [1, 4, 16] if fast else [1, 4, 16, 64, 128, 200]
+    crow = M.cost_curve(model, tok, facts, csizes, repeats=2 if fast else 3)
+    base = crow[0]
+    ns = [r["n"] for r in crow[1:]]
+    exc_c = [r["ttft_cached_s"] - base["ttft_cached_s"] for r in crow[1:]]
+    exc_s = [r["ttft_stateless_s"] - base["ttft_stateless_s"] for r in crow[1:]]
+    res["cost"] = {"rows": crow, "note": "excess = TTFT(n) − TTFT(0): the per-query cost attributable to STM",
+                   "fit_cached_linear": asdict(fit_cost(ns, exc_c)),
+                   "fit_stateless_linear": asdict(fit_cost(ns, exc_s)),
+                   "fit_stateless_quadratic": asdict(fit_cost(ns, exc_s, quadratic=True))}
+
+    _log(f"consolidation: cartridge on {n_facts} facts")
+    cfg = ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
+                              batch_size=8 if fast else ConsolidationConfig.batch_size)
+    items = [f.to_item() for f in train_facts]
+    run = consolidate(model, tok, items, templates_of(train_facts), cfg, progress=progress)
+    cart, tt = run.cartridge, run.targets
+
+    _log("learning signal at the initial cartridge (per item) and after training")
+    from .cartridge import Cartridge
+
+    init = Cartridge.create(model, tok, p=cfg.p, stm_text="".join(it.text.strip() + "\n" for it in items))
+    sig0 = M.per_item_gradient_signal(init, tt)
+    sig1 = M.per_item_gradient_signal(cart, tt)
+    two = M.two_batch_noise_scale(init, tt, b_small=2, b_big=8 if fast else 16, repeats=2 if fast else 4)
+    flops = M.training_flops(model.config, tt, cfg.steps, cfg.batch_size, cfg.p)
+    probe = probe_prediction(run.train.losses, probe_steps=max(6, cfg.steps // 4))
+    res["consolidation"] = {"config": asdict(cfg), "seconds": run.seconds, "c_upd_s": run.seconds["total"],
+                            "losses": run.train.losses, "examples": len(tt), "flops": flops, "probe": probe,
+                            "student_tokens": run.train.tokens_seen}
+
+    _log("cartridge overhead r_cart")
+    res["cartridge"] = M.cartridge_overhead(cart, repeats=2 if fast else 5)
+
+    _log("description length and G_MDL")
+    dl = M.cartridge_dl(cart, run.init_vector)
+    base_buf = STMBuffer(model, tok)
+    bits_base = M.item_code_bits(base_buf, items)
+    bits_cart = M.item_code_bits(cart.memory(), items)
+    from .cartridge import kv_bytes_per_token
+
+    n_tokens = sum(len(tok(f.text.strip() + "\n", add_special_tokens=False)["input_ids"]) for f in train_facts)
+    g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(model.config), cart.kv_bytes())
+    g_info = g_mdl_information(sum(bits_base), dl["bits"], sum(bits_cart))
+    res["compression"] = {"dl": dl, "stm_tokens": n_tokens, "item_bits_base": bits_base,
+                          "item_bits_cartridge": bits_cart, "g_mdl_storage": asdict(g_store),
+                          "g_mdl_information": asdict(g_info)}
+
+    _log("prequential code (two blocks)")
+    half = n_facts // 2
+    first = consolidate(model, tok, items[:half], templates_of(train_facts[:half]),
+                        ConsolidationConfig(steps=max(10, cfg.steps // 3), batch_size=cfg.batch_size),
+                        progress=progress)
+    preq = sum(bits_base[:half]) + sum(M.item_code_bits(first.cartridge.memory(), items[half:]))
+    res["compression"]["prequential_bits"] = preq
+    res["compression"]["prequential_gain_bits"] = sum(bits_base) - preq
+
+    m_items = n_facts
+    res["signal"] = {
+        "per_item_at_init": asdict(sig0), "per_item_after_training": asdict(sig1), "two_batch_at_init": two,
+        "m_items": m_items,
+        "m_star_occam": m_star(dl["bits"], 0.05, 0.05), "m_star_agnostic": m_star(dl["bits"], 0.05, 0.05, True),
+        "m_snr_tau2": sig0.m_needed(2.0), "epsilon": 0.05, "delta": 0.05,
+    }
+
+    _log("STM vs LTM table")
+    table = compare_memories(model, tok, train_facts, cart, residual=residual, chunk_size=cfg.chunk_size)
+    res["comparison"] = table.to_dict(orient="records")
+
+    _log("contradictions")
+    allf = load_facts(contradictions=True)
+    contra = [f for f in allf if f.supersedes]
+    pairs = [f for f in allf if any(c.supersedes == f.id for c in contra)] + contra
+    kc = key_conflicts([f.to_item(time=i) for i, f in enumerate(allf)])
+
+    def nll(ctx, q, a):
+        b = STMBuffer(model, tok)
+        b.extend([STMItem(text=it.text, id=it.id) for it in ctx])
+        return b.answer_nll(q, a)
+
+    from .stm import STMItem
+
+    probe_items = [f.to_item(time=i) for i, f in enumerate(pairs + facts[: 8 if fast else 24])]
+    mc = model_conflicts(probe_items, {f.id: f.train_questions[0] for f in pairs + facts}, nll, threshold=1.0)
+    expected = {(c.supersedes, c.id) for c in contra}
+    res["governance"] = {"key_conflicts": [asdict(c) for c in kc],
+                         "model_conflicts": [asdict(c) for c in mc],
+                         "model_true_positives": sum((c.older, c.newer) in expected for c in mc),
+                         "model_false_positives": sum((c.older, c.newer) not in expected for c in mc),
+                         "contradiction_pairs": len(expected)}
+    res["total_seconds"] = time.perf_counter() - t_start
+    res = _clean(res)
+    if out is not None:
+        atomic_write_json(out, res)
+        _log(f"wrote {out}")
+    return res

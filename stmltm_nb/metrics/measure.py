@@ -1,0 +1,232 @@
+"""Measurements on a real model: recall/loss curves, per-query cost, cartridge overhead, FLOPs, gradient signal,
+description length. Times are wall-clock seconds (minimum over repeats, which is the least noisy statistic on a
+shared machine); losses are nats per answer token; code lengths are bits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..cartridge import Cartridge
+from ..distill import TeacherTargets, collate, distill_loss
+from ..evaluation import evaluate_recall, spread
+from ..facts import Fact
+from ..prompts import encode
+from ..stm import STMBuffer, STMItem
+from .compression import dl_quantized, nats_to_bits
+from .signal import GradientSignal, gradient_signal_from_sums, noise_scale_two_batches
+from .stats import wilson_interval
+
+POSITIONS = ("start", "middle", "end")
+
+
+def _position_slice(n: int, position: str, k: int) -> list[int]:
+    k = min(k, n)
+    if position == "start":
+        return list(range(k))
+    if position == "end":
+        return list(range(n - k, n))
+    mid = n // 2
+    lo = max(0, min(n - k, mid - k // 2))
+    return list(range(lo, lo + k))
+
+
+def recall_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int = 4,
+                 positions: Sequence[str] = POSITIONS, kind: str = "train") -> list[dict[str, Any]]:
+    """q_ctx(n) and L_ctx(n): STM of the first n facts; ask about ``per_position`` items at the start, middle
+    and end of the buffer. One row per (n, position) with hits, total, recall, Wilson 95 % interval and mean
+    answer NLL (nats/token)."""
+    rows = []
+    buf = STMBuffer(model, tokenizer)
+    for n in sorted(sizes):
+        if n > len(facts):
+            raise ValueError(f"n={n} exceeds the {len(facts)} facts given")
+        while buf.n < n:
+            buf.append(facts[buf.n].to_item())
+        for pos in positions:
+            asked = [facts[i] for i in _position_slice(n, pos, per_position)]
+            r = evaluate_recall(buf, asked, kind, first_question_only=True)
+            lo, hi = wilson_interval(r.hits, r.total)
+            rows.append({"n": n, "tokens": buf.n_tokens, "position": pos, "hits": r.hits, "total": r.total,
+                         "recall": r.recall, "lo": lo, "hi": hi, "nll": r.nll})
+    return rows
+
+
+def pooled_recall(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pool the per-position rows of :func:`recall_curve` into one row per n (Wilson interval on the pool)."""
+    out = []
+    for n in sorted({r["n"] for r in rows}):
+        rs = [r for r in rows if r["n"] == n]
+        hits, total = sum(r["hits"] for r in rs), sum(r["total"] for r in rs)
+        lo, hi = wilson_interval(hits, total)
+        nll = sum(r["nll"] * r["total"] for r in rs) / total
+        out.append({"n": n, "tokens": rs[0]["tokens"], "hits": hits, "total": total, "recall": hits / total,
+                    "lo": lo, "hi": hi, "nll": nll})
+    return out
+
+
+def _timed(fn, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def ttft_cached(buf: STMBuffer, question: str, repeats: int = 3) -> float:
+    """Time to first token (s) with the STM already on the cache: one forward of the query suffix."""
+    ids = encode(buf.tokenizer, buf.fmt.query(question))
+    return _timed(lambda: buf.logits_for_ids(ids), repeats)
+
+
+def ttft_stateless(model: Any, tokenizer: Any, context_ids: list[int], question: str, fmt, repeats: int = 3) -> float:
+    """Time to first token (s) when the whole STM is prefilled with every query (no cache reuse)."""
+    import torch
+
+    ids = torch.tensor([context_ids + encode(tokenizer, fmt.query(question))])
+
+    def run():
+        with torch.no_grad():
+            model(input_ids=ids, logits_to_keep=1)
+
+    return _timed(run, repeats)
+
+
+def cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int = 3,
+               question: str = "Which river flows through Tounkur?") -> list[dict[str, Any]]:
+    """c_ctx(n) in both regimes: cached (STM on a live cache) and stateless (STM re-prefilled every query).
+    Includes n = 0 (no memory). Rows: n, tokens, ttft_cached_s, ttft_stateless_s, kv_bytes (fp32)."""
+    from ..cartridge import kv_bytes_per_token
+
+    per_tok = kv_bytes_per_token(model.config)
+    rows = []
+    buf = STMBuffer(model, tokenizer)
+    for n in sorted(set([0, *sizes])):
+        while buf.n < n:
+            buf.append(facts[buf.n].to_item())
+        rows.append({"n": n, "tokens": buf.n_tokens, "ttft_cached_s": ttft_cached(buf, question, repeats),
+                     "ttft_stateless_s": ttft_stateless(model, tokenizer, buf.context_ids(), question, buf.fmt, repeats),
+                     "kv_bytes": buf.total_tokens * per_tok})
+    return rows
+
+
+def cartridge_overhead(cart: Cartridge, question: str = "Which river flows through Tounkur?", repeats: int = 3,
+                       header_buf: STMBuffer | None = None) -> dict[str, float]:
+    """r_cart: per-query TTFT with the cartridge minus TTFT with no memory (s), plus the cartridge's KV bytes."""
+    mem = cart.memory()
+    none = header_buf or STMBuffer(cart.base_model, cart.tokenizer)
+    t_cart = ttft_cached(mem, question, repeats)
+    t_none = ttft_cached(none, question, repeats)
+    return {"ttft_cartridge_s": t_cart, "ttft_no_memory_s": t_none, "r_cart_s": max(0.0, t_cart - t_none),
+            "cartridge_kv_bytes": cart.kv_bytes(), "p": cart.p}
+
+
+def forward_flops(config: Any, n_tokens: int, n_context: int) -> float:
+    """Analytic FLOPs of a forward pass over ``n_tokens`` new tokens attending to ``n_context`` earlier tokens
+    (plus themselves): 2·(non-embedding params + lm head)·tokens + 4·layers·heads·head_dim·tokens·keys."""
+    h = config.hidden_size
+    head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    kv = config.num_key_value_heads * head_dim
+    per_layer = h * config.num_attention_heads * head_dim + 2 * h * kv + config.num_attention_heads * head_dim * h
+    per_layer += 3 * h * config.intermediate_size
+    dense = 2 * (config.num_hidden_layers * per_layer + h * config.vocab_size) * n_tokens
+    keys = n_context + (n_tokens + 1) / 2
+    attn = 4 * config.num_hidden_layers * config.num_attention_heads * head_dim * n_tokens * keys
+    return float(dense + attn)
+
+
+def training_flops(config: Any, tt: TeacherTargets, steps: int, batch_size: int, p: int) -> dict[str, float]:
+    """Analytic FLOPs of a cartridge run: teacher pass (one forward per example over its chunk context) and
+    student steps (forward + input-gradient backward ≈ 2 × forward; frozen weights need no weight gradients)."""
+    mean_len = float(np.mean([len(e.ids) for e in tt.examples]))
+    teacher = sum(forward_flops(config, len(e.ids), 0) for e in tt.examples)  # context ≈ chunk, counted in ids
+    student = 2 * forward_flops(config, int(round(mean_len)), p) * batch_size * steps
+    return {"teacher_flops": float(teacher), "student_flops": float(student), "total_flops": float(teacher + student)}
+
+
+# ----- learning signal ------------------------------------------------------------------------------------------
+def per_item_gradient_signal(cart: Cartridge, tt: TeacherTargets, max_items: int | None = None) -> GradientSignal:
+    """SNR and B_simple from per-item gradients of the distillation loss w.r.t. the cartridge's trainable
+    parameters, at the current parameters. An item's examples (its questions) are averaged first: items are
+    the independent evidence units. Streaming sums, so memory stays O(#parameters)."""
+    import torch
+
+    by_item: dict[str, list[int]] = {}
+    for i, e in enumerate(tt.examples):
+        by_item.setdefault(e.item_id, []).append(i)
+    groups = list(by_item.values())[: max_items or None]
+    params = cart.trainable_parameters()
+    pad = cart.tokenizer.pad_token_id or 0
+    total = None
+    sq = 0.0
+    for idx in groups:
+        loss = distill_loss(cart.peft_model, collate(tt, idx, pad))
+        grads = torch.autograd.grad(loss, params)
+        v = torch.cat([g.reshape(-1) for g in grads]).double()
+        total = v if total is None else total + v
+        sq += float(v @ v)
+    return gradient_signal_from_sums(len(groups), total.numpy(), sq)
+
+
+def two_batch_noise_scale(cart: Cartridge, tt: TeacherTargets, b_small: int = 2, b_big: int = 16,
+                          repeats: int = 3, seed: int = 0) -> dict[str, float]:
+    """B_simple by the two-batch-size estimator (McCandlish et al. App. A), with |g_B|² averaged over
+    ``repeats`` random batches of each size (examples, not items)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    params = cart.trainable_parameters()
+    pad = cart.tokenizer.pad_token_id or 0
+
+    def sq_norm(b: int) -> float:
+        vals = []
+        for _ in range(repeats):
+            idx = torch.randperm(len(tt), generator=gen)[:b].tolist()
+            grads = torch.autograd.grad(distill_loss(cart.peft_model, collate(tt, idx, pad)), params)
+            vals.append(float(sum((g.double() ** 2).sum() for g in grads)))
+        return float(np.mean(vals))
+
+    g2, tr, b = noise_scale_two_batches(sq_norm(b_small), b_small, sq_norm(b_big), b_big)
+    return {"G2": g2, "trace_cov": tr, "b_simple": b, "b_small": b_small, "b_big": b_big}
+
+
+# ----- description length -----------------------------------------------------------------------------------------
+def cartridge_dl(cart: Cartridge, init_vector, step_fraction: float = 0.125) -> dict[str, float]:
+    """DL(Δφ) in bits: Δφ = trained − initial trainable values, quantised at step = ``step_fraction``·RMS(Δφ),
+    entropy-coded. Also reports the naive fp16 size and the storage bytes of the whole cartridge."""
+    delta = (cart.delta_vector() - init_vector).double().numpy()
+    rms = float(np.sqrt(np.mean(delta**2))) or 1e-12
+    out = dl_quantized(delta, step_fraction * rms)
+    out.update({"step": step_fraction * rms, "step_fraction_of_rms": step_fraction, "params": int(delta.size),
+                "delta_rms": rms, "storage_bytes_fp32": cart.kv_bytes()})
+    return out
+
+
+def item_code_bits(buf: STMBuffer, items: Sequence[STMItem]) -> list[float]:
+    """Code length (bits) of each item's text under the memory in ``buf`` (its tokens after the prefix)."""
+    import torch
+
+    out = []
+    for it in items:
+        ids = encode(buf.tokenizer, buf.fmt.item(it.text))
+        logits = buf.logits_for_ids(ids)[0, :-1].float()
+        logp = torch.log_softmax(logits, -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+        out.append(nats_to_bits(float(-logp.sum())))
+    return out
+
+
+def answer_nll_under(buf: STMBuffer, facts: Sequence[Fact], kind: str = "train") -> float:
+    """Mean answer NLL (nats/token) over the first question of each fact."""
+    vals = [buf.answer_nll(f.train_questions[0] if kind == "train" else f.heldout_question, f.answer) for f in facts]
+    return float(np.mean(vals))
+
+
+__all__ = ["recall_curve", "pooled_recall", "cost_curve", "cartridge_overhead", "forward_flops", "training_flops",
+           "per_item_gradient_signal", "two_batch_noise_scale", "cartridge_dl", "item_code_bits", "spread",
+           "answer_nll_under", "ttft_cached", "ttft_stateless"]

@@ -1,0 +1,74 @@
+"""Probe-predicted cartridge loss L̂_cart: fit a learning curve to a short run and extrapolate (numpy only).
+
+Model: L(s) = L_inf + a · s^(−alpha) over training steps s ≥ 1 (power-law learning curve). The probe trains
+for the first few steps only; the fit predicts the loss after the full number of steps. The upper confidence
+bound L̂⁺ adds z · (RMSE of the fit residuals) (a crude but honest UCB).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LearningCurve:
+    l_inf: float
+    a: float
+    alpha: float
+    rmse: float  # of the fit on the probe steps, loss units
+
+    def predict(self, step: float) -> float:
+        return self.l_inf + self.a * step ** (-self.alpha)
+
+    def ucb(self, step: float, z: float = 1.64) -> float:
+        return self.predict(step) + z * self.rmse
+
+
+def smooth(losses: Sequence[float], window: int = 5) -> np.ndarray:
+    """Trailing moving average (the first points average what exists)."""
+    x = np.asarray(losses, float)
+    c = np.cumsum(np.r_[0.0, x])
+    idx = np.arange(1, x.size + 1)
+    lo = np.maximum(0, idx - window)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def fit_learning_curve(losses: Sequence[float]) -> LearningCurve:
+    """Fit L(s) = L_inf + a·s^(−alpha) to per-step losses (s = 1..len). Grid over alpha, least squares for
+    (L_inf, a) at each alpha."""
+    y = np.asarray(losses, float)
+    if y.size < 4 or not np.isfinite(y).all():
+        raise ValueError("need at least 4 finite losses")
+    s = np.arange(1, y.size + 1, dtype=float)
+    best = None
+    for alpha in np.linspace(0.05, 3.0, 120):
+        X = np.vstack([np.ones_like(s), s ** (-alpha)]).T
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        r = y - X @ coef
+        sse = float(r @ r)
+        if best is None or sse < best[0]:
+            best = (sse, alpha, coef)
+    sse, alpha, (l_inf, a) = best
+    return LearningCurve(float(l_inf), float(a), float(alpha), math.sqrt(sse / y.size))
+
+
+def probe_prediction(losses: Sequence[float], probe_steps: int, total_steps: int | None = None,
+                     window: int = 5) -> dict[str, float]:
+    """Predict the (smoothed) final loss of a run from its first ``probe_steps`` losses.
+
+    Returns predicted, ucb, actual (smoothed final loss of the full history, if it is long enough) and the
+    prediction error (predicted − actual), all in the loss's units (nats/token).
+    """
+    total = total_steps or len(losses)
+    sm = smooth(losses, window)
+    fit = fit_learning_curve(sm[:probe_steps])
+    out = {"probe_steps": probe_steps, "total_steps": total, "predicted": fit.predict(total),
+           "ucb": fit.ucb(total), "l_inf": fit.l_inf, "alpha": fit.alpha}
+    if len(losses) >= total:
+        out["actual"] = float(sm[total - 1])
+        out["error"] = out["predicted"] - out["actual"]
+    return out

@@ -1,0 +1,89 @@
+"""One consolidation, end to end: STM items → questions → teacher targets → cartridge → trained φ.
+
+Used by the ``stmltm`` commands, the controller and the notebooks, so every number they show comes from
+the same code path. Times are wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cartridge import Cartridge
+from .distill import TeacherTargets, TrainResult, build_queries, compute_teacher_targets, train_cartridge
+from .facts import Fact
+from .models import cache_dir
+from .stm import STMItem
+
+
+@dataclass
+class ConsolidationConfig:
+    """Defaults measured on SmolLM2-135M with 64 shipped facts (see notebook 03 and ``stmltm measure``)."""
+
+    p: int = 128  # cartridge tokens
+    backend: str = "prefix"  # or "lora"
+    init: str = "stm"
+    chunk_size: int = 4  # STM items the teacher sees per chunk
+    k: int = 20  # teacher top-k
+    n_self: int = 0  # self-written questions per item (on top of the shipped templates)
+    steps: int = 150
+    batch_size: int = 16
+    lr: float = 2e-2
+    gold_weight: float = 1.0
+    gold_boost: float = 4.0
+    seed: int = 0
+    lora_rank: int = 8
+
+
+@dataclass
+class Consolidation:
+    cartridge: Cartridge
+    targets: TeacherTargets
+    train: TrainResult
+    init_vector: Any  # trainable values before training (for DL(Δφ))
+    seconds: dict[str, float] = field(default_factory=dict)  # questions, teacher, train, total (= c_upd)
+    config: ConsolidationConfig = field(default_factory=ConsolidationConfig)
+
+
+def templates_of(facts: Sequence[Fact]) -> dict[str, Sequence[str]]:
+    """Training question templates per item id (held-out paraphrases are never included)."""
+    return {f.id: f.train_questions for f in facts}
+
+
+def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
+                config: ConsolidationConfig | None = None, targets_cache: str | Path | None = "default",
+                progress: bool = True, replay: Sequence[STMItem] = ()) -> Consolidation:
+    """Train a cartridge on ``items`` (+ ``replay`` of items absorbed earlier) by context distillation.
+
+    ``targets_cache="default"`` keeps teacher targets under the model cache folder, so re-running the same
+    consolidation skips the teacher.
+    """
+    cfg = config or ConsolidationConfig()
+    all_items = list(replay) + list(items)
+    if not all_items:
+        raise ValueError("nothing to consolidate: no items")
+    cache = Path(cache_dir()) / "teacher-targets" if targets_cache == "default" else targets_cache
+    t0 = time.perf_counter()
+    queries = build_queries(model, tokenizer, all_items, templates, n_self=cfg.n_self, seed=cfg.seed)
+    if not queries:
+        raise ValueError("no training questions: items need templates or n_self > 0")
+    t1 = time.perf_counter()
+    tt = compute_teacher_targets(model, tokenizer, all_items, queries, cfg.chunk_size, cfg.k, cache_dir=cache,
+                                 progress=progress)
+    t2 = time.perf_counter()
+    stm_text = "".join(it.text.strip() + "\n" for it in all_items)
+    cart = Cartridge.create(model, tokenizer, p=cfg.p, backend=cfg.backend, init=cfg.init, stm_text=stm_text,
+                            lora_rank=cfg.lora_rank, seed=cfg.seed)
+    init_vec = cart.delta_vector().clone()
+    res = train_cartridge(cart, tt, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                          gold_weight=cfg.gold_weight, gold_boost=cfg.gold_boost, seed=cfg.seed, progress=progress)
+    t3 = time.perf_counter()
+    teacher_s = tt.seconds if tt.from_cache else t2 - t1  # a cache hit reports the original teacher time
+    secs = {"questions": t1 - t0, "teacher": teacher_s, "teacher_wall": t2 - t1, "train": t3 - t2}
+    secs["total"] = secs["questions"] + secs["teacher"] + secs["train"]
+    cart.meta["items"] = [it.id for it in all_items]
+    cart.meta["stats"].update({"c_upd_seconds": round(secs["total"], 2), "teacher_seconds": round(teacher_s, 2)})
+    return Consolidation(cart, tt, res, init_vec, secs, cfg)
