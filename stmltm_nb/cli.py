@@ -81,6 +81,66 @@ def _decide(args: argparse.Namespace) -> int:
     return 0 if dec.consolidate else 1
 
 
+def _stream(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .controller import Controller, ControllerConfig
+    from .facts import load_facts
+    from .io import atomic_write_text
+    from .models import load_model
+    from .pipeline import ConsolidationConfig
+
+    lm = load_model(args.model)
+    allf = load_facts(contradictions=True)
+    base = [f for f in allf if not f.supersedes][: args.items]
+    contra = [f for f in allf if f.supersedes and any(b.id == f.supersedes for b in base)]
+    stream = base[: len(base) // 2] + contra + base[len(base) // 2 :]  # contradictions arrive mid-stream
+    root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="stmltm-stream-"))
+    ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in allf},
+                     probes={f.id: (f.heldout_question, f.answer) for f in allf},
+                     config=ControllerConfig(check_every=args.check_every, m_floor=16, lam=args.lam,
+                                             queries_per_item=args.queries_per_item),
+                     consolidation=ConsolidationConfig(p=args.p, steps=args.steps), progress=True)
+    for i, f in enumerate(stream):
+        if f.id in {it.id for it in ctl.items}:
+            continue
+        ev = ctl.ingest(f.to_item(time=float(i)))
+        if ev is not None:
+            print(f"item {i + 1:>3}: {'CONSOLIDATE' if ev['consolidate'] else 'wait'} — {ev['explanation']}", flush=True)
+    absorbed, resid = ctl.absorbed_ids(), {it.id for it in ctl.residual()}
+    from .metrics.governance import superseded_ids
+
+    sup = superseded_ids(ctl.items)
+    lost = [it.id for it in ctl.items if it.id not in absorbed | resid | sup]
+    summary = {"event": "summary", "items": len(ctl.items), "versions": ctl.state["version"],
+               "absorbed": len(absorbed), "residual": len(resid), "superseded": len(sup), "lost": len(lost)}
+    ctl.event("summary", **{k: v for k, v in summary.items() if k != "event"})
+    print(json.dumps(summary))
+    if args.out:
+        atomic_write_text(args.out, (root / "events.jsonl").read_text())
+        print(f"event log copied to {args.out}")
+    if not args.root:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0 if not lost else 1
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .notebooks import build, notebook_dir, sources
+
+    srcs = sources(notebook_dir())
+    if args.only:
+        srcs = [s for s in srcs if any(s.name.startswith(o) for o in args.only.split(","))]
+    for path, secs in build(srcs, execute=not args.no_execute, fast=args.fast,
+                            out_dir=Path(args.out) if args.out else None):
+        print(f"{path.name}: {secs:.0f} s", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stmltm", description="STM vs LTM memory for language models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -115,6 +175,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--recall", default="hyperbolic", choices=["linear", "exponential", "hyperbolic", "hill"])
     c.add_argument("--as-json", action="store_true", help="also print the decision as JSON")
     c.set_defaults(func=_decide)
+
+    st = sub.add_parser("stream", help="run the controller on the default model over a stream of shipped facts")
+    st.add_argument("--model", default="default")
+    st.add_argument("--items", type=int, default=104, help="base facts in the stream (contradictions are added)")
+    st.add_argument("--root", help="controller folder (default: a temporary one)")
+    st.add_argument("--out", default="data/controller_events.jsonl", help="copy of the event log")
+    st.add_argument("--check-every", type=int, default=8)
+    st.add_argument("--lam", type=float, default=5.0, help="seconds per wrong answer")
+    st.add_argument("--queries-per-item", type=float, default=50.0, help="expected queries per ingested item")
+    st.add_argument("--p", type=int, default=128)
+    st.add_argument("--steps", type=int, default=150)
+    st.set_defaults(func=_stream)
+
+    nb = sub.add_parser("notebooks", help="execute the notebook sequence headless")
+    nb.add_argument("--out", help="output folder (default: next to the sources, in place)")
+    nb.add_argument("--only", help="comma-separated prefixes, e.g. 00,05")
+    nb.add_argument("--fast", action="store_true", help="STMLTM_FAST=1 for the kernels")
+    nb.add_argument("--no-execute", action="store_true", help="convert only")
+    nb.set_defaults(func=_notebooks)
     return p
 
 

@@ -154,7 +154,9 @@ def resolve_model_path(name: str = DEFAULT_MODEL) -> str:
     A string that looks like a path (starts with ``.``, ``/`` or ``~``, or exists) but is not a folder raises
     :class:`ModelNotFoundError`.
     """
-    if name in (DEFAULT_MODEL, "smollm2", DEFAULT_HUB_ID) and not os.environ.get("STMLTM_USE_HUB"):
+    if name in (DEFAULT_MODEL, "smollm2", DEFAULT_HUB_ID):
+        if os.environ.get("STMLTM_USE_HUB"):  # online (Colab): the same model from the Hub
+            return DEFAULT_HUB_ID
         return str(convert_default_model())
     p = Path(name).expanduser()
     if p.is_dir():

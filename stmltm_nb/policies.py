@@ -260,3 +260,34 @@ def compare(world: World, sc: Scenario, k_grid: range | None = None, n_thr: int 
     out.append(simulate(world, sc, pol, "inequality (this rule)"))
     out.append(oracle(world, sc))
     return out
+
+
+def world_from_curves(curves: dict, lam: float = 5.0, regime: str = "cached") -> World:
+    """A World from ``stmltm measure`` output: c_ctx(n) slope from the chosen regime's linear fit, the best
+    q_ctx family, q_cart and r_cart as measured, and c_upd split into a fixed part (student training) and a
+    per-item part (teacher targets and questions per consolidated item). λ (s per error) is a choice."""
+    from .tuner import recall_model_from
+
+    fit = curves["cost"][f"fit_{regime}_linear"]["coef"]
+    cons = curves["consolidation"]
+    secs = cons["seconds"]
+    n_items = curves["n_facts"]
+    comp = {(r["mode"], r["questions"]): r["recall"] for r in curves["comparison"]}
+    return World(cost=CostModel(0.0, max(0.0, fit["b"])), recall=recall_model_from(curves),
+                 q_cart=float(comp[("LTM (cartridge)", "train")]), r_cart=float(curves["cartridge"]["r_cart_s"]),
+                 c_upd0=float(secs["train"]), c_upd_item=float(secs["teacher"] + secs["questions"]) / n_items,
+                 lam=lam)
+
+
+def policy_table(world: World, scs: list[Scenario] | None = None, **kw) -> list[dict]:
+    """Rows (scenario, policy, total and parts in seconds, consolidations, regret % vs the oracle)."""
+    rows = []
+    for sc in scs or scenarios():
+        res = compare(world, sc, **kw)
+        best = res[-1].total
+        for r in res:
+            kind = r.policy.split(" (")[0] if r.policy.startswith("best every-k") else r.policy
+            rows.append({"scenario": sc.name, "policy": r.policy, "policy_kind": kind, "total": r.total,
+                         "compute": r.compute, "quality": r.quality, "updates": r.updates,
+                         "consolidations": len(r.consolidations), "regret_pct": 100 * (r.total / best - 1)})
+    return rows

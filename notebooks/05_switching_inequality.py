@@ -1,0 +1,190 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · The switching inequality, derived with sympy
+#
+# The spec's missing Switching Rule and Single Inequality, built term by term with units, solved in closed form where possible and checked numerically.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/05_switching_inequality.ipynb)
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F05_switching_inequality.ipynb)
+#
+# **Learning goals**
+# - write the per-query advantage A(n) and the switching inequality in cost units
+# - derive break-even points Q* and n* (including a Lambert W solution) and check them numerically
+# - handle an unknown number of future queries with the ski-rental rule
+# - state the evidence gates (m*, SNR) with consistent units
+#
+# **Prerequisites:** notebooks 01–04 (the measured curves are used in 06).
+#
+# **Runtime:** about 1 minute on a laptop CPU. Set `STMLTM_FAST=1` for a quick pass (CI does).
+
+# %%
+# Setup: on Colab, install stmltm-nb from its repository; anywhere else nothing is downloaded.
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    import subprocess
+
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/stmltm-nb/stmltm-nb"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "stmltm-nb[model]"], check=True)
+    sys.path.insert(0, "stmltm-nb")
+    os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
+
+from stmltm_nb.env import fast, seed_everything
+from stmltm_nb.viz import setup_plotly
+
+FAST = fast()  # STMLTM_FAST=1 shrinks the work
+seed_everything(0)
+setup_plotly()
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## 05.1 The question, in cost units
+#
+# Keeping n items in STM costs every query something (the prefill or the attention over n·b tokens) and loses
+# recall as n grows. A cartridge costs a one-off update c_upd and a small per-query overhead r_cart. The spec
+# asks for a *single inequality*. We build it term by term, with units: **seconds** for cost, **error rate**
+# (L = 1 − recall) for loss, and λ (seconds per error) to price loss in seconds.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import sympy as sp
+
+from stmltm_nb import switching as sw
+
+for sym, meaning, unit in sw.SYMBOL_TABLE:
+    print(f"{sym:<22} {meaning:<48} [{unit}]")
+
+# %% [markdown]
+# ## 05.2 Per-query advantage A(n)
+#
+# With recall decomposed as L_ctx(n) = L_hit + (1 − q_ctx(n))·Δ and L_cart = L_hit + (1 − q_cart)·Δ + ε_d, the
+# per-query advantage of serving from the cartridge (no residual STM) is cost saved plus loss avoided, priced:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+A = sw.advantage_expr("linear", "hyperbolic")
+A
+
+# %% [markdown]
+# **The switching inequality.** A consolidation pays when the saving over the Q queries that benefit before the
+# next consolidation beats the one-off cost, with a hysteresis margin η against thrashing:
+#
+# $$Q \cdot A(n) \;\ge\; (1+\eta)\, c_{\text{upd}}\qquad\text{[seconds on both sides]}$$
+#
+# subject to the evidence gates G1–G5 (sample size m ≥ m*, gradient SNR ≥ τ, G_MDL > 0, quality margin γ,
+# hold-out pass). Solving for Q gives the break-even number of queries:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+sw.break_even_Q_expr("linear", "hyperbolic")
+
+# %% [markdown]
+# ## 05.3 Break-even STM size n* in closed form
+#
+# For which n does the update pay, given Q? sympy solves Q·A(n) = (1+η)c_upd for four (cost, recall) pairs.
+# The exponential recall family needs the Lambert W function; the hyperbolic family gives a quadratic.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for cost, recall in sw.CLOSED_FORMS:
+    sols = sw.break_even_n_solutions(cost, recall)
+    print(f"c_ctx {cost:<9} q_ctx {recall:<11}: {len(sols)} root(s)")
+    for s in sols:
+        print("   n* =", sp.sstr(s)[:160], "..." if len(sp.sstr(s)) > 160 else "")
+
+# %% [markdown]
+# **Check every closed form against a numeric root.** Plug in numbers and compare with bisection on the
+# lambdified A(n) (what the tuner and the controller use).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from stmltm_nb.switching import CostModel, RecallModel, SwitchInputs
+
+recalls = {"linear": RecallModel("linear", q0=0.95, rho=0.006), "exponential": RecallModel("exponential", q0=0.95, nu=35.0),
+           "hyperbolic": RecallModel("hyperbolic", q0=0.95, n50=18.0)}
+for cost, recall in sw.CLOSED_FORMS:
+    cm = CostModel(0.02, 0.004, 2e-5 if cost == "quadratic" else 0.0)
+    x = SwitchInputs(n=40, Q=200.0, c_upd=300.0, r_cart=0.05, cost=cm, recall=recalls[recall], lam=2.0, q_cart=0.9, eta=0.1)
+    numeric = sw.break_even_n_numeric(x)
+    subs = {sw.kappa0: cm.kappa0, sw.kappa1: cm.kappa1, sw.kappa2: cm.kappa2, sw.r_cart: x.r_cart, sw.lam: x.lam,
+            sw.Delta: 1, sw.eps_d: 0, sw.q0: x.recall.q0, sw.q_cart: x.q_cart, sw.rho: x.recall.rho, sw.nu: x.recall.nu,
+            sw.n50: x.recall.n50, sw.Q: x.Q, sw.c_upd: x.c_upd, sw.eta: x.eta}
+    closed = [complex(sp.N(s.subs(subs))) for s in sw.break_even_n_solutions(cost, recall)]
+    real = [round(c.real, 6) for c in closed if abs(c.imag) < 1e-9 and c.real > 0]
+    print(f"{cost:<9} {recall:<11} closed form n* = {real}  numeric n* = {numeric:.6f}")
+
+# %% [markdown]
+# The Hill family q0/(1+(n/n50)^k) with a general exponent k has no closed form; the numeric solver handles it
+# (A(n) is non-decreasing in n when κ ≥ 0 and recall falls with n, so the root is unique).
+#
+# ## 05.4 When Q is unknown: ski rental and EOQ
+#
+# The spec's Q is "queries that benefit before the next consolidation": a forecast. Without one, accumulate
+# the realised advantage (the *rent* paid for keeping items in STM) and consolidate once it reaches β·c_upd:
+# the break-even rule of ski rental, 2-competitive against a clairvoyant. If STM grows by g items per query and
+# A grows with slope K = κ1 + λΔρ per item, the rent after T queries is K·g·T²/2; setting it to c_upd gives
+# the same cycle as the EOQ square-root law.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("EOQ cycle T* =", sw.eoq_cycle_expr())
+print("ski-rental cycle T =", sw.ski_rental_cycle_expr())
+vals = {sw.kappa1: 0.004, sw.lam: 2.0, sw.Delta: 1, sw.rho: 0.006, sw.g: 0.5, sw.c_upd: 3000, sw.beta: 1}
+print(f"with K·g = {float(((0.004 + 2 * 0.006) * 0.5)):.3f} s/query² and c_upd = 3000 s: "
+      f"EOQ T* = {float(sw.eoq_cycle_expr().subs(vals)):.1f}, ski rental T = {float(sw.ski_rental_cycle_expr().subs(vals)):.1f} queries")
+
+# %% [markdown]
+# ## 05.5 The evidence gates, with consistent units
+#
+# The spec's sample sufficiency m* ≈ (DL(Δφ) + log(1/δ))/ε mixes bits (DL) and nats (log). Converting DL to
+# nats (× ln 2) gives the realisable Occam bound; when training loss is not ≈ 0 the agnostic form applies:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("m* (Occam)    =", sw.m_star_expr())
+print("m* (agnostic) =", sw.m_star_expr(agnostic=True))
+
+# %% [markdown]
+# The SNR gate is another sample size in disguise: the mean gradient of m independent items has
+# SNR_m = √m·SNR_1 = √(m/B_simple), so **SNR_m ≥ τ ⇔ m ≥ τ²·B_simple** (notebook 04 measures B_simple).
+#
+# ## 05.6 One decision, every term
+#
+# `decide` evaluates the inequality and the gates and says which one blocked:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from stmltm_nb.switching import decide
+
+x = SwitchInputs(n=64, Q=400, c_upd=600, r_cart=0.01, cost=CostModel(0, 0.002),
+                 recall=RecallModel("hyperbolic", q0=1.0, n50=12), q_cart=0.85, lam=5.0, eta=0.1,
+                 m=64, m_star=40, snr=1.5, tau=2.0)
+d = decide(x)
+print(d.explanation)
+for k, v in d.terms.items():
+    print(f"  {k:<12} {v:10.4g}")
+
+# %% [markdown]
+# ## Summary
+#
+# - A(n) = [c_ctx(n) − r_cart] + λΔ(q_cart − q_ctx(n)) − λε_d is the per-query advantage, in seconds.
+# - Consolidate iff Q·A(n) ≥ (1+η)c_upd and the gates pass; Q* and n* have closed forms for linear cost with
+#   linear, exponential (Lambert W) or hyperbolic recall, and for quadratic cost with linear recall.
+# - Without a forecast of Q, the ski-rental rent Σ max(0, A) ≥ β·c_upd is a safe trigger; for linear growth it
+#   matches the EOQ cycle.
+#
+# ## Exercises
+#
+# 1. Derive n* for the Hill family with k = 2 (a cubic). Does sympy return a usable expression?
+# 2. Set λ = 0 (quality is free). For which cost regime can a cartridge still pay? Use `decide`.
+# 3. Show that `decide` is monotone: raising Q never turns "consolidate" into "wait". Where is that property
+#    tested in `tests/test_switching.py`?

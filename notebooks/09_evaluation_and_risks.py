@@ -1,0 +1,140 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Evaluation protocol, risks and extensions
+#
+# The spec's last sections reconstructed: how to evaluate a consolidation policy, contradictions and drift, guardrails and rollback, risks and mitigations, and extensions.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/09_evaluation_and_risks.ipynb)
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F09_evaluation_and_risks.ipynb)
+#
+# **Learning goals**
+# - know the evaluation protocol and which notebook measures each part
+# - detect contradictions (by key and by the model) and apply 'newer wins'
+# - map each risk to its guardrail in the code
+#
+# **Prerequisites:** notebooks 03–08.
+#
+# **Runtime:** about 2 minutes on a laptop CPU. Set `STMLTM_FAST=1` for a quick pass (CI does).
+
+# %%
+# Setup: on Colab, install stmltm-nb from its repository; anywhere else nothing is downloaded.
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    import subprocess
+
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/stmltm-nb/stmltm-nb"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "stmltm-nb[model]"], check=True)
+    sys.path.insert(0, "stmltm-nb")
+    os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
+
+from stmltm_nb.env import fast, seed_everything
+from stmltm_nb.viz import setup_plotly
+
+FAST = fast()  # STMLTM_FAST=1 shrinks the work
+seed_everything(0)
+setup_plotly()
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## 09.1 Evaluation protocol
+#
+# | step | what | where |
+# |---|---|---|
+# | calibrate cost | c_ctx(n) on a grid of n, both regimes; fit κ | notebook 01, `metrics.measure.cost_curve` |
+# | calibrate recall | q_ctx(n, position) with Wilson intervals; families by AIC | notebook 02, `recall_curve` |
+# | probe | predicted L̂_cart from a short run vs the full run | notebook 03/04, `metrics.probe` |
+# | gates | SNR, m*, G_MDL, hold-out, regression | notebook 04, `controller._checks` |
+# | streams | steady, bursty, drifting + contradictions, query-heavy | notebook 08, `policies.scenarios` |
+# | policies | never, every-k, threshold, this rule, hindsight oracle | notebook 08, `policies.compare` |
+# | metrics | total cost, quality, regret, consolidations, items lost | notebook 08, `policy_table`, `Controller.accounted` |
+#
+# ## 09.2 Probe: does a short run predict the full one?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from stmltm_nb.tuner import load_curves
+
+curves = load_curves()
+p = curves["consolidation"]["probe"]
+print(f"probe of {p['probe_steps']} steps predicts {p['predicted']:.3f} nats/token after {p['total_steps']} steps "
+      f"(UCB {p['ucb']:.3f}); measured {p['actual']:.3f}; error {p['error']:+.3f}")
+
+# %% [markdown]
+# ## 09.3 Contradictions and drift
+#
+# The shipped facts contain 8 deliberate contradictions (same key, new value). Two detectors: by key (exact),
+# and by the model (an item's answer NLL rises when a conflicting item is in context).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+g = curves["governance"]
+print(f"key-based: {len(g['key_conflicts'])} conflicts found of {g['contradiction_pairs']} planted")
+print(f"model-based: {g['model_true_positives']} true and {g['model_false_positives']} false positives "
+      f"(threshold 1 nat/token)")
+
+# %% [markdown]
+# What does the model answer when both values are in STM? And what does the controller do (newer wins)?
+
+# %%
+from stmltm_nb.facts import load_facts
+from stmltm_nb.models import load_model
+from stmltm_nb.stm import STMBuffer
+
+lm = load_model("default")
+allf = load_facts(contradictions=True)
+for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
+    old = next(f for f in allf if f.id == c.supersedes)
+    both = STMBuffer(lm.model, lm.tokenizer)
+    both.extend([old.to_item(time=1), c.to_item(time=2)])
+    print(f"old: {old.answer:<22} new: {c.answer:<22} model with both in STM says: {both.answer(c.train_questions[0])}")
+
+# %% [markdown]
+# With both values in context the model's pick is unreliable, which is why the controller resolves conflicts
+# *before* anything is served or trained: the newer item supersedes the older one (by key), the superseded item
+# leaves STM, and a stale value inside the cartridge is overridden because the newer item is served from STM
+# until the next consolidation retrains without the stale one.
+#
+# ## 09.4 Risks and mitigations
+#
+# | risk | mitigation in this project |
+# |---|---|
+# | Q forecast wrong | ski-rental rent as a floor; renewal estimate of Q from the stream; horizon guard |
+# | probe over-optimistic | UCB on the probe; ex-post per-item check; only measured q_cart feeds the next decision |
+# | units mismatch (bits vs nats, tokens vs items) | typed symbol table (notebook 05); `m_star` converts bits → nats; G_MDL form declared |
+# | vacuous DL / m* | quantised + entropy-coded DL; m* used as a floor; storage G_MDL as the gate |
+# | new facts raise hallucination | distillation from a chunk teacher (not next-token on raw text); per-item check keeps failures in STM |
+# | forgetting across versions | replay of absorbed items in every update; regression check on them; rollback |
+# | contradictions baked into LTM | key-based supersession before training; newer item wins |
+# | non-i.i.d. evidence | per-item gradient aggregation; probes grouped by item; bounds as sizing rules |
+# | crash mid-update | append-only item log, immutable versions, atomic commit record (SIGKILL-tested) |
+# | thrashing | hysteresis η, check interval, m_floor |
+# | composition interference | composed cartridges go through the same checks; RoPE-overlap caveat documented |
+#
+# ## 09.5 Extensions
+#
+# - **More tiers**: STM → retrieval store → cartridge → base weights, one inequality per hop.
+# - **Joint replenishment**: several topic clusters share the fixed part of c_upd; batch them.
+# - **Cheap c_upd**: hypernetworks that emit a cartridge in one forward pass make the gates carry all the weight.
+# - **Learned λ and τ**: bandits over users; Bayesian posteriors over L_cart.
+# - **Compress vs consolidate**: STM compression (LLMLingua) or KV eviction as a third option.
+#
+# ## Summary
+#
+# - Each part of the evaluation protocol has a measurement and a notebook.
+# - Contradictions are found by key exactly and by the model approximately; newer items win.
+# - Every listed risk maps to code that guards it.
+#
+# ## Exercises
+#
+# 1. Lower the model-based threshold to 0.5 nats/token. How many false positives appear?
+# 2. Design a stream where the ski-rental floor beats the renewal estimate. Check it with `policies.simulate`.

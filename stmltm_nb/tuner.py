@@ -1,0 +1,181 @@
+"""The interactive threshold tuner: sliders → the switching decision, its blocking gate, and two plots.
+
+No torch/transformers: it reads measured curves from JSON (``data/measured_curves.json``), so it starts in
+about a second (Voilà, Binder). :func:`make_tuner` returns a :class:`Tuner` whose ``widget`` the notebook
+displays; tests move ``tuner.sliders[...]`` and assert on ``tuner.decision`` and ``tuner.fig``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, advantage, decide
+
+# name: (label, min, max, step, log?) ; log sliders take exponents of 10
+SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
+    "n": ("STM items n", 1, 400, 1, False),
+    "Q": ("future queries Q", 0, 6, 0.05, True),
+    "c_upd": ("update cost c_upd [s]", 0, 5, 0.05, True),
+    "r_cart": ("cartridge overhead r_cart [s/query]", 0, 0.5, 0.001, False),
+    "kappa1": ("STM cost slope κ1 [s/item]", 0, 0.05, 0.0001, False),
+    "lam": ("price of an error λ [s]", 0, 60, 0.5, False),
+    "q_cart": ("cartridge recall q_cart", 0, 1, 0.01, False),
+    "gamma": ("quality margin γ", -0.5, 0.5, 0.01, False),
+    "tau": ("SNR threshold τ", 0.1, 10, 0.1, False),
+    "snr": ("measured SNR of the batch", 0, 20, 0.1, False),
+    "eta": ("hysteresis η", 0, 1, 0.05, False),
+}
+
+
+def curves_path() -> Path:
+    from .facts import data_dir
+
+    return data_dir() / "measured_curves.json"
+
+
+def load_curves(path: str | Path | None = None) -> dict[str, Any]:
+    """The measured-curves JSON written by ``stmltm measure``."""
+    p = Path(path) if path is not None else curves_path()
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p} not found: run `stmltm measure` to create it") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON ({e}); re-run `stmltm measure`") from e
+
+
+def recall_model_from(curves: dict[str, Any], family: str | None = None) -> RecallModel:
+    """The fitted q_ctx(n) family from the measured curves (best AIC unless ``family`` is given)."""
+    fits = {f["model"]: f for f in curves["recall"]["fits"]}
+    fam = family or curves["recall"]["best_fit"]
+    p = fits[fam]["params"]
+    return RecallModel(fam, q0=min(1.0, max(0.0, p.get("q0", 1.0))), rho=p.get("rho", 0.0), nu=p.get("nu", 1.0),
+                       n50=p.get("n50", 1.0), k=p.get("k", 1.0))
+
+
+def presets(curves: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Slider presets from the measured curves: the cached and the stateless serving regime."""
+    cons = curves["consolidation"]
+    comp = {(r["mode"], r["questions"]): r for r in curves["comparison"]}
+    q_cart = comp.get(("LTM (cartridge)", "train"), {}).get("recall", 0.9)
+    snr = curves["signal"]["per_item_at_init"]["snr_m"] or 0.0
+    base = {"n": 64.0, "Q": 3.0, "c_upd": math.log10(max(1.0, cons["c_upd_s"])), "q_cart": float(q_cart),
+            "r_cart": float(curves["cartridge"]["r_cart_s"]), "lam": 5.0, "gamma": 0.0, "tau": 2.0,
+            "snr": float(min(20.0, snr)), "eta": 0.1}
+    cached = dict(base, kappa1=max(0.0, curves["cost"]["fit_cached_linear"]["coef"]["b"]))
+    stateless = dict(base, kappa1=max(0.0, curves["cost"]["fit_stateless_linear"]["coef"]["b"]))
+    return {"measured (cached STM)": cached, "measured (stateless STM)": stateless}
+
+
+class Tuner:
+    """Sliders + decision text + figure. ``values()`` reads the sliders in natural units."""
+
+    def __init__(self, curves: dict[str, Any] | None = None, preset: str | None = None):
+        import ipywidgets as w
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        self.curves = curves
+        self.recall = recall_model_from(curves) if curves else RecallModel("hyperbolic", q0=1.0, n50=16.0)
+        self.presets = presets(curves) if curves else {}
+        start = self.presets.get(preset or "measured (cached STM)", {}) if self.presets else {}
+        self.sliders: dict[str, Any] = {}
+        for name, (label, lo, hi, step, log) in SLIDERS.items():
+            default = start.get(name, {"n": 64, "Q": 3, "c_upd": 2.7, "r_cart": 0.01, "kappa1": 0.002, "lam": 5,
+                                       "q_cart": 0.9, "gamma": 0.0, "tau": 2.0, "snr": 5.0, "eta": 0.1}[name])
+            cls = w.FloatLogSlider if log else w.FloatSlider
+            kw = dict(base=10, min=lo, max=hi, step=step, value=10 ** default) if log else dict(
+                min=lo, max=hi, step=step, value=default)
+            s = cls(description=label, continuous_update=False, style={"description_width": "260px"},
+                    layout=w.Layout(width="560px"), readout_format=".3g", **kw)
+            s.observe(lambda _change: self.update(), names="value")
+            self.sliders[name] = s
+        self.preset = w.Dropdown(options=list(self.presets) or ["(defaults)"], description="preset")
+        self.preset.observe(lambda ch: self.apply_preset(ch["new"]), names="value")
+        self.decision = w.HTML()
+        self.fig = make_subplots(rows=1, cols=2, subplot_titles=(
+            "Amortised saving Q·A(n) vs update cost", "Decision region (green: consolidate)"))
+        self.fig.add_trace(go.Scatter(name="Q·A(n)", mode="lines"), row=1, col=1)
+        self.fig.add_trace(go.Scatter(name="(1+η)·c_upd", mode="lines", line={"dash": "dash"}), row=1, col=1)
+        self.fig.add_trace(go.Scatter(name="now", mode="markers", marker={"size": 12}), row=1, col=1)
+        self.fig.add_trace(go.Heatmap(showscale=False, colorscale=[[0, "#f4d6d6"], [1, "#bfe5bf"]], zmin=0, zmax=1,
+                                      name="consolidate?"), row=1, col=2)
+        self.fig.add_trace(go.Scatter(name="now ", mode="markers", marker={"size": 12, "color": "black"}), row=1, col=2)
+        self.fig.update_xaxes(title_text="STM items n", row=1, col=1)
+        self.fig.update_yaxes(title_text="seconds", type="log", row=1, col=1)
+        self.fig.update_xaxes(title_text="STM items n", row=1, col=2)
+        self.fig.update_yaxes(title_text="future queries Q", type="log", row=1, col=2)
+        self.fig.update_layout(height=420, width=1000, margin={"t": 40})
+        self.out = w.Output()
+        self.widget = w.VBox([self.preset, w.HBox([w.VBox(list(self.sliders.values()))]), self.decision, self.out])
+        self.last = None
+        self.update()
+
+    def apply_preset(self, name: str) -> None:
+        for k, v in self.presets.get(name, {}).items():
+            s = self.sliders[k]
+            s.value = 10**v if SLIDERS[k][4] else v
+
+    def values(self) -> dict[str, float]:
+        return {k: float(s.value) for k, s in self.sliders.items()}
+
+    def inputs(self, **override: float) -> SwitchInputs:
+        v = {**self.values(), **override}
+        return SwitchInputs(n=v["n"], Q=v["Q"], c_upd=v["c_upd"], r_cart=v["r_cart"], cost=CostModel(0.0, v["kappa1"]),
+                            recall=self.recall, q_cart=v["q_cart"], lam=v["lam"], eta=v["eta"], gamma=v["gamma"],
+                            tau=v["tau"], snr=v["snr"])
+
+    def update(self) -> None:
+        try:
+            x = self.inputs()
+            d = decide(x)
+        except SwitchingInputError as e:
+            self.last = None
+            self.decision.value = f"<b style='color:#a00'>Invalid input:</b> {e}"
+            return
+        self.last = d
+        colour = "#1a7f37" if d.consolidate else "#a33"
+        verdict = "CONSOLIDATE" if d.consolidate else "WAIT"
+        blocked = "" if d.consolidate else f"<br>Blocking: <b>{', '.join(d.blocked_by)}</b>"
+        t = d.terms
+        self.decision.value = (
+            f"<b style='color:{colour};font-size:1.2em'>{verdict}</b> — {d.explanation}{blocked}<br>"
+            f"A(n) = {t['A']:.4g} s/query (cost saving {t['cost_saving']:.3g} + quality {t['quality_gain']:.3g}); "
+            f"Q·A = {t['lhs_QA']:.4g} s vs (1+η)·c_upd = {t['rhs_upd']:.4g} s; "
+            f"q_ctx(n) = {t['q_ctx_n']:.2f}, Q* = {t['Q_star']:.4g}")
+        ns = np.linspace(1, SLIDERS["n"][2], 120)
+        qa = np.array([x.Q * advantage(x, v) for v in ns])
+        with self.fig.batch_update():
+            self.fig.data[0].x, self.fig.data[0].y = ns, np.where(qa > 0, qa, np.nan)
+            self.fig.data[1].x, self.fig.data[1].y = ns, np.full_like(ns, t["rhs_upd"])
+            self.fig.data[2].x, self.fig.data[2].y = [x.n], [t["lhs_QA"] if t["lhs_QA"] > 0 else np.nan]
+            grid_n = np.linspace(1, SLIDERS["n"][2], 60)
+            grid_q = np.logspace(0, SLIDERS["Q"][2], 60)
+            z = np.array([[1.0 if decide(self.inputs(n=nv, Q=qv)).consolidate else 0.0 for nv in grid_n]
+                          for qv in grid_q])
+            self.fig.data[3].x, self.fig.data[3].y, self.fig.data[3].z = grid_n, grid_q, z
+            self.fig.data[4].x, self.fig.data[4].y = [x.n], [max(1.0, x.Q)]
+        self.out.clear_output(wait=True)
+        with self.out:
+            from IPython.display import display
+
+            display(self.fig)
+
+
+def make_tuner(curves: dict[str, Any] | None | str = "measured", preset: str | None = None) -> Tuner:
+    """Build the tuner. ``curves="measured"`` reads ``data/measured_curves.json`` (falls back to defaults with
+    a warning if it is missing); pass a dict to use other curves, or None for built-in defaults."""
+    if curves == "measured":
+        try:
+            curves = load_curves()
+        except (FileNotFoundError, ValueError) as e:
+            import warnings
+
+            warnings.warn(f"{e}; using built-in defaults", stacklevel=2)
+            curves = None
+    return Tuner(curves, preset)
