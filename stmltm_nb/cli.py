@@ -38,7 +38,7 @@ def _measure(args: argparse.Namespace) -> int:
     from .env import fast
     from .measure_job import run_measurements
 
-    res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=args.out)
+    res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=args.out, resume=args.resume)
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
           f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
     return 0
@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="data/measured_curves.json", help="output JSON path")
     m.add_argument("--facts", type=int, default=64, help="facts consolidated into the cartridge")
     m.add_argument("--fast", action="store_true", help="small sizes (also when STMLTM_FAST=1)")
+    m.add_argument("--resume", action="store_true", help="keep sections already in --out and run the rest")
     m.set_defaults(func=_measure)
 
     c = sub.add_parser("decide", help="evaluate the switching inequality and print every term",

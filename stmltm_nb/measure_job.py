@@ -40,10 +40,18 @@ def _clean(x: Any) -> Any:
 
 
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
-                     out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Measure everything and return the JSON-ready dict (written to ``out`` when given)."""
+                     out: str | Path | None = None, progress: bool = True, resume: bool = False) -> dict[str, Any]:
+    """Measure everything and return the JSON-ready dict (written to ``out`` when given).
+
+    Partial results are written after every section; with ``resume=True`` sections already present in ``out``
+    are kept and skipped (the trained cartridge is reloaded from the cache folder).
+    """
+    import json
+
     import torch
 
+    from .cartridge import Cartridge, kv_bytes_per_token
+    from .env import machine
     from .evaluation import compare_memories
     from .facts import load_facts
     from .metrics import measure as M
@@ -52,9 +60,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from .metrics.probe import probe_prediction
     from .metrics.signal import m_star
     from .metrics.stats import fit_all_recall, fit_cost
-    from .models import load_model
+    from .models import cache_dir, load_model
     from .pipeline import ConsolidationConfig, consolidate, templates_of
-    from .stm import STMBuffer
+    from .stm import STMBuffer, STMItem
 
     t_start = time.perf_counter()
     torch.manual_seed(0)
@@ -63,117 +71,133 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     facts = load_facts()
     n_facts = min(n_facts, 16) if fast else n_facts
     train_facts, residual = facts[:n_facts], facts[n_facts : n_facts + (4 if fast else 8)]
-    res: dict[str, Any] = {"model": lm.name, "fast": fast, "n_facts": n_facts,
-                           "created": _dt.date.today().isoformat()}
-    from .env import machine
-
-    res["machine"] = machine()
-
-    _log("recall curve q_ctx(n), L_ctx(n)")
-    sizes = [1, 4, 16] if fast else [1, 2, 4, 8, 16, 32, 64, 128]
-    rows = M.recall_curve(model, tok, facts, sizes, per_position=2 if fast else 4)
-    pooled = M.pooled_recall(rows)
-    fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
-    held = M.recall_curve(model, tok, facts, sizes[:: 2 if not fast else 1], per_position=2 if fast else 4,
-                          positions=("middle",), kind="heldout")
-    res["recall"] = {"by_position": rows, "pooled": pooled, "heldout": held,
-                     "fits": [asdict(f) for f in fits], "best_fit": fits[0].model,
-                     "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
-
-    _log("cost curve c_ctx(n)")
-    csizes = [1, 4, 16] if fast else [1, 4, 16, 64, 128, 200]
-    crow = M.cost_curve(model, tok, facts, csizes, repeats=2 if fast else 3)
-    base = crow[0]
-    ns = [r["n"] for r in crow[1:]]
-    exc_c = [r["ttft_cached_s"] - base["ttft_cached_s"] for r in crow[1:]]
-    exc_s = [r["ttft_stateless_s"] - base["ttft_stateless_s"] for r in crow[1:]]
-    res["cost"] = {"rows": crow, "note": "excess = TTFT(n) − TTFT(0): the per-query cost attributable to STM",
-                   "fit_cached_linear": asdict(fit_cost(ns, exc_c)),
-                   "fit_stateless_linear": asdict(fit_cost(ns, exc_s)),
-                   "fit_stateless_quadratic": asdict(fit_cost(ns, exc_s, quadratic=True))}
-
-    _log(f"consolidation: cartridge on {n_facts} facts")
+    items = [f.to_item() for f in train_facts]
+    res: dict[str, Any] = {}
+    if resume and out is not None and Path(out).exists():
+        res = json.loads(Path(out).read_text())
+        _log(f"resuming with sections {sorted(k for k, v in res.items() if isinstance(v, dict))}")
+    res.update({"model": lm.name, "fast": fast, "n_facts": n_facts, "created": _dt.date.today().isoformat(),
+                "machine": machine()})
     cfg = ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
                               batch_size=8 if fast else ConsolidationConfig.batch_size)
-    items = [f.to_item() for f in train_facts]
-    run = consolidate(model, tok, items, templates_of(train_facts), cfg, progress=progress)
-    cart, tt = run.cartridge, run.targets
+    cart_dir = Path(cache_dir()) / ("measure-cartridge-fast" if fast else "measure-cartridge")
 
-    _log("learning signal at the initial cartridge (per item) and after training")
-    from .cartridge import Cartridge
+    def section(name: str, fn) -> None:
+        if name in res:
+            return
+        _log(name)
+        t0 = time.perf_counter()
+        res[name] = fn()
+        res.setdefault("section_seconds", {})[name] = time.perf_counter() - t0
+        if out is not None:
+            atomic_write_json(out, _clean(res))
 
+    def recall():
+        sizes = [1, 4, 16] if fast else [1, 2, 4, 8, 16, 32, 64, 128]
+        rows = M.recall_curve(model, tok, facts, sizes, per_position=2 if fast else 4)
+        pooled = M.pooled_recall(rows)
+        fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
+        held = M.recall_curve(model, tok, facts, sizes if fast else sizes[::2], per_position=2 if fast else 4,
+                              positions=("middle",), kind="heldout")
+        return {"by_position": rows, "pooled": pooled, "heldout": held, "fits": [asdict(f) for f in fits],
+                "best_fit": fits[0].model, "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
+
+    def cost():
+        csizes = [1, 4, 16] if fast else [1, 4, 16, 64, 128, 200]
+        crow = M.cost_curve(model, tok, facts, csizes, repeats=2 if fast else 3)
+        base = crow[0]
+        ns = [r["n"] for r in crow[1:]]
+        exc_c = [r["ttft_cached_s"] - base["ttft_cached_s"] for r in crow[1:]]
+        exc_s = [r["ttft_stateless_s"] - base["ttft_stateless_s"] for r in crow[1:]]
+        return {"rows": crow, "note": "excess = TTFT(n) − TTFT(0): the per-query cost attributable to STM",
+                "fit_cached_linear": asdict(fit_cost(ns, exc_c)), "fit_stateless_linear": asdict(fit_cost(ns, exc_s)),
+                "fit_stateless_quadratic": asdict(fit_cost(ns, exc_s, quadratic=True))}
+
+    state: dict[str, Any] = {}
+
+    def run_consolidation():
+        run = consolidate(model, tok, items, templates_of(train_facts), cfg, progress=progress)
+        run.cartridge.save(cart_dir, overwrite=True)
+        state["run"] = run
+        flops = M.training_flops(model.config, run.targets, cfg.steps, cfg.batch_size, cfg.p)
+        probe = probe_prediction(run.train.losses, probe_steps=max(6, cfg.steps // 4))
+        return {"config": asdict(cfg), "seconds": run.seconds, "c_upd_s": run.seconds["total"],
+                "losses": run.train.losses, "examples": len(run.targets), "flops": flops, "probe": probe,
+                "student_tokens": run.train.tokens_seen}
+
+    section("recall", recall)
+    section("cost", cost)
+    section("consolidation", run_consolidation)
+    if "run" in state:
+        run = state["run"]
+        cart, tt, init_vec = run.cartridge, run.targets, run.init_vector
+    else:  # resumed: reload the trained cartridge and the (cached) teacher targets
+        run = consolidate(model, tok, items, templates_of(train_facts), ConsolidationConfig(**{
+            **asdict(cfg), "steps": 0}), progress=False)
+        cart, tt, init_vec = Cartridge.load(cart_dir, model, tok), run.targets, run.init_vector
     init = Cartridge.create(model, tok, p=cfg.p, stm_text="".join(it.text.strip() + "\n" for it in items))
-    sig0 = M.per_item_gradient_signal(init, tt)
-    sig1 = M.per_item_gradient_signal(cart, tt)
-    two = M.two_batch_noise_scale(init, tt, b_small=2, b_big=8 if fast else 16, repeats=2 if fast else 4)
-    flops = M.training_flops(model.config, tt, cfg.steps, cfg.batch_size, cfg.p)
-    probe = probe_prediction(run.train.losses, probe_steps=max(6, cfg.steps // 4))
-    res["consolidation"] = {"config": asdict(cfg), "seconds": run.seconds, "c_upd_s": run.seconds["total"],
-                            "losses": run.train.losses, "examples": len(tt), "flops": flops, "probe": probe,
-                            "student_tokens": run.train.tokens_seen}
 
-    _log("cartridge overhead r_cart")
-    res["cartridge"] = M.cartridge_overhead(cart, repeats=2 if fast else 5)
+    def signal():
+        sig0 = M.per_item_gradient_signal(init, tt)
+        sig1 = M.per_item_gradient_signal(cart, tt)
+        two = M.two_batch_noise_scale(init, tt, b_small=2, b_big=8 if fast else 16, repeats=2 if fast else 4)
+        return {"per_item_at_init": asdict(sig0), "per_item_after_training": asdict(sig1), "two_batch_at_init": two,
+                "m_items": n_facts, "m_snr_tau2": sig0.m_needed(2.0), "epsilon": 0.05, "delta": 0.05}
 
-    _log("description length and G_MDL")
-    dl = M.cartridge_dl(cart, run.init_vector)
-    base_buf = STMBuffer(model, tok)
-    bits_base = M.item_code_bits(base_buf, items)
-    bits_cart = M.item_code_bits(cart.memory(), items)
-    from .cartridge import kv_bytes_per_token
+    def cartridge():
+        return M.cartridge_overhead(cart, repeats=2 if fast else 5)
 
-    n_tokens = sum(len(tok(f.text.strip() + "\n", add_special_tokens=False)["input_ids"]) for f in train_facts)
-    g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(model.config), cart.kv_bytes())
-    g_info = g_mdl_information(sum(bits_base), dl["bits"], sum(bits_cart))
-    res["compression"] = {"dl": dl, "stm_tokens": n_tokens, "item_bits_base": bits_base,
-                          "item_bits_cartridge": bits_cart, "g_mdl_storage": asdict(g_store),
-                          "g_mdl_information": asdict(g_info)}
+    def compression():
+        dl = M.cartridge_dl(cart, init_vec)
+        bits_base = M.item_code_bits(STMBuffer(model, tok), items)
+        bits_cart = M.item_code_bits(cart.memory(), items)
+        n_tokens = sum(len(tok(f.text.strip() + "\n", add_special_tokens=False)["input_ids"]) for f in train_facts)
+        g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(model.config), cart.kv_bytes())
+        g_info = g_mdl_information(sum(bits_base), dl["bits"], sum(bits_cart))
+        half = n_facts // 2
+        first = consolidate(model, tok, items[:half], templates_of(train_facts[:half]),
+                            ConsolidationConfig(steps=max(10, cfg.steps // 3), batch_size=cfg.batch_size),
+                            progress=progress)
+        preq = sum(bits_base[:half]) + sum(M.item_code_bits(first.cartridge.memory(), items[half:]))
+        return {"dl": dl, "stm_tokens": n_tokens, "item_bits_base": bits_base, "item_bits_cartridge": bits_cart,
+                "g_mdl_storage": asdict(g_store), "g_mdl_information": asdict(g_info), "prequential_bits": preq,
+                "prequential_gain_bits": sum(bits_base) - preq,
+                "m_star_occam": m_star(dl["bits"], 0.05, 0.05), "m_star_agnostic": m_star(dl["bits"], 0.05, 0.05, True)}
 
-    _log("prequential code (two blocks)")
-    half = n_facts // 2
-    first = consolidate(model, tok, items[:half], templates_of(train_facts[:half]),
-                        ConsolidationConfig(steps=max(10, cfg.steps // 3), batch_size=cfg.batch_size),
-                        progress=progress)
-    preq = sum(bits_base[:half]) + sum(M.item_code_bits(first.cartridge.memory(), items[half:]))
-    res["compression"]["prequential_bits"] = preq
-    res["compression"]["prequential_gain_bits"] = sum(bits_base) - preq
+    def comparison():
+        table = compare_memories(model, tok, train_facts, cart, residual=residual, chunk_size=cfg.chunk_size)
+        return table.to_dict(orient="records")
 
-    m_items = n_facts
-    res["signal"] = {
-        "per_item_at_init": asdict(sig0), "per_item_after_training": asdict(sig1), "two_batch_at_init": two,
-        "m_items": m_items,
-        "m_star_occam": m_star(dl["bits"], 0.05, 0.05), "m_star_agnostic": m_star(dl["bits"], 0.05, 0.05, True),
-        "m_snr_tau2": sig0.m_needed(2.0), "epsilon": 0.05, "delta": 0.05,
-    }
+    def governance():
+        allf = load_facts(contradictions=True)
+        contra = [f for f in allf if f.supersedes]
+        pairs = [f for f in allf if any(c.supersedes == f.id for c in contra)] + contra
+        kc = key_conflicts([f.to_item(time=i) for i, f in enumerate(allf)])
 
-    _log("STM vs LTM table")
-    table = compare_memories(model, tok, train_facts, cart, residual=residual, chunk_size=cfg.chunk_size)
-    res["comparison"] = table.to_dict(orient="records")
+        def nll(ctx, q, a):
+            b = STMBuffer(model, tok)
+            b.extend([STMItem(text=it.text, id=it.id) for it in ctx])
+            return b.answer_nll(q, a)
 
-    _log("contradictions")
-    allf = load_facts(contradictions=True)
-    contra = [f for f in allf if f.supersedes]
-    pairs = [f for f in allf if any(c.supersedes == f.id for c in contra)] + contra
-    kc = key_conflicts([f.to_item(time=i) for i, f in enumerate(allf)])
+        probe_items = [f.to_item(time=i) for i, f in enumerate(pairs + facts[: 8 if fast else 24])]
+        mc = model_conflicts(probe_items, {f.id: f.train_questions[0] for f in pairs + facts}, nll, threshold=1.0)
+        expected = {(c.supersedes, c.id) for c in contra}
+        return {"key_conflicts": [asdict(c) for c in kc], "model_conflicts": [asdict(c) for c in mc],
+                "model_true_positives": sum((c.older, c.newer) in expected for c in mc),
+                "model_false_positives": sum((c.older, c.newer) not in expected for c in mc),
+                "contradiction_pairs": len(expected)}
 
-    def nll(ctx, q, a):
-        b = STMBuffer(model, tok)
-        b.extend([STMItem(text=it.text, id=it.id) for it in ctx])
-        return b.answer_nll(q, a)
-
-    from .stm import STMItem
-
-    probe_items = [f.to_item(time=i) for i, f in enumerate(pairs + facts[: 8 if fast else 24])]
-    mc = model_conflicts(probe_items, {f.id: f.train_questions[0] for f in pairs + facts}, nll, threshold=1.0)
-    expected = {(c.supersedes, c.id) for c in contra}
-    res["governance"] = {"key_conflicts": [asdict(c) for c in kc],
-                         "model_conflicts": [asdict(c) for c in mc],
-                         "model_true_positives": sum((c.older, c.newer) in expected for c in mc),
-                         "model_false_positives": sum((c.older, c.newer) not in expected for c in mc),
-                         "contradiction_pairs": len(expected)}
-    res["total_seconds"] = time.perf_counter() - t_start
+    section("signal", signal)
+    section("cartridge", cartridge)
+    section("compression", compression)
+    section("comparison", comparison)
+    section("governance", governance)
+    res["signal"].update({"m_star_occam": res["compression"]["m_star_occam"],
+                          "m_star_agnostic": res["compression"]["m_star_agnostic"]})
+    res["total_seconds"] = sum(res.get("section_seconds", {}).values())
     res = _clean(res)
     if out is not None:
         atomic_write_json(out, res)
         _log(f"wrote {out}")
+    _ = t_start
     return res

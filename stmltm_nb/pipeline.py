@@ -29,7 +29,7 @@ class ConsolidationConfig:
     chunk_size: int = 4  # STM items the teacher sees per chunk
     k: int = 20  # teacher top-k
     n_self: int = 0  # self-written questions per item (on top of the shipped templates)
-    steps: int = 150
+    steps: int = 180
     batch_size: int = 16
     lr: float = 2e-2
     gold_weight: float = 1.0

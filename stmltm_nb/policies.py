@@ -114,18 +114,42 @@ def _step(world: World, n_cart: int, n_res: int, q: float) -> tuple[float, float
     return q * c, q * l
 
 
+def _cums(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative items and contradictions: ``[t]`` counts those arrived before step t."""
+    return np.concatenate([[0], np.cumsum(sc.items)]), np.concatenate([[0], np.cumsum(sc.contradictions)])
+
+
+def _state(items: np.ndarray, contra: np.ndarray, s: int | None, t: int) -> tuple[int, int]:
+    """(n_cart, n_res) while serving step t, given the last consolidation at the start of step s (None: none
+    yet). A contradiction replaces the item it contradicts: in STM before any consolidation, else in the
+    cartridge (the newer item is served from STM until the next consolidation)."""
+    if s is None:
+        return 0, int(items[t + 1] - contra[t + 1])
+    live_at_s = int(items[s] - contra[s])
+    return max(0, live_at_s - int(contra[t + 1] - contra[s])), int(items[t + 1] - items[s])
+
+
+def _pending(items: np.ndarray, contra: np.ndarray, s: int | None, e: int) -> int:
+    """Residual items waiting at the start of step e (what a consolidation at e trains on)."""
+    if s is None:
+        return int(items[e] - contra[e])
+    return int(items[e] - items[s])
+
+
 def simulate(world: World, sc: Scenario, policy: Policy, name: str = "") -> SimResult:
     """Run ``policy`` over the stream; returns total cost and its parts (seconds)."""
-    n_cart = n_res = 0
+    items, contra = _cums(sc)
+    last: int | None = None
     res = SimResult(name, 0.0, 0.0, 0.0, 0.0)
     seen = 0.0
     for t in range(sc.steps):
-        if n_res > 0 and policy(State(t, n_cart, n_res, seen), world, sc):
-            res.updates += world.c_upd(n_res)
-            n_cart, n_res = n_cart + n_res, 0
+        pending = _pending(items, contra, last, t)
+        n_cart_before = _state(items, contra, last, t - 1)[0] if t > 0 else 0
+        if pending > 0 and policy(State(t, n_cart_before, pending, seen), world, sc):
+            res.updates += world.c_upd(pending)
+            last = t
             res.consolidations.append(t)
-        n_res += int(sc.items[t])
-        n_cart -= min(n_cart, int(sc.contradictions[t]))
+        n_cart, n_res = _state(items, contra, last, t)
         c, l = _step(world, n_cart, n_res, float(sc.queries[t]))
         if hasattr(policy, "observe"):
             policy.observe(t, world, n_cart, n_res, float(sc.queries[t]))
@@ -208,41 +232,35 @@ class InequalityPolicy:
 def oracle(world: World, sc: Scenario) -> SimResult:
     """Optimal consolidation schedule in hindsight (dynamic programming over consolidation steps)."""
     T = sc.steps
-    items = np.concatenate([[0], np.cumsum(sc.items)])  # items[t] = arrived before step t
-    contra = np.concatenate([[0], np.cumsum(sc.contradictions)])
-    # seg[s][e]: cost of steps s..e-1 when the last consolidation happened at the start of s (s=0: none yet)
-    best = np.full(T + 1, math.inf)
-    choice = np.full(T + 1, -1)
+    items, contra = _cums(sc)
+    # best[s]: least cost of steps s..T-1 given a consolidation at the start of s; start: index T+1 = "none yet"
+    best = np.full(T + 2, math.inf)
+    choice = np.full(T + 2, -1)
     best[T] = 0.0
-    seg_cache: dict[int, np.ndarray] = {}
-    for s in range(T - 1, -1, -1):
-        n_cart0 = items[s] - contra[s] if s > 0 else 0
-        cum = np.zeros(T - s + 1)
+    for s in [*range(T - 1, 0, -1), None]:
+        start = 0 if s is None else s
+        cum = np.zeros(T - start + 1)
         acc = 0.0
-        for j, t in enumerate(range(s, T)):
-            n_res = items[t + 1] - items[s]
-            n_cart = max(0, n_cart0 - (contra[t + 1] - contra[s])) if s > 0 else 0
+        for j, t in enumerate(range(start, T)):
+            n_cart, n_res = _state(items, contra, s, t)
             c, l = _step(world, n_cart, n_res, float(sc.queries[t]))
             acc += c + l
             cum[j + 1] = acc
-        seg_cache[s] = cum
-        cands = [cum[T - s]]  # never consolidate again
-        for e in range(s + 1, T):
-            n_res_e = items[e] - items[s]
-            if n_res_e <= 0:
-                cands.append(math.inf)
-                continue
-            cands.append(cum[e - s] + world.c_upd(n_res_e) + best[e])
+        cands = [cum[T - start]]  # never consolidate again
+        for e in range(start + 1, T):
+            pending = _pending(items, contra, s, e)
+            cands.append(cum[e - start] + world.c_upd(pending) + best[e] if pending > 0 else math.inf)
         k = int(np.argmin(cands))
-        best[s] = cands[k]
-        choice[s] = -1 if k == 0 else s + k
-    times, s = [], 0
+        idx = T + 1 if s is None else s
+        best[idx] = cands[k]
+        choice[idx] = -1 if k == 0 else start + k
+    times, s = [], T + 1
     while choice[s] != -1:
         s = int(choice[s])
         times.append(s)
     res = simulate(world, sc, schedule_policy(set(times)), "hindsight oracle")
-    if not math.isclose(res.total, best[0], rel_tol=1e-9, abs_tol=1e-9):
-        raise AssertionError(f"oracle DP ({best[0]}) and simulation ({res.total}) disagree")
+    if not math.isclose(res.total, best[T + 1], rel_tol=1e-9, abs_tol=1e-9):
+        raise AssertionError(f"oracle DP ({best[T + 1]}) and simulation ({res.total}) disagree")
     return res
 
 

@@ -1,0 +1,146 @@
+"""Benchmarks with ratios measured side by side in one run (never timed assertions).
+
+    python benchmarks/run.py            # full (several minutes on 2 cores)
+    python benchmarks/run.py --fast     # small sizes
+    python benchmarks/run.py --readme   # also rewrite the table between the BENCHMARKS markers in README.md
+
+Times are the minimum over repeats (wall-clock seconds on this machine); ratios compare runs made in the
+same process, minutes apart at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def best(fn, repeats=3):
+    out = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out = min(out, time.perf_counter() - t0)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--readme", action="store_true")
+    args = ap.parse_args()
+
+    import torch
+
+    from stmltm_nb.cartridge import Cartridge, kv_bytes_per_token
+    from stmltm_nb.distill import build_queries, compute_teacher_targets, train_cartridge
+    from stmltm_nb.facts import load_facts
+    from stmltm_nb.metrics.measure import ttft_cached, ttft_stateless
+    from stmltm_nb.models import load_model
+    from stmltm_nb.pipeline import templates_of
+    from stmltm_nb.prompts import encode
+    from stmltm_nb.stm import STMBuffer
+
+    lm = load_model()
+    model, tok = lm.model, lm.tokenizer
+    facts = load_facts()
+    q = "Which river flows through Tounkur?"
+    per_tok = kv_bytes_per_token(model.config)
+    sizes = [16, 64] if args.fast else [16, 64, 200]  # 208 shipped facts: 200 stands in for 256
+    p = 128
+    lines = []
+
+    # 1. TTFT and KV bytes: cartridge of p tokens vs STM of n items
+    cart = Cartridge.create(model, tok, p=p, init="text")
+    mem = cart.memory()
+    t_cart = ttft_cached(mem, q, 5)
+    q_ids = torch.tensor([encode(tok, mem.fmt.query(q))])
+    t_cart_stateless = best(lambda: model(input_ids=q_ids, past_key_values=cart.kv_cache(), logits_to_keep=1), 5)
+    lines.append("| STM n items | STM tokens n·b | token ratio n·b/p | TTFT cached STM / cartridge | TTFT stateless STM / cartridge | KV bytes STM / cartridge |")
+    lines.append("|---|---|---|---|---|---|")
+    buf = STMBuffer(model, tok)
+    for n in sizes:
+        while buf.n < n:
+            buf.append(facts[buf.n].to_item())
+        ratio_tok = buf.n_tokens / p
+        t_c = ttft_cached(buf, q, 5)
+        t_s = ttft_stateless(model, tok, buf.context_ids(), q, buf.fmt, 3)
+        kv = buf.total_tokens * per_tok / cart.kv_bytes()
+        lines.append(f"| {n} | {buf.n_tokens} | {ratio_tok:.2f} | {t_c / t_cart:.2f}× | {t_s / t_cart_stateless:.1f}× "
+                     f"({100 * (t_s / t_cart_stateless) / max(ratio_tok, 1e-9):.0f} % of the token ratio) | {kv:.2f}× |")
+
+    # 2. incremental append vs re-prefilling the whole buffer
+    lines.append("")
+    lines.append("| STM n items | append one item (incremental) | re-prefill all n+1 items | speed-up |")
+    lines.append("|---|---|---|---|")
+    for n in sizes:
+        b = STMBuffer(model, tok)
+        b.extend([f.to_item() for f in facts[:n]])
+        extra = facts[n].to_item()
+
+        def one_append():
+            b2 = b
+            ids = encode(tok, b2.fmt.item(extra.text))
+            L = b2.cache.get_seq_length()
+            b2._forward(ids, b2.cache)
+            b2.cache.crop(-(b2.cache.get_seq_length() - L))
+
+        t_inc = best(one_append, 5)
+        all_ids = b.context_ids() + encode(tok, b.fmt.item(extra.text))
+        t_full = best(lambda: model(input_ids=torch.tensor([all_ids]), logits_to_keep=1), 3)
+        lines.append(f"| {n} | {1000 * t_inc:.1f} ms | {1000 * t_full:.1f} ms | {t_full / t_inc:.1f}× |")
+
+    # 3. c_upd on 64 facts: teacher share, steps/s, tokens/s
+    n_f = 16 if args.fast else 64
+    steps = 5 if args.fast else 20
+    fs = facts[:n_f]
+    items = [f.to_item() for f in fs]
+    t0 = time.perf_counter()
+    qs = build_queries(model, tok, items, templates_of(fs), n_self=0)
+    tt = compute_teacher_targets(model, tok, items, qs, chunk_size=4, cache_dir=None)
+    t_teacher = time.perf_counter() - t0
+    c = Cartridge.create(model, tok, p=p, stm_text="".join(it.text + "\n" for it in items))
+    r = train_cartridge(c, tt, steps=steps, batch_size=16, progress=False)
+    full_train = r.seconds / steps * 150  # the default run has 150 steps
+    lines.append("")
+    lines.append(f"| c_upd on {n_f} facts | value |")
+    lines.append("|---|---|")
+    lines.append(f"| teacher targets ({len(tt)} examples) | {t_teacher:.0f} s |")
+    lines.append(f"| student steps/s (batch 16) | {steps / r.seconds:.3f} |")
+    lines.append(f"| student tokens/s | {r.tokens_seen / r.seconds:.0f} |")
+    lines.append(f"| teacher share of c_upd at 150 steps | {100 * t_teacher / (t_teacher + full_train):.0f} % |")
+
+    # 4. the switching evaluator: lambdified vs sympy substitution
+    from stmltm_nb import switching as sw
+    from stmltm_nb.switching import CostModel, RecallModel, SwitchInputs, decide
+
+    x = SwitchInputs(n=64, Q=500, c_upd=600, r_cart=0.01, cost=CostModel(0, 0.002),
+                     recall=RecallModel("hyperbolic", q0=1, n50=12), q_cart=0.9, lam=5)
+    k = 2000
+    t_l = best(lambda: [decide(x) for _ in range(k)], 3) / k
+    expr = sw.advantage_expr("linear", "hyperbolic")
+    subs = {sw.n: 64, sw.kappa0: 0, sw.kappa1: 0.002, sw.r_cart: 0.01, sw.lam: 5, sw.Delta: 1, sw.eps_d: 0,
+            sw.q0: 1, sw.q_cart: 0.9, sw.n50: 12}
+    t_s = best(lambda: [float(expr.subs(subs)) for _ in range(50)], 3) / 50
+    lines.append("")
+    lines.append("| switching evaluator | decisions/s | ratio |")
+    lines.append("|---|---|---|")
+    lines.append(f"| `decide` (lambdified, all gates and terms) | {1 / t_l:,.0f} | {t_s / t_l:,.0f}× faster |")
+    lines.append(f"| sympy `subs` of A(n) alone | {1 / t_s:,.0f} | 1× |")
+
+    table = "\n".join(lines)
+    print(table)
+    if args.readme:
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        block = f"<!-- BENCHMARKS:START (python benchmarks/run.py --readme) -->\n{table}\n<!-- BENCHMARKS:END -->"
+        text = re.sub(r"<!-- BENCHMARKS:START.*?<!-- BENCHMARKS:END -->", block, text, flags=re.S)
+        readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
