@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_recall, spread
-    from .facts import load_facts
-    from .models import load_model
-    from .stm import STMBuffer
+    from .env import fast
+    from .report import run_demo
 
-    t0 = time.perf_counter()
-    lm = load_model(args.model)
-    print(f"model: {lm.name}, loaded in {time.perf_counter() - t0:.1f} s")
-    facts = load_facts()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    if max(sizes) > len(facts):
-        print(f"error: at most {len(facts)} facts are shipped", file=sys.stderr)
-        return 2
-    buf = STMBuffer(lm.model, lm.tokenizer)
-    print(f"{'n items':>8} {'STM tokens':>11} {'b tok/item':>11} {'recall':>7} {'answer NLL':>11} {'s/query':>8}")
-    for n in sizes:
-        while buf.n < n:
-            buf.append(facts[buf.n].to_item())
-        asked = spread(facts[:n], args.questions)
-        r = evaluate_recall(buf, asked, "train", first_question_only=True)
-        print(f"{n:>8} {buf.n_tokens:>11} {buf.b:>11.1f} {r.recall:>7.2f} {r.nll:>11.2f} {r.seconds_per_query:>8.3f}")
-    ex = r.outputs[0]
-    print(f"\nexample at n={sizes[-1]}: Q: {ex[0]}\n  gold: {ex[1]}\n  model: {ex[2]}")
+    res = run_demo(args.model, out_dir=args.out, n_facts=args.facts, steps=args.steps, fast=args.fast or fast())
+    d = res["decision"]
+    print(("CONSOLIDATE" if d["consolidate"] else "WAIT") + f" — {d['explanation']}")
+    for r in res["comparison"]:
+        if r["questions"] in ("train", "heldout"):
+            print(f"  {r['mode']:<26} {r['questions']:<8} recall {r['recall']:.2f}")
     return 0
 
 
@@ -144,10 +129,12 @@ def _notebooks(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stmltm", description="STM vs LTM memory for language models.")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="fill STM with shipped facts on the default model; print recall and per-query time")
+    d = sub.add_parser("demo", help="the main job: STM curves, one consolidation, the rule, STM vs LTM; writes a report")
     d.add_argument("--model", default="default", help="'default' (embedded SmolLM2-135M), a local folder or Hub id")
-    d.add_argument("--sizes", default="1,16,64", help="comma-separated STM sizes n (items)")
-    d.add_argument("--questions", type=int, default=10, help="questions asked per size (spread over the items)")
+    d.add_argument("--out", default="report", help="folder for report.html and report.json")
+    d.add_argument("--facts", type=int, default=32, help="facts consolidated into the cartridge")
+    d.add_argument("--steps", type=int, default=100, help="training steps")
+    d.add_argument("--fast", action="store_true", help="tiny sizes (also when STMLTM_FAST=1)")
     d.set_defaults(func=_demo)
 
     m = sub.add_parser("measure", help="measure every Key-Metrics signal on a model; write one JSON file")

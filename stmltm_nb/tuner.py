@@ -162,9 +162,10 @@ class Tuner:
             self.fig.data[4].x, self.fig.data[4].y = [x.n], [max(1.0, x.Q)]
         self.out.clear_output(wait=True)
         with self.out:
-            from IPython.display import display
+            import sys
 
-            display(self.fig)
+            # plain Plotly JSON: rendered offline by JupyterLab/Voilà's plotly extension (no CDN script)
+            self.fig.show(renderer="colab" if "google.colab" in sys.modules else "plotly_mimetype")
 
 
 def make_tuner(curves: dict[str, Any] | None | str = "measured", preset: str | None = None) -> Tuner:
