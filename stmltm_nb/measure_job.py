@@ -192,6 +192,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     section("compression", compression)
     section("comparison", comparison)
     section("governance", governance)
+    pooled = res["recall"]["pooled"]  # refit (cheap) so that fitting fixes apply to resumed measurements
+    fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
+    res["recall"].update({"fits": [asdict(f) for f in fits], "best_fit": fits[0].model})
     res["signal"].update({"m_star_occam": res["compression"]["m_star_occam"],
                           "m_star_agnostic": res["compression"]["m_star_agnostic"]})
     res["total_seconds"] = sum(res.get("section_seconds", {}).values())

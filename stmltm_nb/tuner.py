@@ -54,7 +54,7 @@ def recall_model_from(curves: dict[str, Any], family: str | None = None) -> Reca
     fits = {f["model"]: f for f in curves["recall"]["fits"]}
     fam = family or curves["recall"]["best_fit"]
     p = fits[fam]["params"]
-    return RecallModel(fam, q0=min(1.0, max(0.0, p.get("q0", 1.0))), rho=p.get("rho", 0.0), nu=p.get("nu", 1.0),
+    return RecallModel(fam, q0=p.get("q0", 1.0), rho=p.get("rho", 0.0), nu=p.get("nu", 1.0),
                        n50=p.get("n50", 1.0), k=p.get("k", 1.0))
 
 

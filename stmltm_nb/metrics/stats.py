@@ -60,9 +60,9 @@ def _aic(rss: float, m: int, k: int) -> float:
 
 
 def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic") -> Fit:
-    """Least-squares fit of a recall-decay family (grid start + Nelder-Mead-free coordinate refinement).
+    """Least-squares fit of a recall-decay family, with q0 constrained to [0, 1] (a probability).
 
-    Uses a log-spaced grid over the scale parameter and closed-form/1-D refinement, so it needs only numpy.
+    A log-spaced grid over the scale parameter (closed-form q0 at each point) then a pattern search; numpy only.
     """
     if model not in RECALL_MODELS:
         raise ValueError(f"model must be one of {list(RECALL_MODELS)}, got {model!r}")
@@ -89,7 +89,7 @@ def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic"
             for k in ks:
                 shape = f(n_arr, 1.0, scale, k) if model == "hill" else f(n_arr, 1.0, scale)
                 denom = float(np.dot(shape, shape))
-                q0 = float(np.dot(shape, q_arr) / denom) if denom > 0 else 0.0
+                q0 = float(np.clip(np.dot(shape, q_arr) / denom, 0.0, 1.0)) if denom > 0 else 0.0
                 th = np.array([q0, scale, k] if model == "hill" else [q0, scale])
                 s = sse(th)
                 if best is None or s < best[0]:
@@ -102,7 +102,7 @@ def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic"
                 for sgn in (1, -1):
                     cand = theta.copy()
                     cand[i] += sgn * step[i]
-                    if cand[1] <= 0 or (model == "hill" and cand[2] <= 0):
+                    if cand[1] <= 0 or not 0 <= cand[0] <= 1 or (model == "hill" and cand[2] <= 0):
                         continue
                     if sse(cand) < sse(theta):
                         theta, improved = cand, True
