@@ -174,9 +174,11 @@ def make_tuner(curves: dict[str, Any] | None | str = "measured", preset: str | N
     if curves == "measured":
         try:
             curves = load_curves()
-        except (FileNotFoundError, ValueError) as e:
+            presets(curves)  # complete enough for the presets?
+        except (FileNotFoundError, ValueError, KeyError) as e:
             import warnings
 
-            warnings.warn(f"{e}; using built-in defaults", stacklevel=2)
+            msg = f"missing section {e}" if isinstance(e, KeyError) else str(e).replace(str(curves_path()), "data/measured_curves.json")
+            warnings.warn(f"measured curves unusable ({msg}); using built-in defaults", stacklevel=2)
             curves = None
     return Tuner(curves, preset)
