@@ -26,7 +26,7 @@ demo: venv
 	$(BIN)/stmltm demo
 
 lint: venv
-	$(BIN)/ruff check stmltm_nb tests
+	$(BIN)/ruff check stmltm_nb tests benchmarks
 
 test-unit: venv
 	$(BIN)/python -m pytest -q tests

@@ -81,16 +81,15 @@ def main() -> int:
         b.extend([f.to_item() for f in facts[:n]])
         extra = facts[n].to_item()
 
-        def one_append():
-            b2 = b
-            ids = encode(tok, b2.fmt.item(extra.text))
-            L = b2.cache.get_seq_length()
-            b2._forward(ids, b2.cache)
-            b2.cache.crop(-(b2.cache.get_seq_length() - L))
+        def one_append(b=b, extra=extra):
+            ids = encode(tok, b.fmt.item(extra.text))
+            before = b.cache.get_seq_length()
+            b._forward(ids, b.cache)  # exactly what STMBuffer.append prefills
+            b.cache.crop(-(b.cache.get_seq_length() - before))
 
         t_inc = best(one_append, 5)
-        all_ids = b.context_ids() + encode(tok, b.fmt.item(extra.text))
-        t_full = best(lambda: model(input_ids=torch.tensor([all_ids]), logits_to_keep=1), 3)
+        all_ids = torch.tensor([b.context_ids() + encode(tok, b.fmt.item(extra.text))])
+        t_full = best(lambda ids=all_ids: model(input_ids=ids, logits_to_keep=1), 3)
         lines.append(f"| {n} | {1000 * t_inc:.1f} ms | {1000 * t_full:.1f} ms | {t_full / t_inc:.1f}× |")
 
     # 3. c_upd on 64 facts: teacher share, steps/s, tokens/s
