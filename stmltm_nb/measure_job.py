@@ -195,6 +195,8 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     pooled = res["recall"]["pooled"]  # refit (cheap) so that fitting fixes apply to resumed measurements
     fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
     res["recall"].update({"fits": [asdict(f) for f in fits], "best_fit": fits[0].model})
+    cons = res["consolidation"]
+    cons["probe"] = probe_prediction(cons["losses"], probe_steps=max(6, cfg.steps // 4))
     res["signal"].update({"m_star_occam": res["compression"]["m_star_occam"],
                           "m_star_agnostic": res["compression"]["m_star_agnostic"]})
     res["total_seconds"] = sum(res.get("section_seconds", {}).values())

@@ -37,36 +37,48 @@ def smooth(losses: Sequence[float], window: int = 5) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def fit_learning_curve(losses: Sequence[float]) -> LearningCurve:
-    """Fit L(s) = L_inf + a·s^(−alpha) to per-step losses (s = 1..len). Grid over alpha, least squares for
-    (L_inf, a) at each alpha."""
-    y = np.asarray(losses, float)
-    if y.size < 4 or not np.isfinite(y).all():
-        raise ValueError("need at least 4 finite losses")
-    s = np.arange(1, y.size + 1, dtype=float)
+def fit_learning_curve(losses: Sequence[float], start: int = 1) -> LearningCurve:
+    """Fit L(s) = L_inf + a·s^(−alpha) to per-step losses, using steps ``start``..len (s counts from 1, so
+    warm-up steps can be left out of the fit). A grid over alpha with least squares for (L_inf, a) at each;
+    L_inf is constrained to [0, min loss] (a loss floor cannot be negative or above what was reached)."""
+    y_all = np.asarray(losses, float)
+    if y_all.size - (start - 1) < 4 or not np.isfinite(y_all).all():
+        raise ValueError("need at least 4 finite losses after the start step")
+    s = np.arange(start, y_all.size + 1, dtype=float)
+    y = y_all[start - 1 :]
+    lo, hi = 0.0, float(y.min())
     best = None
     for alpha in np.linspace(0.05, 3.0, 120):
-        X = np.vstack([np.ones_like(s), s ** (-alpha)]).T
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        r = y - X @ coef
+        x = s ** (-alpha)
+        X = np.vstack([np.ones_like(s), x]).T
+        (l_inf, a), *_ = np.linalg.lstsq(X, y, rcond=None)
+        if not lo <= l_inf <= hi:  # refit a with L_inf on the nearest bound
+            l_inf = min(max(l_inf, lo), hi)
+            a = float(x @ (y - l_inf) / (x @ x))
+        r = y - (l_inf + a * x)
         sse = float(r @ r)
         if best is None or sse < best[0]:
-            best = (sse, alpha, coef)
-    sse, alpha, (l_inf, a) = best
+            best = (sse, alpha, l_inf, a)
+    sse, alpha, l_inf, a = best
     return LearningCurve(float(l_inf), float(a), float(alpha), math.sqrt(sse / y.size))
 
 
 def probe_prediction(losses: Sequence[float], probe_steps: int, total_steps: int | None = None,
-                     window: int = 5) -> dict[str, float]:
+                     window: int = 5, skip: int | str = "auto") -> dict[str, float]:
     """Predict the (smoothed) final loss of a run from its first ``probe_steps`` losses.
 
-    Returns predicted, ucb, actual (smoothed final loss of the full history, if it is long enough) and the
-    prediction error (predicted − actual), all in the loss's units (nats/token).
+    ``skip`` leaves the first steps out of the fit; ``"auto"`` skips the initial plateau (warm-up): the steps
+    before the smoothed loss first falls below 90 % of its starting value. Returns predicted, ucb, actual (smoothed final loss
+    of the full history, if it is long enough) and the prediction error (predicted − actual), all in the loss's
+    units (nats/token).
     """
     total = total_steps or len(losses)
     sm = smooth(losses, window)
-    fit = fit_learning_curve(sm[:probe_steps])
-    out = {"probe_steps": probe_steps, "total_steps": total, "predicted": fit.predict(total),
+    if skip == "auto":
+        below = np.nonzero(sm[:probe_steps] < 0.9 * sm[0])[0]
+        skip = int(below[0]) if below.size and below[0] <= probe_steps - 4 else 0
+    fit = fit_learning_curve(sm[:probe_steps], start=int(skip) + 1)
+    out = {"probe_steps": probe_steps, "skipped_steps": int(skip), "total_steps": total, "predicted": fit.predict(total),
            "ucb": fit.ucb(total), "l_inf": fit.l_inf, "alpha": fit.alpha}
     if len(losses) >= total:
         out["actual"] = float(sm[total - 1])
