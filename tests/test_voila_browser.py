@@ -60,7 +60,9 @@ def browser():
               "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
               "--window-size=1280,1800"):
         opts.add_argument(a)
+    opts.page_load_strategy = "eager"  # Voilà streams the executed notebook; wait on elements instead
     drv = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    drv.set_page_load_timeout(300)
     yield drv
     drv.quit()
 
