@@ -145,7 +145,8 @@ if path.exists():
     print({k: summary.get(k) for k in ("items", "versions", "absorbed", "residual", "superseded", "lost")})
     for e in log:
         if e["event"] == "commit":
-            print(f"commit v{e['version'] + 1 if 'target' in e else e['version']}: absorbed {len(e['absorbed'])}, kept {len(e['kept_in_stm'])}")
+            print(f"commit v{e['version']}: absorbed {len(e['absorbed'])}, kept in STM {len(e['kept_in_stm'])}, "
+                  f"q_cart {e['checks']['q_cart']:.2f}, c_upd {e['c_upd_s']:.0f} s")
 else:
     print("no recorded stream yet: run `stmltm stream`")
 

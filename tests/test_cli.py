@@ -1,0 +1,31 @@
+import json
+
+import pytest
+
+from stmltm_nb.cli import main
+
+
+def test_decide_exit_codes_and_terms(capsys, tmp_path):
+    assert main(["decide", "--n", "64", "--Q", "5000", "--c-upd", "600", "--kappa1", "0.002", "--lam", "5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CONSOLIDATE") and "lhs_QA" in out and "G4 quality" in out
+    assert main(["decide", "--Q", "1"]) == 1
+    assert "WAIT" in capsys.readouterr().out
+    assert main(["decide", "--Q", "nan"]) == 2
+    assert "Q is NaN" in capsys.readouterr().err
+    assert main(["decide", "--snr", "0.5", "--tau", "2", "--Q", "1e6", "--lam", "5"]) == 1
+    assert "G2 SNR" in capsys.readouterr().out
+    f = tmp_path / "x.json"
+    f.write_text(json.dumps({"n": 64, "Q": 5000, "c_upd": 600, "r_cart": 0.01, "lam": 5,
+                             "cost": {"kappa1": 0.002}, "recall": {"kind": "hyperbolic", "q0": 1.0, "n50": 10}}))
+    assert main(["decide", "--json", str(f), "--as-json"]) == 0
+    assert '"consolidate": true' in capsys.readouterr().out
+    f.write_text("{broken")
+    assert main(["decide", "--json", str(f)]) == 2
+
+
+@pytest.mark.parametrize("cmd", ["demo", "measure", "decide", "stream", "notebooks"])
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0 and "usage" in capsys.readouterr().out
