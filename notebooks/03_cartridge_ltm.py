@@ -152,10 +152,16 @@ with tempfile.TemporaryDirectory() as d:
 #
 # - Context distillation moves what the model does *with* the items in context into a trained prefix.
 # - Initialising from the STM's own KV starts training from truncated STM; random vectors start far away.
-# - On 64 facts the cartridge beats STM-with-all-items clearly, on trained templates and on held-out paraphrases;
-#   residual STM covers what arrived after training.
+# - On 64 facts the cartridge beats STM-with-all-items clearly, on trained templates and on held-out paraphrases
+#   (the table asks about the 8 residual facts too, which the cartridge alone cannot know).
+# - **LTM + residual STM fails here**: items appended after a *trained* cartridge drop recall to about STM-all
+#   level. The cartridge was trained with the question right after it, never with notes in between; at step 0
+#   (cartridge = truncated STM) the combination is exact (a unit test checks that). Training with residual-like
+#   filler between cartridge and question is the fix to try (exercise 3).
 #
 # ## Exercises
 #
 # 1. Set `gold_weight=0` (pure distillation). How do recall and loss change?
 # 2. Increase `chunk_size` to 16. Is the teacher still right, and does the student suffer?
+# 3. Train a small cartridge whose student sequences put two random other facts between the cartridge and the
+#    question (the teacher sees them too). Does "LTM + residual STM" recover?

@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("q0", 1.0, "recall at n→0"), ("rho", 0.0, "linear recall slope"), ("nu", 50.0, "exponential scale"),
         ("n50", 10.0, "hyperbolic/Hill half-recall size"), ("k", 1.0, "Hill exponent"),
         ("q_cart", 0.9, "cartridge recall"), ("lam", 1.0, "s per unit loss"), ("eta", 0.0, "hysteresis"),
-        ("gamma", 0.0, "required quality margin"), ("tau", 2.0, "SNR threshold"),
+        ("gamma", 0.0, "required quality margin"), ("tau", 1.0, "SNR threshold"),
     ]:
         c.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=default, help=helptext)
     for name in ("m", "m_star", "snr", "g_mdl"):

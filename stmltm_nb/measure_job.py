@@ -179,7 +179,8 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
             b.extend([STMItem(text=it.text, id=it.id) for it in ctx])
             return b.answer_nll(q, a)
 
-        probe_items = [f.to_item(time=i) for i, f in enumerate(pairs + facts[: 8 if fast else 24])]
+        pool = list({f.id: f for f in pairs + facts[: 8 if fast else 24]}.values())  # unique ids, order kept
+        probe_items = [f.to_item(time=i) for i, f in enumerate(pool)]
         mc = model_conflicts(probe_items, {f.id: f.train_questions[0] for f in pairs + facts}, nll, threshold=1.0)
         expected = {(c.supersedes, c.id) for c in contra}
         return {"key_conflicts": [asdict(c) for c in kc], "model_conflicts": [asdict(c) for c in mc],

@@ -193,7 +193,7 @@ class SwitchInputs:
     eps_d: float = 0.0
     eta: float = 0.0
     gamma: float = 0.0  # required margin of LTM over STM, loss units, in [-1, 1]
-    tau: float = 2.0  # SNR threshold
+    tau: float = 1.0  # SNR threshold (default: measured, notebook 04/06)
     # gate measurements (None = not measured: the gate is reported but does not block)
     m: float | None = None  # evidence units
     m_star: float | None = None

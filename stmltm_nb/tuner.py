@@ -65,7 +65,7 @@ def presets(curves: dict[str, Any]) -> dict[str, dict[str, float]]:
     q_cart = comp.get(("LTM (cartridge)", "train"), {}).get("recall", 0.9)
     snr = curves["signal"]["per_item_at_init"]["snr_m"] or 0.0
     base = {"n": 64.0, "Q": 3.0, "c_upd": math.log10(max(1.0, cons["c_upd_s"])), "q_cart": float(q_cart),
-            "r_cart": float(curves["cartridge"]["r_cart_s"]), "lam": 5.0, "gamma": 0.0, "tau": 2.0,
+            "r_cart": float(curves["cartridge"]["r_cart_s"]), "lam": 5.0, "gamma": 0.0, "tau": 1.0,
             "snr": float(min(20.0, snr)), "eta": 0.1}
     cached = dict(base, kappa1=max(0.0, curves["cost"]["fit_cached_linear"]["coef"]["b"]))
     stateless = dict(base, kappa1=max(0.0, curves["cost"]["fit_stateless_linear"]["coef"]["b"]))
@@ -87,7 +87,7 @@ class Tuner:
         self.sliders: dict[str, Any] = {}
         for name, (label, lo, hi, step, log) in SLIDERS.items():
             default = start.get(name, {"n": 64, "Q": 3, "c_upd": 2.7, "r_cart": 0.01, "kappa1": 0.002, "lam": 5,
-                                       "q_cart": 0.9, "gamma": 0.0, "tau": 2.0, "snr": 5.0, "eta": 0.1}[name])
+                                       "q_cart": 0.9, "gamma": 0.0, "tau": 1.0, "snr": 5.0, "eta": 0.1}[name])
             cls = w.FloatLogSlider if log else w.FloatSlider
             kw = dict(base=10, min=lo, max=hi, step=step, value=10 ** default) if log else dict(
                 min=lo, max=hi, step=step, value=default)
