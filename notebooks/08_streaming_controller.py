@@ -102,12 +102,13 @@ from stmltm_nb.pipeline import ConsolidationConfig
 
 lm = load_model("default")
 facts = load_facts(contradictions=True)
-stream = facts[:8] + [f for f in facts if f.supersedes][:1] if FAST else facts[:24] + [f for f in facts if f.supersedes][:2]
+contra = [f for f in facts if f.supersedes]
+stream = facts[:8] + contra[:1] if FAST else facts[:16] + contra[:2]
 root = tempfile.mkdtemp(prefix="stmltm-ctl-")
 ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in facts},
                  probes={f.id: (f.heldout_question, f.answer) for f in facts},
-                 config=ControllerConfig(check_every=4, m_floor=4, lam=5.0, queries_per_item=50.0),
-                 consolidation=ConsolidationConfig(p=32, steps=2 if FAST else 40, batch_size=8))
+                 config=ControllerConfig(check_every=4 if FAST else 8, m_floor=4, lam=5.0, queries_per_item=50.0),
+                 consolidation=ConsolidationConfig(p=32, steps=2 if FAST else 30, batch_size=8))
 for i, f in enumerate(stream):
     ctl.ingest(f.to_item(time=float(i)))
 ev = ctl.events()

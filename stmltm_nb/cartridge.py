@@ -52,6 +52,18 @@ def kv_bytes_per_token(config: Any, bytes_per_value: int = 4) -> int:
     return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * bytes_per_value
 
 
+def _quiet_get_peft_model(model: Any, cfg: Any) -> Any:
+    """``peft.get_peft_model`` without transformers' deprecation warning about gradient checkpointing (PEFT asks
+    the model whether it is on; the warning carries a file path and is noise in notebooks)."""
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, cfg)
+
+
 class Cartridge:
     """A trained memory φ: a KV prefix (PEFT CartridgeConfig) or a LoRA, on top of a frozen base model."""
 
@@ -76,7 +88,7 @@ class Cartridge:
         (each item on its own line, without the header; the header is added here).
         """
         import torch
-        from peft import CartridgeConfig, LoraConfig, get_peft_model
+        from peft import CartridgeConfig, LoraConfig
 
         if backend not in BACKENDS:
             raise CartridgeError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -94,7 +106,7 @@ class Cartridge:
             private = copy.deepcopy(model)
             cfg = LoraConfig(task_type="CAUSAL_LM", r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.0,
                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
-            peft_model = get_peft_model(private, cfg)
+            peft_model = _quiet_get_peft_model(private, cfg)
             meta.update({"lora_rank": lora_rank, "p": 0, "num_frozen": 0})
             return cls(peft_model, model, tokenizer, backend, meta, fmt, header)
 
@@ -103,7 +115,7 @@ class Cartridge:
         if not isinstance(num_frozen, int) or not 0 <= num_frozen < p:
             raise CartridgeError(f"num_frozen must be an integer in [0, p), got {num_frozen!r}")
         cfg = CartridgeConfig(task_type="CAUSAL_LM", num_virtual_tokens=p, num_frozen_tokens=num_frozen)
-        peft_model = get_peft_model(model, cfg)
+        peft_model = _quiet_get_peft_model(model, cfg)
         meta.update({"p": p, "num_frozen": num_frozen})
         cart = cls(peft_model, model, tokenizer, backend, meta, fmt, header)
         if init == "random":

@@ -120,9 +120,7 @@ def _notebooks(args: argparse.Namespace) -> int:
     srcs = sources(notebook_dir())
     if args.only:
         srcs = [s for s in srcs if any(s.name.startswith(o) for o in args.only.split(","))]
-    for path, secs in build(srcs, execute=not args.no_execute, fast=args.fast,
-                            out_dir=Path(args.out) if args.out else None):
-        print(f"{path.name}: {secs:.0f} s", flush=True)
+    build(srcs, execute=not args.no_execute, fast=args.fast, out_dir=Path(args.out) if args.out else None)
     return 0
 
 

@@ -64,6 +64,7 @@ def build(paths: list[Path] | None = None, execute: bool = True, fast: bool = Fa
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(target))
         done.append((target, time.perf_counter() - t0))
+        print(f"{target.name}: {done[-1][1]:.0f} s", flush=True)
     return done
 
 

@@ -205,7 +205,9 @@ class SwitchInputs:
 def _check(name: str, v: Any, lo: float = 0.0, hi: float = math.inf, allow_none: bool = False) -> None:
     if v is None and allow_none:
         return
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    import numbers
+
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):  # numpy scalars are numbers.Real too
         raise SwitchingInputError(f"{name} must be a number, got {type(v).__name__}")
     if math.isnan(v):
         raise SwitchingInputError(f"{name} is NaN")

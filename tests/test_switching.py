@@ -159,3 +159,10 @@ def test_switching_math_imports_no_torch():
 
     code = "import sys, stmltm_nb.switching; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_numpy_scalars_are_accepted():
+    import numpy as np
+
+    d = decide(inputs(n=np.int64(40), Q=np.float64(500.0), recall=RECALLS["hyperbolic"]))
+    assert d.terms["A"] == decide(inputs(n=40, Q=500.0, recall=RECALLS["hyperbolic"])).terms["A"]
