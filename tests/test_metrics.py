@@ -183,3 +183,8 @@ def test_streaming_sums_equal_matrix_estimate():
     a = gradient_signal(g)
     b = gradient_signal_from_sums(30, g.sum(0), float((g * g).sum()))
     assert a.b_simple == pytest.approx(b.b_simple) and a.trace_cov == pytest.approx(b.trace_cov)
+
+
+def test_linear_fit_never_has_rising_recall():
+    fit = fit_recall([1, 4, 16], [0.5, 0.5, 1.0], "linear")
+    assert fit.params["rho"] == 0 and 0 <= fit.params["q0"] <= 1

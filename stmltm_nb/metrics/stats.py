@@ -82,6 +82,9 @@ def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic"
     if model == "linear":
         A = np.vstack([np.ones_like(n_arr), -n_arr]).T
         theta = np.linalg.lstsq(A, q_arr, rcond=None)[0]
+        if theta[1] < 0:  # recall cannot rise with n: flat fit
+            theta = np.array([float(np.mean(q_arr)), 0.0])
+        theta[0] = float(np.clip(theta[0], 0.0, 1.0))
     else:
         best = None
         ks = [1.0] if model != "hill" else [0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
