@@ -64,7 +64,6 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from .pipeline import ConsolidationConfig, consolidate, templates_of
     from .stm import STMBuffer, STMItem
 
-    t_start = time.perf_counter()
     torch.manual_seed(0)
     lm = load_model(model_name)
     model, tok = lm.model, lm.tokenizer
@@ -205,5 +204,4 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     if out is not None:
         atomic_write_json(out, res)
         _log(f"wrote {out}")
-    _ = t_start
     return res

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .switching import CostModel, RecallModel, SkiRental  # noqa: F401 (re-exported for notebooks)
+from .switching import CostModel, RecallModel, SkiRental
 
 
 @dataclass

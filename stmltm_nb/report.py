@@ -5,7 +5,6 @@ self-contained: plotly.js is inlined so the page opens offline)."""
 from __future__ import annotations
 
 import html
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -118,4 +117,4 @@ def write_html(res: dict[str, Any], path: str | Path) -> Path:
     return atomic_write_text(path, body)
 
 
-__all__ = ["run_demo", "write_html", "json"]
+__all__ = ["run_demo", "write_html"]
