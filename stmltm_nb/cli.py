@@ -95,13 +95,12 @@ def _stream(args: argparse.Namespace) -> int:
         ev = ctl.ingest(f.to_item(time=float(i)))
         if ev is not None:
             print(f"item {i + 1:>3}: {'CONSOLIDATE' if ev['consolidate'] else 'wait'} — {ev['explanation']}", flush=True)
-    absorbed, resid = ctl.absorbed_ids(), {it.id for it in ctl.residual()}
     from .metrics.governance import superseded_ids
 
-    sup = superseded_ids(ctl.items)
-    lost = [it.id for it in ctl.items if it.id not in absorbed | resid | sup]
+    lost = ctl.lost_ids()
     summary = {"event": "summary", "items": len(ctl.items), "versions": ctl.state["version"],
-               "absorbed": len(absorbed), "residual": len(resid), "superseded": len(sup), "lost": len(lost)}
+               "absorbed": len(ctl.absorbed_ids()), "residual": len(ctl.residual()),
+               "superseded": len(superseded_ids(ctl.items)), "lost": len(lost)}
     ctl.event("summary", **{k: v for k, v in summary.items() if k != "event"})
     print(json.dumps(summary))
     if args.out:

@@ -163,10 +163,14 @@ class Controller:
         ids = self.absorbed_ids() - superseded_ids(self.items)
         return [it for it in self.items if it.id in ids]
 
+    def lost_ids(self) -> list[str]:
+        """Logged items that are neither absorbed, residual, nor superseded by a newer one (should be empty)."""
+        covered = self.absorbed_ids() | {it.id for it in self.residual()} | superseded_ids(self.items)
+        return [it.id for it in self.items if it.id not in covered]
+
     def accounted(self) -> bool:
         """Every logged item is absorbed, residual, or superseded by a newer one: nothing is lost."""
-        covered = self.absorbed_ids() | {it.id for it in self.residual()} | superseded_ids(self.items)
-        return {it.id for it in self.items} <= covered
+        return not self.lost_ids()
 
     # ----- streaming ------------------------------------------------------------------------------------------
     def ingest(self, item: STMItem, decide_now: bool = True) -> dict[str, Any] | None:

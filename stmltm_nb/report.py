@@ -11,10 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import atomic_write_json, atomic_write_text
-
-
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+from .measure_job import _clean, _log
 
 
 def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int = 32, steps: int = 100,
@@ -74,16 +71,10 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     dec = decide(x)
     res["decision"] = {"inputs": {k: v for k, v in asdict(x).items()}, **dec.to_json()}
     res["total_seconds"] = time.perf_counter() - t0
-    atomic_write_json(out / "report.json", _json_ready(res))
+    atomic_write_json(out / "report.json", _clean(res))
     write_html(res, out / "report.html")
     _log(f"wrote {out / 'report.json'} and {out / 'report.html'} in {res['total_seconds']:.0f} s")
     return res
-
-
-def _json_ready(x: Any) -> Any:
-    from .measure_job import _clean
-
-    return _clean(x)
 
 
 def write_html(res: dict[str, Any], path: str | Path) -> Path:

@@ -137,6 +137,7 @@ class STMBuffer:
             raise STMError(f"max_tokens must be in (0, {window}], got {max_tokens}")
         self._prefix_cache = prefix_cache
         self.items: list[STMItem] = []
+        self.evicted: list[STMItem] = []  # items dropped by eviction="oldest", oldest first
         self._item_ids: list[list[int]] = []
         self._cache = None
         self._prefix_ids: list[int] = [] if prefix_cache is not None else encode(tokenizer, fmt.prefix(header))
@@ -279,7 +280,7 @@ class STMBuffer:
         while k < self.n and total + needed > self.max_tokens:
             total -= len(self._item_ids[k])
             k += 1
-        self.evicted = getattr(self, "evicted", []) + self.items[:k]
+        self.evicted.extend(self.items[:k])
         del self.items[:k]
         del self._item_ids[:k]
         self._rebuild()

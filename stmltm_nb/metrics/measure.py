@@ -221,12 +221,6 @@ def item_code_bits(buf: STMBuffer, items: Sequence[STMItem]) -> list[float]:
     return out
 
 
-def answer_nll_under(buf: STMBuffer, facts: Sequence[Fact], kind: str = "train") -> float:
-    """Mean answer NLL (nats/token) over the first question of each fact."""
-    vals = [buf.answer_nll(f.train_questions[0] if kind == "train" else f.heldout_question, f.answer) for f in facts]
-    return float(np.mean(vals))
-
-
 __all__ = ["recall_curve", "pooled_recall", "cost_curve", "cartridge_overhead", "forward_flops", "training_flops",
            "per_item_gradient_signal", "two_batch_noise_scale", "cartridge_dl", "item_code_bits", "spread",
-           "answer_nll_under", "ttft_cached", "ttft_stateless"]
+           "ttft_cached", "ttft_stateless"]
