@@ -107,7 +107,9 @@ stream = facts[:8] + contra[:1] if FAST else facts[:16] + contra[:2]
 root = tempfile.mkdtemp(prefix="stmltm-ctl-")
 ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in facts},
                  probes={f.id: (f.heldout_question, f.answer) for f in facts},
-                 config=ControllerConfig(check_every=4 if FAST else 8, m_floor=4, lam=5.0, queries_per_item=50.0),
+                 # G2 off here to keep the demo short; the recorded stream below measures SNR online
+                 config=ControllerConfig(check_every=4 if FAST else 8, m_floor=4, lam=5.0, queries_per_item=50.0,
+                                         snr_gate=False),
                  consolidation=ConsolidationConfig(p=32, steps=2 if FAST else 30, batch_size=8))
 for i, f in enumerate(stream):
     ctl.ingest(f.to_item(time=float(i)))
@@ -143,11 +145,18 @@ path = data_dir() / "controller_events.jsonl"
 if path.exists():
     log = [json.loads(line) for line in path.read_text().splitlines()]
     summary = log[-1] if log[-1]["event"] == "summary" else {}
-    print({k: summary.get(k) for k in ("items", "versions", "absorbed", "residual", "superseded", "lost")})
+    print({k: summary.get(k) for k in ("items", "versions", "commits", "absorbed", "residual", "superseded", "lost")})
+    print(f"{'v':>2} {'n':>4} {'SNR_m':>6} {'Q·A [s]':>10} {'(1+η)c_upd [s]':>15}  decision")
     for e in log:
-        if e["event"] == "commit":
-            print(f"commit v{e['version']}: absorbed {len(e['absorbed'])}, kept in STM {len(e['kept_in_stm'])}, "
-                  f"q_cart {e['checks']['q_cart']:.2f}, c_upd {e['c_upd_s']:.0f} s")
+        if e["event"] == "decision":
+            snr = (e.get("snr_measurement") or {}).get("snr_m")
+            verdict = "CONSOLIDATE" if e["consolidate"] else "wait: " + ", ".join(e["blocked_by"])
+            print(f"{e['version']:>2} {e['n']:>4} {'—' if snr is None else f'{snr:.2f}':>6} "
+                  f"{e['terms']['lhs_QA']:>10.0f} {e['terms']['rhs_upd']:>15.0f}  {verdict}")
+        elif e["event"] in ("commit", "rollback"):
+            extra = (f"absorbed {len(e['absorbed'])}, kept in STM {len(e['kept_in_stm'])}, "
+                     f"q_cart {e['checks']['q_cart']:.2f}" if e["event"] == "commit" else e.get("reason", ""))
+            print(f"   → {e['event']} v{e['version']}: {extra}, c_upd {e.get('c_upd_s', 0):.0f} s")
 else:
     print("no recorded stream yet: run `stmltm stream`")
 

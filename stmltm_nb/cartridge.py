@@ -171,6 +171,14 @@ class Cartridge:
             return self.p * kv_bytes_per_token(self.base_model.config, bytes_per_value)
         return self.num_trainable() * bytes_per_value
 
+    def student_context_ids(self) -> list[int]:
+        """Token ids the student sees before any residual items and the query, exactly as :meth:`memory` serves
+        it: nothing for the prefix backend (the cartridge *is* the context), the opened system turn with the
+        header for LoRA."""
+        if self.backend == "prefix":
+            return []
+        return encode(self.tokenizer, self.fmt.prefix(self.header))
+
     # ----- serving --------------------------------------------------------------------------------------
     def kv_cache(self):
         """The prefix as a fresh ``DynamicCache`` of p tokens (batch 1), detached from training graphs."""

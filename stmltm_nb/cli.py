@@ -73,6 +73,7 @@ def _stream(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .controller import Controller, ControllerConfig
+    from .curves import load_curves
     from .facts import load_facts
     from .io import atomic_write_text
     from .models import load_model
@@ -84,11 +85,17 @@ def _stream(args: argparse.Namespace) -> int:
     contra = [f for f in allf if f.supersedes and any(b.id == f.supersedes for b in base)]
     stream = base[: len(base) // 2] + contra + base[len(base) // 2 :]  # contradictions arrive mid-stream
     root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="stmltm-stream-"))
+    knobs = {"check_every": args.check_every, "m_floor": 16, "lam": args.lam, "tau": args.tau,
+             "queries_per_item": args.queries_per_item, "snr_gate": not args.no_snr_gate}
+    try:  # priors from the measured curves of this model when they exist
+        config = ControllerConfig.from_curves(load_curves(args.curves), **knobs)
+        print(f"priors from {args.curves or 'data/measured_curves.json'}", flush=True)
+    except FileNotFoundError:
+        config = ControllerConfig(**knobs)
+    ccfg = ConsolidationConfig(p=args.p, steps=args.steps if args.steps else ConsolidationConfig.steps)
     ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in allf},
                      probes={f.id: (f.heldout_question, f.answer) for f in allf},
-                     config=ControllerConfig(check_every=args.check_every, m_floor=16, lam=args.lam,
-                                             queries_per_item=args.queries_per_item),
-                     consolidation=ConsolidationConfig(p=args.p, steps=args.steps), progress=True)
+                     config=config, consolidation=ccfg, progress=True)
     for i, f in enumerate(stream):
         if f.id in {it.id for it in ctl.items}:
             continue
@@ -100,7 +107,9 @@ def _stream(args: argparse.Namespace) -> int:
     lost = ctl.lost_ids()
     summary = {"event": "summary", "items": len(ctl.items), "versions": ctl.state["version"],
                "absorbed": len(ctl.absorbed_ids()), "residual": len(ctl.residual()),
-               "superseded": len(superseded_ids(ctl.items)), "lost": len(lost)}
+               "superseded": len(superseded_ids(ctl.items)), "lost": len(lost),
+               "commits": sum(e["event"] == "commit" for e in ctl.events()),
+               "rollbacks": sum(e["event"] == "rollback" for e in ctl.events())}
     ctl.event("summary", **{k: v for k, v in summary.items() if k != "event"})
     print(json.dumps(summary))
     if args.out:
@@ -169,8 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--check-every", type=int, default=8)
     st.add_argument("--lam", type=float, default=5.0, help="seconds per wrong answer")
     st.add_argument("--queries-per-item", type=float, default=50.0, help="expected queries per ingested item")
+    st.add_argument("--tau", type=float, default=1.0, help="SNR threshold of gate G2")
+    st.add_argument("--no-snr-gate", action="store_true", help="do not measure SNR online (G2 unmeasured)")
+    st.add_argument("--curves", help="measured curves JSON for the priors (default: data/measured_curves.json)")
     st.add_argument("--p", type=int, default=128)
-    st.add_argument("--steps", type=int, default=150)
+    st.add_argument("--steps", type=int, default=None, help="training steps (default: ConsolidationConfig)")
     st.set_defaults(func=_stream)
 
     nb = sub.add_parser("notebooks", help="execute the notebook sequence headless")

@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,23 @@ class ControllerConfig:
     c_upd_prior: float = 600.0  # s
     r_cart_prior: float = 0.01  # s/query
     force_every: int | None = None  # consolidate every k checks regardless (for tests/demos)
+    tau: float = 1.0  # G2: SNR_m of the residual items' mean gradient must reach τ (notebook 06)
+    snr_gate: bool = True  # measure SNR_m online when every other gate passes (costs a teacher pass, reused)
+    snr_max_items: int = 64  # per-item gradients computed at most for this many residual items
+
+    @classmethod
+    def from_curves(cls, curves: dict[str, Any], **overrides: Any) -> ControllerConfig:
+        """Priors from ``stmltm measure`` output instead of round numbers: c_ctx(n) slope (cached regime), the
+        best q_ctx(n) fit, q_cart (LTM recall on trained templates), c_upd and r_cart."""
+        from .curves import ltm_recall, recall_model_from
+
+        slope = curves["cost"]["fit_cached_linear"]["coef"]["b"]
+        kw: dict[str, Any] = {"cost": CostModel(0.0, max(0.0, float(slope))), "recall": recall_model_from(curves),
+                              "q_cart_prior": ltm_recall(curves),
+                              "c_upd_prior": float(curves["consolidation"]["c_upd_s"]),
+                              "r_cart_prior": float(curves["cartridge"]["r_cart_s"])}
+        kw.update(overrides)
+        return cls(**kw)
 
 
 class Controller:
@@ -215,23 +232,53 @@ class Controller:
                             lam=cfg.lam, eta=cfg.eta, gamma=cfg.gamma, m=float(n), m_star=float(cfg.m_floor))
 
     def check(self) -> dict[str, Any]:
-        """Evaluate the rule now; consolidate if it says so. Returns the logged decision event."""
+        """Evaluate the rule now; consolidate if it says so. Returns the logged decision event.
+
+        G2 (SNR) is measured only when everything else says "consolidate": it needs the teacher targets of the
+        residual items (cached, so the consolidation that follows reuses them) and one gradient per item.
+        """
         self.checks += 1
         x = self.rule_inputs()
         dec = decide(x)
         self.rent.observe(dec.terms["A"], self._omega() * self.cfg.check_every)
         forced = bool(self.cfg.force_every) and self.checks % self.cfg.force_every == 0 and x.n >= 1
-        rent_ok = self.rent.should_consolidate((1 + x.eta) * x.c_upd) and not [
-            b for b in dec.blocked_by if b != "inequality"]
+        snr: dict[str, Any] | None = None
+        if not forced and self.cfg.snr_gate and (dec.consolidate or self._rent_ok(dec, x)):
+            snr = self.measure_snr()
+            if snr.get("snr_m") is not None:
+                x = replace(x, snr=float(snr["snr_m"]), tau=self.cfg.tau)
+                dec = decide(x)
+        rent_ok = self._rent_ok(dec, x)
         go = dec.consolidate or rent_ok or forced
         rule = dec.to_json()
         rule["rule_says_consolidate"] = rule.pop("consolidate")
         ev = self.event("decision", consolidate=go, n=x.n, Q_hat=x.Q, rent=self.rent.rent, forced=forced,
                         by="inequality" if dec.consolidate else ("rent" if rent_ok else ("forced" if forced else None)),
-                        **rule)
+                        snr_measurement=snr, **rule)
         if go:
             self.consolidate()
         return ev
+
+    def _rent_ok(self, dec: Any, x: SwitchInputs) -> bool:
+        """Ski rental: accumulated advantage has paid (1+η)·c_upd and no gate other than the inequality blocks."""
+        return self.rent.should_consolidate((1 + x.eta) * x.c_upd) and not [
+            b for b in dec.blocked_by if b != "inequality"]
+
+    def measure_snr(self) -> dict[str, Any]:
+        """G2 online: SNR_m of the mean distillation gradient over the residual items (one gradient per item,
+        at the cartridge's initialisation), with B_simple and the seconds it took. ``snr_m`` is None when fewer
+        than two residual items have training questions."""
+        from .metrics.measure import per_item_gradient_signal
+        from .pipeline import teacher_targets_for, untrained_cartridge
+
+        t0 = time.perf_counter()
+        items = [it for it in self.residual() if self.templates.get(it.id)][: self.cfg.snr_max_items]
+        if len(items) < 2:
+            return {"snr_m": None, "m": len(items), "seconds": 0.0}
+        tt = teacher_targets_for(self.model, self.tokenizer, items, self.templates, self.ccfg)
+        sig = per_item_gradient_signal(untrained_cartridge(self.model, self.tokenizer, items, self.ccfg), tt)
+        return {"snr_m": sig.snr_m, "snr_1": sig.snr1, "b_simple": sig.b_simple, "m": sig.m,
+                "m_needed": sig.m_needed(self.cfg.tau), "seconds": time.perf_counter() - t0}
 
     # ----- consolidation ------------------------------------------------------------------------------------------
     def consolidate(self) -> dict[str, Any]:
@@ -248,7 +295,7 @@ class Controller:
         checks = self._checks(cand, new_items, replay)
         if not checks["regression_pass"] or not checks["retention_pass"]:
             self.event("rollback", reason="regression" if not checks["regression_pass"] else "retention",
-                       checks=checks, c_upd_s=run.seconds["total"])
+                       checks=checks, c_upd_s=run.seconds["incurred"])
             return {"committed": False, **checks}
         failed = set(checks["holdout_failed"])
         absorbed = [it.id for it in new_items if it.id not in failed]
@@ -262,7 +309,7 @@ class Controller:
             new_state["absorbed"][i] = v_new
         new_state["history"].append({"version": v_new, "parent": v_old, "absorbed": absorbed,
                                      "kept_in_stm": sorted(failed), "time": time.time()})
-        new_state["measured"] = {"c_upd_s": run.seconds["total"], "q_cart": checks["q_cart"],
+        new_state["measured"] = {"c_upd_s": run.seconds["incurred"], "q_cart": checks["q_cart"],
                                  "r_cart_s": new_state.get("measured", {}).get("r_cart_s", self.cfg.r_cart_prior)}
         atomic_write_json(self.root / STATE_FILE, new_state)  # the commit point
         self.state = new_state
@@ -270,7 +317,7 @@ class Controller:
         self.cartridge = cand
         self._rebuild_memory()
         self.event("commit", absorbed=absorbed, kept_in_stm=sorted(failed), checks=checks,
-                   c_upd_s=run.seconds["total"])
+                   c_upd_s=run.seconds["incurred"])
         return {"committed": True, **checks}
 
     def _checks(self, cand: Cartridge, new_items: list[STMItem], replay: list[STMItem]) -> dict[str, Any]:

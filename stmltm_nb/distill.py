@@ -174,59 +174,83 @@ def compute_teacher_targets(model: Any, tokenizer: Any, items: Sequence[STMItem]
                             chunk_size: int = 4, k: int = 20, header: str = DEFAULT_HEADER,
                             fmt: ChatFormat = CHATML, cache_dir: str | Path | None = None,
                             max_new_tokens: int = 32, progress: bool = False) -> TeacherTargets:
-    """Run the teacher once per chunk and question; read/write the on-disk cache when ``cache_dir`` is set."""
-    import torch
+    """Run the teacher once per chunk and question. With ``cache_dir`` each chunk's targets are cached on disk
+    on their own (keyed by that chunk's items and questions), so a later consolidation that replays absorbed
+    items pays the teacher only for the new chunks."""
 
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if not 1 <= k <= 1000:
         raise ValueError(f"k must be in [1, 1000], got {k}")
-    key = targets_key(model, tokenizer, items, queries, chunk_size, k, header)
-    path = Path(cache_dir) / f"teacher-{key}.safetensors" if cache_dir is not None else None
-    if path is not None and path.is_file():
-        cached = _read_targets(path)
-        if cached is not None:
-            return cached
-    t0 = time.perf_counter()
     by_item: dict[str, list[Query]] = {}
     for q in queries:
         by_item.setdefault(q.item_id, []).append(q)
+    parts: list[TeacherTargets] = []
+    bar = _progress(len(queries), "teacher targets", progress)
+    for group in chunks(list(items), chunk_size):
+        group_q = [q for it in group for q in by_item.get(it.id, [])]
+        if not group_q:
+            continue
+        key = targets_key(model, tokenizer, group, group_q, chunk_size, k, header)
+        path = Path(cache_dir) / f"teacher-{key}.safetensors" if cache_dir is not None else None
+        part = _read_targets(path) if path is not None and path.is_file() else None
+        if part is None:
+            part = _teacher_chunk(model, tokenizer, group, by_item, k, header, fmt, max_new_tokens)
+            if path is not None:
+                _write_targets(path, part)
+        parts.append(part)
+        bar.update(len(group_q))
+    bar.close()
+    return _concat_targets(parts)
+
+
+def _teacher_chunk(model: Any, tokenizer: Any, group: Sequence[STMItem], by_item: dict[str, list[Query]], k: int,
+                   header: str, fmt: ChatFormat, max_new_tokens: int) -> TeacherTargets:
+    """Teacher targets for the questions about one chunk of items, with that chunk in context."""
+    import torch
+
+    t0 = time.perf_counter()
     end_id = tokenizer.convert_tokens_to_ids(fmt.end)
     examples: list[Example] = []
     rows_ids, rows_p = [], []
-    groups = chunks(list(items), chunk_size)
-    bar = _progress(len(queries), "teacher targets", progress)
-    for group in groups:
-        teacher = STMBuffer(model, tokenizer, header=header, fmt=fmt)
-        teacher.extend([STMItem(text=it.text, id=it.id) for it in group])
-        for it in group:
-            for q in by_item.get(it.id, []):
-                gen_ids, gen_logits = teacher.generate(q.question, max_new_tokens, keep_logits=True)
-                response = tokenizer.decode(gen_ids, skip_special_tokens=True).strip()
-                q_ids = encode(tokenizer, fmt.query(q.question))
-                clean = bool(gen_ids) and gen_ids == encode(tokenizer, response) and len(gen_logits) == len(gen_ids) + 1
-                if it.answer and it.answer.strip().lower() not in response.lower():
-                    response, clean = it.text.strip(), False
-                r_ids = encode(tokenizer, response) + [end_id]
-                if clean:  # the generation pass already produced the teacher's distributions
-                    logits = gen_logits.float()
-                else:
-                    logits = teacher.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
-                top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
-                rows_ids.append(top.indices)
-                rows_p.append(top.values / top.values.sum(-1, keepdim=True))
-                gold = _gold_token_mask(tokenizer, response, it.answer, len(r_ids) - 1) + [0]
-                examples.append(Example(it.id, q.question, q.kind, q_ids + r_ids, len(q_ids), gold))
-                bar.update(1)
-    bar.close()
+    teacher = STMBuffer(model, tokenizer, header=header, fmt=fmt)
+    teacher.extend([STMItem(text=it.text, id=it.id) for it in group])
+    for it in group:
+        for q in by_item.get(it.id, []):
+            gen_ids, gen_logits = teacher.generate(q.question, max_new_tokens, keep_logits=True)
+            response = tokenizer.decode(gen_ids, skip_special_tokens=True).strip()
+            q_ids = encode(tokenizer, fmt.query(q.question))
+            clean = bool(gen_ids) and gen_ids == encode(tokenizer, response) and len(gen_logits) == len(gen_ids) + 1
+            if it.answer and it.answer.strip().lower() not in response.lower():
+                response, clean = it.text.strip(), False
+            r_ids = encode(tokenizer, response) + [end_id]
+            if clean:  # the generation pass already produced the teacher's distributions
+                logits = gen_logits.float()
+            else:
+                logits = teacher.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
+            top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
+            rows_ids.append(top.indices)
+            rows_p.append(top.values / top.values.sum(-1, keepdim=True))
+            gold = _gold_token_mask(tokenizer, response, it.answer, len(r_ids) - 1) + [0]
+            examples.append(Example(it.id, q.question, q.kind, q_ids + r_ids, len(q_ids), gold))
+    return _concat_targets([TeacherTargets(examples, torch.cat(rows_ids), torch.cat(rows_p), [],
+                                           time.perf_counter() - t0)])
+
+
+def _concat_targets(parts: Sequence[TeacherTargets]) -> TeacherTargets:
+    """Stack per-chunk targets; ``seconds`` sums the original teacher times, ``from_cache`` is true only when
+    every part came from the cache."""
+    import torch
+
+    examples = [e for p in parts for e in p.examples]
+    if not examples:
+        raise ValueError("no teacher targets: no question is about any of the items")
     offsets, o = [], 0
     for e in examples:
         offsets.append(o)
         o += len(e.ids) - e.resp_start
-    tt = TeacherTargets(examples, torch.cat(rows_ids), torch.cat(rows_p), offsets, time.perf_counter() - t0)
-    if path is not None:
-        _write_targets(path, tt)
-    return tt
+    return TeacherTargets(examples, torch.cat([p.topk_ids for p in parts]), torch.cat([p.topk_p for p in parts]),
+                          offsets, sum(p.seconds for p in parts), all(p.from_cache for p in parts))
 
 
 def _write_targets(path: Path, tt: TeacherTargets) -> None:
@@ -273,9 +297,11 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: float = 0.0,
-            gold_boost: float = 1.0):
+            gold_boost: float = 1.0, contexts: Sequence[Sequence[int]] | None = None):
     """Batch examples ``idx``: right-padded ids, attention mask, and per-response-token targets.
 
+    ``contexts[b]`` (optional): token ids put before example b's query, i.e. what the student sees between
+    its cartridge and the question (the LoRA header, residual items); the teacher targets are unchanged.
     Returns (input_ids [B,T], attention_mask [B,T], rows [R] (batch row), cols [R] (position predicting the
     token), topk_ids [R,k], target_p [R,k], weight [R]) where R counts response tokens in the batch; tokens of
     the gold answer weigh ``gold_boost``, the others 1.
@@ -283,6 +309,11 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
     import torch
 
     exs = [tt.examples[i] for i in idx]
+    if contexts is not None:
+        if len(contexts) != len(exs):
+            raise ValueError(f"contexts has {len(contexts)} entries for {len(exs)} examples")
+        exs = [Example(e.item_id, e.question, e.kind, list(c) + e.ids, e.resp_start + len(c), e.gold_mask)
+               for e, c in zip(exs, contexts)]
     T = max(len(e.ids) for e in exs)
     input_ids = torch.full((len(exs), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(exs), T), dtype=torch.long)
@@ -327,11 +358,34 @@ def distill_loss(model: Any, batch) -> Any:
     return (wts * ce).sum() / wts.sum()
 
 
+def residual_pool(tokenizer: Any, items: Sequence[STMItem], fmt: ChatFormat = CHATML) -> list[tuple[str, list[int]]]:
+    """(item id, token ids as the item sits in STM) for each item: the filler :func:`train_cartridge` samples
+    as stand-in residual STM."""
+    return [(it.id, encode(tokenizer, fmt.item(it.text))) for it in items]
+
+
+def sample_residual(pool: Sequence[tuple[str, list[int]]], exclude: str, n_items: int, gen: Any) -> list[int]:
+    """``n_items`` items of ``pool`` other than ``exclude`` (fewer if the pool is smaller), drawn without
+    replacement, concatenated."""
+    import torch
+
+    others = [ids for iid, ids in pool if iid != exclude]
+    pick = torch.randperm(len(others), generator=gen)[: max(0, n_items)].tolist()
+    return [t for j in pick for t in others[j]]
+
+
 def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch_size: int = 16,
                     lr: float = 2e-2, gold_weight: float = 0.5, gold_boost: float = 4.0, seed: int = 0,
-                    progress: bool = True,
-                    warmup: int = 5, example_idx: Sequence[int] | None = None) -> TrainResult:
+                    progress: bool = True, warmup: int = 5, example_idx: Sequence[int] | None = None,
+                    residual: Sequence[tuple[str, list[int]]] = (), residual_prob: float = 0.0,
+                    residual_max: int = 4) -> TrainResult:
     """Adam on the cartridge's trainable parameters only (base model frozen), cosine decay to 10 % of ``lr``.
+
+    Residual-aware training: with probability ``residual_prob`` a batch's student sequences each get r items
+    from ``residual`` (see :func:`residual_pool`; never the asked item; r uniform in 1..``residual_max``, one r
+    per batch so rows stay equally long) between the cartridge and the question, as "LTM + residual STM"
+    serves it; the teacher targets stay those of the teacher with the item's own chunk. Without it, items
+    after the cartridge were never seen in training and answers drift to them.
 
     Deterministic for a given ``seed``. Returns the per-step loss history (nats/token).
     """
@@ -339,6 +393,12 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
 
     if steps < 0 or batch_size < 1:
         raise ValueError("steps must be >= 0 and batch_size >= 1")
+    if not 0 <= residual_prob <= 1:
+        raise ValueError(f"residual_prob must be in [0, 1], got {residual_prob}")
+    if residual_prob > 0 and not residual:
+        raise ValueError("residual_prob > 0 needs a residual pool (distill.residual_pool)")
+    if residual_max < 1:
+        raise ValueError(f"residual_max must be >= 1, got {residual_max}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive finite number, got {lr}")
     if not 0 <= gold_weight <= 1:
@@ -358,6 +418,7 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
         return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     pad_id = cart.tokenizer.pad_token_id if cart.tokenizer.pad_token_id is not None else 0
+    head = cart.student_context_ids()
     res = TrainResult()
     order: list[int] = []
     bar = _progress(steps, "train cartridge", progress)
@@ -368,7 +429,11 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
             if len(order) < batch_size:
                 order += [pool[i] for i in torch.randperm(len(pool), generator=gen).tolist()]
             idx, order = order[:batch_size], order[batch_size:]
-            batch = collate(tt, idx, pad_id, gold_weight, gold_boost)
+            n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
+            if residual_prob > 0 and float(torch.rand((), generator=gen)) < residual_prob:
+                n_res = int(torch.randint(1, residual_max + 1, (1,), generator=gen))
+            contexts = [head + sample_residual(residual, tt.examples[i].item_id, n_res, gen) for i in idx]
+            batch = collate(tt, idx, pad_id, gold_weight, gold_boost, contexts)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
             loss = distill_loss(cart.peft_model, batch)
@@ -387,6 +452,8 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
     res.seconds = time.perf_counter() - t0
     res.steps = steps
     cart.meta["stats"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "gold_weight": gold_weight,
-                          "gold_boost": gold_boost, "seed": seed, "final_loss": res.losses[-1] if res.losses else None,
+                          "gold_boost": gold_boost, "seed": seed,
+                          "residual_prob": residual_prob, "residual_max": residual_max,
+                          "final_loss": res.losses[-1] if res.losses else None,
                           "train_seconds": round(res.seconds, 2), "examples": len(pool)}
     return res

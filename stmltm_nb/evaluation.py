@@ -83,11 +83,16 @@ def text_nll(buf: STMBuffer, text: str, question: str = RETENTION_QUESTION) -> f
     return float(-logp.mean())
 
 
+def _rate(hits: Sequence[bool]) -> float:
+    return sum(hits) / len(hits) if hits else float("nan")
+
+
 def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
                      chunk_size: int = 4, kinds: Sequence[str] = QUESTION_KINDS, max_new_tokens: int = 32,
                      first_question_only: bool = True, retention_text: str | None = None):
     """The STM-vs-LTM table: recall (with Wilson 95 % interval), answer NLL and seconds per query for each
-    memory mode and question kind, asked about ``facts + residual``; plus retention rows (NLL of a general
+    memory mode and question kind, asked about ``facts + residual`` (``recall``), split into the facts the
+    cartridge was trained on (``recall_cart``) and the residual ones (``recall_resid``); plus retention rows (NLL of a general
     text, nats/token) for each mode. ``cartridge`` was trained on ``facts``; ``residual`` facts are newer items
     kept in STM. Returns a pandas DataFrame (one row per mode × kind)."""
     import pandas as pd
@@ -112,14 +117,19 @@ def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, re
                     b = STMBuffer(model, tokenizer)
                     b.extend([f.to_item() for f in group])
                     parts.append(evaluate_recall(b, group, kind, max_new_tokens, first_question_only))
-                hits, total = sum(p.hits for p in parts), sum(p.total for p in parts)
+                hit_list = [o[3] for p in parts for o in p.outputs]
+                total = len(hit_list)
                 nll = sum(p.nll * p.total for p in parts) / total
                 spq = sum(p.seconds_per_query * p.total for p in parts) / total
             else:
                 r = evaluate_recall(buf, everything, kind, max_new_tokens, first_question_only)
-                hits, total, nll, spq = r.hits, r.total, r.nll, r.seconds_per_query
+                hit_list, total, nll, spq = [o[3] for o in r.outputs], r.total, r.nll, r.seconds_per_query
+            hits = sum(hit_list)
+            n_cart = sum(len(questions_for(f, kind)[:1] if first_question_only else questions_for(f, kind))
+                         for f in facts)  # outputs come in fact order: the consolidated facts first
             lo, hi = wilson_interval(hits, total)
             rows.append({"mode": mode, "questions": kind, "recall": hits / total, "lo": lo, "hi": hi,
+                         "recall_cart": _rate(hit_list[:n_cart]), "recall_resid": _rate(hit_list[n_cart:]),
                          "answer_nll": nll, "n_questions": total, "s_per_query": spq})
     text = retention_text or general_text()
     for mode, buf in memories.items():

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from .cartridge import Cartridge
-from .distill import TeacherTargets, TrainResult, build_queries, compute_teacher_targets, train_cartridge
+from .distill import (
+    TeacherTargets,
+    TrainResult,
+    build_queries,
+    compute_teacher_targets,
+    residual_pool,
+    train_cartridge,
+)
 from .facts import Fact
 from .models import cache_dir
 from .stm import STMItem
@@ -36,6 +43,8 @@ class ConsolidationConfig:
     gold_boost: float = 4.0
     seed: int = 0
     lora_rank: int = 8
+    residual_prob: float = 0.5  # share of student sequences with stand-in residual items before the question
+    residual_max: int = 4  # at most this many such items
 
 
 @dataclass
@@ -53,37 +62,57 @@ def templates_of(facts: Sequence[Fact]) -> dict[str, Sequence[str]]:
     return {f.id: f.train_questions for f in facts}
 
 
+def _targets_cache(targets_cache: str | Path | None) -> str | Path | None:
+    return Path(cache_dir()) / "teacher-targets" if targets_cache == "default" else targets_cache
+
+
+def teacher_targets_for(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
+                        cfg: ConsolidationConfig, targets_cache: str | Path | None = "default",
+                        progress: bool = False) -> TeacherTargets:
+    """Questions and teacher targets for ``items`` as :func:`consolidate` makes them (same cache)."""
+    queries = build_queries(model, tokenizer, items, templates, n_self=cfg.n_self, seed=cfg.seed)
+    if not queries:
+        raise ValueError("no training questions: items need templates or n_self > 0")
+    return compute_teacher_targets(model, tokenizer, items, queries, cfg.chunk_size, cfg.k,
+                                   cache_dir=_targets_cache(targets_cache), progress=progress)
+
+
+def untrained_cartridge(model: Any, tokenizer: Any, items: Sequence[STMItem], cfg: ConsolidationConfig) -> Cartridge:
+    """The cartridge :func:`consolidate` starts from (initialised from the items' STM text by default)."""
+    stm_text = "".join(it.text.strip() + "\n" for it in items)
+    return Cartridge.create(model, tokenizer, p=cfg.p, backend=cfg.backend, init=cfg.init, stm_text=stm_text,
+                            lora_rank=cfg.lora_rank, seed=cfg.seed)
+
+
 def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
                 config: ConsolidationConfig | None = None, targets_cache: str | Path | None = "default",
                 progress: bool = True, replay: Sequence[STMItem] = ()) -> Consolidation:
     """Train a cartridge on ``items`` (+ ``replay`` of items absorbed earlier) by context distillation.
 
-    ``targets_cache="default"`` keeps teacher targets under the model cache folder, so re-running the same
-    consolidation skips the teacher.
+    ``targets_cache="default"`` keeps teacher targets under the model cache folder, one file per chunk, so
+    re-running a consolidation, or replaying absorbed items, skips the teacher for chunks already seen.
+    Seconds: ``total`` is c_upd from scratch (cached chunks count their original teacher time), ``incurred``
+    what this call paid.
     """
     cfg = config or ConsolidationConfig()
     all_items = list(replay) + list(items)
     if not all_items:
         raise ValueError("nothing to consolidate: no items")
-    cache = Path(cache_dir()) / "teacher-targets" if targets_cache == "default" else targets_cache
     t0 = time.perf_counter()
-    queries = build_queries(model, tokenizer, all_items, templates, n_self=cfg.n_self, seed=cfg.seed)
-    if not queries:
-        raise ValueError("no training questions: items need templates or n_self > 0")
-    t1 = time.perf_counter()
-    tt = compute_teacher_targets(model, tokenizer, all_items, queries, cfg.chunk_size, cfg.k, cache_dir=cache,
-                                 progress=progress)
+    tt = teacher_targets_for(model, tokenizer, all_items, templates, cfg, targets_cache, progress)
     t2 = time.perf_counter()
-    stm_text = "".join(it.text.strip() + "\n" for it in all_items)
-    cart = Cartridge.create(model, tokenizer, p=cfg.p, backend=cfg.backend, init=cfg.init, stm_text=stm_text,
-                            lora_rank=cfg.lora_rank, seed=cfg.seed)
+    cart = untrained_cartridge(model, tokenizer, all_items, cfg)
     init_vec = cart.delta_vector().clone()
     res = train_cartridge(cart, tt, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                          gold_weight=cfg.gold_weight, gold_boost=cfg.gold_boost, seed=cfg.seed, progress=progress)
+                          gold_weight=cfg.gold_weight, gold_boost=cfg.gold_boost, seed=cfg.seed, progress=progress,
+                          residual=residual_pool(tokenizer, all_items), residual_prob=cfg.residual_prob,
+                          residual_max=cfg.residual_max)
     t3 = time.perf_counter()
-    teacher_s = tt.seconds if tt.from_cache else t2 - t1  # a cache hit reports the original teacher time
-    secs = {"questions": t1 - t0, "teacher": teacher_s, "teacher_wall": t2 - t1, "train": t3 - t2}
-    secs["total"] = secs["questions"] + secs["teacher"] + secs["train"]
+    teacher_s = tt.seconds  # what the teacher cost when computed (cached chunks report their original time)
+    # self-written questions (n_self > 0) are timed inside teacher_wall; "questions" stays for old readers
+    secs = {"questions": 0.0, "teacher": teacher_s, "teacher_wall": t2 - t0, "train": t3 - t2}
+    secs["total"] = secs["questions"] + secs["teacher"] + secs["train"]  # c_upd of this update from scratch
+    secs["incurred"] = secs["questions"] + secs["teacher_wall"] + secs["train"]  # paid now (cached chunks free)
     cart.meta["items"] = [it.id for it in all_items]
     cart.meta["stats"].update({"c_upd_seconds": round(secs["total"], 2), "teacher_seconds": round(teacher_s, 2)})
     return Consolidation(cart, tt, res, init_vec, secs, cfg)

@@ -284,15 +284,14 @@ def world_from_curves(curves: dict, lam: float = 5.0, regime: str = "cached") ->
     """A World from ``stmltm measure`` output: c_ctx(n) slope from the chosen regime's linear fit, the best
     q_ctx family, q_cart and r_cart as measured, and c_upd split into a fixed part (student training) and a
     per-item part (teacher targets and questions per consolidated item). λ (s per error) is a choice."""
-    from .tuner import recall_model_from
+    from .curves import ltm_recall, recall_model_from
 
     fit = curves["cost"][f"fit_{regime}_linear"]["coef"]
     cons = curves["consolidation"]
     secs = cons["seconds"]
     n_items = curves["n_facts"]
-    comp = {(r["mode"], r["questions"]): r["recall"] for r in curves["comparison"]}
     return World(cost=CostModel(0.0, max(0.0, fit["b"])), recall=recall_model_from(curves),
-                 q_cart=float(comp[("LTM (cartridge)", "train")]), r_cart=float(curves["cartridge"]["r_cart_s"]),
+                 q_cart=ltm_recall(curves), r_cart=float(curves["cartridge"]["r_cart_s"]),
                  c_upd0=float(secs["train"]), c_upd_item=float(secs["teacher"] + secs["questions"]) / n_items,
                  lam=lam)
 

@@ -17,6 +17,7 @@ from .measure_job import _clean, _log
 def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int = 32, steps: int = 100,
              fast: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the whole pipeline at demo size and write the report. Returns the JSON-ready dict."""
+    from .curves import ltm_recall, recall_model_from
     from .evaluation import compare_memories
     from .facts import load_facts
     from .metrics import measure as M
@@ -24,7 +25,6 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     from .models import load_model
     from .pipeline import ConsolidationConfig, consolidate, templates_of
     from .switching import CostModel, SwitchInputs, decide
-    from .tuner import recall_model_from
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     table = compare_memories(model, tok, train, run.cartridge, residual=facts[n_facts : n_facts + 4],
                              chunk_size=cfg.chunk_size)
     res["comparison"] = table.to_dict(orient="records")
-    q_cart = float(table[(table["mode"] == "LTM (cartridge)") & (table["questions"] == "train")]["recall"].iloc[0])
+    q_cart = ltm_recall(res)
 
     _log("the switching rule")
     rec = recall_model_from(res)

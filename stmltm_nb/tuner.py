@@ -7,13 +7,12 @@ displays; tests move ``tuner.sliders[...]`` and assert on ``tuner.decision`` and
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .curves import curves_path, load_curves, ltm_recall, recall_model_from  # noqa: F401 - re-exported
 from .switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, advantage, decide
 
 # name: (label, min, max, step, log?) ; log sliders take exponents of 10
@@ -32,37 +31,10 @@ SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
 }
 
 
-def curves_path() -> Path:
-    from .facts import data_dir
-
-    return data_dir() / "measured_curves.json"
-
-
-def load_curves(path: str | Path | None = None) -> dict[str, Any]:
-    """The measured-curves JSON written by ``stmltm measure``."""
-    p = Path(path) if path is not None else curves_path()
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{p} not found: run `stmltm measure` to create it") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p} is not valid JSON ({e}); re-run `stmltm measure`") from e
-
-
-def recall_model_from(curves: dict[str, Any], family: str | None = None) -> RecallModel:
-    """The fitted q_ctx(n) family from the measured curves (best AIC unless ``family`` is given)."""
-    fits = {f["model"]: f for f in curves["recall"]["fits"]}
-    fam = family or curves["recall"]["best_fit"]
-    p = fits[fam]["params"]
-    return RecallModel(fam, q0=p.get("q0", 1.0), rho=p.get("rho", 0.0), nu=p.get("nu", 1.0),
-                       n50=p.get("n50", 1.0), k=p.get("k", 1.0))
-
-
 def presets(curves: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Slider presets from the measured curves: the cached and the stateless serving regime."""
     cons = curves["consolidation"]
-    comp = {(r["mode"], r["questions"]): r for r in curves["comparison"]}
-    q_cart = comp.get(("LTM (cartridge)", "train"), {}).get("recall", 0.9)
+    q_cart = ltm_recall(curves)
     snr = curves["signal"]["per_item_at_init"]["snr_m"] or 0.0
     base = {"n": 64.0, "Q": 3.0, "c_upd": math.log10(max(1.0, cons["c_upd_s"])), "q_cart": float(q_cart),
             "r_cart": float(curves["cartridge"]["r_cart_s"]), "lam": 5.0, "gamma": 0.0, "tau": 1.0,

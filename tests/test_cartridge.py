@@ -9,6 +9,8 @@ from stmltm_nb.distill import (
     collate,
     compute_teacher_targets,
     distill_loss,
+    residual_pool,
+    sample_residual,
     train_cartridge,
 )
 from stmltm_nb.models import tiny_llama
@@ -122,9 +124,69 @@ def test_gold_weight_puts_mass_on_gold_tokens(lm, items, facts):
     assert torch.allclose(p1[~gold], p0[~gold])
 
 
+def test_collate_context_goes_before_the_query_and_keeps_targets(lm, items, facts):
+    tt = make_targets(lm, items, facts)
+    pad = lm.tokenizer.pad_token_id
+    plain = collate(tt, [0, 1], pad, gold_weight=1.0, gold_boost=3.0)
+    ctx = collate(tt, [0, 1], pad, gold_weight=1.0, gold_boost=3.0, contexts=[[5, 6, 7], []])
+    assert ctx[0][0, :3].tolist() == [5, 6, 7] and ctx[0][0, 3:3 + len(tt.examples[0].ids)].tolist() == tt.examples[0].ids
+    assert ctx[0][1].tolist()[: len(tt.examples[1].ids)] == tt.examples[1].ids
+    row0 = plain[2] == 0
+    assert torch.equal(ctx[3][row0], plain[3][row0] + 3) and torch.equal(ctx[3][~row0], plain[3][~row0])
+    for a, b in zip(ctx[4:], plain[4:]):  # top-k ids, target probabilities, weights: unchanged
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="contexts"):
+        collate(tt, [0, 1], pad, contexts=[[1]])
+
+
+@pytest.mark.parametrize("backend", ["prefix", "lora"])
+def test_student_sequence_with_residual_is_what_memory_serves(lm, items, facts, backend):
+    """What training shows the student (context ids + residual items + query) equals LTM + residual serving."""
+    tt = make_targets(lm, items, facts)
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, backend=backend, stm_text=stm_text(items), lora_rank=2)
+    train_cartridge(cart, tt, steps=2, batch_size=2, lr=5e-2, progress=False)  # LoRA starts as a no-op
+    pool = residual_pool(lm.tokenizer, items)
+    extra = pool[1][1] + pool[2][1]
+    input_ids, mask, rows, cols, *_ = collate(tt, [0], lm.tokenizer.pad_token_id,
+                                              contexts=[cart.student_context_ids() + extra])
+    with torch.no_grad():
+        student = cart.peft_model(input_ids=input_ids, attention_mask=mask).logits[0, cols[0]]
+    served = cart.memory(residual=[items[1], items[2]]).query_logits(tt.examples[0].question)[0, -1]
+    assert (student - served).abs().max() < 1e-4
+
+
+def test_sample_residual_never_picks_the_asked_item(lm, items):
+    pool = residual_pool(lm.tokenizer, items)
+    gen = torch.Generator().manual_seed(0)
+    for n in (1, 2, 3, 5):
+        lines = lm.tokenizer.decode(sample_residual(pool, items[0].id, n, gen)).splitlines()
+        assert len(lines) == min(n, 3) and len(set(lines)) == len(lines)
+        assert set(lines) <= {it.text.strip() for it in items[1:]}
+    assert sample_residual(pool[:1], items[0].id, 3, gen) == [] and sample_residual(pool, "x", 0, gen) == []
+    a = [sample_residual(pool, "x", 3, torch.Generator().manual_seed(7)) for _ in range(2)]
+    assert a[0] == a[1]
+
+
+def test_residual_training_puts_items_before_the_question(lm, items, facts, tokenizer):
+    tt = make_targets(lm, items, facts)
+    pool = residual_pool(lm.tokenizer, items)
+    seen = {}
+    for prob in (0.0, 1.0):
+        cart = Cartridge.create(tiny_llama(tokenizer, seed=0).model, lm.tokenizer, p=8, init="random")
+        seen[prob] = train_cartridge(cart, tt, steps=4, batch_size=4, progress=False, residual=pool,
+                                     residual_prob=prob, residual_max=3).tokens_seen
+    shortest = min(len(ids) for _, ids in pool)
+    assert seen[1.0] >= seen[0.0] + 4 * 4 * shortest  # every sequence got at least one residual item
+    assert cart.meta["stats"]["residual_prob"] == 1.0
+    with pytest.raises(ValueError, match="residual pool"):
+        train_cartridge(cart, tt, steps=1, residual_prob=0.5, progress=False)
+    with pytest.raises(ValueError, match="residual_max"):
+        train_cartridge(cart, tt, steps=1, residual=pool, residual_prob=0.5, residual_max=0, progress=False)
+
+
 def test_teacher_target_cache_is_reused(lm, items, facts, tmp_path, monkeypatch):
     tt1 = make_targets(lm, items, facts, cache_dir=tmp_path)
-    assert not tt1.from_cache and len(list(tmp_path.glob("teacher-*.safetensors"))) == 1
+    assert not tt1.from_cache and len(list(tmp_path.glob("teacher-*.safetensors"))) == 2  # 4 items, chunks of 2
 
     def no_model(*a, **k):
         raise AssertionError("the teacher ran again")
@@ -134,6 +196,34 @@ def test_teacher_target_cache_is_reused(lm, items, facts, tmp_path, monkeypatch)
     assert tt2.from_cache
     assert torch.equal(tt1.topk_ids, tt2.topk_ids) and torch.equal(tt1.topk_p, tt2.topk_p)
     assert [e.ids for e in tt1.examples] == [e.ids for e in tt2.examples]
+    assert tt2.offsets == tt1.offsets and tt2.seconds == pytest.approx(tt1.seconds)
+
+
+def test_teacher_cache_is_per_chunk_so_replay_pays_only_for_new_items(lm, items, facts, tmp_path):
+    """A later consolidation of old + new items reuses the old chunks' targets and runs the teacher on the new."""
+    qs = [Query(f.id, f.train_questions[0], "template") for f in facts[:4]]
+    kw = dict(chunk_size=1, k=5, max_new_tokens=6, cache_dir=tmp_path)
+    first = compute_teacher_targets(lm.model, lm.tokenizer, items[:2], qs, **kw)
+    calls = []
+    real_forward = lm.model.forward
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real_forward(*a, **k)
+
+    lm.model.forward = counting
+    try:
+        both = compute_teacher_targets(lm.model, lm.tokenizer, items, qs, **kw)
+        n_new = len(calls)
+        calls.clear()
+        only_new = compute_teacher_targets(lm.model, lm.tokenizer, items[2:], qs, chunk_size=1, k=5,
+                                           max_new_tokens=6)  # no cache: the teacher's cost for the new items
+    finally:
+        lm.model.forward = real_forward
+    assert not both.from_cache and n_new == len(calls) > 0
+    assert [e.item_id for e in both.examples] == [it.id for it in items]
+    assert torch.equal(both.topk_p[: len(first.topk_p)], first.topk_p)
+    assert torch.equal(both.topk_p[len(first.topk_p):], only_new.topk_p)
 
 
 def test_corrupt_teacher_cache_is_recomputed(lm, items, facts, tmp_path):

@@ -40,6 +40,55 @@ def test_stream_logs_every_decision_and_loses_no_item(ctl, facts):
         assert {it.id for it in ctl.residual()} >= set(commits[-1]["kept_in_stm"])
 
 
+def _gate_ctl(tiny, facts, root, tau):
+    """Every gate but G2 passes (many queries, cheap update, m floor 4): G2 alone decides."""
+    from stmltm_nb.switching import CostModel
+
+    cfg = ControllerConfig(check_every=4, m_floor=4, retention_tol=100, gamma_reg=1.0, tau=tau,
+                           queries_per_item=1e4, c_upd_prior=1.0, cost=CostModel(0.0, 0.01))
+    return Controller(tiny.model, tiny.tokenizer, root, {f.id: f.train_questions for f in facts[:16]},
+                      config=cfg, consolidation=ConsolidationConfig(p=8, steps=2, batch_size=4, chunk_size=1, k=5))
+
+
+@pytest.mark.parametrize("tau", [1e6, 1e-6])
+def test_snr_gate_is_measured_online_and_blocks_on_its_own(tiny, facts, tmp_path, tau):
+    ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", tau)
+    for i, f in enumerate(facts[:4]):
+        ev = ctl.ingest(f.to_item(time=float(i)))
+    snr = ev["snr_measurement"]
+    assert snr["m"] == 4 and snr["snr_m"] > 0 and snr["seconds"] > 0
+    g2 = next(g for g in ev["gates"] if g["name"] == "G2 SNR")
+    assert g2["measured"] and g2["value"] == pytest.approx(snr["snr_m"]) and g2["threshold"] == tau
+    if tau > 1:
+        assert ev["blocked_by"] == ["G2 SNR"] and not ev["consolidate"]
+        assert ctl.state["version"] == 0 and not any(e["event"] == "consolidate.start" for e in ctl.events())
+    else:
+        assert ev["consolidate"] and any(e["event"] == "consolidate.start" for e in ctl.events())
+    assert ctl.accounted()
+
+
+def test_snr_is_not_measured_while_another_gate_blocks(tiny, facts, tmp_path, monkeypatch):
+    ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
+    ctl.cfg.m_floor = 100  # G1 blocks
+    monkeypatch.setattr(ctl, "measure_snr", lambda: pytest.fail("SNR measured although G1 blocks"))
+    for i, f in enumerate(facts[:4]):
+        ev = ctl.ingest(f.to_item(time=float(i)))
+    assert ev["snr_measurement"] is None and not ev["consolidate"]
+
+
+def test_controller_config_from_measured_curves():
+    from stmltm_nb.curves import load_curves, recall_model_from
+
+    curves = load_curves()
+    cfg = ControllerConfig.from_curves(curves, check_every=3)
+    assert cfg.check_every == 3
+    assert cfg.c_upd_prior == curves["consolidation"]["c_upd_s"]
+    assert cfg.r_cart_prior == curves["cartridge"]["r_cart_s"]
+    assert cfg.cost.kappa1 == pytest.approx(max(0.0, curves["cost"]["fit_cached_linear"]["coef"]["b"]))
+    assert cfg.recall == recall_model_from(curves)
+    assert 0 <= cfg.q_cart_prior <= 1
+
+
 def test_restart_rebuilds_state_from_disk(ctl, facts, tiny):
     for i, f in enumerate(facts[:4]):
         ctl.ingest(f.to_item(time=float(i)), decide_now=False)
