@@ -36,11 +36,11 @@ def main() -> int:
     import torch
 
     from stmltm_nb.cartridge import Cartridge, kv_bytes_per_token
-    from stmltm_nb.distill import build_queries, compute_teacher_targets, train_cartridge
+    from stmltm_nb.distill import build_queries, compute_teacher_targets, residual_pool, train_cartridge
     from stmltm_nb.facts import load_facts
     from stmltm_nb.metrics.measure import ttft_cached, ttft_stateless
     from stmltm_nb.models import load_model
-    from stmltm_nb.pipeline import templates_of
+    from stmltm_nb.pipeline import ConsolidationConfig, templates_of
     from stmltm_nb.prompts import encode
     from stmltm_nb.stm import STMBuffer
 
@@ -99,18 +99,22 @@ def main() -> int:
     items = [f.to_item() for f in fs]
     t0 = time.perf_counter()
     qs = build_queries(model, tok, items, templates_of(fs), n_self=0)
-    tt = compute_teacher_targets(model, tok, items, qs, chunk_size=4, cache_dir=None)
+    cfg = ConsolidationConfig()
+    tt = compute_teacher_targets(model, tok, items, qs, chunk_size=cfg.chunk_size, cache_dir=None)
     t_teacher = time.perf_counter() - t0
     c = Cartridge.create(model, tok, p=p, stm_text="".join(it.text + "\n" for it in items))
-    r = train_cartridge(c, tt, steps=steps, batch_size=16, progress=False)
-    full_train = r.seconds / steps * 150  # the default run has 150 steps
+    r = train_cartridge(c, tt, steps=steps, batch_size=cfg.batch_size, progress=False,
+                        residual=residual_pool(tok, items), residual_prob=cfg.residual_prob,
+                        residual_max=cfg.residual_max)
+    full_train = r.seconds / steps * cfg.steps
     lines.append("")
     lines.append(f"| c_upd on {n_f} facts | value |")
     lines.append("|---|---|")
-    lines.append(f"| teacher targets ({len(tt)} examples) | {t_teacher:.0f} s |")
-    lines.append(f"| student steps/s (batch 16) | {steps / r.seconds:.3f} |")
+    lines.append(f"| teacher targets ({len(tt)} examples, chunk {cfg.chunk_size}) | {t_teacher:.0f} s |")
+    lines.append(f"| student steps/s (batch {cfg.batch_size}, residual training as configured) | {steps / r.seconds:.3f} |")
     lines.append(f"| student tokens/s | {r.tokens_seen / r.seconds:.0f} |")
-    lines.append(f"| teacher share of c_upd at 150 steps | {100 * t_teacher / (t_teacher + full_train):.0f} % |")
+    lines.append(f"| teacher share of c_upd at the default {cfg.steps} steps | "
+                 f"{100 * t_teacher / (t_teacher + full_train):.0f} % |")
 
     # 4. the switching evaluator: lambdified vs sympy substitution
     from stmltm_nb import switching as sw

@@ -121,12 +121,14 @@ for Q in (100, 1000, 10000):
 #
 # | knob | default | measurement / reason |
 # |---|---|---|
-# | τ (SNR) | 1 | 50 % of the ideal SGD step (τ²/(1+τ²)); measured SNR_m = 1.4 for 64 items, B_simple ≈ 34 items (notebook 04); τ = 2 would need ≈ 135 items |
-# | γ (quality margin) | 0 | LTM must be at least as good as STM on the asked items; measured LTM 0.86 vs STM-all 0.13 on trained facts (notebook 03) |
+# | τ (SNR) | 1 | 50 % of the ideal SGD step (τ²/(1+τ²)); SNR_m measured for 64 items and B_simple in notebook 04; the controller measures SNR_m of its residual items online before each consolidation (notebook 08) |
+# | γ (quality margin) | 0 | LTM must be at least as good as STM on the asked items; LTM is far above STM-all on the trained facts (notebook 03, `recall_cart`) |
 # | δ, ε | 0.05, 0.05 | conventional PAC choices; m* is a floor only (vacuous for raw parameter codes, notebook 04) |
 # | λ | 1–10 s per error | a user's price of a wrong answer; the tuner (07) shows the decision's sensitivity |
 # | p | 128 tokens | 64 facts reach the target recall at p = 128 (notebook 03); KV = p·45 KiB |
-# | chunk size | 4 items | STM recall is high for small chunks (notebook 02), so the teacher is right |
+# | chunk size | 1 item | STM recall is 1.00 at n = 1 and 0.50 from n = 2 (notebook 02): one item per teacher keeps it right, and per-item teacher caches make replay free |
+# | batch size, steps | 8, 400 | the measured noise scale B_simple ≈ 23 examples (notebook 04): batches below it spend fewer examples per unit of progress; 400 steps fit the 10-minute budget on 2 cores |
+# | residual training | 25 % of batches, 1–4 items | residual STM sits between cartridge and question at serving time; training must show it (notebook 03) |
 # | η (hysteresis) | 0.1 | damps thrashing when Q·A hovers around c_upd |
 # | m_floor | 16 items | enough items per update for a stable per-item SNR estimate |
 # | check interval | every 8 items | one evaluation of the rule is microseconds; the gates run only when it passes |

@@ -67,11 +67,17 @@ class ControllerConfig:
         best q_ctx(n) fit, q_cart (LTM recall on trained templates), c_upd and r_cart."""
         from .curves import ltm_recall, recall_model_from
 
-        slope = curves["cost"]["fit_cached_linear"]["coef"]["b"]
-        kw: dict[str, Any] = {"cost": CostModel(0.0, max(0.0, float(slope))), "recall": recall_model_from(curves),
-                              "q_cart_prior": ltm_recall(curves),
-                              "c_upd_prior": float(curves["consolidation"]["c_upd_s"]),
-                              "r_cart_prior": float(curves["cartridge"]["r_cart_s"])}
+        kw: dict[str, Any] = {}  # a partial file (a measurement still running) gives the priors it has
+        if "cost" in curves:
+            kw["cost"] = CostModel(0.0, max(0.0, float(curves["cost"]["fit_cached_linear"]["coef"]["b"])))
+        if "recall" in curves:
+            kw["recall"] = recall_model_from(curves)
+        if "comparison" in curves:
+            kw["q_cart_prior"] = ltm_recall(curves)
+        if "consolidation" in curves:
+            kw["c_upd_prior"] = float(curves["consolidation"]["c_upd_s"])
+        if "cartridge" in curves:
+            kw["r_cart_prior"] = float(curves["cartridge"]["r_cart_s"])
         kw.update(overrides)
         return cls(**kw)
 

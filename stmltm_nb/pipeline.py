@@ -33,17 +33,17 @@ class ConsolidationConfig:
     p: int = 128  # cartridge tokens
     backend: str = "prefix"  # or "lora"
     init: str = "stm"
-    chunk_size: int = 4  # STM items the teacher sees per chunk
+    chunk_size: int = 1  # STM items the teacher sees per chunk (q_ctx(1) = 1.00, q_ctx(2) = 0.50)
     k: int = 20  # teacher top-k
     n_self: int = 0  # self-written questions per item (on top of the shipped templates)
-    steps: int = 180
-    batch_size: int = 16
+    steps: int = 400
+    batch_size: int = 8  # below the measured noise scale B_simple ≈ 23 examples
     lr: float = 2e-2
     gold_weight: float = 1.0
     gold_boost: float = 4.0
     seed: int = 0
     lora_rank: int = 8
-    residual_prob: float = 0.5  # share of student sequences with stand-in residual items before the question
+    residual_prob: float = 0.25  # share of batches with stand-in residual items before the question
     residual_max: int = 4  # at most this many such items
 
 

@@ -29,3 +29,21 @@ def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])
     assert e.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def test_stream_command_loses_no_item_and_writes_the_log(tiny, tmp_path, monkeypatch, capsys):
+    """`stmltm stream` end to end on the tiny model: priors from the measured curves, every item accounted for,
+    the event log copied, a summary event last."""
+    import stmltm_nb.models as models
+
+    monkeypatch.setattr(models, "load_model", lambda name="default": tiny)
+    out = tmp_path / "events.jsonl"
+    code = main(["stream", "--items", "12", "--check-every", "4", "--p", "8", "--steps", "2",
+                 "--root", str(tmp_path / "ctl"), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "priors from" in text
+    log = [json.loads(line) for line in out.read_text().splitlines()]
+    summary = log[-1]
+    assert summary["event"] == "summary" and summary["lost"] == 0
+    assert summary["items"] == 12 + summary["superseded"] >= 12
+    assert sum(e["event"] == "decision" for e in log) == summary["items"] // 4
