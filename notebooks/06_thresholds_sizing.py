@@ -127,7 +127,7 @@ for Q in (100, 1000, 10000):
 # | λ | 1–10 s per error | a user's price of a wrong answer; the tuner (07) shows the decision's sensitivity |
 # | p | 128 tokens | 64 facts reach the target recall at p = 128 (notebook 03); KV = p·45 KiB |
 # | chunk size | 1 item | STM recall is 1.00 at n = 1 and 0.50 from n = 2 (notebook 02): one item per teacher keeps it right, and per-item teacher caches make replay free |
-# | batch size, steps | 8, 400 | the measured noise scale B_simple ≈ 23 examples (notebook 04): batches below it spend fewer examples per unit of progress; 400 steps fit the 10-minute budget on 2 cores |
+# | batch size, steps | 8, 400 | the measured noise scale (two-batch B_simple 23–33 examples, notebook 04): batches below it spend fewer examples per unit of progress; 400 steps take about 9 minutes on 2 cores |
 # | residual training | 25 % of batches, 1–4 items | residual STM sits between cartridge and question at serving time; training must show it (notebook 03) |
 # | η (hysteresis) | 0.1 | damps thrashing when Q·A hovers around c_upd |
 # | m_floor | 16 items | enough items per update for a stable per-item SNR estimate |

@@ -364,28 +364,37 @@ def residual_pool(tokenizer: Any, items: Sequence[STMItem], fmt: ChatFormat = CH
     return [(it.id, encode(tokenizer, fmt.item(it.text))) for it in items]
 
 
-def sample_residual(pool: Sequence[tuple[str, list[int]]], exclude: str, n_items: int, gen: Any) -> list[int]:
+def sample_residual(pool: Sequence[tuple[str, list[int]]], exclude: str, n_items: int, gen: Any,
+                    own_prob: float = 0.0) -> list[int]:
     """``n_items`` items of ``pool`` other than ``exclude`` (fewer if the pool is smaller), drawn without
-    replacement, concatenated."""
+    replacement, concatenated. With probability ``own_prob`` one of them is replaced by the ``exclude`` item
+    itself, at a random position: the asked fact then sits in residual STM, where serving finds it too."""
     import torch
 
     others = [ids for iid, ids in pool if iid != exclude]
     pick = torch.randperm(len(others), generator=gen)[: max(0, n_items)].tolist()
-    return [t for j in pick for t in others[j]]
+    chosen = [others[j] for j in pick]
+    own = [ids for iid, ids in pool if iid == exclude]
+    if chosen and own and own_prob > 0 and float(torch.rand((), generator=gen)) < own_prob:
+        chosen[int(torch.randint(0, len(chosen), (1,), generator=gen))] = own[0]
+    return [t for ids in chosen for t in ids]
 
 
 def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch_size: int = 16,
                     lr: float = 2e-2, gold_weight: float = 0.5, gold_boost: float = 4.0, seed: int = 0,
                     progress: bool = True, warmup: int = 5, example_idx: Sequence[int] | None = None,
                     residual: Sequence[tuple[str, list[int]]] = (), residual_prob: float = 0.0,
-                    residual_max: int = 4) -> TrainResult:
+                    residual_max: int = 4, residual_own_prob: float = 0.0) -> TrainResult:
     """Adam on the cartridge's trainable parameters only (base model frozen), cosine decay to 10 % of ``lr``.
 
     Residual-aware training: with probability ``residual_prob`` a batch's student sequences each get r items
     from ``residual`` (see :func:`residual_pool`; never the asked item; r uniform in 1..``residual_max``, one r
     per batch so rows stay equally long) between the cartridge and the question, as "LTM + residual STM"
     serves it; the teacher targets stay those of the teacher with the item's own chunk. Without it, items
-    after the cartridge were never seen in training and answers drift to them.
+    after the cartridge were never seen in training and answers drift to them. With only *other* items there,
+    the student learns to ignore residual STM (measured: residual facts 0.00 in "LTM + residual STM");
+    ``residual_own_prob`` puts the asked item itself among them in that share of rows, so the student also
+    learns to read residual STM (the teacher had that item in context, so its targets still apply).
 
     Deterministic for a given ``seed``. Returns the per-step loss history (nats/token).
     """
@@ -397,6 +406,8 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
         raise ValueError(f"residual_prob must be in [0, 1], got {residual_prob}")
     if residual_prob > 0 and not residual:
         raise ValueError("residual_prob > 0 needs a residual pool (distill.residual_pool)")
+    if not 0 <= residual_own_prob <= 1:
+        raise ValueError(f"residual_own_prob must be in [0, 1], got {residual_own_prob}")
     if residual_max < 1:
         raise ValueError(f"residual_max must be >= 1, got {residual_max}")
     if not (lr > 0 and math.isfinite(lr)):
@@ -432,7 +443,8 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
             n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
             if residual_prob > 0 and float(torch.rand((), generator=gen)) < residual_prob:
                 n_res = int(torch.randint(1, residual_max + 1, (1,), generator=gen))
-            contexts = [head + sample_residual(residual, tt.examples[i].item_id, n_res, gen) for i in idx]
+            contexts = [head + sample_residual(residual, tt.examples[i].item_id, n_res, gen, residual_own_prob)
+                        for i in idx]
             batch = collate(tt, idx, pad_id, gold_weight, gold_boost, contexts)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
@@ -454,6 +466,7 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
     cart.meta["stats"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "gold_weight": gold_weight,
                           "gold_boost": gold_boost, "seed": seed,
                           "residual_prob": residual_prob, "residual_max": residual_max,
+                          "residual_own_prob": residual_own_prob,
                           "final_loss": res.losses[-1] if res.losses else None,
                           "train_seconds": round(res.seconds, 2), "examples": len(pool)}
     return res

@@ -37,7 +37,7 @@ class ConsolidationConfig:
     k: int = 20  # teacher top-k
     n_self: int = 0  # self-written questions per item (on top of the shipped templates)
     steps: int = 400
-    batch_size: int = 8  # below the measured noise scale B_simple ≈ 23 examples
+    batch_size: int = 8  # below the measured noise scale (two-batch B_simple 23–33 examples, notebook 04)
     lr: float = 2e-2
     gold_weight: float = 1.0
     gold_boost: float = 4.0
@@ -45,6 +45,7 @@ class ConsolidationConfig:
     lora_rank: int = 8
     residual_prob: float = 0.25  # share of batches with stand-in residual items before the question
     residual_max: int = 4  # at most this many such items
+    residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (not yet measured at scale)
 
 
 @dataclass
@@ -106,7 +107,7 @@ def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates:
     res = train_cartridge(cart, tt, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                           gold_weight=cfg.gold_weight, gold_boost=cfg.gold_boost, seed=cfg.seed, progress=progress,
                           residual=residual_pool(tokenizer, all_items), residual_prob=cfg.residual_prob,
-                          residual_max=cfg.residual_max)
+                          residual_max=cfg.residual_max, residual_own_prob=cfg.residual_own_prob)
     t3 = time.perf_counter()
     teacher_s = tt.seconds  # what the teacher cost when computed (cached chunks report their original time)
     # self-written questions (n_self > 0) are timed inside teacher_wall; "questions" stays for old readers

@@ -165,6 +165,11 @@ def test_sample_residual_never_picks_the_asked_item(lm, items):
     assert sample_residual(pool[:1], items[0].id, 3, gen) == [] and sample_residual(pool, "x", 0, gen) == []
     a = [sample_residual(pool, "x", 3, torch.Generator().manual_seed(7)) for _ in range(2)]
     assert a[0] == a[1]
+    own = items[0].text.strip()
+    with_own = [lm.tokenizer.decode(sample_residual(pool, items[0].id, 2, gen, own_prob=1.0)).splitlines()
+                for _ in range(20)]
+    assert all(own in lines and len(lines) == 2 for lines in with_own)
+    assert {lines.index(own) for lines in with_own} == {0, 1}  # at a random position
 
 
 def test_residual_training_puts_items_before_the_question(lm, items, facts, tokenizer):
