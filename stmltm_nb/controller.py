@@ -60,6 +60,7 @@ class ControllerConfig:
     tau: float = 1.0  # G2: SNR_m of the residual items' mean gradient must reach τ (notebook 06)
     snr_gate: bool = True  # measure SNR_m online when every other gate passes (costs a teacher pass, reused)
     snr_max_items: int = 64  # per-item gradients computed at most for this many residual items
+    backoff: float = 2.0  # after a rollback, retry once the residual STM is this many times larger
 
     @classmethod
     def from_curves(cls, curves: dict[str, Any], **overrides: Any) -> ControllerConfig:
@@ -248,19 +249,25 @@ class Controller:
         dec = decide(x)
         self.rent.observe(dec.terms["A"], self._omega() * self.cfg.check_every)
         forced = bool(self.cfg.force_every) and self.checks % self.cfg.force_every == 0 and x.n >= 1
+        retry_at = int(self.state.get("retry_at_n", 0))
+        cooling = not forced and x.n < retry_at  # backoff after a rolled-back candidate
         snr: dict[str, Any] | None = None
-        if not forced and self.cfg.snr_gate and (dec.consolidate or self._rent_ok(dec, x)):
+        if not forced and not cooling and self.cfg.snr_gate and (dec.consolidate or self._rent_ok(dec, x)):
             snr = self.measure_snr()
             if snr.get("snr_m") is not None:
                 x = replace(x, snr=float(snr["snr_m"]), tau=self.cfg.tau)
                 dec = decide(x)
-        rent_ok = self._rent_ok(dec, x)
-        go = dec.consolidate or rent_ok or forced
+        rent_ok = self._rent_ok(dec, x) and not cooling
+        go = (dec.consolidate and not cooling) or rent_ok or forced
         rule = dec.to_json()
         rule["rule_says_consolidate"] = rule.pop("consolidate")
+        if cooling:
+            rule["blocked_by"] = ["backoff after rollback", *rule["blocked_by"]]
+            rule["explanation"] = (f"wait: backoff after a rolled-back candidate, retry at n ≥ {retry_at} "
+                                   f"(now {x.n:g}); rule alone: {rule['explanation']}")
         ev = self.event("decision", consolidate=go, n=x.n, Q_hat=x.Q, rent=self.rent.rent, forced=forced,
-                        by="inequality" if dec.consolidate else ("rent" if rent_ok else ("forced" if forced else None)),
-                        snr_measurement=snr, **rule)
+                        by="inequality" if dec.consolidate and go else ("rent" if rent_ok else ("forced" if forced else None)),
+                        snr_measurement=snr, retry_at_n=retry_at or None, **rule)
         if go:
             self.consolidate()
         return ev
@@ -300,8 +307,13 @@ class Controller:
         cand = run.cartridge
         checks = self._checks(cand, new_items, replay)
         if not checks["regression_pass"] or not checks["retention_pass"]:
+            # exponential backoff: the same evidence would fail the same way, so wait until the residual STM
+            # has grown by the backoff factor (kept in the commit record, so a restart keeps it too)
+            retry = int(math.ceil(self.cfg.backoff * len(new_items)))
+            atomic_write_json(self.root / STATE_FILE, {**self.state, "retry_at_n": retry})
+            self.state = {**self.state, "retry_at_n": retry}
             self.event("rollback", reason="regression" if not checks["regression_pass"] else "retention",
-                       checks=checks, c_upd_s=run.seconds["incurred"])
+                       checks=checks, c_upd_s=run.seconds["incurred"], retry_at_n=retry)
             return {"committed": False, **checks}
         failed = set(checks["holdout_failed"])
         absorbed = [it.id for it in new_items if it.id not in failed]
@@ -315,6 +327,7 @@ class Controller:
             new_state["absorbed"][i] = v_new
         new_state["history"].append({"version": v_new, "parent": v_old, "absorbed": absorbed,
                                      "kept_in_stm": sorted(failed), "time": time.time()})
+        new_state.pop("retry_at_n", None)
         new_state["measured"] = {"c_upd_s": run.seconds["incurred"], "q_cart": checks["q_cart"],
                                  "r_cart_s": new_state.get("measured", {}).get("r_cart_s", self.cfg.r_cart_prior)}
         atomic_write_json(self.root / STATE_FILE, new_state)  # the commit point

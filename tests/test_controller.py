@@ -67,6 +67,31 @@ def test_snr_gate_is_measured_online_and_blocks_on_its_own(tiny, facts, tmp_path
     assert ctl.accounted()
 
 
+def test_rollback_backs_off_until_the_residual_stm_doubles(tiny, facts, tmp_path, monkeypatch):
+    ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
+    ctl.cfg.snr_gate = False
+    verdict = {"retention_pass": False}
+    monkeypatch.setattr(ctl, "_checks", lambda cand, new, rep: {
+        "q_cart": 1.0, "holdout_failed": [], "regression_pass": True, **verdict})
+    for i, f in enumerate(facts[:4]):
+        ev = ctl.ingest(f.to_item(time=float(i)))
+    assert ev["consolidate"] and ctl.events()[-1]["event"] == "rollback"
+    assert ctl.state["retry_at_n"] == 8 and ctl.state["version"] == 0
+    again = Controller(tiny.model, tiny.tokenizer, ctl.root, ctl.templates, config=ctl.cfg, consolidation=ctl.ccfg)
+    assert again.state["retry_at_n"] == 8  # the backoff survives a restart
+    for i, f in enumerate(facts[4:7]):
+        again.ingest(f.to_item(time=10.0 + i), decide_now=False)
+    ev = again.check()  # n = 7 < 8: the rule alone would consolidate, the backoff blocks
+    assert not ev["consolidate"] and ev["rule_says_consolidate"] and ev["blocked_by"][0] == "backoff after rollback"
+    verdict["retention_pass"] = True
+    monkeypatch.setattr(again, "_checks", lambda cand, new, rep: {
+        "q_cart": 1.0, "holdout_failed": [], "regression_pass": True, **verdict})
+    again.ingest(facts[7].to_item(time=20.0), decide_now=False)
+    ev = again.check()
+    assert ev["consolidate"] and again.state["version"] == 1 and "retry_at_n" not in again.state
+    assert again.accounted()
+
+
 def test_snr_is_not_measured_while_another_gate_blocks(tiny, facts, tmp_path, monkeypatch):
     ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
     ctl.cfg.m_floor = 100  # G1 blocks
