@@ -88,9 +88,11 @@ print(f"{ok} of 4 scenarios")
 # ## 08.2 The controller on the real model
 #
 # A stream of shipped facts goes through `Controller`: every item is logged durably, served from STM at once,
-# and the rule is evaluated every few items. A consolidation trains version v+1 (new items + replay of absorbed
-# ones), checks each new item (kept in STM if it fails), runs a regression check on earlier items and a
-# retention check, then commits atomically or rolls back.
+# and the rule is evaluated every few items. When the inequality and the other gates pass, the controller
+# measures G2 online (SNR_m of the residual items' mean gradient; the teacher targets it needs are cached for the
+# consolidation). A consolidation trains version v+1 (new items + replay of absorbed ones), checks each new item
+# (kept in STM if it fails), runs a regression check on earlier items and a retention check, then commits
+# atomically or rolls back; after a rollback it backs off until the residual STM has doubled.
 
 # %%
 import tempfile
@@ -132,8 +134,10 @@ fig_timeline(ev).show()
 # %% [markdown]
 # ## 08.3 A longer stream, recorded
 #
-# `stmltm stream` runs the controller over 100+ shipped items with the default settings; its event log is
-# shipped as `data/controller_events.jsonl` and summarised here.
+# `stmltm stream` runs the controller over 104 shipped facts plus 8 contradictions (mid-stream) with the
+# default settings and priors from the measured curves; its event log is shipped as
+# `data/controller_events.jsonl`. Below: every decision with n, the online SNR_m, both sides of the inequality
+# and what blocked it, then each commit or rollback.
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -110,6 +110,8 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 # |---|---|
 # | Q forecast wrong | ski-rental rent as a floor; renewal estimate of Q from the stream; horizon guard |
 # | probe over-optimistic | UCB on the probe; ex-post per-item check; only measured q_cart feeds the next decision |
+# | residual STM ignored after a cartridge | residual-aware training (notes between cartridge and question); measured: residual facts still 0.00, so the asked fact must appear among the notes too (`residual_own_prob`) |
+# | cartridge damages base behaviour | retention check on a general text before commit; rollback, then backoff |
 # | units mismatch (bits vs nats, tokens vs items) | typed symbol table (notebook 05); `m_star` converts bits → nats; G_MDL form declared |
 # | vacuous DL / m* | quantised + entropy-coded DL; m* used as a floor; storage G_MDL as the gate |
 # | new facts raise hallucination | distillation from a chunk teacher (not next-token on raw text); per-item check keeps failures in STM |
@@ -117,7 +119,7 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 # | contradictions baked into LTM | key-based supersession before training; newer item wins |
 # | non-i.i.d. evidence | per-item gradient aggregation; probes grouped by item; bounds as sizing rules |
 # | crash mid-update | append-only item log, immutable versions, atomic commit record (SIGKILL-tested) |
-# | thrashing | hysteresis η, check interval, m_floor |
+# | thrashing | hysteresis η, check interval, m_floor; exponential backoff after a rollback (retry once residual STM doubles) |
 # | composition interference | composed cartridges go through the same checks; RoPE-overlap caveat documented |
 #
 # ## 09.5 Extensions
