@@ -134,7 +134,7 @@ fig_timeline(ev).show()
 # %% [markdown]
 # ## 08.3 A longer stream, recorded
 #
-# `stmltm stream` runs the controller over 104 shipped facts plus 8 contradictions (mid-stream) with the
+# `stmltm stream` runs the controller over 104 shipped facts plus their contradictions (mid-stream) with the
 # default settings and priors from the measured curves; its event log is shipped as
 # `data/controller_events.jsonl`. Below: every decision with n, the online SNR_m, both sides of the inequality
 # and what blocked it, then each commit or rollback.
