@@ -310,8 +310,9 @@ class Controller:
             # exponential backoff: the same evidence would fail the same way, so wait until the residual STM
             # has grown by the backoff factor (kept in the commit record, so a restart keeps it too)
             retry = int(math.ceil(self.cfg.backoff * len(new_items)))
-            atomic_write_json(self.root / STATE_FILE, {**self.state, "retry_at_n": retry})
-            self.state = {**self.state, "retry_at_n": retry}
+            backed_off = {**self.state, "retry_at_n": retry}
+            atomic_write_json(self.root / STATE_FILE, backed_off)
+            self.state = backed_off
             self.event("rollback", reason="regression" if not checks["regression_pass"] else "retention",
                        checks=checks, c_upd_s=run.seconds["incurred"], retry_at_n=retry)
             return {"committed": False, **checks}

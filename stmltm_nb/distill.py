@@ -358,6 +358,17 @@ def distill_loss(model: Any, batch) -> Any:
     return (wts * ce).sum() / wts.sum()
 
 
+def student_batch(cart: Cartridge, tt: TeacherTargets, idx: Sequence[int], gold_weight: float = 0.0,
+                  gold_boost: float = 1.0, residual_ids: Sequence[Sequence[int]] | None = None):
+    """:func:`collate` for ``cart``'s student: each row starts with what the student sees before the question
+    (:meth:`Cartridge.student_context_ids`, then ``residual_ids[b]`` if given), padded with the tokenizer's pad
+    id (0 when it has none)."""
+    pad_id = cart.tokenizer.pad_token_id if cart.tokenizer.pad_token_id is not None else 0
+    head = cart.student_context_ids()
+    extra = residual_ids if residual_ids is not None else [()] * len(idx)
+    return collate(tt, idx, pad_id, gold_weight, gold_boost, [head + list(r) for r in extra])
+
+
 def residual_pool(tokenizer: Any, items: Sequence[STMItem], fmt: ChatFormat = CHATML) -> list[tuple[str, list[int]]]:
     """(item id, token ids as the item sits in STM) for each item: the filler :func:`train_cartridge` samples
     as stand-in residual STM."""
@@ -428,8 +439,6 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
         frac = (s - warmup) / max(1, steps - warmup)
         return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    pad_id = cart.tokenizer.pad_token_id if cart.tokenizer.pad_token_id is not None else 0
-    head = cart.student_context_ids()
     res = TrainResult()
     order: list[int] = []
     bar = _progress(steps, "train cartridge", progress)
@@ -443,9 +452,8 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
             n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
             if residual_prob > 0 and float(torch.rand((), generator=gen)) < residual_prob:
                 n_res = int(torch.randint(1, residual_max + 1, (1,), generator=gen))
-            contexts = [head + sample_residual(residual, tt.examples[i].item_id, n_res, gen, residual_own_prob)
-                        for i in idx]
-            batch = collate(tt, idx, pad_id, gold_weight, gold_boost, contexts)
+            extra = [sample_residual(residual, tt.examples[i].item_id, n_res, gen, residual_own_prob) for i in idx]
+            batch = student_batch(cart, tt, idx, gold_weight, gold_boost, extra)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
             loss = distill_loss(cart.peft_model, batch)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..cartridge import Cartridge
-from ..distill import TeacherTargets, collate, distill_loss
+from ..distill import TeacherTargets, distill_loss, student_batch
 from ..evaluation import evaluate_recall, spread
 from ..facts import Fact
 from ..prompts import encode
@@ -162,12 +162,10 @@ def per_item_gradient_signal(cart: Cartridge, tt: TeacherTargets, max_items: int
         by_item.setdefault(e.item_id, []).append(i)
     groups = list(by_item.values())[: max_items or None]
     params = cart.trainable_parameters()
-    pad = cart.tokenizer.pad_token_id or 0
-    head = cart.student_context_ids()  # what the student sees before the query (the LoRA header)
     total = None
     sq = 0.0
     for idx in groups:
-        loss = distill_loss(cart.peft_model, collate(tt, idx, pad, contexts=[head] * len(idx)))
+        loss = distill_loss(cart.peft_model, student_batch(cart, tt, idx))
         grads = torch.autograd.grad(loss, params)
         v = torch.cat([g.reshape(-1) for g in grads]).double()
         total = v if total is None else total + v
@@ -183,15 +181,12 @@ def two_batch_noise_scale(cart: Cartridge, tt: TeacherTargets, b_small: int = 2,
 
     gen = torch.Generator().manual_seed(seed)
     params = cart.trainable_parameters()
-    pad = cart.tokenizer.pad_token_id or 0
-    head = cart.student_context_ids()
 
     def sq_norm(b: int) -> float:
         vals = []
         for _ in range(repeats):
             idx = torch.randperm(len(tt), generator=gen)[:b].tolist()
-            batch = collate(tt, idx, pad, contexts=[head] * len(idx))
-            grads = torch.autograd.grad(distill_loss(cart.peft_model, batch), params)
+            grads = torch.autograd.grad(distill_loss(cart.peft_model, student_batch(cart, tt, idx)), params)
             vals.append(float(sum((g.double() ** 2).sum() for g in grads)))
         return float(np.mean(vals))
 
