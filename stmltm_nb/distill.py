@@ -8,8 +8,8 @@ asked item). Student: the model + cartridge, no items in context. For each (item
 2. the teacher's top-k (default 20) next-token probabilities on every response token are stored, renormalised
    over the top-k (the tail mass is dropped, never collapsed to top-1);
 3. the student loss is cross-entropy against those targets on response tokens only, averaged per token
-   (nats/token). ``gold_weight`` g mixes a hard target on the tokens of y_i inside the response:
-   target = (1-g)·teacher + g·one-hot.
+   (nats/token). ``gold_weight`` g mixes a hard target on the tokens of y_i inside the response (and on the
+   tokens where a fallback text leaves the teacher's top-1): target = (1-g)·teacher + g·one-hot.
 
 Teacher targets are computed once and cached (in memory and, with ``cache_dir``, on disk as safetensors keyed
 by a hash of everything they depend on), so each training step runs the student only. Student steps are
@@ -303,8 +303,13 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
     ``contexts[b]`` (optional): token ids put before example b's query, i.e. what the student sees between
     its cartridge and the question (the LoRA header, residual items); the teacher targets are unchanged.
     Returns (input_ids [B,T], attention_mask [B,T], rows [R] (batch row), cols [R] (position predicting the
-    token), topk_ids [R,k], target_p [R,k], weight [R]) where R counts response tokens in the batch; tokens of
-    the gold answer weigh ``gold_boost``, the others 1.
+    token), topk_ids [R,k], target_p [R,k], weight [R]) where R counts response tokens in the batch.
+
+    With ``gold_weight`` g > 0 the hard target (mixed in with weight g, token weighing ``gold_boost``, the others
+    1) goes on the tokens of the gold answer *and* on every response token that is not the teacher's top-1:
+    where the teacher missed y_i the response is the item's own text, and at the tokens where that text leaves
+    the teacher's path (measured: "X *plays* an instrument called ..." where the teacher's top-1 is " is") the
+    teacher's distribution points the student back to the teacher's wrong answer.
     """
     import torch
 
@@ -324,9 +329,10 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
         n_resp = len(e.ids) - e.resp_start
         o = tt.offsets[i]
         ids_i, p_i = tt.topk_ids[o : o + n_resp].clone(), tt.topk_p[o : o + n_resp].clone()
+        g = torch.tensor(e.gold_mask[:n_resp], dtype=torch.bool)
         if gold_weight > 0:
             resp = torch.tensor(e.ids[e.resp_start :])
-            g = torch.tensor(e.gold_mask[:n_resp], dtype=torch.bool)
+            g = g | (ids_i[:, 0] != resp)  # off the teacher's path: the item text replaced its answer there
             if g.any():
                 # put the gold token in the last top-k slot if absent, then mix in a one-hot on it
                 present = ids_i == resp[:, None]
@@ -335,7 +341,7 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
                 p_i[absent, -1] = 0.0
                 present = ids_i == resp[:, None]
                 p_i[g] = (1 - gold_weight) * p_i[g] + gold_weight * present[g].float()
-        wts.append(1.0 + (gold_boost - 1.0) * torch.tensor(e.gold_mask[:n_resp], dtype=torch.float32))
+        wts.append(1.0 + (gold_boost - 1.0) * g.float())
         rows.append(torch.full((n_resp,), b))
         cols.append(torch.arange(e.resp_start - 1, len(e.ids) - 1))
         tids.append(ids_i)
@@ -343,10 +349,11 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
     return input_ids, mask, torch.cat(rows), torch.cat(cols), torch.cat(tids), torch.cat(tps), torch.cat(wts)
 
 
-def distill_loss(model: Any, batch) -> Any:
+def distill_loss(model: Any, batch, per_row: bool = False) -> Any:
     """Soft cross-entropy (nats/token, weighted mean) of ``model`` (PEFT-wrapped) against the teacher targets.
 
-    Logits are computed only at the positions that predict response tokens (``logits_to_keep``).
+    Logits are computed only at the positions that predict response tokens (``logits_to_keep``). With
+    ``per_row`` it returns ``(loss, row_losses)``: the same weighted mean per batch row, detached (nats/token).
     """
     import torch
 
@@ -355,7 +362,39 @@ def distill_loss(model: Any, batch) -> Any:
     logits = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
     sel = torch.log_softmax(logits[rows, torch.searchsorted(keep, cols)].float(), dim=-1)
     ce = -(tps * sel.gather(-1, tids)).sum(-1)
-    return (wts * ce).sum() / wts.sum()
+    loss = (wts * ce).sum() / wts.sum()
+    if not per_row:
+        return loss
+    n = input_ids.shape[0]
+    num = torch.zeros(n).index_add_(0, rows, (wts * ce).detach())
+    den = torch.zeros(n).index_add_(0, rows, wts.detach())
+    return loss, num / den.clamp_min(1e-12)
+
+
+def pick_batch(order: list[int], pool: Sequence[int], batch_size: int, gen: Any,
+               ex_loss: Any = None, hard_frac: float = 0.0) -> tuple[list[int], list[int]]:
+    """Next batch of example indices and the rest of the epoch ``order``.
+
+    Plain: the next ``batch_size`` of a shuffled pass over ``pool``. With ``hard_frac`` > 0 and a last-seen loss
+    (``ex_loss``, nats/token, NaN where unseen) for every pool example, that share of the batch is drawn instead
+    with probability proportional to the loss, without replacement (hard-example mining: the examples the
+    cartridge still gets wrong, e.g. two facts of one relation it confuses, come back more often).
+    """
+    import torch
+
+    n_hard = 0
+    if hard_frac > 0 and ex_loss is not None:
+        w = ex_loss[list(pool)]
+        if not torch.isnan(w).any():
+            n_hard = min(len(pool), int(round(hard_frac * batch_size)))
+    hard: list[int] = []
+    if n_hard:
+        w = w.clamp_min(1e-6)
+        hard = [pool[j] for j in torch.multinomial(w, n_hard, replacement=False, generator=gen).tolist()]
+    need = batch_size - len(hard)
+    if len(order) < need:
+        order = order + [pool[i] for i in torch.randperm(len(pool), generator=gen).tolist()]
+    return hard + order[:need], order[need:]
 
 
 def student_batch(cart: Cartridge, tt: TeacherTargets, idx: Sequence[int], gold_weight: float = 0.0,
@@ -395,8 +434,11 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
                     lr: float = 2e-2, gold_weight: float = 0.5, gold_boost: float = 4.0, seed: int = 0,
                     progress: bool = True, warmup: int = 5, example_idx: Sequence[int] | None = None,
                     residual: Sequence[tuple[str, list[int]]] = (), residual_prob: float = 0.0,
-                    residual_max: int = 4, residual_own_prob: float = 0.0) -> TrainResult:
+                    residual_max: int = 4, residual_own_prob: float = 0.0, hard_frac: float = 0.0) -> TrainResult:
     """Adam on the cartridge's trainable parameters only (base model frozen), cosine decay to 10 % of ``lr``.
+
+    ``hard_frac``: share of each batch drawn by loss-proportional sampling once every example has been seen
+    (:func:`pick_batch`); the rest is a shuffled pass, so every example keeps coming back.
 
     Residual-aware training: with probability ``residual_prob`` a batch's student sequences each get r items
     from ``residual`` (see :func:`residual_pool`; never the asked item; r uniform in 1..``residual_max``, one r
@@ -425,6 +467,8 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
         raise ValueError(f"lr must be a positive finite number, got {lr}")
     if not 0 <= gold_weight <= 1:
         raise ValueError(f"gold_weight must be in [0, 1], got {gold_weight}")
+    if not 0 <= hard_frac <= 1:
+        raise ValueError(f"hard_frac must be in [0, 1], got {hard_frac}")
     pool = list(example_idx) if example_idx is not None else list(range(len(tt)))
     if not pool:
         raise ValueError("no training examples")
@@ -441,14 +485,13 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
 
     res = TrainResult()
     order: list[int] = []
+    ex_loss = torch.full((len(tt),), float("nan"))  # last-seen loss per example (nats/token)
     bar = _progress(steps, "train cartridge", progress)
     t0 = time.perf_counter()
     cart.peft_model.train()
     try:
         for s in range(steps):
-            if len(order) < batch_size:
-                order += [pool[i] for i in torch.randperm(len(pool), generator=gen).tolist()]
-            idx, order = order[:batch_size], order[batch_size:]
+            idx, order = pick_batch(order, pool, batch_size, gen, ex_loss, hard_frac)
             n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
             if residual_prob > 0 and float(torch.rand((), generator=gen)) < residual_prob:
                 n_res = int(torch.randint(1, residual_max + 1, (1,), generator=gen))
@@ -456,7 +499,8 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
             batch = student_batch(cart, tt, idx, gold_weight, gold_boost, extra)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
-            loss = distill_loss(cart.peft_model, batch)
+            loss, row_loss = distill_loss(cart.peft_model, batch, per_row=True)
+            ex_loss[idx] = row_loss
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {s}; lower lr (now {lr})")
             opt.zero_grad(set_to_none=True)
@@ -474,7 +518,7 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
     cart.meta["stats"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "gold_weight": gold_weight,
                           "gold_boost": gold_boost, "seed": seed,
                           "residual_prob": residual_prob, "residual_max": residual_max,
-                          "residual_own_prob": residual_own_prob,
+                          "residual_own_prob": residual_own_prob, "hard_frac": hard_frac,
                           "final_loss": res.losses[-1] if res.losses else None,
                           "train_seconds": round(res.seconds, 2), "examples": len(pool)}
     return res

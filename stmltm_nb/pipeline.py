@@ -46,6 +46,7 @@ class ConsolidationConfig:
     residual_prob: float = 0.25  # share of batches with stand-in residual items before the question
     residual_max: int = 4  # at most this many such items
     residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (not yet measured at scale)
+    hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
 
 
 @dataclass
@@ -107,7 +108,8 @@ def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates:
     res = train_cartridge(cart, tt, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                           gold_weight=cfg.gold_weight, gold_boost=cfg.gold_boost, seed=cfg.seed, progress=progress,
                           residual=residual_pool(tokenizer, all_items), residual_prob=cfg.residual_prob,
-                          residual_max=cfg.residual_max, residual_own_prob=cfg.residual_own_prob)
+                          residual_max=cfg.residual_max, residual_own_prob=cfg.residual_own_prob,
+                          hard_frac=cfg.hard_frac)
     t3 = time.perf_counter()
     teacher_s = tt.seconds  # what the teacher cost when computed (cached chunks report their original time)
     # self-written questions (n_self > 0) are timed inside teacher_wall; "questions" stays for old readers

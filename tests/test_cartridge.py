@@ -9,6 +9,7 @@ from stmltm_nb.distill import (
     collate,
     compute_teacher_targets,
     distill_loss,
+    pick_batch,
     residual_pool,
     sample_residual,
     train_cartridge,
@@ -97,6 +98,52 @@ def test_training_lowers_distill_loss(lm, items, facts):
     assert after < before - 0.1
 
 
+def test_gold_weight_puts_hard_targets_where_the_response_leaves_the_teacher(lm, items, facts):
+    tt = make_targets(lm, items, facts)  # a random model never answers: every response is the item's text
+    idx, pad = list(range(len(tt))), lm.tokenizer.pad_token_id
+    ids, _, rows, cols, tids, tps, wts = collate(tt, idx, pad, gold_weight=1.0, gold_boost=3.0)
+    resp = ids[rows, cols + 1]
+    assert torch.equal(tids.gather(1, tps.argmax(1, keepdim=True))[:, 0], resp)  # every target points at the text
+    raw = collate(tt, idx, pad, gold_weight=0.0, gold_boost=3.0)
+    off = raw[4][:, 0] != resp
+    assert off.any()
+    assert torch.equal(raw[5], collate(tt, idx, pad)[5])  # g = 0: the teacher's distributions untouched
+    assert torch.equal(wts == 3.0, (raw[6] == 3.0) | off)  # boosted: the gold answer and the off-path tokens
+
+
+def test_per_row_losses_match_single_row_batches(lm, items, facts):
+    tt = make_targets(lm, items, facts)
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random")
+    pad = lm.tokenizer.pad_token_id
+    with torch.no_grad():
+        loss, rows = distill_loss(cart.peft_model, collate(tt, [0, 1, 2], pad), per_row=True)
+        alone = [distill_loss(cart.peft_model, collate(tt, [i], pad)).item() for i in (0, 1, 2)]
+    assert rows.shape == (3,) and not rows.requires_grad
+    assert torch.allclose(rows, torch.tensor(alone), atol=1e-4)
+    assert min(alone) - 1e-4 <= loss.item() <= max(alone) + 1e-4  # the batch loss is a weighted mean of them
+
+
+def test_pick_batch_mines_high_loss_examples():
+    gen = torch.Generator().manual_seed(0)
+    pool = list(range(10))
+    idx, order = pick_batch([], pool, 4, gen)
+    assert len(idx) == 4 and len(order) == 6 and sorted(idx + order) == pool  # one shuffled pass
+    unseen = torch.full((10,), float("nan"))
+    unseen[:9] = 1.0
+    idx, _ = pick_batch(order, pool, 4, gen, unseen, hard_frac=0.5)
+    assert idx == order[:4]  # an unseen example: no mining yet
+    loss = torch.full((10,), 1e-3)
+    loss[7] = 50.0
+    counts = 0
+    for _ in range(50):
+        idx, order = pick_batch(order, pool, 4, gen, loss, hard_frac=0.5)
+        assert len(idx) == 4
+        counts += idx[:2].count(7)
+    assert counts >= 45  # the one high-loss example fills a mined slot almost every batch
+    with pytest.raises(ValueError, match="hard_frac"):
+        train_cartridge(None, [0], steps=1, hard_frac=1.5, progress=False)
+
+
 def test_student_at_init_agrees_with_teacher_top1(lm, items, facts):
     # chunk holds all items and p covers the whole STM: the student at init *is* the teacher
     qs = [Query(f.id, f.train_questions[0], "template") for f in facts[:4]]
@@ -113,15 +160,22 @@ def test_student_at_init_agrees_with_teacher_top1(lm, items, facts):
 
 def test_gold_weight_puts_mass_on_gold_tokens(lm, items, facts):
     tt = make_targets(lm, items, facts)
+    ex = tt.examples[0]
+    resp = torch.tensor(ex.ids[ex.resp_start:])
+    top = tt.topk_ids[tt.offsets[0] : tt.offsets[0] + len(resp)]  # a view: make the teacher have said this text
+    for r, t in enumerate(resp.tolist()):
+        hit = (top[r] == t).nonzero()
+        j = int(hit[0]) if len(hit) else 0
+        top[r, j], top[r, 0] = top[r, 0].clone(), t
     _, _, _, _, tids, p0, _ = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=0.0)
     _, _, _, _, tids1, p1, _ = collate(tt, [0], lm.tokenizer.pad_token_id, gold_weight=1.0)
-    ex = tt.examples[0]
     gold = torch.tensor(ex.gold_mask, dtype=torch.bool)
     assert gold.any()
-    resp = torch.tensor(ex.ids[ex.resp_start:])
     onehot = (tids1 == resp[:, None]).float()
     assert torch.allclose(p1[gold], onehot[gold])
-    assert torch.allclose(p1[~gold], p0[~gold])
+    keep = ~gold & (tids[:, 0] == resp)  # on the teacher's path and not the answer: soft targets stay
+    assert keep.any()
+    assert torch.allclose(p1[keep], p0[keep])
 
 
 def test_collate_context_goes_before_the_query_and_keeps_targets(lm, items, facts):
