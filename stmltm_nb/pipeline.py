@@ -45,7 +45,7 @@ class ConsolidationConfig:
     lora_rank: int = 8
     residual_prob: float = 0.25  # share of batches with stand-in residual items before the question
     residual_max: int = 4  # at most this many such items
-    residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (not yet measured at scale)
+    residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (0.5 measured: worse, README)
     hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
 
 
