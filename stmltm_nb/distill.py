@@ -296,6 +296,16 @@ def _progress(total: int, desc: str, enabled: bool):
     return _Null()
 
 
+def off_path(tt: TeacherTargets, i: int) -> Any:
+    """Bool mask over example ``i``'s response tokens: True where the token is not the teacher's top-1, i.e.
+    where a fallback response (the item's own text) leaves the path the teacher would have taken."""
+    import torch
+
+    e = tt.examples[i]
+    resp = torch.tensor(e.ids[e.resp_start :])
+    return tt.topk_ids[tt.offsets[i] : tt.offsets[i] + len(resp), 0] != resp
+
+
 def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: float = 0.0,
             gold_boost: float = 1.0, contexts: Sequence[Sequence[int]] | None = None):
     """Batch examples ``idx``: right-padded ids, attention mask, and per-response-token targets.
@@ -332,7 +342,7 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
         g = torch.tensor(e.gold_mask[:n_resp], dtype=torch.bool)
         if gold_weight > 0:
             resp = torch.tensor(e.ids[e.resp_start :])
-            g = g | (ids_i[:, 0] != resp)  # off the teacher's path: the item text replaced its answer there
+            g = g | off_path(tt, i)  # where the item text replaced the teacher's answer
             if g.any():
                 # put the gold token in the last top-k slot if absent, then mix in a one-hot on it
                 present = ids_i == resp[:, None]
@@ -382,6 +392,9 @@ def pick_batch(order: list[int], pool: Sequence[int], batch_size: int, gen: Any,
     """
     import torch
 
+    _check_fraction("hard_frac", hard_frac)
+    if batch_size < 1 or not pool:
+        raise ValueError(f"need batch_size >= 1 and a non-empty pool, got {batch_size} and {len(pool)} examples")
     n_hard = 0
     if hard_frac > 0 and ex_loss is not None:
         w = ex_loss[list(pool)]
@@ -430,6 +443,11 @@ def sample_residual(pool: Sequence[tuple[str, list[int]]], exclude: str, n_items
     return [t for ids in chosen for t in ids]
 
 
+def _check_fraction(name: str, value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
 def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch_size: int = 16,
                     lr: float = 2e-2, gold_weight: float = 0.5, gold_boost: float = 4.0, seed: int = 0,
                     progress: bool = True, warmup: int = 5, example_idx: Sequence[int] | None = None,
@@ -455,20 +473,16 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, steps: int = 120, batch
 
     if steps < 0 or batch_size < 1:
         raise ValueError("steps must be >= 0 and batch_size >= 1")
-    if not 0 <= residual_prob <= 1:
-        raise ValueError(f"residual_prob must be in [0, 1], got {residual_prob}")
+    _check_fraction("residual_prob", residual_prob)
     if residual_prob > 0 and not residual:
         raise ValueError("residual_prob > 0 needs a residual pool (distill.residual_pool)")
-    if not 0 <= residual_own_prob <= 1:
-        raise ValueError(f"residual_own_prob must be in [0, 1], got {residual_own_prob}")
+    _check_fraction("residual_own_prob", residual_own_prob)
     if residual_max < 1:
         raise ValueError(f"residual_max must be >= 1, got {residual_max}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive finite number, got {lr}")
-    if not 0 <= gold_weight <= 1:
-        raise ValueError(f"gold_weight must be in [0, 1], got {gold_weight}")
-    if not 0 <= hard_frac <= 1:
-        raise ValueError(f"hard_frac must be in [0, 1], got {hard_frac}")
+    _check_fraction("gold_weight", gold_weight)
+    _check_fraction("hard_frac", hard_frac)
     pool = list(example_idx) if example_idx is not None else list(range(len(tt)))
     if not pool:
         raise ValueError("no training examples")

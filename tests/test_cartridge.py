@@ -142,6 +142,10 @@ def test_pick_batch_mines_high_loss_examples():
     assert counts >= 45  # the one high-loss example fills a mined slot almost every batch
     with pytest.raises(ValueError, match="hard_frac"):
         train_cartridge(None, [0], steps=1, hard_frac=1.5, progress=False)
+    with pytest.raises(ValueError, match="hard_frac"):
+        pick_batch([], pool, 4, gen, loss, hard_frac=-0.1)
+    with pytest.raises(ValueError, match="batch_size"):
+        pick_batch([], [], 4, gen)
 
 
 def test_student_at_init_agrees_with_teacher_top1(lm, items, facts):
