@@ -33,16 +33,22 @@ def main() -> int:
     ap.add_argument("--readme", action="store_true")
     args = ap.parse_args()
 
+    from dataclasses import replace
+
     import torch
 
-    from stmltm_nb.cartridge import Cartridge, kv_bytes_per_token
-    from stmltm_nb.distill import build_queries, compute_teacher_targets, residual_pool, train_cartridge
-    from stmltm_nb.facts import load_facts
+    from stmltm_nb.memory.batching import residual_pool
+    from stmltm_nb.memory.cartridge import Cartridge, kv_bytes_per_token
+    from stmltm_nb.memory.config import ConsolidationConfig
+    from stmltm_nb.memory.consolidation import templates_of
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.memory.questions import build_queries
+    from stmltm_nb.memory.stm import STMBuffer
+    from stmltm_nb.memory.teacher import compute_teacher_targets
+    from stmltm_nb.memory.training import train_cartridge
     from stmltm_nb.metrics.measure import ttft_cached, ttft_stateless
     from stmltm_nb.models import load_model
-    from stmltm_nb.pipeline import ConsolidationConfig, templates_of
     from stmltm_nb.prompts import encode
-    from stmltm_nb.stm import STMBuffer
 
     lm = load_model()
     model, tok = lm.model, lm.tokenizer
@@ -99,13 +105,11 @@ def main() -> int:
     items = [f.to_item() for f in fs]
     t0 = time.perf_counter()
     qs = build_queries(model, tok, items, templates_of(fs), n_self=0)
-    cfg = ConsolidationConfig()
+    cfg = ConsolidationConfig()  # the shipped defaults; only the number of steps is cut (timed per step)
     tt = compute_teacher_targets(model, tok, items, qs, chunk_size=cfg.chunk_size, cache_dir=None)
     t_teacher = time.perf_counter() - t0
     c = Cartridge.create(model, tok, p=p, stm_text="".join(it.text + "\n" for it in items))
-    r = train_cartridge(c, tt, steps=steps, batch_size=cfg.batch_size, progress=False,
-                        residual=residual_pool(tok, items), residual_prob=cfg.residual_prob,
-                        residual_max=cfg.residual_max)
+    r = train_cartridge(c, tt, replace(cfg, steps=steps), residual=residual_pool(tok, items), progress=False)
     full_train = r.seconds / steps * cfg.steps
     lines.append("")
     lines.append(f"| c_upd on {n_f} facts | value |")
@@ -117,8 +121,8 @@ def main() -> int:
                  f"{100 * t_teacher / (t_teacher + full_train):.0f} % |")
 
     # 4. the switching evaluator: lambdified vs sympy substitution
-    from stmltm_nb import switching as sw
-    from stmltm_nb.switching import CostModel, RecallModel, SwitchInputs, decide
+    from stmltm_nb.decision import switching as sw
+    from stmltm_nb.decision.switching import CostModel, RecallModel, SwitchInputs, decide
 
     x = SwitchInputs(n=64, Q=500, c_upd=600, r_cart=0.01, cost=CostModel(0, 0.002),
                      recall=RecallModel("hyperbolic", q0=1, n50=12), q_cart=0.9, lam=5)

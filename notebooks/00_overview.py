@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -68,8 +68,8 @@ print(f"{lm.name}: {model.config.num_hidden_layers} layers, {model.config.num_ke
 # The fact set is fictional (invented names), so the model cannot know any answer without memory.
 
 # %%
-from stmltm_nb.facts import load_facts
-from stmltm_nb.stm import STMBuffer
+from stmltm_nb.memory.facts import load_facts
+from stmltm_nb.memory.stm import STMBuffer
 
 facts = load_facts()
 fact = facts[2]
@@ -95,7 +95,8 @@ print(stm.context_text(q))
 # the model *without* the item in context answers like the model *with* it. Here: four facts, a small p.
 
 # %%
-from stmltm_nb.pipeline import ConsolidationConfig, consolidate, templates_of
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.consolidation import consolidate, templates_of
 
 few = facts[:4]
 cfg = ConsolidationConfig(p=32, steps=6 if FAST else 40, batch_size=8, chunk_size=4)
@@ -115,7 +116,7 @@ print("context now holds only", ltm.total_tokens, "cartridge tokens and no items
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from stmltm_nb.tuner import load_curves
+from stmltm_nb.decision.curves import load_curves
 
 curves = load_curves()
 cons, cart = curves["consolidation"], curves["cartridge"]

@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -49,9 +49,9 @@ print("fast mode:", FAST)
 import numpy as np
 import torch
 
-from stmltm_nb.facts import load_facts
+from stmltm_nb.memory.facts import load_facts
 from stmltm_nb.models import load_model
-from stmltm_nb.stm import STMBuffer
+from stmltm_nb.memory.stm import STMBuffer
 
 lm = load_model("default")
 model, tok = lm.model, lm.tokenizer
@@ -91,7 +91,7 @@ print("cache tokens before/after answering:", before, buf.cache.get_seq_length()
 # Every token costs 2 · layers · KV heads · head_dim values in the cache.
 
 # %%
-from stmltm_nb.cartridge import kv_bytes_per_token
+from stmltm_nb.memory.cartridge import kv_bytes_per_token
 
 per_tok = kv_bytes_per_token(model.config)
 print(f"n = {buf.n} items, b = {buf.b:.1f} tokens/item, n·b = {buf.n_tokens} tokens, header {buf.prefix_tokens} tokens")
@@ -119,8 +119,8 @@ for r in live:
 # `stmltm measure` ran the same estimator on more sizes; the excess over n = 0 is the cost attributable to STM.
 
 # %%
-from stmltm_nb.tuner import load_curves
-from stmltm_nb.viz import fig_cost
+from stmltm_nb.decision.curves import load_curves
+from stmltm_nb.apps.viz import fig_cost
 
 curves = load_curves()
 fig_cost(curves).show()

@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -46,9 +46,9 @@ setup_plotly()
 print("fast mode:", FAST)
 
 # %%
-from stmltm_nb.facts import load_facts
-from stmltm_nb.tuner import load_curves
-from stmltm_nb.viz import fig_loss, fig_recall
+from stmltm_nb.memory.facts import load_facts
+from stmltm_nb.decision.curves import load_curves
+from stmltm_nb.apps.viz import fig_loss, fig_recall
 
 curves = load_curves()
 facts = load_facts()
@@ -99,7 +99,7 @@ for r in curves["recall"]["heldout"]:
 # NBVAL_CHECK_OUTPUT
 import numpy as np
 
-from stmltm_nb.viz import recall_fit
+from stmltm_nb.apps.viz import recall_fit
 
 fit = recall_fit(curves)
 ns = np.arange(1, 2001)
@@ -114,9 +114,9 @@ print(f"best fit: {fit.model}; recall halves at n ≈ {half} items ≈ {half * b
 # A small live probe on the model (the notebook's own run, not the committed JSON):
 
 # %%
-from stmltm_nb.evaluation import evaluate_recall, spread
+from stmltm_nb.metrics.recall import evaluate_recall, spread
 from stmltm_nb.models import load_model
-from stmltm_nb.stm import STMBuffer
+from stmltm_nb.memory.stm import STMBuffer
 
 lm = load_model("default")
 for n in ([2, 16] if FAST else [4, 32, 64]):

@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -48,9 +48,9 @@ print("fast mode:", FAST)
 # %%
 import pandas as pd
 
-from stmltm_nb.facts import load_facts
+from stmltm_nb.memory.facts import load_facts
 from stmltm_nb.models import load_model
-from stmltm_nb.tuner import load_curves
+from stmltm_nb.decision.curves import load_curves
 
 lm = load_model("default")
 model, tok = lm.model, lm.tokenizer
@@ -65,8 +65,10 @@ curves = load_curves()
 # cartridge, no items) is trained to match them on response tokens only.
 
 # %%
-from stmltm_nb.distill import build_queries, compute_teacher_targets
-from stmltm_nb.pipeline import ConsolidationConfig, templates_of
+from stmltm_nb.memory.questions import build_queries
+from stmltm_nb.memory.teacher import compute_teacher_targets
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.consolidation import templates_of
 
 few = facts[: 4 if FAST else 8]
 items = [f.to_item() for f in few]
@@ -91,7 +93,7 @@ print("teacher's top-5 at the 3rd response token:", top)
 # gold answer tokens. On 64 facts this took trained-template recall from 0.88 to 0.95 (the README's table).
 
 # %%
-from stmltm_nb.distill import off_path
+from stmltm_nb.memory.batching import off_path
 
 off_rows = []
 for i, e in enumerate(tt.examples):
@@ -108,17 +110,21 @@ pd.DataFrame(off_rows).head(8)
 # STM text itself (at step 0 the cartridge *is* truncated STM), `text` from unrelated text, `random` from noise.
 
 # %%
-from stmltm_nb.cartridge import Cartridge
-from stmltm_nb.distill import train_cartridge
-from stmltm_nb.evaluation import evaluate_recall
+from dataclasses import replace
+
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.memory.training import train_cartridge
+from stmltm_nb.metrics.recall import evaluate_recall
 
 steps = 4 if FAST else 40
+# The ablation's recipe: a short run (40 steps of 8) with gold weight 0.5 and no residual rows, so only the
+# starting point differs between rows; LoRA gets its own learning rate.
+ABLATION = ConsolidationConfig(steps=steps, batch_size=8, gold_weight=0.5, residual_prob=0.0)
 stm_text = "".join(it.text.strip() + "\n" for it in items)
 rows = []
 for backend, init in [("prefix", "stm"), ("prefix", "text"), ("prefix", "random"), ("lora", "stm")]:
     cart = Cartridge.create(model, tok, p=32, backend=backend, init=init, stm_text=stm_text, lora_rank=4)
-    res = train_cartridge(cart, tt, steps=steps, batch_size=8, lr=2e-2 if backend == "prefix" else 1e-3,
-                          progress=False)
+    res = train_cartridge(cart, tt, replace(ABLATION, lr=2e-2 if backend == "prefix" else 1e-3), progress=False)
     r = evaluate_recall(cart.memory(), few, "train", first_question_only=True, with_nll=True)
     rows.append({"backend": backend, "init": init, "trainable params": cart.num_trainable(),
                  "final loss": round(res.losses[-1], 3), "recall": r.recall, "answer NLL": round(r.nll, 2),
@@ -145,7 +151,7 @@ table = pd.DataFrame(curves["comparison"])
 print(table.round(3).to_string(index=False))
 
 # %%
-from stmltm_nb.viz import fig_comparison, fig_training
+from stmltm_nb.apps.viz import fig_comparison, fig_training
 
 fig_comparison(curves["comparison"]).show()
 fig_training(curves).show()
@@ -162,7 +168,7 @@ fig_training(curves).show()
 import tempfile
 from pathlib import Path
 
-from stmltm_nb.cartridge import compose
+from stmltm_nb.memory.cartridge import compose
 
 with tempfile.TemporaryDirectory() as d:
     a = Cartridge.create(model, tok, p=16, stm_text=stm_text).save(Path(d) / "a")

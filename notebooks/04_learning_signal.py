@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -49,7 +49,7 @@ print("fast mode:", FAST)
 import numpy as np
 
 from stmltm_nb.metrics.signal import gradient_signal, m_star
-from stmltm_nb.tuner import load_curves
+from stmltm_nb.decision.curves import load_curves
 
 curves = load_curves()
 

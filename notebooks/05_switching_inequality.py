@@ -39,7 +39,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -58,7 +58,7 @@ print("fast mode:", FAST)
 # NBVAL_CHECK_OUTPUT
 import sympy as sp
 
-from stmltm_nb import switching as sw
+from stmltm_nb.decision import switching as sw
 
 for sym, meaning, unit in sw.SYMBOL_TABLE:
     print(f"{sym:<22} {meaning:<48} [{unit}]")
@@ -107,7 +107,7 @@ for cost, recall in sw.CLOSED_FORMS:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from stmltm_nb.switching import CostModel, RecallModel, SwitchInputs
+from stmltm_nb.decision.switching import CostModel, RecallModel, SwitchInputs
 
 recalls = {"linear": RecallModel("linear", q0=0.95, rho=0.006), "exponential": RecallModel("exponential", q0=0.95, nu=35.0),
            "hyperbolic": RecallModel("hyperbolic", q0=0.95, n50=18.0)}
@@ -163,7 +163,7 @@ print("m* (agnostic) =", sw.m_star_expr(agnostic=True))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from stmltm_nb.switching import decide
+from stmltm_nb.decision.switching import decide
 
 x = SwitchInputs(n=64, Q=400, c_upd=600, r_cart=0.01, cost=CostModel(0, 0.002),
                  recall=RecallModel("hyperbolic", q0=1.0, n50=12), q_cart=0.85, lam=5.0, eta=0.1,

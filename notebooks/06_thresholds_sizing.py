@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -49,9 +49,10 @@ print("fast mode:", FAST)
 import numpy as np
 import plotly.graph_objects as go
 
-from stmltm_nb import switching as sw
-from stmltm_nb.switching import CostModel, SwitchInputs, decide
-from stmltm_nb.tuner import load_curves, presets, recall_model_from
+from stmltm_nb.decision import switching as sw
+from stmltm_nb.decision.switching import CostModel, SwitchInputs, decide
+from stmltm_nb.apps.tuner import presets
+from stmltm_nb.decision.curves import load_curves, recall_model_from
 
 curves = load_curves()
 rec = recall_model_from(curves)

@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -54,7 +54,7 @@ print("fast mode:", FAST)
 # %%
 from IPython.display import display
 
-from stmltm_nb.tuner import make_tuner
+from stmltm_nb.apps.tuner import make_tuner
 
 tuner = make_tuner()
 display(tuner.widget)

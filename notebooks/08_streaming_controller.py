@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -48,9 +48,9 @@ print("fast mode:", FAST)
 # %%
 import pandas as pd
 
-from stmltm_nb.policies import policy_table, world_from_curves
-from stmltm_nb.tuner import load_curves
-from stmltm_nb.viz import fig_policies, fig_timeline
+from stmltm_nb.decision.policies import policy_table, world_from_curves
+from stmltm_nb.decision.curves import load_curves
+from stmltm_nb.apps.viz import fig_policies, fig_timeline
 
 curves = load_curves()
 
@@ -97,10 +97,10 @@ print(f"{ok} of 4 scenarios")
 # %%
 import tempfile
 
-from stmltm_nb.controller import Controller, ControllerConfig
-from stmltm_nb.facts import load_facts
+from stmltm_nb.decision.controller import Controller, ControllerConfig
+from stmltm_nb.memory.facts import load_facts
 from stmltm_nb.models import load_model
-from stmltm_nb.pipeline import ConsolidationConfig
+from stmltm_nb.memory.config import ConsolidationConfig
 
 lm = load_model("default")
 facts = load_facts(contradictions=True)
@@ -143,7 +143,7 @@ fig_timeline(ev).show()
 # NBVAL_CHECK_OUTPUT
 import json
 
-from stmltm_nb.facts import data_dir
+from stmltm_nb.shipped import data_dir
 
 path = data_dir() / "controller_events.jsonl"
 if path.exists():

@@ -38,7 +38,7 @@ if IN_COLAB:
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
 from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.viz import setup_plotly
+from stmltm_nb.apps.viz import setup_plotly
 
 FAST = fast()  # STMLTM_FAST=1 shrinks the work
 seed_everything(0)
@@ -62,7 +62,7 @@ print("fast mode:", FAST)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from stmltm_nb.tuner import load_curves
+from stmltm_nb.decision.curves import load_curves
 
 curves = load_curves()
 p = curves["consolidation"]["probe"]
@@ -86,9 +86,9 @@ print(f"model-based: {g['model_true_positives']} true and {g['model_false_positi
 # What does the model answer when both values are in STM? And what does the controller do (newer wins)?
 
 # %%
-from stmltm_nb.facts import load_facts
+from stmltm_nb.memory.facts import load_facts
 from stmltm_nb.models import load_model
-from stmltm_nb.stm import STMBuffer
+from stmltm_nb.memory.stm import STMBuffer
 
 lm = load_model("default")
 allf = load_facts(contradictions=True)

@@ -38,3 +38,23 @@ def machine() -> dict[str, str | int]:
     except ImportError:
         pass
     return info
+
+
+class _NullBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True):
+    """A tqdm bar over ``total`` steps (a no-op object with the same methods when ``enabled`` is false)."""
+    if not enabled:
+        return _NullBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc)

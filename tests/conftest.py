@@ -28,6 +28,6 @@ def real():
 
 @pytest.fixture(scope="session")
 def facts():
-    from stmltm_nb.facts import load_facts
+    from stmltm_nb.memory.facts import load_facts
 
     return load_facts()

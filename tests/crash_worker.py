@@ -4,10 +4,10 @@ import os
 import signal
 import sys
 
-from stmltm_nb.controller import Controller, ControllerConfig
-from stmltm_nb.facts import load_facts
+from stmltm_nb.decision.controller import Controller, ControllerConfig
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.facts import load_facts
 from stmltm_nb.models import load_tokenizer, tiny_llama
-from stmltm_nb.pipeline import ConsolidationConfig
 
 
 def make(root, steps):

@@ -3,19 +3,19 @@ import json
 import pytest
 import torch
 
-from stmltm_nb.cartridge import Cartridge, CartridgeError, compose, kv_bytes_per_token
-from stmltm_nb.distill import (
-    Query,
-    collate,
-    compute_teacher_targets,
-    distill_loss,
-    pick_batch,
-    residual_pool,
-    sample_residual,
-    train_cartridge,
-)
+from stmltm_nb.memory.batching import collate, pick_batch, residual_pool, sample_residual
+from stmltm_nb.memory.cartridge import Cartridge, CartridgeError, compose, kv_bytes_per_token
+from stmltm_nb.memory.questions import Query
+from stmltm_nb.memory.stm import STMBuffer
+from stmltm_nb.memory.teacher import compute_teacher_targets
+from stmltm_nb.memory.training import distill_loss, train_cartridge
 from stmltm_nb.models import tiny_llama
-from stmltm_nb.stm import STMBuffer
+from stmltm_nb.memory.config import ConsolidationConfig
+
+
+def recipe(**kw) -> ConsolidationConfig:
+    """A short training recipe for the tiny model: the config's defaults, gold weight 0.5, no residual rows."""
+    return ConsolidationConfig(**{"gold_weight": 0.5, "residual_prob": 0.0, **kw})
 
 
 @pytest.fixture()
@@ -75,14 +75,14 @@ def test_training_changes_only_trainable_tokens_and_is_deterministic(lm, items, 
     cart = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items))
     frozen0 = cart.encoder.frozen_embedding.clone()
     train0 = cart.encoder.trainable_embedding.clone()
-    r1 = train_cartridge(cart, tt, steps=4, batch_size=2, lr=1e-2, progress=False)
+    r1 = train_cartridge(cart, tt, recipe(steps=4, batch_size=2, lr=1e-2), progress=False)
     assert torch.equal(cart.encoder.frozen_embedding, frozen0)
     assert not torch.equal(cart.encoder.trainable_embedding, train0)
     for k, v in lm.model.state_dict().items():
         assert torch.equal(v, base_before[k]), k
     other = tiny_llama(tokenizer, seed=0)
     cart2 = Cartridge.create(other.model, other.tokenizer, p=8, stm_text=stm_text(items))
-    r2 = train_cartridge(cart2, tt, steps=4, batch_size=2, lr=1e-2, progress=False)
+    r2 = train_cartridge(cart2, tt, recipe(steps=4, batch_size=2, lr=1e-2), progress=False)
     assert r1.losses == r2.losses and len(r1.losses) == 4
     assert torch.equal(cart.encoder.weight, cart2.encoder.weight)
 
@@ -92,7 +92,7 @@ def test_training_lowers_distill_loss(lm, items, facts):
     cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random")
     batch = collate(tt, list(range(len(tt))), lm.tokenizer.pad_token_id)
     before = distill_loss(cart.peft_model, batch).item()
-    train_cartridge(cart, tt, steps=30, batch_size=4, lr=5e-2, progress=False)
+    train_cartridge(cart, tt, recipe(steps=30, batch_size=4, lr=5e-2), progress=False)
     with torch.no_grad():
         after = distill_loss(cart.peft_model, batch).item()
     assert after < before - 0.1
@@ -141,7 +141,7 @@ def test_pick_batch_mines_high_loss_examples():
         counts += idx[:2].count(7)
     assert counts >= 45  # the one high-loss example fills a mined slot almost every batch
     with pytest.raises(ValueError, match="hard_frac"):
-        train_cartridge(None, [0], steps=1, hard_frac=1.5, progress=False)
+        recipe(steps=1, hard_frac=1.5)
     with pytest.raises(ValueError, match="hard_frac"):
         pick_batch([], pool, 4, gen, loss, hard_frac=-0.1)
     with pytest.raises(ValueError, match="batch_size"):
@@ -202,7 +202,7 @@ def test_student_sequence_with_residual_is_what_memory_serves(lm, items, facts, 
     """What training shows the student (context ids + residual items + query) equals LTM + residual serving."""
     tt = make_targets(lm, items, facts)
     cart = Cartridge.create(lm.model, lm.tokenizer, p=8, backend=backend, stm_text=stm_text(items), lora_rank=2)
-    train_cartridge(cart, tt, steps=2, batch_size=2, lr=5e-2, progress=False)  # LoRA starts as a no-op
+    train_cartridge(cart, tt, recipe(steps=2, batch_size=2, lr=5e-2), progress=False)  # LoRA starts as a no-op
     pool = residual_pool(lm.tokenizer, items)
     extra = pool[1][1] + pool[2][1]
     input_ids, mask, rows, cols, *_ = collate(tt, [0], lm.tokenizer.pad_token_id,
@@ -236,15 +236,15 @@ def test_residual_training_puts_items_before_the_question(lm, items, facts, toke
     seen = {}
     for prob in (0.0, 1.0):
         cart = Cartridge.create(tiny_llama(tokenizer, seed=0).model, lm.tokenizer, p=8, init="random")
-        seen[prob] = train_cartridge(cart, tt, steps=4, batch_size=4, progress=False, residual=pool,
-                                     residual_prob=prob, residual_max=3).tokens_seen
+        seen[prob] = train_cartridge(cart, tt, recipe(steps=4, batch_size=4, residual_prob=prob, residual_max=3),
+                                     residual=pool, progress=False).tokens_seen
     shortest = min(len(ids) for _, ids in pool)
     assert seen[1.0] >= seen[0.0] + 4 * 4 * shortest  # every sequence got at least one residual item
     assert cart.meta["stats"]["residual_prob"] == 1.0
     with pytest.raises(ValueError, match="residual pool"):
-        train_cartridge(cart, tt, steps=1, residual_prob=0.5, progress=False)
+        train_cartridge(cart, tt, recipe(steps=1, residual_prob=0.5), progress=False)
     with pytest.raises(ValueError, match="residual_max"):
-        train_cartridge(cart, tt, steps=1, residual=pool, residual_prob=0.5, residual_max=0, progress=False)
+        recipe(steps=1, residual_prob=0.5, residual_max=0)
 
 
 def test_teacher_target_cache_is_reused(lm, items, facts, tmp_path, monkeypatch):
@@ -301,7 +301,7 @@ def test_corrupt_teacher_cache_is_recomputed(lm, items, facts, tmp_path):
 def test_save_load_round_trip_bit_exact(lm, items, facts, tmp_path, backend):
     cart = Cartridge.create(lm.model, lm.tokenizer, p=8, backend=backend, stm_text=stm_text(items))
     tt = make_targets(lm, items, facts)
-    train_cartridge(cart, tt, steps=2, batch_size=2, progress=False)
+    train_cartridge(cart, tt, recipe(steps=2, batch_size=2), progress=False)
     path = cart.save(tmp_path / "c1")
     loaded = Cartridge.load(path, lm.model, lm.tokenizer)
     a, b = cart._state_tensors(), loaded._state_tensors()
@@ -316,7 +316,8 @@ def test_save_load_round_trip_bit_exact(lm, items, facts, tmp_path, backend):
 def test_lora_does_not_modify_the_shared_base_model(lm, items, facts):
     before = STMBuffer(lm.model, lm.tokenizer).query_logits("Q?")
     cart = Cartridge.create(lm.model, lm.tokenizer, backend="lora", lora_rank=2)
-    train_cartridge(cart, make_targets(lm, items, facts), steps=3, batch_size=2, lr=5e-2, progress=False)
+    train_cartridge(cart, make_targets(lm, items, facts), recipe(steps=3, batch_size=2, lr=5e-2),
+                    progress=False)
     after = STMBuffer(lm.model, lm.tokenizer).query_logits("Q?")
     assert torch.equal(before, after)
     assert (cart.memory().query_logits("Q?") - before).abs().max() > 0

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stmltm_nb.cli import main
+from stmltm_nb.apps.cli import main
 
 
 def test_decide_exit_codes_and_terms(capsys, tmp_path):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stmltm_nb.controller import Controller, ControllerConfig
-from stmltm_nb.pipeline import ConsolidationConfig
-from stmltm_nb.stm import STMError
+from stmltm_nb.decision.controller import Controller, ControllerConfig
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.stm import STMError
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 
@@ -42,7 +42,7 @@ def test_stream_logs_every_decision_and_loses_no_item(ctl, facts):
 
 def _gate_ctl(tiny, facts, root, tau):
     """Every gate but G2 passes (many queries, cheap update, m floor 4): G2 alone decides."""
-    from stmltm_nb.switching import CostModel
+    from stmltm_nb.decision.switching import CostModel
 
     cfg = ControllerConfig(check_every=4, m_floor=4, retention_tol=100, gamma_reg=1.0, tau=tau,
                            queries_per_item=1e4, c_upd_prior=1.0, cost=CostModel(0.0, 0.01))
@@ -102,7 +102,7 @@ def test_snr_is_not_measured_while_another_gate_blocks(tiny, facts, tmp_path, mo
 
 
 def test_controller_config_from_measured_curves():
-    from stmltm_nb.curves import load_curves, recall_model_from
+    from stmltm_nb.decision.curves import load_curves, recall_model_from
 
     curves = load_curves()
     cfg = ControllerConfig.from_curves(curves, check_every=3)
@@ -126,7 +126,7 @@ def test_restart_rebuilds_state_from_disk(ctl, facts, tiny):
 
 
 def test_newer_item_supersedes_and_bad_items_are_rejected(ctl, facts):
-    from stmltm_nb.facts import load_facts
+    from stmltm_nb.memory.facts import load_facts
 
     allf = load_facts(contradictions=True)
     c = next(f for f in allf if f.supersedes)
@@ -137,7 +137,7 @@ def test_newer_item_supersedes_and_bad_items_are_rejected(ctl, facts):
     assert any(e["event"] == "supersede" for e in ctl.events())
     with pytest.raises(STMError, match="already"):
         ctl.ingest(c.to_item(time=3.0))
-    from stmltm_nb.stm import STMItem
+    from stmltm_nb.memory.stm import STMItem
 
     with pytest.raises(STMError):
         ctl.ingest(STMItem(text="   ", id="blank"))
@@ -197,7 +197,7 @@ def test_sigkill_during_consolidation_loses_nothing_and_resumes(tmp_path, mode):
     res = ctl.consolidate()  # restart resumes cleanly
     assert "q_cart" in res and ctl.accounted()
     if res["committed"]:
-        from stmltm_nb.cartridge import Cartridge
+        from stmltm_nb.memory.cartridge import Cartridge
 
         Cartridge.load(root / "versions" / f"v{ctl.state['version']:04d}", ctl.model, ctl.tokenizer)
     state = json.loads((root / "state.json").read_text()) if (root / "state.json").exists() else {"version": 0}

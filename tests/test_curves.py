@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stmltm_nb.curves import load_curves, ltm_recall, recall_model_from
+from stmltm_nb.decision.curves import load_curves, ltm_recall, recall_model_from
 
 
 def test_ltm_recall_prefers_the_cartridge_facts_split():

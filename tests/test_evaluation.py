@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from stmltm_nb import evaluation
-from stmltm_nb.cartridge import Cartridge
-from stmltm_nb.evaluation import MODES, compare_memories, questions_for, spread
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.metrics import recall as evaluation
+from stmltm_nb.metrics.recall import MODES, compare_memories, questions_for, spread
 
 
 def test_compare_memories_table_splits_cartridge_and_residual_facts(tiny, facts, monkeypatch):

@@ -1,7 +1,9 @@
 import importlib.util
 from collections import Counter
 
-from stmltm_nb.facts import answer_found, chunks, data_dir, general_text, load_facts
+from stmltm_nb.memory.facts import chunks, general_text, load_facts
+from stmltm_nb.metrics.recall import answer_found
+from stmltm_nb.shipped import data_dir
 
 
 def test_fact_set_shape():

@@ -131,7 +131,7 @@ def test_paired_gap_interval():
 
 
 def test_key_conflicts_find_shipped_contradictions_only():
-    from stmltm_nb.facts import load_facts
+    from stmltm_nb.memory.facts import load_facts
 
     clean = [f.to_item(time=i) for i, f in enumerate(load_facts())]
     assert key_conflicts(clean) == []
@@ -144,7 +144,7 @@ def test_key_conflicts_find_shipped_contradictions_only():
 
 
 def test_model_conflicts_with_a_stub_nll():
-    from stmltm_nb.stm import STMItem
+    from stmltm_nb.memory.stm import STMItem
 
     a = STMItem("The capital of Lusglaex is Kreistrov.", id="a", answer="Kreistrov", time=1)
     b = STMItem("The capital of Lusglaex is Brommel.", id="b", answer="Brommel", time=2)

@@ -21,8 +21,8 @@ def test_package_source_never_unpickles():
 
 
 def test_loading_user_files_never_calls_pickle(tiny, facts, tmp_path, monkeypatch):
-    from stmltm_nb.cartridge import Cartridge
-    from stmltm_nb.stm import STMBuffer
+    from stmltm_nb.memory.cartridge import Cartridge
+    from stmltm_nb.memory.stm import STMBuffer
 
     cart = Cartridge.create(tiny.model, tiny.tokenizer, p=8, stm_text=facts[0].text)
     path = cart.save(tmp_path / "c")
@@ -41,7 +41,7 @@ def test_loading_user_files_never_calls_pickle(tiny, facts, tmp_path, monkeypatc
 
 
 def test_controller_survives_a_torn_log_line_and_reports_a_corrupt_state(tiny, facts, tmp_path):
-    from stmltm_nb.controller import Controller
+    from stmltm_nb.decision.controller import Controller
 
     root = tmp_path / "ctl"
     ctl = Controller(tiny.model, tiny.tokenizer, root, {})

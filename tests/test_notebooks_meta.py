@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from stmltm_nb.notebooks import drift, sources
+from stmltm_nb.apps.notebooks import drift, sources
 
 SRCS = sources()
 

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from stmltm_nb.policies import (
+from stmltm_nb.decision.policies import (
     InequalityPolicy,
     Scenario,
     World,
@@ -16,7 +16,7 @@ from stmltm_nb.policies import (
     simulate,
     threshold_n,
 )
-from stmltm_nb.switching import CostModel, RecallModel
+from stmltm_nb.decision.switching import CostModel, RecallModel
 
 WORLD = World(cost=CostModel(0.0, 0.004), recall=RecallModel("hyperbolic", q0=1.0, n50=12), q_cart=0.9,
               r_cart=0.05, c_upd0=300.0, c_upd_item=2.0, lam=5.0)

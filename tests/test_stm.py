@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
+from stmltm_nb.memory.stm import STMBuffer, STMCapacityError, STMError, STMFileError, STMItem
 from stmltm_nb.prompts import encode
-from stmltm_nb.stm import STMBuffer, STMCapacityError, STMError, STMFileError, STMItem
 
 
 def cache_snapshot(buf):

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from stmltm_nb.tuner import SLIDERS, make_tuner
+from stmltm_nb.apps.tuner import SLIDERS, make_tuner
 
 
 @pytest.fixture()
@@ -42,7 +42,7 @@ def test_bad_values_show_an_error_not_a_crash(tuner):
     tuner.sliders["n"].value = 10
     tuner.update()
     x = tuner.inputs(Q=math.nan)
-    from stmltm_nb.switching import SwitchingInputError, decide
+    from stmltm_nb.decision.switching import SwitchingInputError, decide
 
     with pytest.raises(SwitchingInputError):
         decide(x)
@@ -56,7 +56,7 @@ def test_bad_values_show_an_error_not_a_crash(tuner):
 def test_presets_from_measured_curves(tmp_path):
     import json
 
-    from stmltm_nb.facts import data_dir
+    from stmltm_nb.shipped import data_dir
 
     p = data_dir() / "measured_curves.json"
     if not p.exists():

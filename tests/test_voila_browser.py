@@ -113,7 +113,7 @@ def test_tuner_in_a_real_browser(voila_url, browser):
 
 @pytest.mark.slow
 def test_demo_report_opens_in_chromium_without_errors(browser, tmp_path):
-    from stmltm_nb.report import run_demo
+    from stmltm_nb.apps.demo import run_demo
 
     res = run_demo(out_dir=tmp_path, fast=True, progress=False)
     assert (tmp_path / "report.json").exists() and res["decision"]["terms"]["A"] is not None

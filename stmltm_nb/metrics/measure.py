@@ -12,15 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from ..cartridge import Cartridge
-from ..distill import TeacherTargets, distill_loss, student_batch
-from ..evaluation import evaluate_recall, spread
-from ..facts import Fact
-from ..prompts import encode
-from ..stm import STMBuffer, STMItem
-from .compression import dl_quantized, nats_to_bits
-from .signal import GradientSignal, gradient_signal_from_sums, noise_scale_two_batches
-from .stats import wilson_interval
+from stmltm_nb.memory.batching import student_batch
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.memory.facts import Fact
+from stmltm_nb.memory.stm import STMBuffer, STMItem
+from stmltm_nb.memory.teacher import TeacherTargets
+from stmltm_nb.memory.training import distill_loss
+from stmltm_nb.metrics.compression import dl_quantized, nats_to_bits
+from stmltm_nb.metrics.recall import evaluate_recall, spread
+from stmltm_nb.metrics.signal import GradientSignal, gradient_signal_from_sums, noise_scale_two_batches
+from stmltm_nb.metrics.stats import wilson_interval
+from stmltm_nb.prompts import encode
 
 POSITIONS = ("start", "middle", "end")
 
@@ -102,7 +104,7 @@ def cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequenc
                question: str = "Which river flows through Tounkur?") -> list[dict[str, Any]]:
     """c_ctx(n) in both regimes: cached (STM on a live cache) and stateless (STM re-prefilled every query).
     Includes n = 0 (no memory). Rows: n, tokens, ttft_cached_s, ttft_stateless_s, kv_bytes (fp32)."""
-    from ..cartridge import kv_bytes_per_token
+    from stmltm_nb.memory.cartridge import kv_bytes_per_token
 
     per_tok = kv_bytes_per_token(model.config)
     rows = []

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .switching import RecallModel
+from stmltm_nb.decision.switching import RecallModel
 
 
 def curves_path() -> Path:
-    from .facts import data_dir
+    from stmltm_nb.shipped import data_dir
 
     return data_dir() / "measured_curves.json"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def notebook_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def sources(folder: Path | None = None) -> list[Path]:
@@ -83,3 +83,26 @@ def drift(folder: Path | None = None) -> list[str]:
         if want != have:
             bad.append(ipynb.name)
     return bad
+
+
+def sync_sources(paths: list[Path] | None = None) -> list[str]:
+    """Copy each ``.py`` source's cell text into its committed ``.ipynb``, keeping the outputs, for edits that
+    cannot change a result (a renamed import). Refuses a notebook whose cell count or types differ: that one
+    must be re-executed (:func:`build`). Returns the names of the notebooks it rewrote."""
+    import nbformat
+
+    done = []
+    for src in paths or sources():
+        ipynb = src.with_suffix(".ipynb")
+        want = to_notebook(src).cells
+        nb = nbformat.read(str(ipynb), as_version=4)
+        if [c.cell_type for c in want] != [c.cell_type for c in nb.cells]:
+            raise ValueError(f"{ipynb.name}: cells were added or removed; re-run it with `stmltm notebooks`")
+        changed = False
+        for new, old in zip(want, nb.cells):
+            if new.source.strip() != old.source.strip():
+                old.source, changed = new.source, True
+        if changed:
+            nbformat.write(nb, str(ipynb))
+            done.append(ipynb.name)
+    return done

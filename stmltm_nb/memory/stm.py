@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_text
-from .prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
+from stmltm_nb.io import atomic_write_text
+from stmltm_nb.prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
 
 QUERY_RESERVE_TOKENS = 256  # room kept free for the query suffix and the answer
 

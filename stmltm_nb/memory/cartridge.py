@@ -30,14 +30,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .io import sha256_file
-from .models import model_fingerprint
-from .prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
-from .stm import STMBuffer
+from stmltm_nb.io import sha256_file
+from stmltm_nb.memory.config import BACKENDS, INITS  # noqa: F401 - re-exported
+from stmltm_nb.memory.stm import STMBuffer
+from stmltm_nb.models import model_fingerprint
+from stmltm_nb.prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
 
 FORMAT_VERSION = 1
-BACKENDS = ("prefix", "lora")
-INITS = ("stm", "text", "random")
+
 WEIGHTS_FILE = "adapter_model.safetensors"
 META_FILE = "cartridge.json"
 
@@ -125,7 +125,7 @@ class Cartridge:
                 raise CartridgeError("init='stm' needs the STM text (stm_text)")
             text = fmt.prefix(header) + stm_text
         else:
-            from .facts import general_text
+            from stmltm_nb.memory.facts import general_text
 
             text = fmt.prefix(header) + general_text()
         ids = encode(tokenizer, text)

@@ -10,10 +10,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .facts import Fact, answer_found
-from .stm import STMBuffer
+from stmltm_nb.memory.facts import Fact
+from stmltm_nb.memory.stm import STMBuffer
 
 QUESTION_KINDS = ("train", "heldout")
+
+
+def answer_found(answer: str, output: str) -> bool:
+    """Recall criterion: the gold answer appears in the model output (case-insensitive)."""
+    return answer.strip().lower() in output.lower()
 
 
 def questions_for(fact: Fact, kind: str) -> list[str]:
@@ -74,7 +79,7 @@ def text_nll(buf: STMBuffer, text: str, question: str = RETENTION_QUESTION) -> f
     """Mean NLL (nats/token) of ``text`` as the assistant's reply to ``question``, on top of ``buf``'s memory."""
     import torch
 
-    from .prompts import encode
+    from stmltm_nb.prompts import encode
 
     q_ids = encode(buf.tokenizer, buf.fmt.query(question))
     t_ids = encode(buf.tokenizer, text.strip())
@@ -97,8 +102,8 @@ def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, re
     kept in STM. Returns a pandas DataFrame (one row per mode × kind)."""
     import pandas as pd
 
-    from .facts import chunks, general_text
-    from .metrics.stats import wilson_interval
+    from stmltm_nb.memory.facts import chunks, general_text
+    from stmltm_nb.metrics.stats import wilson_interval
 
     everything = list(facts) + list(residual)
     memories: dict[str, STMBuffer | None] = {"no memory": STMBuffer(model, tokenizer)}

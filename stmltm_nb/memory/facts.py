@@ -13,25 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .stm import STMItem
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The shipped data folder cannot be found."""
-
-
-def data_dir() -> Path:
-    """The shipped data folder: ``$STMLTM_DATA`` if set, else ``data/`` of this checkout."""
-    env = os.environ.get("STMLTM_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parent.parent / "data")
-    for c in candidates:
-        if (c / "facts.jsonl").is_file():
-            return c
-    raise DataNotFoundError(
-        f"shipped data not found (looked in {', '.join(str(c) for c in candidates)}); "
-        "clone the repository or set STMLTM_DATA to its data/ folder"
-    )
+from stmltm_nb.memory.stm import STMItem
+from stmltm_nb.shipped import DataNotFoundError, data_dir  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -79,8 +62,3 @@ def chunks(seq: list, size: int) -> list[list]:
 def general_text() -> str:
     """A short general-knowledge text, used to check that memory does not damage base behaviour."""
     return (data_dir() / "general_text.txt").read_text(encoding="utf-8")
-
-
-def answer_found(answer: str, output: str) -> bool:
-    """Recall criterion: the gold answer appears in the model output (case-insensitive)."""
-    return answer.strip().lower() in output.lower()

@@ -7,8 +7,8 @@ import sys
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .env import fast
-    from .report import run_demo
+    from stmltm_nb.apps.demo import run_demo
+    from stmltm_nb.env import fast
 
     res = run_demo(args.model, out_dir=args.out, n_facts=args.facts, steps=args.steps, fast=args.fast or fast())
     d = res["decision"]
@@ -20,8 +20,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from .env import fast
-    from .measure_job import run_measurements
+    from stmltm_nb.apps.measure_job import run_measurements
+    from stmltm_nb.env import fast
 
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=args.out, resume=args.resume)
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
@@ -32,7 +32,7 @@ def _measure(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace) -> int:
     import json
 
-    from .switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, decide
+    from stmltm_nb.decision.switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, decide
 
     try:
         if args.json:
@@ -72,12 +72,12 @@ def _stream(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from .controller import Controller, ControllerConfig
-    from .curves import load_curves
-    from .facts import load_facts
-    from .io import atomic_write_text
-    from .models import load_model
-    from .pipeline import ConsolidationConfig
+    from stmltm_nb.decision.controller import Controller, ControllerConfig
+    from stmltm_nb.decision.curves import load_curves
+    from stmltm_nb.io import atomic_write_text
+    from stmltm_nb.memory.config import ConsolidationConfig
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.models import load_model
 
     lm = load_model(args.model)
     allf = load_facts(contradictions=True)
@@ -102,7 +102,7 @@ def _stream(args: argparse.Namespace) -> int:
         ev = ctl.ingest(f.to_item(time=float(i)))
         if ev is not None:
             print(f"item {i + 1:>3}: {'CONSOLIDATE' if ev['consolidate'] else 'wait'} — {ev['explanation']}", flush=True)
-    from .metrics.governance import superseded_ids
+    from stmltm_nb.metrics.governance import superseded_ids
 
     lost = ctl.lost_ids()
     summary = {"event": "summary", "items": len(ctl.items), "versions": ctl.state["version"],
@@ -123,11 +123,14 @@ def _stream(args: argparse.Namespace) -> int:
 def _notebooks(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .notebooks import build, notebook_dir, sources
+    from stmltm_nb.apps.notebooks import build, notebook_dir, sources, sync_sources
 
     srcs = sources(notebook_dir())
     if args.only:
         srcs = [s for s in srcs if any(s.name.startswith(o) for o in args.only.split(","))]
+    if args.sources_only:
+        print("\n".join(sync_sources(srcs)) or "every notebook's cells already match its source")
+        return 0
     build(srcs, execute=not args.no_execute, fast=args.fast, out_dir=Path(args.out) if args.out else None)
     return 0
 
@@ -190,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--only", help="comma-separated prefixes, e.g. 00,05")
     nb.add_argument("--fast", action="store_true", help="STMLTM_FAST=1 for the kernels")
     nb.add_argument("--no-execute", action="store_true", help="convert only")
+    nb.add_argument("--sources-only", action="store_true",
+                    help="copy the .py cell text into the committed .ipynb, keeping outputs (edits that change no result)")
     nb.set_defaults(func=_notebooks)
     return p
 

@@ -12,41 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cartridge import Cartridge
-from .distill import (
-    TeacherTargets,
-    TrainResult,
-    build_queries,
-    compute_teacher_targets,
-    residual_pool,
-    train_cartridge,
-)
-from .facts import Fact
-from .models import cache_dir
-from .stm import STMItem
-
-
-@dataclass
-class ConsolidationConfig:
-    """Defaults measured on SmolLM2-135M with 64 shipped facts (see notebook 03 and ``stmltm measure``)."""
-
-    p: int = 128  # cartridge tokens
-    backend: str = "prefix"  # or "lora"
-    init: str = "stm"
-    chunk_size: int = 1  # STM items the teacher sees per chunk (q_ctx(1) = 1.00, q_ctx(2) = 0.50)
-    k: int = 20  # teacher top-k
-    n_self: int = 0  # self-written questions per item (on top of the shipped templates)
-    steps: int = 400
-    batch_size: int = 8  # below the measured noise scale (two-batch B_simple 23–33 examples, notebook 04)
-    lr: float = 2e-2
-    gold_weight: float = 1.0
-    gold_boost: float = 4.0
-    seed: int = 0
-    lora_rank: int = 8
-    residual_prob: float = 0.25  # share of batches with stand-in residual items before the question
-    residual_max: int = 4  # at most this many such items
-    residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (0.5 measured: worse, README)
-    hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
+from stmltm_nb.memory.batching import residual_pool
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.facts import Fact
+from stmltm_nb.memory.questions import build_queries
+from stmltm_nb.memory.stm import STMItem
+from stmltm_nb.memory.teacher import TeacherTargets, compute_teacher_targets
+from stmltm_nb.memory.training import TrainResult, train_cartridge
+from stmltm_nb.models import cache_dir
 
 
 @dataclass
@@ -105,11 +79,7 @@ def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates:
     t2 = time.perf_counter()
     cart = untrained_cartridge(model, tokenizer, all_items, cfg)
     init_vec = cart.delta_vector().clone()
-    res = train_cartridge(cart, tt, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                          gold_weight=cfg.gold_weight, gold_boost=cfg.gold_boost, seed=cfg.seed, progress=progress,
-                          residual=residual_pool(tokenizer, all_items), residual_prob=cfg.residual_prob,
-                          residual_max=cfg.residual_max, residual_own_prob=cfg.residual_own_prob,
-                          hard_frac=cfg.hard_frac)
+    res = train_cartridge(cart, tt, cfg, residual=residual_pool(tokenizer, all_items), progress=progress)
     t3 = time.perf_counter()
     teacher_s = tt.seconds  # what the teacher cost when computed (cached chunks report their original time)
     # self-written questions (n_self > 0) are timed inside teacher_wall; "questions" stays for old readers

@@ -12,8 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from .curves import curves_path, load_curves, ltm_recall, recall_model_from  # noqa: F401 - re-exported
-from .switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, advantage, decide
+from stmltm_nb.decision.curves import curves_path, load_curves, ltm_recall, recall_model_from  # noqa: F401 - re-exported
+from stmltm_nb.decision.switching import (
+    CostModel,
+    RecallModel,
+    SwitchingInputError,
+    SwitchInputs,
+    advantage,
+    decide,
+)
 
 # name: (label, min, max, step, log?) ; log sliders take exponents of 10
 SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {

@@ -25,13 +25,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .cartridge import Cartridge, CartridgeError
-from .facts import answer_found
-from .io import atomic_write_json
-from .metrics.governance import superseded_ids
-from .pipeline import ConsolidationConfig, consolidate
-from .stm import STMBuffer, STMError, STMItem, read_items
-from .switching import CostModel, RecallModel, SkiRental, SwitchInputs, decide
+from stmltm_nb.decision.switching import CostModel, RecallModel, SkiRental, SwitchInputs, decide
+from stmltm_nb.io import atomic_write_json
+from stmltm_nb.memory.cartridge import Cartridge, CartridgeError
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.consolidation import consolidate
+from stmltm_nb.memory.stm import STMBuffer, STMError, STMItem, read_items
+from stmltm_nb.metrics.governance import superseded_ids
+from stmltm_nb.metrics.recall import answer_found
 
 STATE_FILE = "state.json"
 ITEMS_FILE = "items.jsonl"
@@ -66,7 +67,7 @@ class ControllerConfig:
     def from_curves(cls, curves: dict[str, Any], **overrides: Any) -> ControllerConfig:
         """Priors from ``stmltm measure`` output instead of round numbers: c_ctx(n) slope (cached regime), the
         best q_ctx(n) fit, q_cart (LTM recall on trained templates), c_upd and r_cart."""
-        from .curves import ltm_recall, recall_model_from
+        from stmltm_nb.decision.curves import ltm_recall, recall_model_from
 
         kw: dict[str, Any] = {}  # a partial file (a measurement still running) gives the priors it has
         if "cost" in curves:
@@ -201,7 +202,7 @@ class Controller:
         """Log the item durably, serve it from STM at once, and evaluate the rule every ``check_every`` items."""
         if any(it.id == item.id for it in self.items):
             raise STMError(f"an item with id {item.id!r} was already ingested")
-        from .stm import validate_item
+        from stmltm_nb.memory.stm import validate_item
 
         validate_item(item)
         self._append_log(item)
@@ -281,8 +282,8 @@ class Controller:
         """G2 online: SNR_m of the mean distillation gradient over the residual items (one gradient per item,
         at the cartridge's initialisation), with B_simple and the seconds it took. ``snr_m`` is None when fewer
         than two residual items have training questions."""
-        from .metrics.measure import per_item_gradient_signal
-        from .pipeline import teacher_targets_for, untrained_cartridge
+        from stmltm_nb.memory.consolidation import teacher_targets_for, untrained_cartridge
+        from stmltm_nb.metrics.measure import per_item_gradient_signal
 
         t0 = time.perf_counter()
         items = [it for it in self.residual() if self.templates.get(it.id)][: self.cfg.snr_max_items]
@@ -343,8 +344,8 @@ class Controller:
     def _checks(self, cand: Cartridge, new_items: list[STMItem], replay: list[STMItem]) -> dict[str, Any]:
         """Per-item check on the new items (their held-out probe, else a training template), a regression
         check on protected items absorbed earlier, and retention of a general text."""
-        from .evaluation import text_nll
-        from .facts import general_text
+        from stmltm_nb.memory.facts import general_text
+        from stmltm_nb.metrics.recall import text_nll
 
         mem = cand.memory()
         failed, hits = [], 0

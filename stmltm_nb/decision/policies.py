@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .switching import CostModel, RecallModel, SkiRental
+from stmltm_nb.decision.switching import CostModel, RecallModel, SkiRental
 
 
 @dataclass
@@ -284,7 +284,7 @@ def world_from_curves(curves: dict, lam: float = 5.0, regime: str = "cached") ->
     """A World from ``stmltm measure`` output: c_ctx(n) slope from the chosen regime's linear fit, the best
     q_ctx family, q_cart and r_cart as measured, and c_upd split into a fixed part (student training) and a
     per-item part (teacher targets and questions per consolidated item). λ (s per error) is a choice."""
-    from .curves import ltm_recall, recall_model_from
+    from stmltm_nb.decision.curves import ltm_recall, recall_model_from
 
     fit = curves["cost"][f"fit_{regime}_linear"]["coef"]
     cons = curves["consolidation"]

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json
+from stmltm_nb.io import atomic_write_json
 
 
 def _log(msg: str) -> None:
@@ -50,19 +50,20 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
 
     import torch
 
-    from .cartridge import Cartridge, kv_bytes_per_token
-    from .env import machine
-    from .evaluation import compare_memories
-    from .facts import load_facts
-    from .metrics import measure as M
-    from .metrics.compression import g_mdl_information, g_mdl_storage
-    from .metrics.governance import key_conflicts, model_conflicts
-    from .metrics.probe import probe_prediction
-    from .metrics.signal import m_star
-    from .metrics.stats import fit_all_recall, fit_cost
-    from .models import cache_dir, load_model
-    from .pipeline import ConsolidationConfig, consolidate, templates_of
-    from .stm import STMBuffer, STMItem
+    from stmltm_nb.env import machine
+    from stmltm_nb.memory.cartridge import Cartridge, kv_bytes_per_token
+    from stmltm_nb.memory.config import ConsolidationConfig
+    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.memory.stm import STMBuffer, STMItem
+    from stmltm_nb.metrics import measure as M
+    from stmltm_nb.metrics.compression import g_mdl_information, g_mdl_storage
+    from stmltm_nb.metrics.governance import key_conflicts, model_conflicts
+    from stmltm_nb.metrics.probe import probe_prediction
+    from stmltm_nb.metrics.recall import compare_memories
+    from stmltm_nb.metrics.signal import m_star
+    from stmltm_nb.metrics.stats import fit_all_recall, fit_cost
+    from stmltm_nb.models import cache_dir, load_model
 
     torch.manual_seed(0)
     lm = load_model(model_name)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .metrics.stats import RECALL_MODELS, CostFit, Fit
+from stmltm_nb.metrics.stats import RECALL_MODELS, CostFit, Fit
 
 
 def setup_plotly() -> None:

@@ -10,21 +10,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, atomic_write_text
-from .measure_job import _clean, _log
+from stmltm_nb.apps.measure_job import _clean, _log
+from stmltm_nb.io import atomic_write_json, atomic_write_text
 
 
 def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int = 32, steps: int = 100,
              fast: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the whole pipeline at demo size and write the report. Returns the JSON-ready dict."""
-    from .curves import ltm_recall, recall_model_from
-    from .evaluation import compare_memories
-    from .facts import load_facts
-    from .metrics import measure as M
-    from .metrics.stats import fit_all_recall, fit_cost
-    from .models import load_model
-    from .pipeline import ConsolidationConfig, consolidate, templates_of
-    from .switching import CostModel, SwitchInputs, decide
+    from stmltm_nb.decision.curves import ltm_recall, recall_model_from
+    from stmltm_nb.decision.switching import CostModel, SwitchInputs, decide
+    from stmltm_nb.memory.config import ConsolidationConfig
+    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.metrics import measure as M
+    from stmltm_nb.metrics.recall import compare_memories
+    from stmltm_nb.metrics.stats import fit_all_recall, fit_cost
+    from stmltm_nb.models import load_model
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def write_html(res: dict[str, Any], path: str | Path) -> Path:
     """A self-contained HTML report: decision with every term, figures, and the STM-vs-LTM table."""
     import plotly.io as pio
 
-    from .viz import fig_comparison, fig_recall
+    from stmltm_nb.apps.viz import fig_comparison, fig_recall
 
     figs = [fig_recall(res), fig_comparison(res["comparison"])]
     parts = [pio.to_html(f, include_plotlyjs=(i == 0), full_html=False) for i, f in enumerate(figs)]

@@ -1,0 +1,74 @@
+"""The one training recipe: :class:`ConsolidationConfig` holds every default of a consolidation (teacher,
+student, residual rows). :func:`~stmltm_nb.memory.training.train_cartridge` and
+:func:`~stmltm_nb.memory.consolidation.consolidate` have no defaults of their own; every caller passes a config.
+
+The config validates itself on construction, so a bad value fails before any teacher pass or training step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+BACKENDS = ("prefix", "lora")
+INITS = ("stm", "text", "random")
+
+FRACTIONS = ("gold_weight", "residual_prob", "residual_own_prob", "hard_frac")
+
+
+@dataclass(frozen=True)
+class ConsolidationConfig:
+    """Defaults measured on SmolLM2-135M with 64 shipped facts (notebook 03 and ``stmltm measure``).
+
+    Units: ``p`` cartridge tokens; ``lr`` per Adam step; ``steps`` optimiser steps of ``batch_size`` examples;
+    fractions in [0, 1].
+    """
+
+    p: int = 128  # cartridge tokens
+    backend: str = "prefix"  # or "lora"
+    init: str = "stm"  # "stm" (the items' own KV), "text" (a general text's KV) or "random"
+    chunk_size: int = 1  # STM items the teacher sees per chunk (q_ctx(1) = 1.00, q_ctx(2) = 0.50)
+    k: int = 20  # teacher top-k
+    n_self: int = 0  # self-written questions per item (on top of the shipped templates)
+    steps: int = 400
+    batch_size: int = 8  # below the measured noise scale (two-batch B_simple, notebook 04)
+    lr: float = 2e-2
+    warmup: int = 5  # linear warm-up steps before the cosine decay (to 10 % of lr)
+    gold_weight: float = 1.0
+    gold_boost: float = 4.0
+    seed: int = 0
+    lora_rank: int = 8
+    residual_prob: float = 0.25  # share of batches with stand-in residual items before the question
+    residual_max: int = 4  # at most this many such items
+    residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (0.5 measured: worse, README)
+    hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            want = {"int": int, "float": (int, float), "str": str}[f.type]
+            if isinstance(v, bool) or not isinstance(v, want):
+                raise ValueError(f"ConsolidationConfig.{f.name} must be {f.type}, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"ConsolidationConfig.{f.name} must be finite, got {v!r}")
+        for name in FRACTIONS:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"ConsolidationConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        positive = {"p": self.p, "chunk_size": self.chunk_size, "batch_size": self.batch_size,
+                    "residual_max": self.residual_max, "lora_rank": self.lora_rank}
+        for name, v in positive.items():
+            if v < 1:
+                raise ValueError(f"ConsolidationConfig.{name} must be >= 1, got {v!r}")
+        for name in ("steps", "n_self", "warmup", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ConsolidationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 1 <= self.k <= 1000:
+            raise ValueError(f"ConsolidationConfig.k must be in [1, 1000], got {self.k!r}")
+        if not self.lr > 0:
+            raise ValueError(f"ConsolidationConfig.lr must be > 0, got {self.lr!r}")
+        if self.gold_boost < 1:
+            raise ValueError(f"ConsolidationConfig.gold_boost must be >= 1, got {self.gold_boost!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"ConsolidationConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.init not in INITS:
+            raise ValueError(f"ConsolidationConfig.init must be one of {INITS}, got {self.init!r}")

@@ -1,0 +1,82 @@
+"""Training questions for context distillation ("self-study").
+
+Each item's shipped templates (if any) plus ``n_self`` questions the model writes itself by sampling
+(temperature 0.7, seeded). Held-out paraphrases are never used here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stmltm_nb.memory.stm import STMItem
+from stmltm_nb.prompts import CHATML, ChatFormat, encode
+
+SELF_STUDY_PROMPT = "Write one short question whose answer is stated in this sentence:\n{text}"
+
+
+@dataclass
+class Query:
+    item_id: str
+    question: str
+    kind: str  # "template" or "self"
+
+
+def self_study_questions(model: Any, tokenizer: Any, item: STMItem, n: int = 1, seed: int = 0,
+                         fmt: ChatFormat = CHATML, max_new_tokens: int = 24) -> list[str]:
+    """Questions about ``item`` written by the model itself (sampled at temperature 0.7, seeded)."""
+    import torch
+
+    if n <= 0:
+        return []
+    prompt = f"{fmt.start}user\n{SELF_STUDY_PROMPT.format(text=item.text.strip())}{fmt.end}\n{fmt.start}assistant\n"
+    ids = torch.tensor([encode(tokenizer, prompt)])
+    gen = torch.Generator().manual_seed(seed)
+    end_id = tokenizer.convert_tokens_to_ids(fmt.end)
+    out: list[str] = []
+    with torch.no_grad():
+        for _ in range(n * 3):  # a few tries to get n usable questions
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+            logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1]
+            toks: list[int] = []
+            for _ in range(max_new_tokens):
+                probs = torch.softmax(logits.float() / 0.7, dim=-1)
+                t = int(torch.multinomial(probs, 1, generator=gen))
+                if t in (end_id, tokenizer.eos_token_id):
+                    break
+                toks.append(t)
+                logits = model(input_ids=torch.tensor([[t]]), past_key_values=cache, use_cache=True).logits[0, -1]
+            q = tokenizer.decode(toks, skip_special_tokens=True).strip().split("\n")[0].strip()
+            if q.endswith("?") and 10 <= len(q) <= 200 and q not in out and _on_topic(q, item.text):
+                out.append(q)
+            if len(out) >= n:
+                break
+    return out
+
+
+def _content_words(text: str) -> set[str]:
+    import re
+
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3} - _STOP
+
+
+_STOP = {"what", "which", "whose", "where", "when", "that", "this", "with", "from", "there", "their", "called",
+         "name", "named", "does", "have", "about", "would", "could", "into", "they", "were", "been"}
+
+
+def _on_topic(question: str, text: str) -> bool:
+    """A self-written question counts only if it shares at least two content words with its item."""
+    return len(_content_words(question) & _content_words(text)) >= 2
+
+
+def build_queries(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
+                  n_self: int = 1, seed: int = 0) -> list[Query]:
+    """Training questions: shipped templates per item id plus ``n_self`` self-written questions per item."""
+    qs: list[Query] = []
+    for i, it in enumerate(items):
+        qs += [Query(it.id, q, "template") for q in templates.get(it.id, ())]
+        qs += [Query(it.id, q, "self") for q in self_study_questions(model, tokenizer, it, n_self, seed + i)]
+    return qs
