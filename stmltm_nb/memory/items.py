@@ -1,0 +1,86 @@
+"""STM items (x_i, y_i): the record, its validation, and the JSONL form they are stored in. Torch-free."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time as _time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class STMError(ValueError):
+    """Bad input to the STM buffer (the buffer is left unchanged)."""
+
+
+class STMCapacityError(STMError):
+    """Appending would exceed the STM capacity N_max (tokens)."""
+
+
+class STMFileError(STMError):
+    """An STM JSONL file is corrupt or unreadable (nothing was overwritten)."""
+
+
+@dataclass
+class STMItem:
+    """One STM item (x_i, y_i): ``text`` is what goes into the context; ``answer`` is the optional y_i."""
+
+    text: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    answer: str | None = None
+    source: str | None = None
+    key: str | None = None
+    time: float = field(default_factory=_time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> STMItem:
+        if not isinstance(d, dict):
+            raise STMError(f"an STM item must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {"text", "id", "answer", "source", "key", "time"}
+        if unknown:
+            raise STMError(f"unknown STM item fields: {sorted(unknown)}")
+        if "text" not in d:
+            raise STMError("an STM item needs a 'text' field")
+        item = cls(**d)
+        validate_item(item)
+        return item
+
+
+def validate_item(item: STMItem) -> None:
+    """Raise :class:`STMError` unless the item has non-empty text and well-typed fields."""
+    if not isinstance(item.text, str):
+        raise STMError(f"STM item text must be a string, got {type(item.text).__name__}")
+    if not item.text.strip():
+        raise STMError("STM item text is empty or whitespace")
+    if not isinstance(item.id, str) or not item.id.strip():
+        raise STMError("STM item id must be a non-empty string")
+    for name in ("answer", "source", "key"):
+        v = getattr(item, name)
+        if v is not None and not isinstance(v, str):
+            raise STMError(f"STM item {name} must be a string or None, got {type(v).__name__}")
+    if not isinstance(item.time, (int, float)) or not math.isfinite(item.time):
+        raise STMError("STM item time must be a finite number (seconds since the epoch)")
+
+
+def read_items(path: str | os.PathLike) -> list[STMItem]:
+    """Parse an STM JSONL file; a corrupt line raises :class:`STMFileError` naming the line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise STMFileError(f"cannot read STM file {path}: {e}") from e
+    items: list[STMItem] = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(STMItem.from_json(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, STMError) as e:
+            raise STMFileError(f"{path.name}, line {i}: corrupt STM item ({e})") from e
+    return items
