@@ -12,6 +12,8 @@ from pathlib import Path
 
 SEED = 20261123
 PER_RELATION = 13
+PRACTICE_SEED = 20261201
+PRACTICE_PER_RELATION = 3
 
 ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gl", "kr", "th",
           "sh", "tr", "vel", "quor", "zh"]
@@ -92,9 +94,12 @@ SUBJECT_STYLE = {
 }
 
 
-def build(seed: int = SEED) -> list[dict]:
+def build(seed: int = SEED, per_relation: int = PER_RELATION, n_contradictions: int = 8,
+          used: set[str] | None = None, prefix: str = "f") -> list[dict]:
+    """Facts (``per_relation`` per relation, shuffled) + ``n_contradictions`` contradictions; no invented word
+    in ``used`` is generated (so a second set can be disjoint from the first)."""
     rng = random.Random(seed)
-    used: set[str] = set()
+    used = set() if used is None else set(used)
 
     def fresh(syllables: int) -> str:
         while True:
@@ -121,7 +126,7 @@ def build(seed: int = SEED) -> list[dict]:
 
     facts: list[dict] = []
     for rel, skind, text, train_qs, heldout_q, vkind in RELATIONS:
-        for _ in range(PER_RELATION):
+        for _ in range(per_relation):
             subject = person() if skind == "person" else SUBJECT_STYLE[skind](fresh(2))
             v = value(vkind)
             facts.append({
@@ -138,11 +143,11 @@ def build(seed: int = SEED) -> list[dict]:
     # Interleave relations so that any prefix of the list mixes topics (streams read facts in order).
     rng.shuffle(facts)
     for i, f in enumerate(facts):
-        f["id"] = f"f{i + 1:03d}"
+        f["id"] = f"{prefix}{i + 1:03d}"
     # Deliberate contradictions: a later fact with the same key and a new value.
     rel_templates = {r[0]: r for r in RELATIONS}
     contra: list[dict] = []
-    for f in rng.sample(facts, 8):
+    for f in rng.sample(facts, n_contradictions) if n_contradictions else []:
         rel = rel_templates[f["relation"]]
         v = value(rel[5])
         while v == f["answer"]:
@@ -152,11 +157,27 @@ def build(seed: int = SEED) -> list[dict]:
     return facts + contra
 
 
+def words_of(facts: list[dict]) -> set[str]:
+    """Every capitalised word of the facts' subjects and answers (the invented names)."""
+    return {w.strip("'.,").capitalize() for f in facts for part in (f["subject"], f["answer"])
+            for w in part.split() if w[:1].isalpha()}
+
+
+def build_practice(main: list[dict]) -> list[dict]:
+    """Practice facts for residual rows (``p001``…): same relations and templates, invented names disjoint from
+    ``main``'s, never consolidated, never evaluated; the student learns from them to read residual STM."""
+    return build(PRACTICE_SEED, PRACTICE_PER_RELATION, 0, used=words_of(main), prefix="p")
+
+
+def _write(name: str, rows: list[dict]) -> None:
+    Path(__file__).with_name(name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    print(f"wrote {len(rows)} facts to {name}")
+
+
 def main() -> None:
-    out = Path(__file__).with_name("facts.jsonl")
     rows = build()
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    print(f"wrote {len(rows)} facts to {out.name}")
+    _write("facts.jsonl", rows)
+    _write("practice_facts.jsonl", build_practice(rows))
 
 
 if __name__ == "__main__":

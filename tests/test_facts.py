@@ -33,8 +33,27 @@ def test_committed_file_equals_fresh_build(tmp_path):
     spec.loader.exec_module(mod)
     import json
 
-    rebuilt = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mod.build())
+    rows = mod.build()
+    rebuilt = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     assert rebuilt == (data_dir() / "facts.jsonl").read_text()
+    practice = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mod.build_practice(rows))
+    assert practice == (data_dir() / "practice_facts.jsonl").read_text()
+
+
+def test_practice_facts_and_retention_prompts_never_touch_what_is_evaluated():
+    from stmltm_nb.memory.facts import load_practice_facts, retention_prompts
+
+    practice, shipped = load_practice_facts(), load_facts(contradictions=True)
+    assert len(practice) == 48 and all(p.id.startswith("p") for p in practice)
+    style = {"The", "Chronicle", "Works"}  # the subject templates' own words ('The X Chronicle', 'X Works')
+
+    def invented(f):
+        return {w.strip("'") for w in (f.subject + " " + f.answer).split() if w[:1].isupper()} - style
+
+    assert not set().union(*map(invented, practice)) & set().union(*map(invented, shipped))
+    assert not {p.subject for p in practice} & {f.subject for f in shipped}
+    prompts = retention_prompts()
+    assert len(prompts) == 40 and not any(p in general_text() for p in prompts)
 
 
 def test_helpers():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 BACKENDS = ("prefix", "lora")
 INITS = ("stm", "text", "random")
 
-FRACTIONS = ("gold_weight", "residual_prob", "residual_own_prob", "hard_frac")
+FRACTIONS = ("gold_weight", "residual_prob", "residual_own_prob", "hard_frac", "retention_frac", "practice_frac")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class ConsolidationConfig:
     residual_max: int = 4  # at most this many such items
     residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (0.5 measured: worse, README)
     hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
+    # Rows that protect what the cartridge should not change (issue #13; shares of each batch's rows):
+    retention_frac: float = 0.0  # generic prompts, student (with cartridge) matched to the base model without it
+    practice_frac: float = 0.0  # a practice fact in residual STM among distractors: the student must read it
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -62,6 +65,12 @@ class ConsolidationConfig:
         for name in ("steps", "n_self", "warmup", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ConsolidationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.retention_frac + self.practice_frac > 1:
+            raise ValueError("ConsolidationConfig.retention_frac + practice_frac must be <= 1, got "
+                             f"{self.retention_frac} + {self.practice_frac}")
+        if self.fact_rows() < 1:
+            raise ValueError(f"ConsolidationConfig.retention_frac and practice_frac leave no fact rows in a batch of "
+                             f"{self.batch_size}: lower them or raise batch_size")
         if not 1 <= self.k <= 1000:
             raise ValueError(f"ConsolidationConfig.k must be in [1, 1000], got {self.k!r}")
         if not self.lr > 0:
@@ -72,3 +81,13 @@ class ConsolidationConfig:
             raise ValueError(f"ConsolidationConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.init not in INITS:
             raise ValueError(f"ConsolidationConfig.init must be one of {INITS}, got {self.init!r}")
+
+    def row_counts(self) -> tuple[int, int, int]:
+        """(fact, retention, practice) rows of each training batch."""
+        n_ret = round(self.retention_frac * self.batch_size)
+        n_prac = round(self.practice_frac * self.batch_size)
+        return self.batch_size - n_ret - n_prac, n_ret, n_prac
+
+    def fact_rows(self) -> int:
+        """Rows of each batch that ask about the items being consolidated."""
+        return self.row_counts()[0]

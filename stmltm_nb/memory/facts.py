@@ -59,6 +59,19 @@ def chunks(seq: list, size: int) -> list[list]:
     return [seq[i : i + size] for i in range(0, len(seq), size)]
 
 
+def load_practice_facts(path: str | os.PathLike | None = None) -> list[Fact]:
+    """Practice facts (``data/practice_facts.jsonl``, ids ``p001``…): same relations as the shipped facts, names
+    disjoint from them; used only as residual-STM practice rows in training, never consolidated or evaluated."""
+    return load_facts(path if path is not None else data_dir() / "practice_facts.jsonl")
+
+
+def retention_prompts(path: str | os.PathLike | None = None) -> list[str]:
+    """Generic prompts (``data/retention_prompts.txt``, one per line) for retention rows. The general text of
+    the retention *check* (:func:`general_text`) is never among them."""
+    p = Path(path) if path is not None else data_dir() / "retention_prompts.txt"
+    return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def general_text() -> str:
     """A short general-knowledge text, used to check that memory does not damage base behaviour."""
     return (data_dir() / "general_text.txt").read_text(encoding="utf-8")

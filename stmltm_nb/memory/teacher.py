@@ -116,12 +116,21 @@ def compute_teacher_targets(model: Any, tokenizer: Any, items: Sequence[STMItem]
         parts.append(part)
         bar.update(len(group_q))
     bar.close()
-    return _concat_targets(parts)
+    return concat_targets(parts)
 
 
 def _teacher_chunk(model: Any, tokenizer: Any, group: Sequence[STMItem], by_item: dict[str, list[Query]], k: int,
                    header: str, fmt: ChatFormat, max_new_tokens: int) -> TeacherTargets:
     """Teacher targets for the questions about one chunk of items, with that chunk in context."""
+    rows = [(q, it) for it in group for q in by_item.get(it.id, [])]
+    return _teacher_rows(model, tokenizer, group, rows, k, header, fmt, max_new_tokens)
+
+
+def _teacher_rows(model: Any, tokenizer: Any, context: Sequence[STMItem], rows: Sequence[tuple[Query, STMItem | None]],
+                  k: int, header: str, fmt: ChatFormat, max_new_tokens: int) -> TeacherTargets:
+    """Teacher targets with ``context`` in STM for each (question, item it is about or None): the teacher's
+    greedy response (or, when the item's gold answer is missing from it, the item's own text), and the teacher's
+    top-k distribution along it."""
     import torch
 
     t0 = time.perf_counter()
@@ -129,30 +138,56 @@ def _teacher_chunk(model: Any, tokenizer: Any, group: Sequence[STMItem], by_item
     examples: list[Example] = []
     rows_ids, rows_p = [], []
     teacher = STMBuffer(model, tokenizer, header=header, fmt=fmt)
-    teacher.extend([STMItem(text=it.text, id=it.id) for it in group])
-    for it in group:
-        for q in by_item.get(it.id, []):
-            gen_ids, gen_logits = teacher.generate(q.question, max_new_tokens, keep_logits=True)
-            response = tokenizer.decode(gen_ids, skip_special_tokens=True).strip()
-            q_ids = encode(tokenizer, fmt.query(q.question))
-            clean = bool(gen_ids) and gen_ids == encode(tokenizer, response) and len(gen_logits) == len(gen_ids) + 1
-            if it.answer and it.answer.strip().lower() not in response.lower():
-                response, clean = it.text.strip(), False
-            r_ids = encode(tokenizer, response) + [end_id]
-            if clean:  # the generation pass already produced the teacher's distributions
-                logits = gen_logits.float()
-            else:
-                logits = teacher.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
-            top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
-            rows_ids.append(top.indices)
-            rows_p.append(top.values / top.values.sum(-1, keepdim=True))
-            gold = _gold_token_mask(tokenizer, response, it.answer, len(r_ids) - 1) + [0]
-            examples.append(Example(it.id, q.question, q.kind, q_ids + r_ids, len(q_ids), gold))
-    return _concat_targets([TeacherTargets(examples, torch.cat(rows_ids), torch.cat(rows_p), [],
+    teacher.extend([STMItem(text=it.text, id=it.id) for it in context])
+    for q, it in rows:
+        gen_ids, gen_logits = teacher.generate(q.question, max_new_tokens, keep_logits=True)
+        response = tokenizer.decode(gen_ids, skip_special_tokens=True).strip()
+        q_ids = encode(tokenizer, fmt.query(q.question))
+        clean = bool(gen_ids) and gen_ids == encode(tokenizer, response) and len(gen_logits) == len(gen_ids) + 1
+        answer = it.answer if it is not None else None
+        if answer and answer.strip().lower() not in response.lower():
+            response, clean = it.text.strip(), False
+        r_ids = encode(tokenizer, response) + [end_id]
+        if clean:  # the generation pass already produced the teacher's distributions
+            logits = gen_logits.float()
+        else:
+            logits = teacher.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
+        top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
+        rows_ids.append(top.indices)
+        rows_p.append(top.values / top.values.sum(-1, keepdim=True))
+        gold = _gold_token_mask(tokenizer, response, answer, len(r_ids) - 1) + [0]
+        examples.append(Example(q.item_id, q.question, q.kind, q_ids + r_ids, len(q_ids), gold))
+    return concat_targets([TeacherTargets(examples, torch.cat(rows_ids), torch.cat(rows_p), [],
                                            time.perf_counter() - t0)])
 
 
-def _concat_targets(parts: Sequence[TeacherTargets]) -> TeacherTargets:
+RETENTION_ID = "retention:"  # item-id prefix of retention rows (they are about no item)
+
+
+def retention_targets(model: Any, tokenizer: Any, prompts: Sequence[str], k: int = 20, header: str = DEFAULT_HEADER,
+                      fmt: ChatFormat = CHATML, cache_dir: str | Path | None = None, max_new_tokens: int = 32,
+                      progress: bool = False) -> TeacherTargets:
+    """Retention rows (Learning without Forgetting): the base model's own greedy answer to each generic prompt,
+    with *no* memory in context, and its top-k along it. Trained on, they pull the student (model + cartridge)
+    back to the base model wherever the items do not matter. Cached on disk like the fact rows (one file)."""
+    prompts = [p.strip() for p in prompts if p and p.strip()]
+    if not prompts:
+        raise ValueError("retention rows need a non-empty retention corpus (prompts)")
+    queries = [Query(f"{RETENTION_ID}{i}", p, "retention") for i, p in enumerate(prompts)]
+    key = targets_key(model, tokenizer, [], queries, 0, k, header + f"|retention|{max_new_tokens}")
+    path = Path(cache_dir) / f"retention-{key}.safetensors" if cache_dir is not None else None
+    part = _read_targets(path) if path is not None and path.is_file() else None
+    if part is None:
+        bar = progress_bar(1, f"retention targets ({len(prompts)} prompts)", progress)
+        part = _teacher_rows(model, tokenizer, [], [(q, None) for q in queries], k, header, fmt, max_new_tokens)
+        bar.update(1)
+        bar.close()
+        if path is not None:
+            _write_targets(path, part)
+    return part
+
+
+def concat_targets(parts: Sequence[TeacherTargets]) -> TeacherTargets:
     """Stack per-chunk targets; ``seconds`` sums the original teacher times, ``from_cache`` is true only when
     every part came from the cache."""
     import torch

@@ -17,7 +17,8 @@ from stmltm_nb.memory.teacher import TeacherTargets
 
 # the recipe fields recorded in a trained cartridge's stats
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boost", "seed", "residual_prob",
-                "residual_max", "residual_own_prob", "hard_frac")
+                "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "practice_frac")
+ROW_KINDS = ("fact", "retention", "practice")
 
 
 @dataclass
@@ -26,6 +27,7 @@ class TrainResult:
     seconds: float = 0.0
     steps: int = 0
     tokens_seen: int = 0  # student tokens processed (padding excluded)
+    kind_losses: dict[str, list[float]] = field(default_factory=dict)  # per row kind, per step, nats/token
 
 
 def distill_loss(model: Any, batch, per_row: bool = False) -> Any:
@@ -50,40 +52,55 @@ def distill_loss(model: Any, batch, per_row: bool = False) -> Any:
     return loss, num / den.clamp_min(1e-12)
 
 
+def row_pools(tt: TeacherTargets, cfg: ConsolidationConfig) -> dict[str, list[int]]:
+    """Example indices of ``tt`` by row kind: ``fact`` (questions about the items consolidated), ``retention``
+    (generic prompts, base-model targets) and ``practice`` (practice facts read from residual STM). Raises a
+    ``ValueError`` naming the config field when a share is configured but its rows are missing."""
+    pools: dict[str, list[int]] = {kind: [] for kind in ROW_KINDS}
+    for i, e in enumerate(tt.examples):
+        pools[e.kind if e.kind in ("retention", "practice") else "fact"].append(i)
+    if not pools["fact"]:
+        raise ValueError("no training examples: no question is about any of the items")
+    for kind, field_name in (("retention", "retention_frac"), ("practice", "practice_frac")):
+        if getattr(cfg, field_name) > 0 and not pools[kind]:
+            raise ValueError(f"ConsolidationConfig.{field_name} > 0 but the targets hold no {kind} rows")
+    return pools
+
+
 def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfig, *,
-                    residual: Sequence[tuple[str, list[int]]] = (), example_idx: Sequence[int] | None = None,
-                    progress: bool = True) -> TrainResult:
+                    residual: Sequence[tuple[str, list[int]]] = (), progress: bool = True) -> TrainResult:
     """Adam on the cartridge's trainable parameters only (base model frozen), ``cfg.steps`` steps of
-    ``cfg.batch_size`` examples, linear warm-up then cosine decay to 10 % of ``cfg.lr``.
+    ``cfg.batch_size`` rows, linear warm-up then cosine decay to 10 % of ``cfg.lr``.
 
-    ``hard_frac``: share of each batch drawn by loss-proportional sampling once every example has been seen
-    (:func:`pick_batch`); the rest is a shuffled pass, so every example keeps coming back.
+    Each batch mixes three kinds of rows (:meth:`ConsolidationConfig.row_counts`):
 
-    Residual-aware training: with probability ``residual_prob`` a batch's student sequences each get r items
-    from ``residual`` (see :func:`residual_pool`; never the asked item; r uniform in 1..``residual_max``, one r
-    per batch so rows stay equally long) between the cartridge and the question, as "LTM + residual STM"
-    serves it; the teacher targets stay those of the teacher with the item's own chunk. Without it, items
-    after the cartridge were never seen in training and answers drift to them. With only *other* items there,
-    the student learns to ignore residual STM (measured: residual facts 0.00 in "LTM + residual STM");
-    ``residual_own_prob`` puts the asked item itself among them in that share of rows, so the student also
-    learns to read residual STM (the teacher had that item in context, so its targets still apply).
+    - *fact rows*: a question about an item being consolidated, student = cartridge (+ stand-in residual items
+      from ``residual`` in a ``residual_prob`` share of batches, 1..``residual_max`` of them, never the asked
+      item unless ``residual_own_prob``), teacher = the base model with the item's chunk in context;
+      ``hard_frac`` of them drawn by loss-proportional sampling (:func:`pick_batch`);
+    - *retention rows* (``retention_frac``): a generic prompt, student = cartridge, teacher = the base model with
+      no memory (:func:`~stmltm_nb.memory.teacher.retention_targets`): Learning without Forgetting;
+    - *practice rows* (``practice_frac``): a question about a practice fact that sits in residual STM after the
+      cartridge among 0..``residual_max``-1 distractors from ``residual``, teacher = the base model with that
+      fact in context: the student learns to read residual STM instead of answering from the cartridge.
 
-    Deterministic for a given ``seed``. Returns the per-step loss history (nats/token).
+    ``residual`` (:func:`~stmltm_nb.memory.batching.residual_pool`) must hold the practice facts' own ids when
+    practice rows are used. Deterministic for a given ``seed``. Returns the per-step loss (nats/token) and the
+    mean loss per row kind.
     """
     import torch
 
     if not isinstance(cfg, ConsolidationConfig):
         raise TypeError(f"train_cartridge needs a ConsolidationConfig, got {type(cfg).__name__}")
-    if cfg.residual_prob > 0 and not residual:
-        raise ValueError("ConsolidationConfig.residual_prob > 0 needs a residual pool (batching.residual_pool)")
-    steps, batch_size, lr, warmup, seed = cfg.steps, cfg.batch_size, cfg.lr, cfg.warmup, cfg.seed
-    pool = list(example_idx) if example_idx is not None else list(range(len(tt)))
-    if not pool:
-        raise ValueError("no training examples")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    params = cart.trainable_parameters()
-    opt = torch.optim.Adam(params, lr=lr)
+    if (cfg.residual_prob > 0 or cfg.practice_frac > 0) and not residual:
+        raise ValueError("ConsolidationConfig.residual_prob or practice_frac > 0 needs a residual pool "
+                         "(batching.residual_pool)")
+    pools = row_pools(tt, cfg)
+    counts = dict(zip(ROW_KINDS, cfg.row_counts()))
+    steps, lr, warmup = cfg.steps, cfg.lr, cfg.warmup
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(cart.trainable_parameters(), lr=lr)
 
     def lr_at(s: int) -> float:
         if s < warmup:
@@ -92,19 +109,14 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
         return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     res = TrainResult()
-    order: list[int] = []
+    orders: dict[str, list[int]] = {kind: [] for kind in ROW_KINDS}
     ex_loss = torch.full((len(tt),), float("nan"))  # last-seen loss per example (nats/token)
     bar = progress_bar(steps, "train cartridge", progress)
     t0 = time.perf_counter()
     cart.peft_model.train()
     try:
         for s in range(steps):
-            idx, order = pick_batch(order, pool, batch_size, gen, ex_loss, cfg.hard_frac)
-            n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
-            if cfg.residual_prob > 0 and float(torch.rand((), generator=gen)) < cfg.residual_prob:
-                n_res = int(torch.randint(1, cfg.residual_max + 1, (1,), generator=gen))
-            extra = [sample_residual(residual, tt.examples[i].item_id, n_res, gen,
-                                     cfg.residual_own_prob) for i in idx]
+            idx, extra = _rows(tt, cfg, pools, counts, orders, residual, ex_loss, gen)
             batch = student_batch(cart, tt, idx, cfg.gold_weight, cfg.gold_boost, extra)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
@@ -117,6 +129,11 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
             opt.step()
             res.losses.append(loss.item())
             res.tokens_seen += int(batch[1].sum())
+            start = 0
+            for kind in ROW_KINDS:
+                if counts[kind] and pools[kind]:
+                    res.kind_losses.setdefault(kind, []).append(float(row_loss[start : start + counts[kind]].mean()))
+                    start += counts[kind]
             bar.update(1)
             bar.set_postfix(loss=f"{res.losses[-1]:.3f}")
     finally:
@@ -126,5 +143,29 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
     res.steps = steps
     cart.meta["stats"] = {**{k: getattr(cfg, k) for k in TRAIN_FIELDS},
                           "final_loss": res.losses[-1] if res.losses else None,
-                          "train_seconds": round(res.seconds, 2), "examples": len(pool)}
+                          "train_seconds": round(res.seconds, 2), "examples": len(pools["fact"]),
+                          "retention_examples": len(pools["retention"]), "practice_examples": len(pools["practice"])}
     return res
+
+
+def _rows(tt: TeacherTargets, cfg: ConsolidationConfig, pools: dict[str, list[int]], counts: dict[str, int],
+          orders: dict[str, list[int]], residual: Sequence[tuple[str, list[int]]], ex_loss: Any,
+          gen: Any) -> tuple[list[int], list[list[int]]]:
+    """One batch: example indices (fact rows, then retention, then practice) and what each row's student sees
+    between the cartridge and the question (token ids)."""
+    import torch
+
+    idx, orders["fact"] = pick_batch(orders["fact"], pools["fact"], counts["fact"], gen, ex_loss, cfg.hard_frac)
+    n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
+    if cfg.residual_prob > 0 and float(torch.rand((), generator=gen)) < cfg.residual_prob:
+        n_res = int(torch.randint(1, cfg.residual_max + 1, (1,), generator=gen))
+    extra = [sample_residual(residual, tt.examples[i].item_id, n_res, gen, cfg.residual_own_prob) for i in idx]
+    if counts["retention"]:
+        ret, orders["retention"] = pick_batch(orders["retention"], pools["retention"], counts["retention"], gen)
+        idx, extra = idx + ret, extra + [[] for _ in ret]
+    if counts["practice"]:
+        prac, orders["practice"] = pick_batch(orders["practice"], pools["practice"], counts["practice"], gen)
+        n_ctx = int(torch.randint(1, cfg.residual_max + 1, (1,), generator=gen))  # the fact + distractors
+        idx = idx + prac
+        extra = extra + [sample_residual(residual, tt.examples[i].item_id, n_ctx, gen, own_prob=1.0) for i in prac]
+    return idx, extra

@@ -1,0 +1,115 @@
+"""Retention and practice rows (issue #13): the cartridge must join memory, not replace it. Tiny model."""
+
+import pytest
+import torch
+
+from stmltm_nb.memory.batching import residual_pool
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.consolidation import consolidate, guard_targets, templates_of
+from stmltm_nb.memory.questions import Query
+from stmltm_nb.memory.teacher import compute_teacher_targets, concat_targets, retention_targets
+from stmltm_nb.memory.training import _rows, row_pools, train_cartridge
+from stmltm_nb.models import tiny_llama
+
+PROMPTS = ["Give me three tips for sleeping better.", "How do I make a cup of tea?", "Why do birds sing?"]
+
+
+@pytest.fixture()
+def lm(tokenizer):
+    return tiny_llama(tokenizer, seed=0)
+
+
+@pytest.fixture()
+def parts(lm, facts):
+    """Fact rows about 4 facts, practice rows about 2 other facts, retention rows on 3 prompts."""
+    cart_f, prac_f = facts[:4], facts[10:12]
+    fact_q = [Query(f.id, f.train_questions[0], "template") for f in cart_f]
+    prac_q = [Query(f.id, q, "practice") for f in prac_f for q in f.train_questions]
+    kw = {"k": 5, "max_new_tokens": 6}
+    tt_f = compute_teacher_targets(lm.model, lm.tokenizer, [f.to_item() for f in cart_f], fact_q, 1, **kw)
+    tt_p = compute_teacher_targets(lm.model, lm.tokenizer, [f.to_item() for f in prac_f], prac_q, 1, **kw)
+    tt_r = retention_targets(lm.model, lm.tokenizer, PROMPTS, **kw)
+    pool = residual_pool(lm.tokenizer, [f.to_item() for f in cart_f + prac_f])
+    return concat_targets([tt_f, tt_r, tt_p]), pool, cart_f, prac_f
+
+
+def test_retention_rows_are_the_base_models_own_answers_with_no_memory(lm):
+    tt = retention_targets(lm.model, lm.tokenizer, PROMPTS, k=5, max_new_tokens=6)
+    assert [e.kind for e in tt.examples] == ["retention"] * 3
+    for i, e in enumerate(tt.examples):
+        resp = torch.tensor(e.ids[e.resp_start :])
+        top1 = tt.topk_ids[tt.offsets[i] : tt.offsets[i] + len(resp), 0]
+        assert torch.equal(top1[:-1], resp[:-1])  # greedy: every response token is the teacher's top-1
+        assert sum(e.gold_mask) == 0  # no gold answer: never hard-targeted
+    with pytest.raises(ValueError, match="retention corpus"):
+        retention_targets(lm.model, lm.tokenizer, ["  ", ""], k=5)
+
+
+def test_batches_mix_the_row_kinds_as_configured(lm, parts):
+    tt, pool, cart_f, prac_f = parts
+    cfg = ConsolidationConfig(batch_size=8, retention_frac=0.25, practice_frac=0.25, residual_prob=0.0,
+                              residual_max=3)
+    assert cfg.row_counts() == (4, 2, 2)
+    pools = row_pools(tt, cfg)
+    assert len(pools["fact"]) == 4 and len(pools["retention"]) == 3 and len(pools["practice"]) == 4
+    gen = torch.Generator().manual_seed(0)
+    orders = {k: [] for k in pools}
+    own = dict(pool)
+    for _ in range(10):
+        idx, extra = _rows(tt, cfg, pools, dict(zip(pools, cfg.row_counts())), orders, pool,
+                           torch.full((len(tt),), float("nan")), gen)
+        kinds = [tt.examples[i].kind for i in idx]
+        assert kinds[:4] == ["template"] * 4 and kinds[4:6] == ["retention"] * 2 and kinds[6:] == ["practice"] * 2
+        assert all(e == [] for e in extra[:6])  # no residual in fact rows (residual_prob 0) nor retention rows
+        for i, e in zip(idx[6:], extra[6:]):
+            mine = own[tt.examples[i].item_id]
+            assert any(e[j : j + len(mine)] == mine for j in range(len(e) - len(mine) + 1))  # the fact is in STM
+            assert 1 <= len([iid for iid, ids in pool if any(e[j : j + len(ids)] == ids
+                                                              for j in range(len(e) - len(ids) + 1))]) <= 3
+
+
+def test_training_records_each_row_kind_and_no_share_means_no_rows(lm, parts):
+    tt, pool, *_ = parts
+    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random")
+    cfg = ConsolidationConfig(steps=3, batch_size=8, retention_frac=0.25, practice_frac=0.25, residual_prob=0.0)
+    res = train_cartridge(cart, tt, cfg, residual=pool, progress=False)
+    assert {k: len(v) for k, v in res.kind_losses.items()} == {"fact": 3, "retention": 3, "practice": 3}
+    assert cart.meta["stats"]["retention_frac"] == 0.25 and cart.meta["stats"]["practice_examples"] == 4
+    plain = train_cartridge(Cartridge.create(lm.model, lm.tokenizer, p=8, init="random"), tt,
+                            ConsolidationConfig(steps=2, batch_size=4, residual_prob=0.0), progress=False)
+    assert set(plain.kind_losses) == {"fact"}
+
+
+@pytest.mark.parametrize("kw,field", [({"retention_frac": 1.5}, "retention_frac"),
+                                      ({"practice_frac": -0.1}, "practice_frac"),
+                                      ({"retention_frac": 0.6, "practice_frac": 0.6}, "retention_frac"),
+                                      ({"retention_frac": 0.5, "practice_frac": 0.5}, "no fact rows")])
+def test_bad_mixing_ratios_name_the_field(kw, field):
+    with pytest.raises(ValueError, match=field):
+        ConsolidationConfig(**kw)
+
+
+def test_empty_corpus_or_no_practice_facts_fail_before_any_teacher_pass(lm, facts, monkeypatch, tmp_path):
+    def no_model(*a, **k):
+        raise AssertionError("the model ran before the inputs were checked")
+
+    monkeypatch.setattr(lm.model, "forward", no_model)
+    items = [f.to_item() for f in facts[:2]]
+    cfg = ConsolidationConfig(p=8, steps=1, batch_size=8, k=5, retention_frac=0.25, practice_frac=0.25)
+    with pytest.raises(ValueError, match="retention corpus is empty"):
+        consolidate(lm.model, lm.tokenizer, items, templates_of(facts[:2]), cfg, targets_cache=tmp_path,
+                    retention=[], practice=facts[10:12])
+    with pytest.raises(ValueError, match="no practice facts"):
+        consolidate(lm.model, lm.tokenizer, items, templates_of(facts[:2]), cfg, targets_cache=tmp_path,
+                    retention=PROMPTS, practice=[])
+    assert list(tmp_path.iterdir()) == []  # nothing computed, nothing written
+
+
+def test_guard_targets_are_cached_and_skipped_when_not_configured(lm, facts, tmp_path):
+    cfg = ConsolidationConfig(k=5, retention_frac=0.25, practice_frac=0.25)
+    parts1, items = guard_targets(lm.model, lm.tokenizer, cfg, tmp_path, practice=facts[10:11], retention=PROMPTS)
+    parts2, _ = guard_targets(lm.model, lm.tokenizer, cfg, tmp_path, practice=facts[10:11], retention=PROMPTS)
+    assert [p.from_cache for p in parts2] == [True, True] and [it.id for it in items] == [facts[10].id]
+    assert torch.equal(parts1[0].topk_p, parts2[0].topk_p)
+    assert guard_targets(lm.model, lm.tokenizer, ConsolidationConfig(), tmp_path) == ([], [])
