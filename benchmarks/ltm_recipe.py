@@ -7,7 +7,7 @@ cartridge facts and on the residual facts; the residual facts alone in STM witho
 (NLL of ``data/general_text.txt`` as a reply, nats/token) for no memory, LTM and LTM + residual STM.
 
 Splits: ``--split tune`` uses facts 1-104 (recipes are chosen here), ``--split report`` facts 105-208 (reported,
-never used for choosing). Rows are appended to ``--out`` (JSONL); a name already there is skipped (resumable).
+never used for choosing). Rows are appended to ``--out`` (JSONL; the shipped runs are ``data/ltm_recipe.jsonl``, pass it explicitly); a name already there is skipped (resumable).
 
     python benchmarks/ltm_recipe.py --name r25p25 --set retention_frac=0.25 practice_frac=0.25
 """
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--cart", type=int, default=64)
     ap.add_argument("--resid", type=int, default=8)
     ap.add_argument("--set", nargs="*", default=[], help="ConsolidationConfig overrides, key=value")
-    ap.add_argument("--out", default="benchmarks/ltm_recipe.jsonl")
+    ap.add_argument("--out", default="ltm_recipe.jsonl", help="JSONL to append to (the shipped runs: data/ltm_recipe.jsonl)")
     ap.add_argument("--save", default=None, help="save the cartridge to this folder")
     args = ap.parse_args()
     out = Path(args.out)

@@ -64,7 +64,7 @@ def main() -> int:
     mem = cart.memory()
     t_cart = ttft_cached(mem, q, 5)
     q_ids = torch.tensor([encode(tok, mem.fmt.query(q))])
-    t_cart_stateless = best(lambda: model(input_ids=q_ids, past_key_values=cart.kv_cache(), logits_to_keep=1), 5)
+    t_cart_stateless = best(lambda: model(input_ids=q_ids, cache=cart.kv_cache(), logits_to_keep=1), 5)
     lines.append("| STM n items | STM tokens n·b | token ratio n·b/p | TTFT cached STM / cartridge | TTFT stateless STM / cartridge | KV bytes STM / cartridge |")
     lines.append("|---|---|---|---|---|---|")
     buf = STMBuffer(model, tok)
@@ -88,10 +88,8 @@ def main() -> int:
         extra = facts[n].to_item()
 
         def one_append(b=b, extra=extra):
-            ids = encode(tok, b.fmt.item(extra.text))
-            before = b.cache.get_seq_length()
-            b._forward(ids, b.cache)  # exactly what STMBuffer.append prefills
-            b.cache.crop(-(b.cache.get_seq_length() - before))
+            with b.on_top(encode(tok, b.fmt.item(extra.text))):  # the prefill STMBuffer.append does, cropped back
+                pass
 
         t_inc = best(one_append, 5)
         all_ids = torch.tensor([b.context_ids() + encode(tok, b.fmt.item(extra.text))])
@@ -121,16 +119,16 @@ def main() -> int:
                  f"{100 * t_teacher / (t_teacher + full_train):.0f} % |")
 
     # 4. the switching evaluator: lambdified vs sympy substitution
-    from stmltm_nb.decision import switching as sw
+    from stmltm_nb.decision import symbolic as sym
     from stmltm_nb.decision.switching import CostModel, RecallModel, SwitchInputs, decide
 
     x = SwitchInputs(n=64, Q=500, c_upd=600, r_cart=0.01, cost=CostModel(0, 0.002),
                      recall=RecallModel("hyperbolic", q0=1, n50=12), q_cart=0.9, lam=5)
     k = 2000
     t_l = best(lambda: [decide(x) for _ in range(k)], 3) / k
-    expr = sw.advantage_expr("linear", "hyperbolic")
-    subs = {sw.n: 64, sw.kappa0: 0, sw.kappa1: 0.002, sw.r_cart: 0.01, sw.lam: 5, sw.Delta: 1, sw.eps_d: 0,
-            sw.q0: 1, sw.q_cart: 0.9, sw.n50: 12}
+    expr = sym.advantage_expr("linear", "hyperbolic")
+    subs = {sym.n: 64, sym.kappa0: 0, sym.kappa1: 0.002, sym.r_cart: 0.01, sym.lam: 5, sym.Delta: 1, sym.eps_d: 0,
+            sym.q0: 1, sym.q_cart: 0.9, sym.n50: 12}
     t_s = best(lambda: [float(expr.subs(subs)) for _ in range(50)], 3) / 50
     lines.append("")
     lines.append("| switching evaluator | decisions/s | ratio |")

@@ -37,13 +37,9 @@ if IN_COLAB:
     sys.path.insert(0, "stmltm-nb")
     os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
 
-from stmltm_nb.env import fast, seed_everything
-from stmltm_nb.apps.viz import setup_plotly
+from stmltm_nb import notebook_setup
 
-FAST = fast()  # STMLTM_FAST=1 shrinks the work
-seed_everything(0)
-setup_plotly()
-print("fast mode:", FAST)
+FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_FAST=1 shrinks the work)
 
 # %% [markdown]
 # Move a slider; the decision, the blocking gate and both plots update. Left: the amortised saving Q·A(n)

@@ -58,3 +58,20 @@ def progress_bar(total: int, desc: str, enabled: bool = True):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc)
+
+
+def silence_foreign_deprecations() -> None:
+    """Hide transformers' ``past_key_values`` deprecation that PEFT's prefix models trigger inside their own
+    forward (the package itself passes ``cache=``); every other warning stays visible."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
+
+    class _NoPastKeyValues(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "past_key_values" not in record.getMessage()
+
+    logging.getLogger("transformers").addFilter(_NoPastKeyValues())
+    for name in ("transformers.modeling_utils", "transformers.utils.generic"):
+        logging.getLogger(name).addFilter(_NoPastKeyValues())

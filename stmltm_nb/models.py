@@ -13,11 +13,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from stmltm_nb.io import UnwritableDirError, apply_umask, atomic_dir, ensure_writable_dir
 
 DEFAULT_MODEL = "default"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -32,8 +32,10 @@ class ModelNotFoundError(FileNotFoundError):
     """The requested model (wheel, folder or Hub id) cannot be found offline."""
 
 
-class CacheDirError(OSError):
+class CacheDirError(UnwritableDirError):
     """The model cache folder cannot be created or written."""
+
+CACHE_HINT = "Set STMLTM_CACHE to a writable folder."
 
 
 def cache_dir() -> Path:
@@ -43,6 +45,20 @@ def cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "stmltm-nb"
+
+
+def ensure_cache_writable(path: str | os.PathLike | None = "default") -> Path | None:
+    """Pre-flight check before work that ends in a cache write (model conversion, teacher targets): create
+    ``path`` (``"default"``: :func:`cache_dir`) and prove it is writable, else :class:`CacheDirError` naming
+    ``STMLTM_CACHE``. ``None`` means "no cache": nothing to check."""
+    if path is None:
+        return None
+    target = cache_dir() if str(path) == "default" else Path(path)
+    try:
+        return ensure_writable_dir(target)
+    except UnwritableDirError as e:
+        raise CacheDirError(f"{e} (cache folder: STMLTM_CACHE={os.environ.get('STMLTM_CACHE', '(unset)')}). "
+                            f"{CACHE_HINT}") from e
 
 
 def default_gguf_path() -> Path:
@@ -102,15 +118,8 @@ def convert_default_model(force: bool = False, verbose: bool = True) -> Path:
     target = converted_model_dir()
     if not force and _is_converted(target, source):
         return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    except OSError as e:
-        raise CacheDirError(
-            f"Cannot write the model cache folder {target.parent}: {e}. "
-            "Set STMLTM_CACHE to a writable folder."
-        ) from e
-    try:
+    ensure_cache_writable(target.parent)
+    with atomic_dir(target, overwrite=True) as tmp:  # interrupted: no half-written model, no hidden leftovers
         if verbose:
             print(f"Converting {gguf.name} to safetensors in {target} (once; ~1 min) ...", flush=True)
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -126,12 +135,8 @@ def convert_default_model(force: bool = False, verbose: bool = True) -> Path:
         fresh.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
         (tmp / "stmltm_source.json").write_text(json.dumps(source))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for f in tmp.rglob("*"):  # mkdtemp made the folder private; files get the umask's mode
+            apply_umask(f, folder=f.is_dir())
     return target
 
 

@@ -1,8 +1,14 @@
-"""Subprocess worker for the crash tests: runs a controller on the tiny model and gets killed (SIGKILL)."""
+"""Subprocess worker for the crash and lock tests: runs a controller on the tiny model and gets killed (SIGKILL).
+
+Modes: ``train`` (killed by the test inside a long training run), ``save`` (kills itself right after the
+cartridge weights are written, before the commit record), ``hold`` (ingests the items one by one, printing
+``ACK <id>`` once each is durable, then keeps the folder open until killed).
+"""
 
 import os
 import signal
 import sys
+import time
 
 from stmltm_nb.decision.controller import Controller, ControllerConfig
 from stmltm_nb.memory.config import ConsolidationConfig
@@ -19,8 +25,27 @@ def make(root, steps):
     return ctl, facts
 
 
+def passing(new_items):
+    """A check verdict where every new item passes (the tiny random model answers nothing by itself)."""
+    return {"q_cart": 1.0, "holdout_passed": [it.id for it in new_items], "holdout_failed": [], "unchecked": [],
+            "regression_pass": True, "retention_pass": True}
+
+
+def hold(root):
+    ctl, facts = make(root, steps=2)
+    print("OPEN", flush=True)
+    for f in facts:
+        ctl.ingest(f.to_item(time=1.0), decide_now=False)
+        print("ACK", f.id, flush=True)
+    print("HELD", flush=True)
+    time.sleep(600)
+
+
 if __name__ == "__main__":
     root, mode = sys.argv[1], sys.argv[2]
+    if mode == "hold":
+        hold(root)
+        sys.exit(0)
     ctl, facts = make(root, steps=100000 if mode == "train" else 2)
     for f in facts:
         if f.id not in {it.id for it in ctl.items}:
@@ -36,5 +61,6 @@ if __name__ == "__main__":
             os.kill(os.getpid(), signal.SIGKILL)
 
         st.save_file = save_then_die
+        ctl._checks = lambda cand, new, replay: passing(new)  # commit, so that the weights get written
     ctl.consolidate()
     print("COMMITTED", flush=True)

@@ -5,12 +5,12 @@ import torch
 
 from stmltm_nb.memory.batching import collate, pick_batch, residual_pool, sample_residual
 from stmltm_nb.memory.cartridge import Cartridge, CartridgeError, compose, kv_bytes_per_token
+from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.questions import Query
 from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.memory.teacher import compute_teacher_targets
 from stmltm_nb.memory.training import distill_loss, train_cartridge
 from stmltm_nb.models import tiny_llama
-from stmltm_nb.memory.config import ConsolidationConfig
 
 
 def recipe(**kw) -> ConsolidationConfig:

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -8,11 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from stmltm_nb.decision.controller import Controller, ControllerConfig
+from stmltm_nb.decision.controller import Controller, ControllerConfig, FolderBusyError
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.stm import STMError
 
 WORKER = Path(__file__).with_name("crash_worker.py")
+sys.path.insert(0, str(WORKER.parent))
+from crash_worker import passing  # noqa: E402
+
+
+def _reopen(ctl):
+    """Restart: close the folder, open a new controller on it with the same settings."""
+    ctl.close()
+    return Controller(ctl.model, ctl.tokenizer, ctl.root, ctl.templates, probes=ctl.probes, config=ctl.cfg,
+                      consolidation=ctl.ccfg)
 
 
 @pytest.fixture()
@@ -31,13 +41,20 @@ def test_stream_logs_every_decision_and_loses_no_item(ctl, facts):
     for d in decisions:
         assert {"terms", "gates", "blocked_by", "explanation"} <= d.keys()
         assert {"A", "lhs_QA", "rhs_upd", "Q_star"} <= d["terms"].keys()
-    assert any(e["event"] in ("commit", "rollback") for e in ev)
     assert ctl.accounted() and len(ctl.items) == 8
-    # the tiny random model cannot answer: every item fails its check and stays in residual STM
-    commits = [e for e in ev if e["event"] == "commit"]
-    if commits:
-        assert set(commits[-1]["kept_in_stm"]) == {f.id for f in facts[:8]} - set(commits[-1]["absorbed"])
-        assert {it.id for it in ctl.residual()} >= set(commits[-1]["kept_in_stm"])
+    # the tiny random model cannot answer: every candidate absorbs nothing and is never committed
+    rejected = [e for e in ev if e["event"] == "rollback"]
+    assert len(rejected) == 2 and not any(e["event"] == "commit" for e in ev) and ctl.state.version == 0
+    for e in rejected:
+        c = e["checks"]
+        assert e["reason"] == "absorbed nothing" and c["q_cart"] == 0 and c["holdout_passed"] == []
+        assert {"regression_old", "regression_ltm", "regression_served", "regression_ltm_pass",
+                "regression_served_pass"} <= c.keys()
+        for mode in ("base", "ltm", "served"):
+            assert c[f"retention_{mode}_nll"] > 0  # nats/token
+        assert c["retention_served_nll"] != c["retention_ltm_nll"]  # the residual STM is in the served memory
+    assert {it.id for it in ctl.residual()} == {f.id for f in facts[:8]}
+    assert ctl.state.measured["q_cart"] == 0.0 and ctl.rule_inputs().q_cart == 0.0  # learned from the failure
 
 
 def _gate_ctl(tiny, facts, root, tau):
@@ -67,29 +84,51 @@ def test_snr_gate_is_measured_online_and_blocks_on_its_own(tiny, facts, tmp_path
     assert ctl.accounted()
 
 
-def test_rollback_backs_off_until_the_residual_stm_doubles(tiny, facts, tmp_path, monkeypatch):
+@pytest.mark.parametrize("reason,verdict,factor", [
+    ("absorbed nothing", {"holdout_passed": [], "q_cart": 0.25}, 1.5),
+    ("regression", {"regression_pass": False}, 2.0),
+    ("retention", {"retention_pass": False}, 3.0),
+])
+def test_a_rejected_candidate_backs_off_by_its_reason_and_teaches_the_rule(tiny, facts, tmp_path, monkeypatch,
+                                                                            reason, verdict, factor):
+    ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
+    ctl.cfg.snr_gate = False
+    monkeypatch.setattr(Controller, "_checks", lambda self, cand, new, rep: {**passing(new), **verdict})
+    for i, f in enumerate(facts[:4]):
+        ev = ctl.ingest(f.to_item(time=float(i)))
+    last = ctl.events()[-1]
+    assert ev["consolidate"] and last["event"] == "rollback" and last["reason"] == reason
+    retry = math.ceil(factor * 4)
+    assert last["retry_at_n"] == retry and last["backoff_factor"] == factor and ctl.state.version == 0
+    q_cart = verdict.get("q_cart", 1.0)
+    assert ctl.state.measured == {"c_upd_s": last["c_upd_s"], "q_cart": q_cart}
+    again = _reopen(ctl)  # what was learned survives a restart
+    assert again.state.retry_at_n == retry and again.rule.retry_at_n == retry
+    x = again.rule_inputs()
+    assert (x.q_cart, x.c_upd) == (q_cart, last["c_upd_s"]) != (ctl.cfg.q_cart_prior, ctl.cfg.c_upd_prior)
+    again.close()
+
+
+def test_the_backoff_blocks_until_the_residual_stm_grows(tiny, facts, tmp_path, monkeypatch):
     ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
     ctl.cfg.snr_gate = False
     verdict = {"retention_pass": False}
-    monkeypatch.setattr(ctl, "_checks", lambda cand, new, rep: {
-        "q_cart": 1.0, "holdout_failed": [], "regression_pass": True, **verdict})
+    monkeypatch.setattr(Controller, "_checks", lambda self, cand, new, rep: {**passing(new), **verdict})
     for i, f in enumerate(facts[:4]):
-        ev = ctl.ingest(f.to_item(time=float(i)))
-    assert ev["consolidate"] and ctl.events()[-1]["event"] == "rollback"
-    assert ctl.state["retry_at_n"] == 8 and ctl.state["version"] == 0
-    again = Controller(tiny.model, tiny.tokenizer, ctl.root, ctl.templates, config=ctl.cfg, consolidation=ctl.ccfg)
-    assert again.state["retry_at_n"] == 8  # the backoff survives a restart
-    for i, f in enumerate(facts[4:7]):
+        ctl.ingest(f.to_item(time=float(i)))
+    assert ctl.state.retry_at_n == 12
+    again = _reopen(ctl)
+    for i, f in enumerate(facts[4:11]):
         again.ingest(f.to_item(time=10.0 + i), decide_now=False)
-    ev = again.check()  # n = 7 < 8: the rule alone would consolidate, the backoff blocks
+    ev = again.check()  # n = 11 < 12: the rule alone would consolidate, the backoff blocks
     assert not ev["consolidate"] and ev["rule_says_consolidate"] and ev["blocked_by"][0] == "backoff after rollback"
+    assert "retry at n ≥ 12" in ev["explanation"]
     verdict["retention_pass"] = True
-    monkeypatch.setattr(again, "_checks", lambda cand, new, rep: {
-        "q_cart": 1.0, "holdout_failed": [], "regression_pass": True, **verdict})
-    again.ingest(facts[7].to_item(time=20.0), decide_now=False)
+    again.ingest(facts[11].to_item(time=20.0), decide_now=False)
     ev = again.check()
-    assert ev["consolidate"] and again.state["version"] == 1 and "retry_at_n" not in again.state
-    assert again.accounted()
+    assert ev["consolidate"] and again.state.version == 1 and "retry_at_n" not in again.state
+    assert again.rule.retry_at_n == 0 and again.residual() == [] and again.accounted()
+    again.close()
 
 
 def test_snr_is_not_measured_while_another_gate_blocks(tiny, facts, tmp_path, monkeypatch):
@@ -120,9 +159,9 @@ def test_controller_config_from_measured_curves():
 def test_restart_rebuilds_state_from_disk(ctl, facts, tiny):
     for i, f in enumerate(facts[:4]):
         ctl.ingest(f.to_item(time=float(i)), decide_now=False)
-    again = Controller(tiny.model, tiny.tokenizer, ctl.root, ctl.templates, config=ctl.cfg, consolidation=ctl.ccfg)
+    again = _reopen(ctl)
     assert [it.id for it in again.items] == [f.id for f in facts[:4]]
-    assert again.memory.n == 4
+    assert again.memory.n == 4 and again.rule.elapsed == 4
 
 
 def test_newer_item_supersedes_and_bad_items_are_rejected(ctl, facts):
@@ -148,15 +187,61 @@ def test_rollback_returns_items_to_stm(ctl, facts, monkeypatch):
     for i, f in enumerate(facts[:4]):
         ctl.ingest(f.to_item(time=float(i)), decide_now=False)
     # pretend every item passes its check so that the version absorbs them
-    monkeypatch.setattr(ctl, "_checks", lambda cand, new, rep: {
-        "q_cart": 1.0, "holdout_failed": [], "regression_pass": True, "retention_pass": True})
+    monkeypatch.setattr(ctl, "_checks", lambda cand, new, rep: passing(new))
     out = ctl.consolidate()
-    assert out["committed"] and ctl.state["version"] == 1 and ctl.residual() == []
+    assert out["committed"] and ctl.state.version == 1 and ctl.residual() == []
     assert ctl.accounted()
     ctl.rollback()
-    assert ctl.state["version"] == 0 and len(ctl.residual()) == 4
+    assert ctl.state.version == 0 and len(ctl.residual()) == 4
     with pytest.raises(ValueError, match="nothing to roll back"):
         ctl.rollback()
+
+
+def test_three_rollbacks_in_a_row_each_with_a_restart_then_a_commit(ctl, facts, monkeypatch):
+    verdict = {}
+    monkeypatch.setattr(Controller, "_checks", lambda self, cand, new, rep: {**passing(new), **verdict})
+    batches = [facts[0:2], facts[2:4], facts[4:6]]
+    for i, batch in enumerate(batches[:2]):
+        for f in batch:
+            ctl.ingest(f.to_item(time=float(i)), decide_now=False)
+        assert ctl.consolidate()["committed"]
+    assert ctl.state.version == 2 and {it.id for it in ctl.residual()} == set()
+    ids = [{f.id for f in b} for b in batches]
+    ctl.rollback()  # 1: the committed v2 back to its parent v1
+    ctl = _reopen(ctl)
+    assert ctl.state.version == 1 and {it.id for it in ctl.residual()} == ids[1]
+    verdict["retention_pass"] = False  # 2: a rejected candidate (v3, never served)
+    out = ctl.consolidate()
+    assert not out["committed"] and out["reason"] == "retention"
+    ctl = _reopen(ctl)
+    assert ctl.state.version == 1 and ctl.state.retry_at_n == 6 and {it.id for it in ctl.residual()} == ids[1]
+    ctl.rollback()  # 3: v1 back to v0 (the old code raised KeyError here: the last record had no parent)
+    ctl = _reopen(ctl)
+    assert ctl.state.version == 0 and {it.id for it in ctl.residual()} == ids[0] | ids[1]
+    verdict.clear()
+    for f in batches[2]:
+        ctl.ingest(f.to_item(time=9.0), decide_now=False)
+    assert ctl.consolidate()["committed"]
+    ctl = _reopen(ctl)
+    assert ctl.state.version == 3 and ctl.state.parents[3] == 0  # a fresh number: v1, v2 stay immutable
+    assert ctl.absorbed_ids() == ids[0] | ids[1] | ids[2] and ctl.residual() == [] and ctl.accounted()
+    assert ctl.cartridge is not None and (ctl.root / "versions" / "v0002").exists()
+    kinds = [("rejected" in h, "rollback_from" in h, "version" in h) for h in ctl.state.history]
+    assert kinds == [(False, False, True)] * 2 + [(False, True, False), (True, False, False), (False, True, False),
+                                                   (False, False, True)]
+    ctl.close()
+
+
+def test_a_folder_has_one_writer_in_this_process(ctl, facts, tiny):
+    ctl.ingest(facts[0].to_item(time=0.0), decide_now=False)
+    with pytest.raises(FolderBusyError, match=str(ctl.root)):
+        Controller(tiny.model, tiny.tokenizer, ctl.root, ctl.templates)
+    ctl.close()
+    with pytest.raises(FolderBusyError, match="closed"):
+        ctl.ingest(facts[1].to_item(time=1.0), decide_now=False)
+    with Controller(tiny.model, tiny.tokenizer, ctl.root, ctl.templates) as again:
+        assert [it.id for it in again.items] == [facts[0].id]
+    assert not again.store.is_open
 
 
 def _run_worker(root, mode, kill_after=None):
@@ -202,3 +287,33 @@ def test_sigkill_during_consolidation_loses_nothing_and_resumes(tmp_path, mode):
         Cartridge.load(root / "versions" / f"v{ctl.state['version']:04d}", ctl.model, ctl.tokenizer)
     state = json.loads((root / "state.json").read_text()) if (root / "state.json").exists() else {"version": 0}
     assert state["version"] == ctl.state["version"]
+
+
+def test_a_second_process_is_refused_and_the_folder_reopens_after_a_kill(tmp_path):
+    root = tmp_path / "ctl"
+    p = subprocess.Popen([sys.executable, str(WORKER), str(root), "hold"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    acked, lines = [], []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith("ACK"):
+                acked.append(line.split()[1])
+            if len(acked) == 5:  # the worker holds the folder, mid-stream
+                break
+        assert len(acked) == 5, "".join(lines)
+        probe = ("import sys; sys.path.insert(0, sys.argv[2]); from crash_worker import make\n"
+                 "try:\n    make(sys.argv[1], steps=2)\nexcept Exception as e:\n"
+                 "    print(type(e).__name__, e); sys.exit(3)")
+        other = subprocess.run([sys.executable, "-c", probe, str(root), str(WORKER.parent)], capture_output=True,
+                               text=True, timeout=600)
+        assert other.returncode == 3 and "FolderBusyError" in other.stdout and str(root) in other.stdout, other
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+    from crash_worker import make
+
+    ctl, facts = make(root, steps=2)  # the OS dropped the dead writer's lock
+    ids = [it.id for it in ctl.items]
+    assert ids[: len(acked)] == acked and set(ids) <= {f.id for f in facts} and ctl.accounted()
+    ctl.close()

@@ -31,3 +31,77 @@ def test_recall_model_from_the_shipped_curves():
     pooled = {r["n"]: r["recall"] for r in curves["recall"]["pooled"]}
     assert m(1) >= m(128) and abs(m(1) - pooled[1]) < 0.5
     json.dumps(curves)  # plain JSON, no NaN objects
+
+
+def test_priors_from_the_shipped_curves():
+    from stmltm_nb.decision.curves import priors
+
+    curves = load_curves()
+    p = priors(curves)
+    secs = curves["consolidation"]["seconds"]
+    assert p.cost.kappa1 == pytest.approx(max(0.0, curves["cost"]["fit_cached_linear"]["coef"]["b"]))
+    assert p.cost.kappa0 == 0.0 and p.regime == "cached"
+    assert p.recall == recall_model_from(curves) and p.q_cart == ltm_recall(curves)
+    assert p.c_upd == curves["consolidation"]["c_upd_s"] and p.c_upd_fixed == secs["train"]
+    assert p.c_upd_per_item == pytest.approx((secs["teacher"] + secs.get("questions", 0.0)) / curves["n_facts"])
+    assert p.r_cart == curves["cartridge"]["r_cart_s"]
+    assert p.snr_m == curves["signal"]["per_item_at_init"]["snr_m"]
+    stateless = priors(curves, "stateless")
+    assert stateless.cost.kappa1 == pytest.approx(max(0.0, curves["cost"]["fit_stateless_linear"]["coef"]["b"]))
+    with pytest.raises(ValueError, match="regime"):
+        priors(curves, "warm")
+
+
+def test_priors_tolerate_partial_and_old_files():
+    from stmltm_nb.decision.curves import Priors, priors
+
+    assert priors({}) == Priors()
+    old = {"n_facts": 4, "consolidation": {"seconds": {"teacher": 8.0, "questions": 4.0, "train": 30.0,
+                                                        "total": 42.0}}}
+    p = priors(old)  # no c_upd_s: the total; the questions key of older files still counts per item
+    assert (p.c_upd, p.c_upd_fixed, p.c_upd_per_item) == (42.0, 30.0, 3.0)
+    del old["consolidation"]["seconds"]["questions"]  # newer files drop it
+    assert priors(old).c_upd_per_item == 2.0
+    no_items = priors({"consolidation": {"c_upd_s": 5.0, "seconds": {"teacher": 1.0}}})
+    assert no_items.c_upd == 5.0 and no_items.c_upd_per_item is None and no_items.cost is None
+    with pytest.raises(KeyError, match="cost"):
+        no_items.require("c_upd", "cost")
+    assert no_items.require("c_upd") is no_items
+
+
+def test_every_consumer_takes_the_same_priors():
+    from stmltm_nb.apps.tuner import presets
+    from stmltm_nb.decision.controller_config import ControllerConfig
+    from stmltm_nb.decision.curves import priors
+    from stmltm_nb.decision.policies import world_from_curves
+
+    curves = load_curves()
+    p = priors(curves)
+    cfg, world, pre = ControllerConfig.from_curves(curves), world_from_curves(curves), presets(curves)
+    assert (cfg.cost, cfg.recall, cfg.q_cart_prior, cfg.c_upd_prior, cfg.r_cart_prior) == (
+        p.cost, p.recall, p.q_cart, p.c_upd, p.r_cart)
+    assert (world.cost, world.recall, world.q_cart, world.r_cart, world.c_upd0, world.c_upd_item) == (
+        p.cost, p.recall, p.q_cart, p.r_cart, p.c_upd_fixed, p.c_upd_per_item)
+    cached = pre["measured (cached STM)"]
+    assert cached["kappa1"] == p.cost.kappa1 and cached["q_cart"] == p.q_cart and cached["r_cart"] == p.r_cart
+    assert pre["measured (stateless STM)"]["kappa1"] == priors(curves, "stateless").cost.kappa1
+    with pytest.raises(KeyError):
+        world_from_curves({"recall": curves["recall"]})
+
+
+def test_priors_report_nan_instead_of_clamping_it():
+    import copy
+    import math
+
+    import pytest
+
+    from stmltm_nb.decision.curves import load_curves, priors
+
+    for path in (("cost", "fit_cached_linear", "coef", "b"), ("consolidation", "c_upd_s"), ("cartridge", "r_cart_s")):
+        bad = copy.deepcopy(load_curves())
+        node = bad
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = math.nan
+        with pytest.raises(ValueError, match=".".join(path)):
+            priors(bad)

@@ -53,3 +53,13 @@ def test_tiny_llama_is_same_family_and_fingerprints_differ(tokenizer):
 def test_real_model_shape(real):
     cfg = real.model.config
     assert (cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim) == (30, 3, 64)
+
+
+def test_cache_preflight_creates_the_folder_or_names_STMLTM_CACHE(monkeypatch, tmp_path):
+    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "new" / "cache"))
+    assert models.ensure_cache_writable() == tmp_path / "new" / "cache" and (tmp_path / "new" / "cache").is_dir()
+    assert models.ensure_cache_writable(None) is None  # no cache: nothing to check
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(models.CacheDirError, match="STMLTM_CACHE"):
+        models.ensure_cache_writable(tmp_path / "file" / "teacher-targets")
+    assert list(tmp_path.iterdir()) and not [p for p in tmp_path.rglob(".*")]

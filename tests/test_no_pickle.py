@@ -48,8 +48,10 @@ def test_controller_survives_a_torn_log_line_and_reports_a_corrupt_state(tiny, f
     ctl.ingest(facts[0].to_item(time=1.0), decide_now=False)
     with open(root / "items.jsonl", "a") as f:
         f.write('{"text": "half a line')  # a crash in the middle of an append: never acknowledged
+    ctl.close()  # the crashed writer is gone (its lock with it)
     again = Controller(tiny.model, tiny.tokenizer, root, {})
     assert [it.id for it in again.items] == [facts[0].id]
+    again.close()
     (root / "state.json").write_text("{not json")
     with pytest.raises(ValueError, match="items.jsonl still holds every item"):
         Controller(tiny.model, tiny.tokenizer, root, {})

@@ -3,10 +3,15 @@ import itertools
 import numpy as np
 import pytest
 
+from stmltm_nb.decision.online import OnlineRule
 from stmltm_nb.decision.policies import (
     InequalityPolicy,
+    LookaheadError,
     Scenario,
     World,
+    _cums,
+    _pending,
+    _state,
     compare,
     every_k,
     never,
@@ -52,14 +57,62 @@ def test_costs_add_up_and_policies_behave():
 
 
 def test_inequality_policy_never_looks_ahead():
-    # two streams identical up to step 60 must get identical decisions up to step 60
-    a = scenarios(steps=120)[0]
+    # two streams identical up to step 60 get identical decisions up to step 60, whatever follows or how long
+    a = scenarios(steps=120)[3]  # query-heavy: consolidates before step 60 and after it
     b = Scenario("b", a.items.copy(), a.queries.copy(), a.contradictions.copy())
     b.queries[60:] = 50.0
-    ra, rb = simulate(WORLD, a, InequalityPolicy()), simulate(WORLD, b, InequalityPolicy(horizon=120))
-    ra2 = simulate(WORLD, a, InequalityPolicy(horizon=120))
-    assert [t for t in ra2.consolidations if t <= 60] == [t for t in rb.consolidations if t <= 60]
-    assert ra.total == pytest.approx(ra2.total)
+    short = Scenario("short", a.items[:61], a.queries[:61], a.contradictions[:61])
+    ra, rb, rs = (simulate(WORLD, sc, InequalityPolicy()) for sc in (a, b, short))
+    early = [t for t in ra.consolidations if t <= 60]
+    assert early and early == [t for t in rb.consolidations if t <= 60] == rs.consolidations
+    assert rb.consolidations != ra.consolidations  # the busier tail does change later decisions
+
+
+def _peeking(what):
+    def policy(s, w, sc):
+        if what == "steps":
+            return sc.steps > 0
+        if what == "len":
+            return len(sc) > 0
+        return sc.queries[s.t + 1] > 0
+    return policy
+
+
+@pytest.mark.parametrize("what", ["steps", "len", "future"])
+def test_policies_see_only_the_past_of_the_stream(what):
+    sc = scenarios(steps=60)[1]
+    with pytest.raises(LookaheadError, match="only the hindsight oracle"):
+        simulate(WORLD, sc, _peeking(what))
+    seen = []
+
+    def past_only(s, w, view):
+        items, queries, _ = view.past()
+        seen.append((s.t, len(items), float(queries.sum())))
+        return False
+
+    simulate(WORLD, sc, past_only)
+    assert all(t == n for t, n, _ in seen) and seen[-1][2] == pytest.approx(sc.queries[: seen[-1][0]].sum())
+    # every policy of the comparison runs on the guarded view (the oracle alone reads the whole scenario)
+    res = compare(WORLD, sc, k_grid=range(1, 61, 9))
+    assert [r.policy for r in res][-1] == "hindsight oracle" and len(res) == 5
+
+
+def test_the_simulated_rule_is_the_online_rule():
+    """InequalityPolicy only feeds OnlineRule: replaying the same observations into a bare rule gives the same
+    consolidation steps."""
+    sc = scenarios(steps=200)[3]
+    res = simulate(WORLD, sc, InequalityPolicy())
+    rule, times, items, contra = OnlineRule(), [], *_cums(sc)
+    last = None
+    for t in range(sc.steps):
+        pending = _pending(items, contra, last, t)
+        n_cart = _state(items, contra, last, t - 1)[0] if t > 0 else 0
+        if pending > 0 and rule.evaluate(pending, WORLD.advantage(n_cart, pending), WORLD.c_upd(pending)).go:
+            rule.consolidated()
+            times.append(t)
+            last = t
+        rule.observe(WORLD.advantage(*_state(items, contra, last, t)), queries=float(sc.queries[t]))
+    assert times == res.consolidations and len(times) >= 2
 
 
 def test_bad_scenarios_raise():

@@ -192,3 +192,72 @@ def test_context_text_is_explicit_without_hidden_system_prompt(tiny, facts):
     assert "SmolLM" not in text and "Hugging Face" not in text
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
     assert tiny.tokenizer.decode(buf.context_ids()) == buf.context_text()
+
+
+def reference_nll(model, context_ids, prefix_ids, target_ids):
+    """Per-token NLL (nats) of target_ids after context + prefix, from one full forward pass (no cache)."""
+    logits = full_logits(model, context_ids + prefix_ids + target_ids)[0].float()
+    start = len(context_ids) + len(prefix_ids) - 1
+    logp = torch.log_softmax(logits[start : start + len(target_ids)], -1)
+    return -logp[torch.arange(len(target_ids)), torch.tensor(target_ids)]
+
+
+def test_continuation_nll_matches_a_full_forward_pass(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.extend([f.text for f in facts[:4]])
+    snap = cache_snapshot(buf)
+    prefix = encode(tiny.tokenizer, buf.fmt.query(facts[1].train_questions[0]))
+    target = encode(tiny.tokenizer, facts[1].answer)
+    ref = reference_nll(tiny.model, buf.context_ids(), prefix, target)
+    assert buf.continuation_nll(prefix, target) == pytest.approx(float(ref.mean()), abs=1e-4)
+    assert buf.continuation_nll(prefix, target, reduction="sum") == pytest.approx(float(ref.sum()), abs=1e-4)
+    assert_same_cache(buf, snap)
+    for bad in [([], target), (prefix, [])]:
+        with pytest.raises(STMError):
+            buf.continuation_nll(*bad)
+    with pytest.raises(STMError, match="reduction"):
+        buf.continuation_nll(prefix, target, reduction="max")
+
+
+def _old_nll(buf, prefix_ids, target_ids):
+    """The token NLL as answer_nll, text_nll and item_code_bits each computed it before they shared one helper."""
+    logits = buf.logits_for_ids(prefix_ids + target_ids)[0, len(prefix_ids) - 1 : -1].float()
+    return -torch.log_softmax(logits, -1)[torch.arange(len(target_ids)), torch.tensor(target_ids)]
+
+
+def test_answer_text_and_code_length_nll_are_unchanged(tiny, facts):
+    from stmltm_nb.metrics.compression import nats_to_bits
+    from stmltm_nb.metrics.measure import item_code_bits
+    from stmltm_nb.metrics.recall import RETENTION_QUESTION, text_nll
+
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.extend([f.text for f in facts[:3]])
+    q, a = facts[0].train_questions[0], facts[0].answer
+    q_ids = encode(tiny.tokenizer, buf.fmt.query(q))
+    assert buf.answer_nll(q, a) == float(_old_nll(buf, q_ids, encode(tiny.tokenizer, a)).mean())
+    text = "Rivers flow to the sea. Mountains are tall."
+    r_ids = encode(tiny.tokenizer, buf.fmt.query(RETENTION_QUESTION))
+    assert text_nll(buf, text) == float(_old_nll(buf, r_ids, encode(tiny.tokenizer, text)).mean())
+    items = [facts[5].to_item(), facts[6].to_item()]
+    old_bits = []
+    for it in items:
+        ids = encode(tiny.tokenizer, buf.fmt.item(it.text))
+        old_bits.append(nats_to_bits(float(_old_nll(buf, ids[:1], ids[1:]).sum())))
+    assert item_code_bits(buf, items) == old_bits
+
+
+def test_on_top_runs_ids_and_restores_the_cache(tiny, facts):
+    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf.extend([f.text for f in facts[:2]])
+    snap = cache_snapshot(buf)
+    ids = encode(tiny.tokenizer, buf.fmt.item(facts[2].text))
+    with buf.on_top(ids) as (out, cache):
+        assert out.logits.shape[1] == len(ids) and cache.get_seq_length() == buf.total_tokens + len(ids)
+    assert_same_cache(buf, snap)
+    with pytest.raises(RuntimeError, match="inside"), buf.on_top(ids) as (_, cache):
+        tiny.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)  # grows it further
+        raise RuntimeError("inside")
+    assert_same_cache(buf, snap)
+    with pytest.raises(STMCapacityError, match="window"), buf.on_top([ids[0]] * buf.window):
+        pass
+    assert_same_cache(buf, snap)

@@ -158,3 +158,51 @@ def test_numpy_scalars_are_accepted():
 
     d = decide(inputs(n=np.int64(40), Q=np.float64(500.0), recall=RECALLS["hyperbolic"]))
     assert d.terms["A"] == decide(inputs(n=40, Q=500.0, recall=RECALLS["hyperbolic"])).terms["A"]
+
+
+def test_public_names_stay_importable_from_switching():
+    """switching.py was split (sympy expressions in symbolic.py); every public name still comes from here."""
+    from stmltm_nb.decision import symbolic
+
+    names = ["CLOSED_FORMS", "COST_KINDS", "RECALL_KINDS", "SYMBOL_TABLE", "advantage_expr", "advantage_fn",
+             "break_even_Q_expr", "break_even_n_solutions", "c_ctx_expr", "eoq_cycle_expr", "m_star_expr",
+             "q_ctx_expr", "q_ctx_fn", "ski_rental_cycle_expr", "n", "Q", "c_upd", "r_cart", "lam", "Delta", "eps_d",
+             "eta", "kappa0", "kappa1", "kappa2", "q0", "q_cart", "rho", "nu", "n50", "k_hill", "g", "beta", "T",
+             "dl_bits", "delta_", "eps_", "CostModel", "RecallModel", "SwitchInputs", "SwitchingInputError",
+             "validate", "decide", "advantage", "break_even_n_numeric", "SkiRental", "Gate", "Decision"]
+    missing = [name for name in names if not hasattr(sw, name)]
+    assert not missing
+    assert sw.advantage_expr is symbolic.advantage_expr and sw.n is symbolic.n
+
+
+@pytest.mark.parametrize("module", ["stmltm_nb.decision.symbolic", "stmltm_nb.decision.inputs"])
+def test_split_modules_import_no_torch(module):
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; assert not bad, bad"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_schema_gives_the_same_inputs_from_json_and_flags():
+    import argparse
+
+    from stmltm_nb.decision.inputs import FIELDS, add_flags, given_flags, inputs_from
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    args = parser.parse_args(["--kappa1", "0.002", "--recall", "hill", "--holdout-pass", "false"])
+    from_flags = inputs_from(None, given_flags(args))
+    from_json = inputs_from({"cost": {"kappa1": 0.002}, "recall": {"kind": "hill"}, "holdout_pass": False})
+    assert from_flags == from_json and from_json.holdout_pass is False
+    defaults = {f.path: f.default for f in FIELDS}
+    x = inputs_from({})
+    assert (x.n, x.Q, x.cost.kappa1, x.recall.n50, x.q_cart) == (
+        defaults["n"], defaults["Q"], defaults["cost.kappa1"], defaults["recall.n50"], defaults["q_cart"])
+
+
+def test_overflowing_products_are_rejected_not_decided():
+    with pytest.raises(SwitchingInputError, match="not finite"):
+        decide(inputs(n=1e308, Q=1e308, recall=RECALLS["hyperbolic"]))
+    with pytest.raises(SwitchingInputError, match="Q must be finite"):
+        decide(inputs(Q=math.inf))

@@ -67,3 +67,19 @@ def test_presets_from_measured_curves(tmp_path):
         t.preset.value = name
         assert t.last is not None
     assert set(t.values()) == set(SLIDERS)
+
+
+def test_a_curves_path_is_read_and_checked(tmp_path):
+    import json
+
+    from stmltm_nb.apps.tuner import CurvesError
+    from stmltm_nb.shipped import data_dir
+
+    p = tmp_path / "curves.json"
+    p.write_text((data_dir() / "measured_curves.json").read_text())
+    assert make_tuner(str(p)).curves is not None
+    c = json.loads(p.read_text())
+    c["recall"]["best_fit"] = "cubic"
+    p.write_text(json.dumps(c))
+    with pytest.raises(CurvesError, match="recall.best_fit"):
+        make_tuner(p)

@@ -3,7 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """A bad command-line argument, found before any model loads (exit status 2)."""
+
+
+def _shipped_dirs() -> set[Path]:
+    """The package's shipped data folders (this checkout's ``data/`` and ``$STMLTM_DATA``)."""
+    dirs = {(Path(__file__).resolve().parents[2] / "data").resolve()}
+    try:
+        from stmltm_nb.shipped import data_dir
+
+        dirs.add(data_dir().resolve())
+    except FileNotFoundError:
+        pass
+    return dirs
+
+
+def _out_path(arg: str | None, default_name: str) -> Path:
+    """Where a command writes its result: ``--out`` (a file, or a folder to put ``default_name`` in), else
+    ``default_name`` in the working folder. A shipped data file is overwritten only when ``--out`` names that
+    very file; the parent folder must be writable (checked now, before the model loads)."""
+    from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
+
+    explicit = arg is not None and not Path(arg).is_dir()
+    path = (Path(arg) if explicit else Path(arg or ".") / default_name).expanduser().resolve()
+    if not explicit and path.exists() and any(d in path.parents for d in _shipped_dirs()):
+        raise UsageError(f"refusing to overwrite the shipped file {path}; to replace it, name it: --out {path}")
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder")
+    try:
+        ensure_writable_dir(path.parent)
+    except UnwritableDirError as e:
+        raise UsageError(f"--out: {e}") from e
+    return path
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise UsageError(message)
+
+
+def _positive(name: str, v: float, allow_zero: bool = False) -> None:
+    _need(math.isfinite(v) and (v >= 0 if allow_zero else v > 0),
+          f"--{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {v}")
+
+
+def _preflight_cache() -> None:
+    """The teacher targets and the converted model go to the cache folder: prove it is writable now."""
+    from stmltm_nb.models import CacheDirError, ensure_cache_writable
+
+    try:
+        ensure_cache_writable()
+    except CacheDirError as e:
+        raise UsageError(str(e)) from e
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -23,33 +80,38 @@ def _measure(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.measure_job import run_measurements
     from stmltm_nb.env import fast
 
-    res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=args.out, resume=args.resume)
+    out = _check_measure_args(args)
+    res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume)
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
           f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
     return 0
 
 
+def _check_measure_args(args: argparse.Namespace) -> Path:
+    """Validate ``stmltm measure`` arguments before the model loads; returns the output path."""
+    import json
+
+    _need(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
+    out = _out_path(args.out, "measured_curves.json")
+    if args.resume and out.exists():
+        try:
+            _need(isinstance(json.loads(out.read_text()), dict), f"--resume: {out} does not hold a JSON object")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"--resume: cannot read {out} ({e})") from e
+    _preflight_cache()
+    return out
+
+
 def _decide(args: argparse.Namespace) -> int:
     import json
 
-    from stmltm_nb.decision.switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, decide
+    from stmltm_nb.decision.inputs import given_flags, inputs_from, read_json
+    from stmltm_nb.decision.switching import SwitchingInputError, decide
 
-    try:
-        if args.json:
-            from pathlib import Path
-
-            d = json.loads(Path(args.json).read_text())
-            cost = CostModel(**d.pop("cost", {}))
-            recall = RecallModel(**d.pop("recall", {}))
-            x = SwitchInputs(cost=cost, recall=recall, **d)
-        else:
-            x = SwitchInputs(n=args.n, Q=args.Q, c_upd=args.c_upd, r_cart=args.r_cart,
-                             cost=CostModel(args.kappa0, args.kappa1, args.kappa2),
-                             recall=RecallModel(args.recall, q0=args.q0, rho=args.rho, nu=args.nu, n50=args.n50, k=args.k),
-                             q_cart=args.q_cart, lam=args.lam, eta=args.eta, gamma=args.gamma, tau=args.tau,
-                             m=args.m, m_star=args.m_star, snr=args.snr, g_mdl=args.g_mdl)
+    try:  # one schema: the JSON file (if any), then the flags given, then the same defaults either way
+        x = inputs_from(read_json(args.json) if args.json else None, given_flags(args), source=args.json or "flags")
         dec = decide(x)
-    except (SwitchingInputError, TypeError, ValueError, OSError) as e:
+    except SwitchingInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(("CONSOLIDATE" if dec.consolidate else "WAIT") + f" — {dec.explanation}")
@@ -70,7 +132,6 @@ def _stream(args: argparse.Namespace) -> int:
     import json
     import shutil
     import tempfile
-    from pathlib import Path
 
     from stmltm_nb.decision.controller import Controller, ControllerConfig
     from stmltm_nb.decision.curves import load_curves
@@ -79,12 +140,12 @@ def _stream(args: argparse.Namespace) -> int:
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.models import load_model
 
-    lm = load_model(args.model)
+    root_arg, out = _check_stream_args(args)
     allf = load_facts(contradictions=True)
     base = [f for f in allf if not f.supersedes][: args.items]
     contra = [f for f in allf if f.supersedes and any(b.id == f.supersedes for b in base)]
     stream = base[: len(base) // 2] + contra + base[len(base) // 2 :]  # contradictions arrive mid-stream
-    root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="stmltm-stream-"))
+    root = root_arg or Path(tempfile.mkdtemp(prefix="stmltm-stream-"))
     knobs = {"check_every": args.check_every, "m_floor": 16, "lam": args.lam, "tau": args.tau,
              "queries_per_item": args.queries_per_item, "snr_gate": not args.no_snr_gate}
     try:  # priors from the measured curves of this model when they exist
@@ -92,7 +153,8 @@ def _stream(args: argparse.Namespace) -> int:
         print(f"priors from {args.curves or 'data/measured_curves.json'}", flush=True)
     except FileNotFoundError:
         config = ControllerConfig(**knobs)
-    ccfg = ConsolidationConfig(p=args.p, steps=args.steps if args.steps else ConsolidationConfig.steps)
+    ccfg = ConsolidationConfig(p=args.p, steps=args.steps if args.steps is not None else ConsolidationConfig.steps)
+    lm = load_model(args.model)  # after every argument is checked: a bad one never costs a model load
     ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in allf},
                      probes={f.id: (f.heldout_question, f.answer) for f in allf},
                      config=config, consolidation=ccfg, progress=True)
@@ -105,24 +167,77 @@ def _stream(args: argparse.Namespace) -> int:
     from stmltm_nb.metrics.governance import superseded_ids
 
     lost = ctl.lost_ids()
+    served = _contradictions_served(ctl, contra, {f.id: f for f in allf})
+    ctl.event("contradictions", served=served)
     summary = {"event": "summary", "items": len(ctl.items), "versions": ctl.state["version"],
                "absorbed": len(ctl.absorbed_ids()), "residual": len(ctl.residual()),
                "superseded": len(superseded_ids(ctl.items)), "lost": len(lost),
                "commits": sum(e["event"] == "commit" for e in ctl.events()),
-               "rollbacks": sum(e["event"] == "rollback" for e in ctl.events())}
+               "rollbacks": sum(e["event"] == "rollback" for e in ctl.events()),
+               "contradictions": len(served), "contradictions_new_value": sum(r["new_value"] for r in served)}
     ctl.event("summary", **{k: v for k, v in summary.items() if k != "event"})
+    ctl.close()
     print(json.dumps(summary))
-    if args.out:
-        atomic_write_text(args.out, (root / "events.jsonl").read_text())
-        print(f"event log copied to {args.out}")
+    atomic_write_text(out, (root / "events.jsonl").read_text())
+    print(f"event log copied to {out}")
     if not args.root:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if not lost else 1
 
 
-def _notebooks(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _contradictions_served(ctl, contra, by_id) -> list[dict]:
+    """Ask the served memory (cartridge + residual STM) each contradicted fact's first training question: does it
+    give the newer value? (Recall criterion: the answer string appears in the output.)"""
+    from stmltm_nb.metrics.recall import answer_found
 
+    rows = []
+    for c in contra:
+        q, out = c.train_questions[0], ctl.memory.answer(c.train_questions[0])
+        rows.append({"id": c.id, "supersedes": c.supersedes, "question": q, "output": out, "new": c.answer,
+                     "old": by_id[c.supersedes].answer, "new_value": answer_found(c.answer, out),
+                     "old_value": answer_found(by_id[c.supersedes].answer, out)})
+    return rows
+
+
+def _check_stream_args(args: argparse.Namespace) -> tuple[Path | None, Path]:
+    """Validate ``stmltm stream`` arguments before the model loads; returns (controller folder or None, log path)."""
+    from stmltm_nb.decision.curves import load_curves
+    from stmltm_nb.env import fast
+    from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
+    from stmltm_nb.memory.config import ConsolidationConfig
+
+    if args.fast or fast():  # a short stream: 16 facts, a small cartridge, few steps (flags given still count)
+        args.items, args.p = min(args.items, 16), min(args.p, 32)
+        args.steps = 20 if args.steps is None else args.steps
+    _need(args.items >= 1 and args.check_every >= 1, "--items and --check-every must be >= 1")
+    _need(args.p >= 2, f"--p must be >= 2 (cartridge tokens), got {args.p}")
+    _need(args.steps is None or args.steps >= 0, f"--steps must be >= 0, got {args.steps}")
+    _positive("lam", args.lam, allow_zero=True)
+    _positive("tau", args.tau)
+    _positive("queries-per-item", args.queries_per_item)
+    try:
+        ConsolidationConfig(p=args.p, steps=args.steps if args.steps is not None else ConsolidationConfig.steps)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if args.curves:
+        try:
+            _need(isinstance(load_curves(args.curves), dict), f"--curves {args.curves} does not hold a JSON object")
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(f"--curves: {e}") from e
+    root = None
+    if args.root:
+        root = Path(args.root).expanduser()
+        _need(not root.exists() or root.is_dir(), f"--root {root} exists and is not a folder")
+        try:
+            ensure_writable_dir(root)
+        except UnwritableDirError as e:
+            raise UsageError(f"--root: {e}") from e
+    out = _out_path(args.out, "controller_events.jsonl")
+    _preflight_cache()
+    return root, out
+
+
+def _notebooks(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.notebooks import build, notebook_dir, sources, sync_sources
 
     srcs = sources(notebook_dir())
@@ -136,6 +251,8 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stmltm_nb.decision.inputs import add_flags
+
     p = argparse.ArgumentParser(prog="stmltm", description="STM vs LTM memory for language models.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="the main job: STM curves, one consolidation, the rule, STM vs LTM; writes a report")
@@ -148,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("measure", help="measure every Key-Metrics signal on a model; write one JSON file")
     m.add_argument("--model", default="default")
-    m.add_argument("--out", default="data/measured_curves.json", help="output JSON path")
+    m.add_argument("--out", help="output JSON path or folder (default: ./measured_curves.json; a shipped data file "
+                                 "is replaced only when named here, as `make measure` does)")
     m.add_argument("--facts", type=int, default=64, help="facts consolidated into the cartridge")
     m.add_argument("--fast", action="store_true", help="small sizes (also when STMLTM_FAST=1)")
     m.add_argument("--resume", action="store_true", help="keep sections already in --out and run the rest")
@@ -156,20 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("decide", help="evaluate the switching inequality and print every term",
                        description="Exit status: 0 consolidate, 1 wait, 2 bad input.")
-    c.add_argument("--json", help="a JSON file with the SwitchInputs fields (cost and recall as objects)")
-    for name, default, helptext in [
-        ("n", 64.0, "STM items"), ("Q", 1000.0, "future queries"), ("c_upd", 600.0, "update cost, s"),
-        ("r_cart", 0.01, "cartridge overhead, s/query"), ("kappa0", 0.0, "c_ctx intercept, s"),
-        ("kappa1", 0.001, "c_ctx slope, s/item"), ("kappa2", 0.0, "c_ctx curvature, s/item²"),
-        ("q0", 1.0, "recall at n→0"), ("rho", 0.0, "linear recall slope"), ("nu", 50.0, "exponential scale"),
-        ("n50", 10.0, "hyperbolic/Hill half-recall size"), ("k", 1.0, "Hill exponent"),
-        ("q_cart", 0.9, "cartridge recall"), ("lam", 1.0, "s per unit loss"), ("eta", 0.0, "hysteresis"),
-        ("gamma", 0.0, "required quality margin"), ("tau", 1.0, "SNR threshold"),
-    ]:
-        c.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=default, help=helptext)
-    for name in ("m", "m_star", "snr", "g_mdl"):
-        c.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
-    c.add_argument("--recall", default="hyperbolic", choices=["linear", "exponential", "hyperbolic", "hill"])
+    c.add_argument("--json", help="a JSON file with the SwitchInputs fields (cost and recall as objects); flags given "
+                                   "as well override its values; missing fields take the flags' defaults")
+    add_flags(c)
     c.add_argument("--as-json", action="store_true", help="also print the decision as JSON")
     c.set_defaults(func=_decide)
 
@@ -177,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--model", default="default")
     st.add_argument("--items", type=int, default=104, help="base facts in the stream (contradictions are added)")
     st.add_argument("--root", help="controller folder (default: a temporary one)")
-    st.add_argument("--out", default="data/controller_events.jsonl", help="copy of the event log")
+    st.add_argument("--out", help="copy of the event log, a file or folder (default: ./controller_events.jsonl; a "
+                                  "shipped data file is replaced only when named here)")
     st.add_argument("--check-every", type=int, default=8)
     st.add_argument("--lam", type=float, default=5.0, help="seconds per wrong answer")
     st.add_argument("--queries-per-item", type=float, default=50.0, help="expected queries per ingested item")
@@ -186,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--curves", help="measured curves JSON for the priors (default: data/measured_curves.json)")
     st.add_argument("--p", type=int, default=128)
     st.add_argument("--steps", type=int, default=None, help="training steps (default: ConsolidationConfig)")
+    st.add_argument("--fast", action="store_true", help="16 facts, p <= 32, 20 steps unless given (also STMLTM_FAST=1)")
     st.set_defaults(func=_stream)
 
     nb = sub.add_parser("notebooks", help="execute the notebook sequence headless")
@@ -200,8 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stmltm_nb.env import silence_foreign_deprecations
+
+    silence_foreign_deprecations()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,21 +10,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from stmltm_nb.apps.measure_job import _clean, _log
+from stmltm_nb.apps.log import json_clean, log
 from stmltm_nb.io import atomic_write_json, atomic_write_text
 
 
 def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int = 32, steps: int = 100,
              fast: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the whole pipeline at demo size and write the report. Returns the JSON-ready dict."""
-    from stmltm_nb.decision.curves import ltm_recall, recall_model_from
-    from stmltm_nb.decision.switching import CostModel, SwitchInputs, decide
+    from stmltm_nb.apps import sections as S
+    from stmltm_nb.decision.curves import priors
+    from stmltm_nb.decision.switching import SwitchInputs, decide
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import consolidate, templates_of
     from stmltm_nb.memory.facts import load_facts
-    from stmltm_nb.metrics import measure as M
-    from stmltm_nb.metrics.recall import compare_memories
-    from stmltm_nb.metrics.stats import fit_all_recall, fit_cost
+    from stmltm_nb.metrics.measure import cartridge_overhead
     from stmltm_nb.models import load_model
 
     out = Path(out_dir)
@@ -38,43 +36,32 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     train = facts[:n_facts]
     res: dict[str, Any] = {"model": lm.name, "n_facts": n_facts, "fast": fast}
 
-    _log("STM recall curve")
+    log("STM recall curve")
     sizes = [1, 4, 16] if fast else [1, 4, 16, 32, 64]
-    rows = M.recall_curve(model, tok, facts, sizes, per_position=1 if fast else 3)
-    pooled = M.pooled_recall(rows)
-    fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
-    res["recall"] = {"by_position": rows, "pooled": pooled, "fits": [asdict(f) for f in fits], "best_fit": fits[0].model}
+    res["recall"] = S.recall_section(model, tok, facts, sizes, per_position=1 if fast else 3)
 
-    _log("STM cost curve")
-    crow = M.cost_curve(model, tok, facts, [1, 8] if fast else [1, 16, 64], repeats=2)
-    ns = [r["n"] for r in crow[1:]]
-    exc = [r["ttft_cached_s"] - crow[0]["ttft_cached_s"] for r in crow[1:]]
-    res["cost"] = {"rows": crow, "fit_cached_linear": asdict(fit_cost(ns, exc))}
+    log("STM cost curve")
+    res["cost"] = S.cost_section(model, tok, facts, [1, 8] if fast else [1, 16, 64], repeats=2)
 
-    _log(f"consolidation: cartridge on {n_facts} facts")
+    log(f"consolidation: cartridge on {n_facts} facts")
     cfg = ConsolidationConfig(p=64 if not fast else 16, steps=steps, batch_size=16 if not fast else 4)
-    run = consolidate(model, tok, [f.to_item() for f in train], templates_of(train), cfg, progress=progress)
-    over = M.cartridge_overhead(run.cartridge, repeats=3)
-    res["consolidation"] = {"config": asdict(cfg), "seconds": run.seconds, "losses": run.train.losses}
-    res["cartridge"] = over
+    res["consolidation"], run = S.consolidation_section(model, tok, train, cfg, progress)
+    res["cartridge"] = cartridge_overhead(run.cartridge, repeats=3)
 
-    _log("STM vs LTM")
-    table = compare_memories(model, tok, train, run.cartridge, residual=facts[n_facts : n_facts + 4],
-                             chunk_size=cfg.chunk_size)
-    res["comparison"] = table.to_dict(orient="records")
-    q_cart = ltm_recall(res)
+    log("STM vs LTM")
+    res["comparison"] = S.comparison_section(model, tok, train, run.cartridge, facts[n_facts : n_facts + 4],
+                                             cfg.chunk_size)
 
-    _log("the switching rule")
-    rec = recall_model_from(res)
-    x = SwitchInputs(n=n_facts, Q=1000, c_upd=run.seconds["total"], r_cart=over["r_cart_s"],
-                     cost=CostModel(0.0, max(0.0, res["cost"]["fit_cached_linear"]["coef"]["b"])), recall=rec,
-                     q_cart=q_cart, lam=5.0, eta=0.1)
+    log("the switching rule")
+    pri = priors(res).require("cost", "recall", "q_cart", "c_upd", "r_cart")
+    x = SwitchInputs(n=n_facts, Q=1000, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=pri.recall,
+                     q_cart=pri.q_cart, lam=5.0, eta=0.1)
     dec = decide(x)
     res["decision"] = {"inputs": {k: v for k, v in asdict(x).items()}, **dec.to_json()}
     res["total_seconds"] = time.perf_counter() - t0
-    atomic_write_json(out / "report.json", _clean(res))
+    atomic_write_json(out / "report.json", json_clean(res))
     write_html(res, out / "report.html")
-    _log(f"wrote {out / 'report.json'} and {out / 'report.html'} in {res['total_seconds']:.0f} s")
+    log(f"wrote {out / 'report.json'} and {out / 'report.html'} in {res['total_seconds']:.0f} s")
     return res
 
 

@@ -8,11 +8,13 @@ displays; tests move ``tuner.sliders[...]`` and assert on ``tuner.decision`` and
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stmltm_nb.decision.curves import curves_path, load_curves, ltm_recall, recall_model_from  # noqa: F401 - re-exported
+from stmltm_nb.decision.inputs import CurvesError, check_curves  # noqa: F401 - CurvesError re-exported
 from stmltm_nb.decision.switching import (
     CostModel,
     RecallModel,
@@ -39,16 +41,17 @@ SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
 
 
 def presets(curves: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Slider presets from the measured curves: the cached and the stateless serving regime."""
-    cons = curves["consolidation"]
-    q_cart = ltm_recall(curves)
-    snr = curves["signal"]["per_item_at_init"]["snr_m"] or 0.0
-    base = {"n": 64.0, "Q": 3.0, "c_upd": math.log10(max(1.0, cons["c_upd_s"])), "q_cart": float(q_cart),
-            "r_cart": float(curves["cartridge"]["r_cart_s"]), "lam": 5.0, "gamma": 0.0, "tau": 1.0,
-            "snr": float(min(20.0, snr)), "eta": 0.1}
-    cached = dict(base, kappa1=max(0.0, curves["cost"]["fit_cached_linear"]["coef"]["b"]))
-    stateless = dict(base, kappa1=max(0.0, curves["cost"]["fit_stateless_linear"]["coef"]["b"]))
-    return {"measured (cached STM)": cached, "measured (stateless STM)": stateless}
+    """Slider presets from the measured curves (:func:`~stmltm_nb.decision.curves.priors`): the cached and the
+    stateless serving regime. KeyError names the priors a partial file lacks."""
+    from stmltm_nb.decision.curves import priors
+
+    need = ("cost", "q_cart", "c_upd", "r_cart")
+    cached, stateless = (priors(curves, regime).require(*need) for regime in ("cached", "stateless"))
+    base = {"n": 64.0, "Q": 3.0, "c_upd": math.log10(max(1.0, cached.c_upd)), "q_cart": cached.q_cart,
+            "r_cart": cached.r_cart, "lam": 5.0, "gamma": 0.0, "tau": 1.0,
+            "snr": float(min(20.0, cached.snr_m or 0.0)), "eta": 0.1}
+    return {"measured (cached STM)": dict(base, kappa1=cached.cost.kappa1),
+            "measured (stateless STM)": dict(base, kappa1=stateless.cost.kappa1)}
 
 
 class Tuner:
@@ -59,7 +62,7 @@ class Tuner:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        self.curves = curves
+        self.curves = check_curves(curves) if curves is not None else None  # NaN or a missing field: CurvesError
         self.recall = recall_model_from(curves) if curves else RecallModel("hyperbolic", q0=1.0, n50=16.0)
         self.presets = presets(curves) if curves else {}
         start = self.presets.get(preset or "measured (cached STM)", {}) if self.presets else {}
@@ -147,17 +150,20 @@ class Tuner:
             self.fig.show(renderer="colab" if "google.colab" in sys.modules else "plotly_mimetype")
 
 
-def make_tuner(curves: dict[str, Any] | None | str = "measured", preset: str | None = None) -> Tuner:
-    """Build the tuner. ``curves="measured"`` reads ``data/measured_curves.json`` (falls back to defaults with
-    a warning if it is missing); pass a dict to use other curves, or None for built-in defaults."""
-    if curves == "measured":
+def make_tuner(curves: dict[str, Any] | None | str | Path = "measured", preset: str | None = None) -> Tuner:
+    """Build the tuner. ``curves``: ``"measured"`` reads ``data/measured_curves.json`` (missing or unusable: a
+    warning naming the problem, then built-in defaults), a path reads that curves file, a dict is used as is,
+    None means built-in defaults. An explicit file or dict with a missing field or a NaN raises
+    :class:`CurvesError` naming the field; values are never clamped silently."""
+    if isinstance(curves, str) and curves == "measured":
         try:
-            curves = load_curves()
-            presets(curves)  # complete enough for the presets?
-        except (FileNotFoundError, ValueError, KeyError) as e:
+            curves = check_curves(load_curves(), source="data/measured_curves.json")
+        except (FileNotFoundError, ValueError) as e:  # CurvesError is a ValueError
             import warnings
 
-            msg = f"missing section {e}" if isinstance(e, KeyError) else str(e).replace(str(curves_path()), "data/measured_curves.json")
+            msg = str(e).replace(str(curves_path()), "data/measured_curves.json")
             warnings.warn(f"measured curves unusable ({msg}); using built-in defaults", stacklevel=2)
             curves = None
+    elif isinstance(curves, (str, Path)):
+        curves = check_curves(load_curves(curves), source=str(curves))
     return Tuner(curves, preset)

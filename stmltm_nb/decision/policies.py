@@ -6,8 +6,10 @@ cartridge exists, and the quality loss costs λ·Δ·(1 − q̄) seconds, where 
 c_upd(n_res) = c_upd0 + c_upd_item·n_res seconds and moves every residual item into the cartridge. An item
 that contradicts a consolidated one stays in STM (the newer item wins) and retires the stale cartridge item.
 
-Policies decide at the start of each step. The hindsight oracle knows the whole stream and solves the
-schedule exactly by dynamic programming over consolidation times (O(T²)).
+Policies decide at the start of each step and see only a :class:`ScenarioView` of the past: reading the
+stream's length or its future raises :class:`LookaheadError`. The inequality row runs the controller's own
+online rule (:mod:`~stmltm_nb.decision.online`). The hindsight oracle alone knows the whole stream and solves
+the schedule exactly by dynamic programming over consolidation times (O(T²)).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stmltm_nb.decision.switching import CostModel, RecallModel, SkiRental
+from stmltm_nb.decision.online import OnlineRule
+from stmltm_nb.decision.switching import CostModel, RecallModel
 
 
 @dataclass
@@ -96,7 +99,40 @@ class State:
     queries_seen: float
 
 
-Policy = Callable[[State, World, Scenario], bool]
+class LookaheadError(AttributeError):
+    """A policy read the stream's length or its future: only the hindsight oracle may."""
+
+
+class ScenarioView:
+    """What a policy may see of a scenario at step ``t``: its name and the arrivals of steps before t.
+    Reading the length (``steps``, ``len``) or the full arrays raises :class:`LookaheadError`."""
+
+    _FORBIDDEN = ("steps", "items", "queries", "contradictions")
+
+    def __init__(self, sc: Scenario, t: int = 0):
+        object.__setattr__(self, "_sc", sc)
+        object.__setattr__(self, "t", t)
+
+    @property
+    def name(self) -> str:
+        return self._sc.name
+
+    def past(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(items, queries, contradictions) of the steps before ``t``."""
+        sc, t = self._sc, self.t
+        return sc.items[:t].copy(), sc.queries[:t].copy(), sc.contradictions[:t].copy()
+
+    def __getattr__(self, name: str):
+        if name in ScenarioView._FORBIDDEN:
+            raise LookaheadError(f"a policy read the scenario's {name!r}: only the hindsight oracle may see the "
+                                 "stream's length or future; use past()")
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        raise LookaheadError("a policy read the scenario's length: only the hindsight oracle may")
+
+
+Policy = Callable[[State, World, ScenarioView], bool]
 
 
 @dataclass
@@ -137,15 +173,18 @@ def _pending(items: np.ndarray, contra: np.ndarray, s: int | None, e: int) -> in
 
 
 def simulate(world: World, sc: Scenario, policy: Policy, name: str = "") -> SimResult:
-    """Run ``policy`` over the stream; returns total cost and its parts (seconds)."""
+    """Run ``policy`` over the stream; returns total cost and its parts (seconds). The policy sees a
+    :class:`ScenarioView` of the past only."""
     items, contra = _cums(sc)
     last: int | None = None
     res = SimResult(name, 0.0, 0.0, 0.0, 0.0)
     seen = 0.0
+    view = ScenarioView(sc)
     for t in range(sc.steps):
+        object.__setattr__(view, "t", t)
         pending = _pending(items, contra, last, t)
         n_cart_before = _state(items, contra, last, t - 1)[0] if t > 0 else 0
-        if pending > 0 and policy(State(t, n_cart_before, pending, seen), world, sc):
+        if pending > 0 and policy(State(t, n_cart_before, pending, seen), world, view):
             res.updates += world.c_upd(pending)
             last = t
             res.consolidations.append(t)
@@ -179,54 +218,28 @@ def threshold_n(n_thr: int) -> Policy:
 
 
 class InequalityPolicy:
-    """The switching rule online, with Q estimated from the stream (renewal form).
-
-    Q̂ = ω̂·t: the queries a cycle as long as the current one serves (ω̂: EMA of queries per step, t: steps
-    since the last consolidation). Consolidate when
-
-        Q̂ · A(n) ≥ (1+η)·c_upd + R     and     Q̂_rem · A(n) ≥ (1+η)·c_upd
-
-    where R is the rent already paid in this cycle (Σ queries × A since the last consolidation, the ski-rental
-    accumulator) and Q̂_rem = ω̂ × remaining horizon guards the end of the stream. The first condition is the
-    renewal-reward stopping rule: stop when the current rent rate ω̂·A reaches the cycle's average cost
-    ((1+η)c_upd + R)/t; it reacts at once to jumps in A (bursts). The ski-rental trigger R ≥ β·c_upd also fires
-    (either suffices): it stops earlier when A grows concavely, and later cycles are cheaper than the current
-    one. For linearly growing rent both give the EOQ cycle. ``mode="ski"`` keeps only the ski-rental trigger.
-    Evidence gate: at least ``m_floor`` residual items.
-    """
+    """The controller's online rule (:class:`~stmltm_nb.decision.online.OnlineRule`) in the simulator: one tick
+    is one step, the rule observes each step's queries and the advantage A of the state they were served in,
+    and decides at the start of the next step with A(n_res) and c_upd(n_res) of the world. Horizon-free: it
+    never reads the stream's length or future arrivals."""
 
     def __init__(self, beta: float = 1.0, eta: float = 0.0, m_floor: int = 1, ema: float = 0.1,
-                 horizon: int | None = None, mode: str = "renewal"):
-        if mode not in ("renewal", "ski"):
-            raise ValueError("mode must be 'renewal' or 'ski'")
-        self.beta, self.eta, self.m_floor, self.ema, self.horizon, self.mode = beta, eta, m_floor, ema, horizon, mode
+                 mode: str = "renewal"):
+        self.beta, self.eta, self.m_floor, self.ema, self.mode = beta, eta, m_floor, ema, mode
         self.reset()
 
     def reset(self) -> None:
-        self.rent = SkiRental(self.beta)
-        self.rate: float | None = None
-        self.cycle_start = 0
+        self.rule = OnlineRule(beta=self.beta, eta=self.eta, m_floor=self.m_floor, ema=self.ema, mode=self.mode)
 
     def observe(self, t: int, world: World, n_cart: int, n_res: int, queries: float) -> None:
         """Called by the simulator after each step with the state the queries were served in."""
-        self.rent.observe(world.advantage(n_cart, n_res), queries)
-        self.rate = queries if self.rate is None else (1 - self.ema) * self.rate + self.ema * queries
+        self.rule.observe(world.advantage(n_cart, n_res), ticks=1.0, queries=queries)
 
-    def __call__(self, s: State, world: World, sc: Scenario) -> bool:
-        if s.n_res < self.m_floor or self.rate is None:
-            return False
-        c_upd = (1 + self.eta) * world.c_upd(s.n_res)
-        A = world.advantage(s.n_cart, s.n_res)
-        remaining = (self.horizon if self.horizon is not None else sc.steps) - s.t
-        if self.rate * max(0, remaining) * A < c_upd:
-            return False
-        go = self.rent.should_consolidate(c_upd)
-        if self.mode == "renewal":
-            go = go or self.rate * (s.t - self.cycle_start) * A >= c_upd + self.rent.rent
-        if go:
-            self.rent.reset()
-            self.cycle_start = s.t
-        return go
+    def __call__(self, s: State, world: World, sc: ScenarioView) -> bool:
+        d = self.rule.evaluate(s.n_res, world.advantage(s.n_cart, s.n_res), world.c_upd(s.n_res))
+        if d.go:  # a simulated consolidation always succeeds
+            self.rule.consolidated()
+        return d.go
 
 
 def oracle(world: World, sc: Scenario) -> SimResult:
@@ -281,19 +294,15 @@ def compare(world: World, sc: Scenario, k_grid: range | None = None, n_thr: int 
 
 
 def world_from_curves(curves: dict, lam: float = 5.0, regime: str = "cached") -> World:
-    """A World from ``stmltm measure`` output: c_ctx(n) slope from the chosen regime's linear fit, the best
-    q_ctx family, q_cart and r_cart as measured, and c_upd split into a fixed part (student training) and a
-    per-item part (teacher targets and questions per consolidated item). λ (s per error) is a choice."""
-    from stmltm_nb.decision.curves import ltm_recall, recall_model_from
+    """A World from ``stmltm measure`` output (through :func:`~stmltm_nb.decision.curves.priors`): c_ctx(n)
+    slope of the chosen regime, the best q_ctx family, q_cart and r_cart as measured, and c_upd split into a
+    fixed part (student training) and a per-item part (teacher targets and questions per consolidated item).
+    λ (s per error) is a choice. KeyError names the priors a partial file lacks."""
+    from stmltm_nb.decision.curves import priors
 
-    fit = curves["cost"][f"fit_{regime}_linear"]["coef"]
-    cons = curves["consolidation"]
-    secs = cons["seconds"]
-    n_items = curves["n_facts"]
-    return World(cost=CostModel(0.0, max(0.0, fit["b"])), recall=recall_model_from(curves),
-                 q_cart=ltm_recall(curves), r_cart=float(curves["cartridge"]["r_cart_s"]),
-                 c_upd0=float(secs["train"]), c_upd_item=float(secs["teacher"] + secs["questions"]) / n_items,
-                 lam=lam)
+    p = priors(curves, regime).require("cost", "recall", "q_cart", "r_cart", "c_upd_fixed", "c_upd_per_item")
+    return World(cost=p.cost, recall=p.recall, q_cart=p.q_cart, r_cart=p.r_cart, c_upd0=p.c_upd_fixed,
+                 c_upd_item=p.c_upd_per_item, lam=lam)
 
 
 def policy_table(world: World, scs: list[Scenario] | None = None, **kw) -> list[dict]:

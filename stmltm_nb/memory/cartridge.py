@@ -12,7 +12,7 @@ Initialisation (``init``):
 LoRA backend: rank-r adapters on the attention projections of a private copy of the base model (so the
 shared model other memories use is never modified); served with the plain header and no items.
 
-Serving: :meth:`Cartridge.memory` returns an :class:`~stmltm_nb.stm.STMBuffer` whose cache starts from the
+Serving: :meth:`Cartridge.memory` returns an :class:`~stmltm_nb.memory.stm.STMBuffer` whose cache starts from the
 cartridge, so "LTM only" and "LTM + residual STM" use the same append/answer code as STM.
 
 Saved as a folder: ``adapter_model.safetensors`` + ``adapter_config.json`` (PEFT's own format, so
@@ -25,12 +25,10 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from stmltm_nb.io import sha256_file
+from stmltm_nb.io import apply_umask, atomic_dir, sha256_file
 from stmltm_nb.memory.config import BACKENDS, INITS  # noqa: F401 - re-exported
 from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.models import model_fingerprint
@@ -206,35 +204,20 @@ class Cartridge:
 
     # ----- persistence ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the cartridge folder atomically (temp folder + rename); checksums go into ``cartridge.json``."""
+        """Write the cartridge folder atomically (temp folder + rename; removed on any error, Ctrl-C included);
+        checksums go into ``cartridge.json``; files get the user's umask permissions."""
         from safetensors.torch import save_file
 
         path = Path(path)
         if path.exists() and not overwrite:
             raise CartridgeError(f"{path} exists; pass overwrite=True to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path, overwrite=overwrite) as tmp:
             self.peft_model.peft_config[self.peft_model.active_adapter].save_pretrained(str(tmp))
             tensors = self._state_tensors()
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "stmltm_backend": self.backend})
             meta = dict(self.meta, weights_sha256=sha256_file(tmp / WEIGHTS_FILE))
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False, default=str))
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            _publishable(tmp)
         self.meta = meta
         return path
 
@@ -271,9 +254,10 @@ class Cartridge:
         except (SafetensorError, OSError, ValueError) as e:
             raise CartridgeError(f"cannot read {wfile}: {e}") from e
         backend = meta["backend"]
-        cart = cls.create(model, tokenizer, p=max(int(meta.get("p") or 2), 2), backend=backend, init="random",
-                          num_frozen=int(meta.get("num_frozen", 1)), lora_rank=int(meta.get("lora_rank") or 8),
-                          header=header, fmt=fmt)
+        cart = cls.create(model, tokenizer, p=meta["p"] if backend == "prefix" else 2, backend=backend, init="random",
+                          num_frozen=meta["num_frozen"] if backend == "prefix" else 1,
+                          lora_rank=meta.get("lora_rank", 8), header=header, fmt=fmt)
+        _check_shapes(wfile, tensors, cart._state_tensors(), meta)
         if backend == "prefix":
             cart.encoder.load_prompt_embeddings(tensors["prompt_embeddings"])
         else:
@@ -285,7 +269,7 @@ class Cartridge:
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``cartridge.json`` of a saved cartridge folder."""
+    """Read and validate ``cartridge.json`` of a saved cartridge folder (:class:`CartridgeError` names the field)."""
     path = Path(path)
     mfile = path / META_FILE
     if not mfile.is_file():
@@ -298,7 +282,37 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise CartridgeError(f"{mfile} has no valid 'backend'")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CartridgeError(f"{mfile}: unsupported format_version {meta.get('format_version')}")
+    prefix = meta["backend"] == "prefix"
+    fields = [("base_fingerprint", str, None, True), ("p", int, 2 if prefix else 0, True), ("num_frozen", int, 0, True),
+              ("lora_rank", int, 1, not prefix), ("weights_sha256", str, None, False), ("stats", dict, None, False)]
+    for name, kind, lo, required in fields:
+        v = meta.get(name)
+        if v is None and not required:
+            continue
+        if isinstance(v, bool) or not isinstance(v, kind) or (lo is not None and v < lo):
+            want = kind.__name__ + (f" >= {lo}" if lo is not None else "")
+            raise CartridgeError(f"{mfile}: field {name!r} must be {want}, got {v!r}")
+    if prefix and meta["num_frozen"] >= meta["p"]:
+        raise CartridgeError(f"{mfile}: field 'num_frozen' must be < p = {meta['p']}, got {meta['num_frozen']}")
     return meta
+
+
+def _check_shapes(wfile: Path, got: dict[str, Any], want: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Raise :class:`CartridgeError` unless the saved tensors have exactly the names and shapes ``meta`` implies."""
+    if set(got) != set(want):
+        raise CartridgeError(f"{wfile}: tensors {sorted(set(got) ^ set(want))[:3]} do not match cartridge.json "
+                             f"(backend {meta['backend']!r})")
+    for k, t in got.items():
+        if tuple(t.shape) != tuple(want[k].shape):
+            field = "p" if k == "prompt_embeddings" else "lora_rank"
+            raise CartridgeError(f"{wfile}: tensor {k!r} has shape {tuple(t.shape)} but cartridge.json field "
+                                 f"{field!r} = {meta.get(field)} implies {tuple(want[k].shape)}")
+
+
+def _publishable(folder: Path) -> None:
+    """Give every file in ``folder`` the user's umask permissions (readable on a shared JupyterHub)."""
+    for f in folder.iterdir():
+        apply_umask(f, folder=f.is_dir())
 
 
 def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: Any, tokenizer: Any) -> Cartridge:
@@ -310,21 +324,25 @@ def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: An
     """
     from peft import compose_cartridge_adapters
 
+    paths = list(paths)
+    if len(paths) < 2:
+        raise CartridgeError(f"compose needs at least two saved cartridges, got {len(paths)}")
+    output = Path(output)
+    if output.exists():
+        raise CartridgeError(f"{output} exists; compose writes a new folder")
     metas = [read_meta(p) for p in paths]
     if any(m["backend"] != "prefix" for m in metas):
         raise CartridgeError("only prefix cartridges can be composed")
-    fps = {m["base_fingerprint"] for m in metas}
-    if len(fps) != 1:
+    if len({m["base_fingerprint"] for m in metas}) != 1:
         raise CartridgeError("cartridges to compose were trained on different base models")
-    output = Path(output)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent if output.parent.exists() else None))
-    compose_cartridge_adapters([str(p) for p in paths], output_path=str(tmp))
-    meta = dict(metas[0], p=sum(int(m["p"]) for m in metas), init="composed", stats={},
+    for p, m in zip(paths, metas):
+        if m.get("weights_sha256") and sha256_file(Path(p) / WEIGHTS_FILE) != m["weights_sha256"]:
+            raise CartridgeError(f"{Path(p) / WEIGHTS_FILE} is corrupt or truncated (checksum mismatch)")
+    meta = dict(metas[0], p=sum(m["p"] for m in metas), init="composed", stats={},
                 composed_from=[str(Path(p).name) for p in paths])
-    meta["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.exists():
-        raise CartridgeError(f"{output} exists")
-    shutil.move(str(tmp), str(output))
+    with atomic_dir(output) as tmp:
+        compose_cartridge_adapters([str(p) for p in paths], output_path=str(tmp))
+        meta["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        _publishable(tmp)
     return Cartridge.load(output, model, tokenizer)

@@ -77,6 +77,9 @@ class ConsolidationConfig:
             raise ValueError(f"ConsolidationConfig.lr must be > 0, got {self.lr!r}")
         if self.gold_boost < 1:
             raise ValueError(f"ConsolidationConfig.gold_boost must be >= 1, got {self.gold_boost!r}")
+        if self.backend == "prefix" and self.p < 2:
+            raise ValueError(f"ConsolidationConfig.p must be >= 2 for the prefix backend (one frozen attention-sink "
+                             f"token + trainable ones), got {self.p!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"ConsolidationConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.init not in INITS:

@@ -25,7 +25,7 @@ from stmltm_nb.memory.teacher import (
     retention_targets,
 )
 from stmltm_nb.memory.training import TrainResult, train_cartridge
-from stmltm_nb.models import cache_dir
+from stmltm_nb.models import cache_dir, ensure_cache_writable
 
 
 @dataclass
@@ -106,6 +106,7 @@ def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates:
     cfg = config
     if not isinstance(cfg, ConsolidationConfig):
         raise TypeError(f"consolidate needs a ConsolidationConfig, got {type(cfg).__name__}")
+    ensure_cache_writable(_targets_cache(targets_cache))  # an unwritable cache fails now, not after the teacher
     all_items = list(replay) + list(items)
     if not all_items:
         raise ValueError("nothing to consolidate: no items")

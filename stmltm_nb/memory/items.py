@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time as _time
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,19 +54,44 @@ class STMItem:
         return item
 
 
+ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}")
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"}  # controls, format, spaces, marks
+
+
+def _check_unicode(name: str, v: str) -> None:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise STMError(f"STM item {name} contains a lone surrogate {v[e.start]!r} at character {e.start} "
+                       "(not valid Unicode)") from None
+
+
+def _visible(text: str) -> bool:
+    """True when ``text`` has at least one character that shows (not whitespace, zero-width or a control)."""
+    return any(unicodedata.category(c) not in _INVISIBLE for c in text)
+
+
 def validate_item(item: STMItem) -> None:
-    """Raise :class:`STMError` unless the item has non-empty text and well-typed fields."""
+    """Raise :class:`STMError` naming the field unless the item has visible text (valid Unicode), a safe id
+    (letters, digits and ``_.:@+-``, at most 128 characters, no ``..``, no newline or slash) and well-typed
+    optional fields."""
     if not isinstance(item.text, str):
         raise STMError(f"STM item text must be a string, got {type(item.text).__name__}")
-    if not item.text.strip():
-        raise STMError("STM item text is empty or whitespace")
+    _check_unicode("text", item.text)
+    if not _visible(item.text):
+        raise STMError("STM item text is empty, whitespace or only invisible characters (zero-width, controls)")
     if not isinstance(item.id, str) or not item.id.strip():
         raise STMError("STM item id must be a non-empty string")
+    if not ID_PATTERN.fullmatch(item.id) or ".." in item.id:
+        raise STMError(f"STM item id {item.id[:40]!r} is not allowed: use at most 128 letters, digits and _.:@+- "
+                       "(no '..', slashes, spaces or newlines)")
     for name in ("answer", "source", "key"):
         v = getattr(item, name)
         if v is not None and not isinstance(v, str):
             raise STMError(f"STM item {name} must be a string or None, got {type(v).__name__}")
-    if not isinstance(item.time, (int, float)) or not math.isfinite(item.time):
+        if v is not None:
+            _check_unicode(name, v)
+    if isinstance(item.time, bool) or not isinstance(item.time, (int, float)) or not math.isfinite(item.time):
         raise STMError("STM item time must be a finite number (seconds since the epoch)")
 
 

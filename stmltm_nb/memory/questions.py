@@ -30,7 +30,7 @@ def self_study_questions(model: Any, tokenizer: Any, item: STMItem, n: int = 1, 
 
     if n <= 0:
         return []
-    prompt = f"{fmt.start}user\n{SELF_STUDY_PROMPT.format(text=item.text.strip())}{fmt.end}\n{fmt.start}assistant\n"
+    prompt = fmt.user_turn(SELF_STUDY_PROMPT.format(text=item.text.strip()))
     ids = torch.tensor([encode(tokenizer, prompt)])
     gen = torch.Generator().manual_seed(seed)
     end_id = tokenizer.convert_tokens_to_ids(fmt.end)
@@ -40,7 +40,7 @@ def self_study_questions(model: Any, tokenizer: Any, item: STMItem, n: int = 1, 
             from transformers import DynamicCache
 
             cache = DynamicCache()
-            logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1]
+            logits = model(input_ids=ids, cache=cache, use_cache=True).logits[0, -1]
             toks: list[int] = []
             for _ in range(max_new_tokens):
                 probs = torch.softmax(logits.float() / 0.7, dim=-1)
@@ -48,7 +48,7 @@ def self_study_questions(model: Any, tokenizer: Any, item: STMItem, n: int = 1, 
                 if t in (end_id, tokenizer.eos_token_id):
                     break
                 toks.append(t)
-                logits = model(input_ids=torch.tensor([[t]]), past_key_values=cache, use_cache=True).logits[0, -1]
+                logits = model(input_ids=torch.tensor([[t]]), cache=cache, use_cache=True).logits[0, -1]
             q = tokenizer.decode(toks, skip_special_tokens=True).strip().split("\n")[0].strip()
             if q.endswith("?") and 10 <= len(q) <= 200 and q not in out and _on_topic(q, item.text):
                 out.append(q)

@@ -1,13 +1,15 @@
 """STM: the spec's buffer S_t = {(x_i, y_i)}, held as natural-language items on a live KV cache.
 
 ``append`` prefills only the new item's tokens onto the cache (O(b) tokens, not O(n·b)). Questions are
-answered on top of the cached STM and the cache is cropped back afterwards, so answering never mutates STM.
+answered on top of the cached STM (:meth:`STMBuffer.on_top`) and the cache is cropped back afterwards, so
+answering never mutates STM. Token NLLs (answers, texts, item code lengths) all come from
+:meth:`STMBuffer.continuation_nll`.
 
 Notation: n = number of items, b = mean tokens per item (separator included), n·b = STM tokens,
 N_max = capacity in tokens (``max_tokens``).
 
 The cache may start from a header prefill (plain STM) or from a cartridge's KV prefix (LTM + residual STM):
-see :class:`stmltm_nb.cartridge.Cartridge`.
+see :class:`stmltm_nb.memory.cartridge.Cartridge`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +154,7 @@ class STMBuffer:
         import torch
 
         with torch.no_grad():
-            return self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
+            return self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True)
 
     def _fresh_cache(self):
         from transformers import DynamicCache
@@ -206,14 +209,8 @@ class STMBuffer:
                     "Consolidate into a cartridge, remove items, or use eviction='oldest'."
                 )
             self._evict_for(len(ids))
-        before = self._cache.get_seq_length()
-        try:
+        with self._restored(keep=True):  # a failing forward leaves the cache as it was
             self._forward(ids, self._cache)
-        except BaseException:
-            grown = self._cache.get_seq_length() - before
-            if grown > 0:
-                self._cache.crop(-grown)
-            raise
         self.items.append(it)
         self._item_ids.append(ids)
         return it
@@ -250,9 +247,29 @@ class STMBuffer:
         self._rebuild()
 
     # ----- querying ------------------------------------------------------------------------------------
-    def _with_query(self, ids: list[int]):
-        """Run ``ids`` on top of the cached STM; yields (outputs, cache) and crops the cache back after."""
-        return _QueryScope(self, ids)
+    @contextmanager
+    def _restored(self, keep: bool = False) -> Iterator[None]:
+        """Crop the cache back to its current length when the block exits: always, or with ``keep`` only when
+        the block raises. The one place the live cache is ever cropped."""
+        len0 = self._cache.get_seq_length()
+        ok = False
+        try:
+            yield
+            ok = keep
+        finally:
+            grown = self._cache.get_seq_length() - len0
+            if not ok and grown > 0:
+                self._cache.crop(-grown)
+
+    @contextmanager
+    def on_top(self, ids: list[int]) -> Iterator[tuple[Any, Any]]:
+        """Run token ``ids`` on top of the cached STM; yields (model outputs, live cache). Whatever the block
+        adds to the cache (these ids, decoded tokens) is cropped off on exit, errors included."""
+        ids = list(ids)
+        if self._cache.get_seq_length() + len(ids) > self.window:
+            raise STMCapacityError(f"query of {len(ids)} tokens does not fit the model window")
+        with self._restored():
+            yield self._forward(ids, self._cache), self._cache
 
     def query_logits(self, question: str, continuation: str = ""):
         """Logits (1, T, vocab) for the query suffix (+ ``continuation``) given the cached STM."""
@@ -260,21 +277,29 @@ class STMBuffer:
 
     def logits_for_ids(self, ids: list[int]):
         """Logits (1, len(ids), vocab) for token ids run on top of the cached STM (cache unchanged)."""
-        with self._with_query(list(ids)) as (out, _):
+        with self.on_top(ids) as (out, _):
             return out.logits
+
+    def continuation_nll(self, prefix_ids: list[int], target_ids: list[int], reduction: str = "mean") -> float:
+        """Negative log-likelihood of ``target_ids`` following ``prefix_ids`` on top of the cached STM, in nats:
+        per target token (``reduction="mean"``) or in total (``"sum"``). The cache is unchanged."""
+        import torch
+
+        prefix_ids, target_ids = list(prefix_ids), list(target_ids)
+        if not prefix_ids or not target_ids:
+            raise STMError("continuation_nll needs at least one prefix token and one target token")
+        if reduction not in ("mean", "sum"):
+            raise STMError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        logits = self.logits_for_ids(prefix_ids + target_ids)[0, len(prefix_ids) - 1 : -1].float()
+        logp = torch.log_softmax(logits, -1)[torch.arange(len(target_ids)), torch.tensor(target_ids)]
+        return float(-(logp.mean() if reduction == "mean" else logp.sum()))
 
     def answer_nll(self, question: str, answer: str) -> float:
         """Mean negative log-likelihood of ``answer`` tokens after the question, in nats per token."""
-        import torch
-
-        q_ids = encode(self.tokenizer, self.fmt.query(question))
         a_ids = encode(self.tokenizer, answer.strip())
         if not a_ids:
             raise STMError("answer is empty")
-        with self._with_query(q_ids + a_ids) as (out, _):
-            logp = torch.log_softmax(out.logits[0, len(q_ids) - 1 : -1].float(), dim=-1)
-            nll = -logp[torch.arange(len(a_ids)), torch.tensor(a_ids)]
-        return float(nll.mean())
+        return self.continuation_nll(encode(self.tokenizer, self.fmt.query(question)), a_ids)
 
     def answer(self, question: str, max_new_tokens: int = 24) -> str:
         """Greedy answer to ``question`` using the cached STM; the cache is unchanged afterwards."""
@@ -294,7 +319,7 @@ class STMBuffer:
         stop = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids(self.fmt.end)}
         out_ids: list[int] = []
         rows = []
-        with self._with_query(ids) as (out, cache), torch.no_grad():
+        with self.on_top(ids) as (out, cache), torch.no_grad():
             logits = out.logits[0, -1]
             while True:
                 if keep_logits:
@@ -305,7 +330,7 @@ class STMBuffer:
                 out_ids.append(nxt)
                 if stop_at_newline and "\n" in self.tokenizer.decode([nxt]):
                     break
-                logits = self.model(input_ids=torch.tensor([[nxt]]), past_key_values=cache, use_cache=True).logits[0, -1]
+                logits = self.model(input_ids=torch.tensor([[nxt]]), cache=cache, use_cache=True).logits[0, -1]
         return out_ids, (torch.stack(rows) if keep_logits else None)
 
     # ----- persistence ---------------------------------------------------------------------------------
@@ -321,28 +346,3 @@ class STMBuffer:
         buf.extend(read_items(path))
         return buf
 
-
-class _QueryScope:
-    def __init__(self, buf: STMBuffer, ids: list[int]):
-        self.buf, self.ids = buf, ids
-
-    def __enter__(self):
-        cache = self.buf._cache
-        self.len0 = cache.get_seq_length()
-        if self.len0 + len(self.ids) > self.buf.window:
-            raise STMCapacityError(f"query of {len(self.ids)} tokens does not fit the model window")
-        try:
-            out = self.buf._forward(self.ids, cache)
-        except BaseException:
-            self._restore()
-            raise
-        return out, cache
-
-    def _restore(self):
-        grown = self.buf._cache.get_seq_length() - self.len0
-        if grown > 0:
-            self.buf._cache.crop(-grown)
-
-    def __exit__(self, *exc):
-        self._restore()
-        return False

@@ -209,15 +209,11 @@ def cartridge_dl(cart: Cartridge, init_vector, step_fraction: float = 0.125) -> 
 
 
 def item_code_bits(buf: STMBuffer, items: Sequence[STMItem]) -> list[float]:
-    """Code length (bits) of each item's text under the memory in ``buf`` (its tokens after the prefix)."""
-    import torch
-
+    """Code length (bits) of each item's text under the memory in ``buf`` (its tokens after the first one)."""
     out = []
     for it in items:
         ids = encode(buf.tokenizer, buf.fmt.item(it.text))
-        logits = buf.logits_for_ids(ids)[0, :-1].float()
-        logp = torch.log_softmax(logits, -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
-        out.append(nats_to_bits(float(-logp.sum())))
+        out.append(nats_to_bits(buf.continuation_nll(ids[:1], ids[1:], reduction="sum")))
     return out
 
 

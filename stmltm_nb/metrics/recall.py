@@ -71,25 +71,54 @@ def spread(seq: Sequence, k: int) -> list:
     return [seq[round(i * (len(seq) - 1) / (k - 1))] for i in range(k)]
 
 
-MODES = ("no memory", "STM (all items)", "STM (own chunk, oracle)", "LTM (cartridge)", "LTM + residual STM")
 RETENTION_QUESTION = "Tell me some general facts about the world."
+RESIDUAL_ONLY = "STM (residual items only)"  # the baseline for the residual facts: no cartridge in front of them
 
 
 def text_nll(buf: STMBuffer, text: str, question: str = RETENTION_QUESTION) -> float:
     """Mean NLL (nats/token) of ``text`` as the assistant's reply to ``question``, on top of ``buf``'s memory."""
-    import torch
-
     from stmltm_nb.prompts import encode
 
-    q_ids = encode(buf.tokenizer, buf.fmt.query(question))
-    t_ids = encode(buf.tokenizer, text.strip())
-    logits = buf.logits_for_ids(q_ids + t_ids)[0, len(q_ids) - 1 : -1].float()
-    logp = torch.log_softmax(logits, -1)[torch.arange(len(t_ids)), torch.tensor(t_ids)]
-    return float(-logp.mean())
+    return buf.continuation_nll(encode(buf.tokenizer, buf.fmt.query(question)), encode(buf.tokenizer, text.strip()))
 
 
 def _rate(hits: Sequence[bool]) -> float:
     return sum(hits) / len(hits) if hits else float("nan")
+
+
+def _buffer(model, tokenizer, facts: Sequence[Fact]) -> STMBuffer:
+    buf = STMBuffer(model, tokenizer)
+    buf.extend([f.to_item() for f in facts])
+    return buf
+
+
+def _memories(model, tokenizer, facts: Sequence[Fact], cartridge, residual: Sequence[Fact]) -> dict:
+    """Memory mode → (buffer, facts asked about). The oracle's buffer is None: it is built per chunk."""
+    everything = list(facts) + list(residual)
+    out = {"no memory": (STMBuffer(model, tokenizer), everything),
+           "STM (all items)": (_buffer(model, tokenizer, everything), everything),
+           "STM (own chunk, oracle)": (None, everything)}
+    if cartridge is not None:
+        out["LTM (cartridge)"] = (cartridge.memory(), everything)
+        out["LTM + residual STM"] = (cartridge.memory(residual=[f.to_item() for f in residual]), everything)
+        if residual:
+            out[RESIDUAL_ONLY] = (_buffer(model, tokenizer, residual), list(residual))
+    return out
+
+
+def _ask(buf: STMBuffer | None, asked: Sequence[Fact], chunk_size: int, model, tokenizer,
+         **kw) -> tuple[list[bool], float, float]:
+    """(hit per question in fact order, mean answer NLL in nats/token, seconds per query) of one memory; with
+    ``buf=None`` each chunk of ``chunk_size`` facts is asked against an STM of that chunk alone (the oracle)."""
+    if buf is not None:
+        r = evaluate_recall(buf, asked, **kw)
+        return [o[3] for o in r.outputs], r.nll, r.seconds_per_query
+    from stmltm_nb.memory.facts import chunks
+
+    parts = [evaluate_recall(_buffer(model, tokenizer, g), g, **kw) for g in chunks(asked, chunk_size)]
+    total = sum(p.total for p in parts)
+    return ([o[3] for p in parts for o in p.outputs], sum(p.nll * p.total for p in parts) / total,
+            sum(p.seconds_per_query * p.total for p in parts) / total)
 
 
 def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
@@ -97,47 +126,31 @@ def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, re
                      first_question_only: bool = True, retention_text: str | None = None):
     """The STM-vs-LTM table: recall (with Wilson 95 % interval), answer NLL and seconds per query for each
     memory mode and question kind, asked about ``facts + residual`` (``recall``), split into the facts the
-    cartridge was trained on (``recall_cart``) and the residual ones (``recall_resid``); plus retention rows (NLL of a general
-    text, nats/token) for each mode. ``cartridge`` was trained on ``facts``; ``residual`` facts are newer items
-    kept in STM. Returns a pandas DataFrame (one row per mode × kind)."""
+    cartridge was trained on (``recall_cart``) and the residual ones (``recall_resid``); plus retention rows
+    (NLL of a general text, nats/token) for each mode. ``cartridge`` was trained on ``facts``; ``residual`` facts
+    are newer items kept in STM. With both, the row ``STM (residual items only)`` asks the residual facts alone
+    against an STM of just them (its ``recall_cart`` is NaN). Returns a pandas DataFrame (one row per mode × kind).
+    """
     import pandas as pd
 
-    from stmltm_nb.memory.facts import chunks, general_text
+    from stmltm_nb.memory.facts import general_text
     from stmltm_nb.metrics.stats import wilson_interval
 
-    everything = list(facts) + list(residual)
-    memories: dict[str, STMBuffer | None] = {"no memory": STMBuffer(model, tokenizer)}
-    memories["STM (all items)"] = STMBuffer(model, tokenizer)
-    memories["STM (all items)"].extend([f.to_item() for f in everything])
-    memories["STM (own chunk, oracle)"] = None  # built per chunk below
-    if cartridge is not None:
-        memories["LTM (cartridge)"] = cartridge.memory()
-        memories["LTM + residual STM"] = cartridge.memory(residual=[f.to_item() for f in residual])
+    memories = _memories(model, tokenizer, facts, cartridge, residual)
     rows = []
-    for mode, buf in memories.items():
+    for mode, (buf, asked) in memories.items():
         for kind in kinds:
-            if buf is None:
-                parts = []
-                for group in chunks(everything, chunk_size):
-                    b = STMBuffer(model, tokenizer)
-                    b.extend([f.to_item() for f in group])
-                    parts.append(evaluate_recall(b, group, kind, max_new_tokens, first_question_only))
-                hit_list = [o[3] for p in parts for o in p.outputs]
-                total = len(hit_list)
-                nll = sum(p.nll * p.total for p in parts) / total
-                spq = sum(p.seconds_per_query * p.total for p in parts) / total
-            else:
-                r = evaluate_recall(buf, everything, kind, max_new_tokens, first_question_only)
-                hit_list, total, nll, spq = [o[3] for o in r.outputs], r.total, r.nll, r.seconds_per_query
-            hits = sum(hit_list)
-            n_cart = sum(len(questions_for(f, kind)[:1] if first_question_only else questions_for(f, kind))
-                         for f in facts)  # outputs come in fact order: the consolidated facts first
+            hit_list, nll, spq = _ask(buf, asked, chunk_size, model, tokenizer, kind=kind,
+                                      max_new_tokens=max_new_tokens, first_question_only=first_question_only)
+            n_cart = 0 if mode == RESIDUAL_ONLY else sum(  # outputs come in fact order: consolidated facts first
+                len(questions_for(f, kind)[:1] if first_question_only else questions_for(f, kind)) for f in facts)
+            hits, total = sum(hit_list), len(hit_list)
             lo, hi = wilson_interval(hits, total)
             rows.append({"mode": mode, "questions": kind, "recall": hits / total, "lo": lo, "hi": hi,
                          "recall_cart": _rate(hit_list[:n_cart]), "recall_resid": _rate(hit_list[n_cart:]),
                          "answer_nll": nll, "n_questions": total, "s_per_query": spq})
     text = retention_text or general_text()
-    for mode, buf in memories.items():
+    for mode, (buf, _) in memories.items():
         if buf is not None:
             rows.append({"mode": mode, "questions": "retention (general text NLL)", "recall": float("nan"),
                          "lo": float("nan"), "hi": float("nan"), "answer_nll": text_nll(buf, text),

@@ -1,0 +1,145 @@
+"""The sections of ``stmltm measure`` (and, at demo size, ``stmltm demo``): each measures one Key-Metrics signal
+on a model and returns its JSON-ready part. Sizes are parameters, so both jobs share the code. Times are
+wall-clock seconds, losses nats per token, code lengths bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.memory.config import ConsolidationConfig
+from stmltm_nb.memory.consolidation import Consolidation, consolidate, templates_of
+from stmltm_nb.memory.facts import Fact
+from stmltm_nb.memory.teacher import TeacherTargets
+from stmltm_nb.metrics import measure as M
+from stmltm_nb.metrics.stats import fit_all_recall, fit_cost
+
+
+def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The recall-decay families fitted to the pooled q_ctx(n) rows, best (lowest AIC) first."""
+    fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
+    return {"fits": [asdict(f) for f in fits], "best_fit": fits[0].model}
+
+
+def recall_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int,
+                   heldout_sizes: Sequence[int] = ()) -> dict[str, Any]:
+    """q_ctx(n), L_ctx(n) by position and pooled at the STM sizes ``sizes`` (items), with the fitted families;
+    with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer."""
+    rows = M.recall_curve(model, tok, facts, sizes, per_position=per_position)
+    pooled = M.pooled_recall(rows)
+    out: dict[str, Any] = {"by_position": rows, "pooled": pooled}
+    if heldout_sizes:
+        out["heldout"] = M.recall_curve(model, tok, facts, heldout_sizes, per_position=per_position,
+                                        positions=("middle",), kind="heldout")
+    return {**out, **recall_fits(pooled), "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
+
+
+def cost_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int) -> dict[str, Any]:
+    """c_ctx(n) in both regimes at ``sizes`` (plus n = 0) and its fits on the excess TTFT(n) − TTFT(0), seconds;
+    the quadratic fit needs at least three sizes and is left out with fewer."""
+    rows = M.cost_curve(model, tok, facts, sizes, repeats=repeats)
+    base = rows[0]
+    ns = [r["n"] for r in rows[1:]]
+    exc_c = [r["ttft_cached_s"] - base["ttft_cached_s"] for r in rows[1:]]
+    exc_s = [r["ttft_stateless_s"] - base["ttft_stateless_s"] for r in rows[1:]]
+    out = {"rows": rows, "note": "excess = TTFT(n) − TTFT(0): the per-query cost attributable to STM",
+           "fit_cached_linear": asdict(fit_cost(ns, exc_c)), "fit_stateless_linear": asdict(fit_cost(ns, exc_s))}
+    if len(ns) >= 3:
+        out["fit_stateless_quadratic"] = asdict(fit_cost(ns, exc_s, quadratic=True))
+    return out
+
+
+def consolidation_section(model: Any, tok: Any, facts: Sequence[Fact], cfg: ConsolidationConfig,
+                          progress: bool = True, save_to: str | Path | None = None
+                          ) -> tuple[dict[str, Any], Consolidation]:
+    """Train a cartridge on ``facts`` (saved to ``save_to`` when given). Returns (c_upd in seconds, loss history,
+    analytic FLOPs, ...; the run itself)."""
+    run = consolidate(model, tok, [f.to_item() for f in facts], templates_of(facts), cfg, progress=progress)
+    if save_to is not None:
+        run.cartridge.save(save_to, overwrite=True)
+    flops = M.training_flops(model.config, run.targets, cfg.steps, cfg.batch_size, cfg.p)
+    return {"config": asdict(cfg), "seconds": run.seconds, "c_upd_s": run.seconds["total"],
+            "losses": run.train.losses, "examples": len(run.targets), "flops": flops,
+            "student_tokens": run.train.tokens_seen}, run
+
+
+def signal_section(init: Cartridge, cart: Cartridge, tt: TeacherTargets, m_items: int, b_big: int,
+                   repeats: int) -> dict[str, Any]:
+    """Gradient SNR and B_simple per item (at init and after training) and by two batch sizes (2 and ``b_big``
+    examples, ``repeats`` batches each); m_snr_tau2 is the items needed for SNR_m = 2."""
+    sig0 = M.per_item_gradient_signal(init, tt)
+    sig1 = M.per_item_gradient_signal(cart, tt)
+    two = M.two_batch_noise_scale(init, tt, b_small=2, b_big=b_big, repeats=repeats)
+    return {"per_item_at_init": asdict(sig0), "per_item_after_training": asdict(sig1), "two_batch_at_init": two,
+            "m_items": m_items, "m_snr_tau2": sig0.m_needed(2.0), "epsilon": 0.05, "delta": 0.05}
+
+
+def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, init_vector: Any,
+                        cfg: ConsolidationConfig, progress: bool = True) -> dict[str, Any]:
+    """DL(Δφ), G_MDL in bytes and in bits, the items' code lengths with and without the cartridge, and a
+    prequential code (a cartridge on the first half codes the second half), all in bits."""
+    from stmltm_nb.memory.cartridge import kv_bytes_per_token
+    from stmltm_nb.memory.stm import STMBuffer
+    from stmltm_nb.metrics.compression import g_mdl_information, g_mdl_storage
+    from stmltm_nb.metrics.signal import m_star
+
+    items = [f.to_item() for f in facts]
+    dl = M.cartridge_dl(cart, init_vector)
+    bits_base = M.item_code_bits(STMBuffer(model, tok), items)
+    bits_cart = M.item_code_bits(cart.memory(), items)
+    n_tokens = sum(len(tok(f.text.strip() + "\n", add_special_tokens=False)["input_ids"]) for f in facts)
+    g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(model.config), cart.kv_bytes())
+    g_info = g_mdl_information(sum(bits_base), dl["bits"], sum(bits_cart))
+    half = len(facts) // 2
+    first = consolidate(model, tok, items[:half], templates_of(facts[:half]),
+                        ConsolidationConfig(steps=max(10, cfg.steps // 3), batch_size=cfg.batch_size),
+                        progress=progress)
+    preq = sum(bits_base[:half]) + sum(M.item_code_bits(first.cartridge.memory(), items[half:]))
+    return {"dl": dl, "stm_tokens": n_tokens, "item_bits_base": bits_base, "item_bits_cartridge": bits_cart,
+            "g_mdl_storage": asdict(g_store), "g_mdl_information": asdict(g_info), "prequential_bits": preq,
+            "prequential_gain_bits": sum(bits_base) - preq,
+            "m_star_occam": m_star(dl["bits"], 0.05, 0.05), "m_star_agnostic": m_star(dl["bits"], 0.05, 0.05, True)}
+
+
+def comparison_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
+                       chunk_size: int) -> list[dict[str, Any]]:
+    """The STM-vs-LTM table (:func:`stmltm_nb.metrics.recall.compare_memories`) as a list of rows."""
+    from stmltm_nb.metrics.recall import compare_memories
+
+    return compare_memories(model, tok, facts, cart, residual=residual, chunk_size=chunk_size).to_dict(
+        orient="records")
+
+
+def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated: int) -> dict[str, Any]:
+    """Contradictions among the shipped facts found by key and by the model (answer NLL rise ≥ 1 nat/token),
+    probed on the contradiction pairs plus the first ``n_unrelated`` facts of ``facts``."""
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.memory.stm import STMBuffer, STMItem
+    from stmltm_nb.metrics.governance import key_conflicts, model_conflicts
+
+    allf = load_facts(contradictions=True)
+    contra = [f for f in allf if f.supersedes]
+    pairs = [f for f in allf if any(c.supersedes == f.id for c in contra)] + contra
+    kc = key_conflicts([f.to_item(time=i) for i, f in enumerate(allf)])
+
+    def nll(ctx, q, a):
+        b = STMBuffer(model, tok)
+        b.extend([STMItem(text=it.text, id=it.id) for it in ctx])
+        return b.answer_nll(q, a)
+
+    pool = list({f.id: f for f in pairs + list(facts[:n_unrelated])}.values())  # unique ids, order kept
+    probe_items = [f.to_item(time=i) for i, f in enumerate(pool)]
+    mc = model_conflicts(probe_items, {f.id: f.train_questions[0] for f in pairs + list(facts)}, nll, threshold=1.0)
+    expected = {(c.supersedes, c.id) for c in contra}
+    return {"key_conflicts": [asdict(c) for c in kc], "model_conflicts": [asdict(c) for c in mc],
+            "model_true_positives": sum((c.older, c.newer) in expected for c in mc),
+            "model_false_positives": sum((c.older, c.newer) not in expected for c in mc),
+            "contradiction_pairs": len(expected)}
+
+
+__all__ = ["recall_fits", "recall_section", "cost_section", "consolidation_section", "signal_section",
+           "compression_section", "comparison_section", "governance_section"]

@@ -1,0 +1,69 @@
+"""The streaming controller's knobs (defaults documented in notebook 06), and its priors from measured curves."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from stmltm_nb.decision.switching import CostModel, RecallModel
+
+
+@dataclass
+class ControllerConfig:
+    """Knobs of the streaming rule. Seconds, items and recall fractions as named."""
+
+    check_every: int = 8  # evaluate the rule every k ingested items
+    m_floor: int = 16  # G1 floor: residual items needed before a consolidation
+    eta: float = 0.1  # hysteresis on c_upd
+    gamma: float = 0.0  # required margin of LTM over STM (error rate)
+    gamma_reg: float = 0.1  # allowed recall drop on protected (previously absorbed) items, each served mode
+    retention_tol: float = 0.25  # allowed rise of the general-text NLL, nats/token, each served mode
+    lam: float = 5.0  # seconds per wrong answer
+    beta: float = 1.0  # ski-rental factor
+    queries_per_item: float = 4.0  # prior for ω (queries per ingested item) until queries are observed
+    ema: float = 0.1  # EMA weight of one ingested item in the query-rate estimate
+    cost: CostModel = field(default_factory=lambda: CostModel(0.0, 0.001))
+    recall: RecallModel = field(default_factory=lambda: RecallModel("hyperbolic", q0=1.0, n50=16.0))
+    q_cart_prior: float = 0.9
+    c_upd_prior: float = 600.0  # s
+    r_cart_prior: float = 0.01  # s/query
+    force_every: int | None = None  # consolidate every k checks regardless (for tests/demos)
+    tau: float = 1.0  # G2: SNR_m of the residual items' mean gradient must reach τ (notebook 06)
+    snr_gate: bool = True  # measure SNR_m online when every other gate passes (costs a teacher pass, reused)
+    snr_max_items: int = 64  # per-item gradients computed at most for this many residual items
+    # backoff after a rejected candidate: retry once the residual STM is this many times larger, by reason.
+    # Recall (absorbed nothing): the measured q_cart already lowers A(n), so the rule itself waits longer.
+    # Regression: more new items dilute the replay, so wait for twice the evidence.
+    # Retention: the damage is not in the rule's inputs, so wait longest.
+    backoff_recall: float = 1.5
+    backoff_regression: float = 2.0
+    backoff_retention: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("backoff_recall", "backoff_regression", "backoff_retention"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 1):
+                raise ValueError(f"{name} must be a finite factor >= 1, got {v}")
+        if self.check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+
+    def backoff(self, reason: str) -> float:
+        """The backoff factor for a candidate rejected for ``reason`` (see :data:`checks.REASONS`)."""
+        factors = {"absorbed nothing": self.backoff_recall, "regression": self.backoff_regression,
+                   "retention": self.backoff_retention}
+        if reason not in factors:
+            raise ValueError(f"unknown rejection reason {reason!r}; known: {sorted(factors)}")
+        return factors[reason]
+
+    @classmethod
+    def from_curves(cls, curves: dict[str, Any], **overrides: Any) -> ControllerConfig:
+        """Priors from ``stmltm measure`` output (:func:`~stmltm_nb.decision.curves.priors`) instead of round
+        numbers: c_ctx(n) slope (cached regime), the best q_ctx(n) fit, q_cart, c_upd and r_cart. A partial
+        file gives the priors it has; ``overrides`` win."""
+        from stmltm_nb.decision.curves import priors
+
+        p = priors(curves)
+        found = {"cost": p.cost, "recall": p.recall, "q_cart_prior": p.q_cart, "c_upd_prior": p.c_upd,
+                 "r_cart_prior": p.r_cart}
+        return cls(**{**{k: v for k, v in found.items() if v is not None}, **overrides})

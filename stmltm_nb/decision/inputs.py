@@ -1,0 +1,209 @@
+"""One schema for the switching inputs, however they arrive: ``stmltm decide`` flags, a JSON file, or the measured
+curves. One set of defaults (:data:`FIELDS`), and every bad value fails with the field's name before anything is
+evaluated. Torch-free.
+
+JSON form: the :class:`~stmltm_nb.decision.switching.SwitchInputs` fields, ``cost`` and ``recall`` as objects::
+
+    {"n": 64, "Q": 5000, "c_upd": 600, "r_cart": 0.01, "cost": {"kappa1": 0.002},
+     "recall": {"kind": "hyperbolic", "n50": 10}}
+
+Missing fields take the same defaults as the flags; unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stmltm_nb.decision.switching import (
+    RECALL_KINDS,
+    CostModel,
+    RecallModel,
+    SwitchingInputError,
+    SwitchInputs,
+    validate,
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input: its path in the JSON form (``cost.kappa1``), default, unit/help and kind."""
+
+    path: str
+    default: Any
+    help: str
+    kind: str = "number"  # "number", "optional" (number or None), "choice" (recall family), "bool" (or None)
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag: the last path component (``--kappa1``); ``recall.kind`` is ``--recall``."""
+        name = "recall" if self.path == "recall.kind" else self.path.split(".")[-1]
+        return "--" + name.replace("_", "-")
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("n", 64.0, "STM items"), Field("Q", 1000.0, "future queries before the next consolidation"),
+    Field("c_upd", 600.0, "update cost, s"), Field("r_cart", 0.01, "cartridge overhead, s/query"),
+    Field("cost.kappa0", 0.0, "c_ctx intercept, s"), Field("cost.kappa1", 0.001, "c_ctx slope, s/item"),
+    Field("cost.kappa2", 0.0, "c_ctx curvature, s/item²"),
+    Field("recall.kind", "hyperbolic", "recall family", "choice"), Field("recall.q0", 1.0, "recall at n→0"),
+    Field("recall.rho", 0.0, "linear recall slope, 1/item"), Field("recall.nu", 50.0, "exponential scale, items"),
+    Field("recall.n50", 10.0, "hyperbolic/Hill half-recall size, items"), Field("recall.k", 1.0, "Hill exponent"),
+    Field("q_cart", 0.9, "cartridge recall"), Field("lam", 1.0, "price of loss, s per unit loss"),
+    Field("Delta", 1.0, "L_miss − L_hit, loss"), Field("eps_d", 0.0, "distillation gap, loss"),
+    Field("eta", 0.0, "hysteresis on c_upd"), Field("gamma", 0.0, "required quality margin, loss"),
+    Field("tau", 1.0, "SNR threshold"), Field("m", None, "evidence units (G1)", "optional"),
+    Field("m_star", None, "m*, evidence units (G1)", "optional"), Field("snr", None, "measured SNR (G2)", "optional"),
+    Field("g_mdl", None, "G_MDL (G3)", "optional"), Field("holdout_pass", None, "hold-out check passed (G5)", "bool"),
+)
+BY_PATH = {f.path: f for f in FIELDS}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per field. Flags default to None ("not given"), so the schema's defaults apply in one place."""
+    for f in FIELDS:
+        kw: dict[str, Any] = {"dest": f.path.replace(".", "__"), "default": None,
+                              "help": f"{f.help} (default {f.default})"}
+        if f.kind == "choice":
+            kw["choices"] = list(RECALL_KINDS)
+        elif f.kind == "bool":
+            kw.update(choices=["true", "false"], type=str.lower)
+        else:
+            kw["type"] = float
+        parser.add_argument(f.flag, **kw)
+
+
+def given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields set on the command line, by path (``holdout_pass`` as a bool)."""
+    out = {}
+    for f in FIELDS:
+        v = getattr(args, f.path.replace(".", "__"), None)
+        if v is not None:
+            out[f.path] = (v == "true") if f.kind == "bool" else v
+    return out
+
+
+def flatten(obj: Any, source: str = "JSON") -> dict[str, Any]:
+    """The JSON form as {path: value}; a non-object, a non-object ``cost``/``recall`` or an unknown field raise."""
+    if not isinstance(obj, Mapping):
+        raise SwitchingInputError(f"{source}: the switching inputs must be a JSON object, got {type(obj).__name__}")
+    out: dict[str, Any] = {}
+    for key, v in obj.items():
+        if key in ("cost", "recall"):
+            if not isinstance(v, Mapping):
+                raise SwitchingInputError(f"{source}: field '{key}' must be an object, got {type(v).__name__}")
+            out.update({f"{key}.{k}": val for k, val in v.items()})
+        else:
+            out[str(key)] = v
+    unknown = sorted(set(out) - set(BY_PATH))
+    if unknown:
+        raise SwitchingInputError(f"{source}: unknown field(s) {unknown}; known: {', '.join(BY_PATH)}")
+    return out
+
+
+def _typed(f: Field, v: Any, source: str) -> Any:
+    if f.kind == "choice":
+        if v not in RECALL_KINDS:
+            raise SwitchingInputError(f"{source}: field '{f.path}' must be one of {RECALL_KINDS}, got {v!r}")
+        return v
+    if v is None and f.kind in ("optional", "bool"):
+        return None
+    if f.kind == "bool":
+        if not isinstance(v, bool):
+            raise SwitchingInputError(f"{source}: field '{f.path}' must be true, false or null, got {v!r}")
+        return v
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise SwitchingInputError(f"{source}: field '{f.path}' must be a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def build_inputs(values: Mapping[str, Any], source: str = "input") -> SwitchInputs:
+    """:class:`SwitchInputs` from {path: value} (missing paths take :data:`FIELDS` defaults), validated."""
+    unknown = sorted(set(values) - set(BY_PATH))
+    if unknown:
+        raise SwitchingInputError(f"{source}: unknown field(s) {unknown}")
+    v = {f.path: _typed(f, values.get(f.path, f.default), source) for f in FIELDS}
+    top = {p: val for p, val in v.items() if "." not in p}
+    x = SwitchInputs(cost=CostModel(v["cost.kappa0"], v["cost.kappa1"], v["cost.kappa2"]),
+                     recall=RecallModel(v["recall.kind"], q0=v["recall.q0"], rho=v["recall.rho"], nu=v["recall.nu"],
+                                        n50=v["recall.n50"], k=v["recall.k"]), **top)
+    validate(x)
+    return x
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; unreadable or invalid JSON raises :class:`SwitchingInputError` naming the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise SwitchingInputError(f"cannot read {path}: {e}") from e
+    except json.JSONDecodeError as e:
+        raise SwitchingInputError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+
+
+def inputs_from(json_obj: Any = None, flags: Mapping[str, Any] | None = None, source: str = "JSON") -> SwitchInputs:
+    """The decide inputs: a JSON object (optional), then flags given explicitly override it, then defaults."""
+    values = flatten(json_obj, source) if json_obj is not None else {}
+    values.update(flags or {})
+    return build_inputs(values, source)
+
+
+# ----- measured curves -----------------------------------------------------------------------------------------
+class CurvesError(ValueError):
+    """A measured-curves file lacks a field the switching side reads, or holds NaN/inf or a wrong type there."""
+
+
+# (path, lower bound or None, None allowed); every value must be a finite number
+CURVE_NUMBERS = (("consolidation.c_upd_s", 0.0, False), ("cartridge.r_cart_s", 0.0, False),
+                 ("signal.per_item_at_init.snr_m", 0.0, True), ("cost.fit_cached_linear.coef.b", None, False),
+                 ("cost.fit_stateless_linear.coef.b", None, False))
+
+
+def _at(curves: Any, path: str, source: str) -> Any:
+    node = curves
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise CurvesError(f"{source}: missing field '{path}' (is it a measured-curves file from `stmltm measure`?)")
+        node = node[part]
+    return node
+
+
+def _number(v: Any, path: str, lo: float | None, source: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise CurvesError(f"{source}: field '{path}' must be a number, got {type(v).__name__} {v!r}")
+    if not math.isfinite(v):
+        raise CurvesError(f"{source}: field '{path}' is {v} (not measured?); re-run `stmltm measure`")
+    if lo is not None and v < lo:
+        raise CurvesError(f"{source}: field '{path}' must be >= {lo}, got {v}")
+
+
+def check_curves(curves: Any, source: str = "measured curves") -> dict[str, Any]:
+    """Return ``curves`` unchanged if every value the switching side reads is there and finite; else
+    :class:`CurvesError` naming the field. NaN is reported, never clamped."""
+    if not isinstance(curves, Mapping):
+        raise CurvesError(f"{source}: measured curves must be a JSON object, got {type(curves).__name__}")
+    for path, lo, nullable in CURVE_NUMBERS:
+        v = _at(curves, path, source)
+        if not (v is None and nullable):
+            _number(v, path, lo, source)
+    fits = _at(curves, "recall.fits", source)
+    best = _at(curves, "recall.best_fit", source)
+    by_model = {f.get("model"): f for f in fits if isinstance(f, Mapping)} if isinstance(fits, list) else {}
+    if best not in by_model:
+        raise CurvesError(f"{source}: field 'recall.best_fit' = {best!r} names no entry of 'recall.fits'")
+    params = by_model[best].get("params")
+    if not isinstance(params, Mapping):
+        raise CurvesError(f"{source}: field 'recall.fits[{best}].params' must be an object")
+    for k, v in params.items():
+        _number(v, f"recall.fits[{best}].params.{k}", None, source)
+    for row in curves.get("comparison", []) or []:
+        if isinstance(row, Mapping) and row.get("mode") == "LTM (cartridge)" and row.get("questions") == "train":
+            v = row.get("recall_cart", row.get("recall"))
+            _number(row.get("recall") if v is None else v, "comparison[LTM (cartridge), train].recall", 0.0, source)
+    return dict(curves)

@@ -1,0 +1,69 @@
+"""The long jobs end to end on the tiny random Llama: ``stmltm measure`` (with resume) and ``stmltm demo`` run the
+same section functions and write JSON-safe results."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from stmltm_nb.apps.log import json_clean, log
+
+
+def test_json_clean_makes_structures_json_safe(capsys):
+    raw = {1: [np.float32(0.5), float("nan"), (np.int64(3), float("-inf"))], "s": "text", "n": None}
+    clean = json_clean(raw)
+    assert clean == {"1": [0.5, None, [3, None]], "s": "text", "n": None}
+    assert type(clean["1"][0]) is float and type(clean["1"][2][0]) is int
+    json.dumps(clean, allow_nan=False)
+    log("hello")
+    out = capsys.readouterr().out
+    assert out.endswith("] hello\n") and out.startswith("[") and len(out) == len("[HH:MM:SS] hello\n")
+
+
+@pytest.fixture
+def on_tiny(tiny, tmp_path, monkeypatch):
+    """Jobs load the tiny model instead of the default one; caches go to a temporary folder."""
+    import stmltm_nb.models as models
+
+    monkeypatch.setattr(models, "load_model", lambda name="default": tiny)
+    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_measure_writes_every_section_and_resumes(on_tiny):
+    from stmltm_nb.apps.measure_job import run_measurements
+
+    out = on_tiny / "curves.json"
+    res = run_measurements(fast=True, out=out, progress=False)
+    sections = ("recall", "cost", "consolidation", "signal", "cartridge", "compression", "comparison", "governance")
+    assert all(s in res for s in sections) and set(res["section_seconds"]) == set(sections)
+    assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == res
+    rec = res["recall"]
+    assert [r["n"] for r in rec["pooled"]] == [1, 4, 16] and {r["position"] for r in rec["heldout"]} == {"middle"}
+    assert rec["best_fit"] == rec["fits"][0]["model"]
+    assert {"fit_cached_linear", "fit_stateless_linear", "fit_stateless_quadratic"} <= set(res["cost"])
+    cons = res["consolidation"]
+    assert len(cons["losses"]) == cons["config"]["steps"] == 30 and "probe" in cons and cons["flops"]["total_flops"] > 0
+    assert res["compression"]["dl"]["bits"] > 0 and len(res["compression"]["item_bits_base"]) == 16
+    assert res["governance"]["contradiction_pairs"] > 0
+    modes = {r["mode"] for r in res["comparison"]}
+    assert {"LTM (cartridge)", "STM (residual items only)"} <= modes
+    again = run_measurements(fast=True, out=out, progress=False, resume=True)  # every section kept, none re-run
+    assert all(again[s] == res[s] for s in sections) and again["section_seconds"] == res["section_seconds"]
+
+
+def test_demo_runs_the_shared_sections_and_writes_the_report(on_tiny):
+    from stmltm_nb.apps.demo import run_demo
+
+    res = run_demo(out_dir=on_tiny / "report", fast=True, progress=False)
+    saved = json.loads((on_tiny / "report" / "report.json").read_text())
+    assert saved["n_facts"] == 8 and saved["consolidation"]["config"]["steps"] == 5
+    assert set(res["recall"]) >= {"by_position", "pooled", "fits", "best_fit"} and "heldout" not in res["recall"]
+    assert "fit_stateless_quadratic" not in res["cost"]  # two sizes in fast mode: no quadratic fit
+    assert [r["n"] for r in res["cost"]["rows"]] == [0, 1, 8]
+    resid = [r for r in saved["comparison"] if r["mode"] == "STM (residual items only)" and r["questions"] == "train"]
+    assert len(resid) == 1 and resid[0]["recall_cart"] is None and resid[0]["n_questions"] == 4
+    assert isinstance(saved["decision"]["consolidate"], bool) and math.isfinite(saved["total_seconds"])
+    html = (on_tiny / "report" / "report.html").read_text()
+    assert "STM vs LTM" in html and "Decision:" in html
