@@ -248,9 +248,11 @@ Markdown("\n".join(f"- **{row['run']}** ({row['split']} split): {verdict(row)}."
 # - **Practice rows fix the blindness to residual STM.** With them, the residual facts served after the cartridge
 #   are recalled as well as the same items in STM without a cartridge; without them the cartridge made the model
 #   ignore what came after it.
-# - **They cost the cartridge's own facts when residual items are present**, and held-out recall drops: the
-#   student now reads the context, and with residual items there it leans on them. The recipe that keeps both is
-#   not found yet: that is why the shipped defaults still have `retention_frac = practice_frac = 0`.
+# - **With a prefix they cost the cartridge's own facts when residual items are present**, and held-out recall
+#   drops: the student now reads the context, and with residual items there it leans on them. A LoRA cartridge
+#   keeps its facts next to residual STM, but learns fewer of them, generalises worse and damages retention more.
+#   The recipe that keeps everything is not found yet: that is why the shipped defaults still have
+#   `retention_frac = practice_frac = 0` and the prefix backend (its trained-template recall is the higher one).
 # - **Retention rows at this share do not bring the general-text NLL back** to within +0.05 nats/token: a 128-token
 #   prefix shifts every prompt, and the retention rows' own loss stays high (the `kind_loss_last50` field of each
 #   run). The controller's retention check (`ControllerConfig.retention_tol`) is where this shows up on a stream.

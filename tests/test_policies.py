@@ -122,3 +122,12 @@ def test_bad_scenarios_raise():
         Scenario("x", [1], [-1.0], [0])
     with pytest.raises(ValueError):
         Scenario("x", [1], [1.0], [2])
+
+
+def test_the_simulated_rule_uses_the_controllers_shipped_knobs():
+    from stmltm_nb.decision.controller_config import ControllerConfig
+    from stmltm_nb.decision.policies import InequalityPolicy
+
+    cfg = ControllerConfig()
+    pol = InequalityPolicy.from_config()
+    assert (pol.rule.beta, pol.rule.eta, pol.rule.m_floor, pol.rule.ema) == (cfg.beta, cfg.eta, cfg.m_floor, cfg.ema)

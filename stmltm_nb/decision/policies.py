@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -228,6 +229,15 @@ class InequalityPolicy:
         self.beta, self.eta, self.m_floor, self.ema, self.mode = beta, eta, m_floor, ema, mode
         self.reset()
 
+    @classmethod
+    def from_config(cls, cfg: Any = None) -> InequalityPolicy:
+        """The rule as the controller ships it: β, η, m_floor and the rate EMA of ``cfg`` (a
+        :class:`~stmltm_nb.decision.controller_config.ControllerConfig`; its defaults when None)."""
+        from stmltm_nb.decision.controller_config import ControllerConfig
+
+        cfg = cfg or ControllerConfig()
+        return cls(beta=cfg.beta, eta=cfg.eta, m_floor=cfg.m_floor, ema=cfg.ema)
+
     def reset(self) -> None:
         self.rule = OnlineRule(beta=self.beta, eta=self.eta, m_floor=self.m_floor, ema=self.ema, mode=self.mode)
 
@@ -279,14 +289,15 @@ def oracle(world: World, sc: Scenario) -> SimResult:
 
 def compare(world: World, sc: Scenario, k_grid: range | None = None, n_thr: int = 32,
             policy: InequalityPolicy | None = None) -> list[SimResult]:
-    """never, the best every-k (chosen in hindsight over ``k_grid``), threshold on n, the inequality, oracle."""
+    """never, the best every-k (chosen in hindsight over ``k_grid``), threshold on n, the inequality (by default
+    with the controller's shipped knobs, :meth:`InequalityPolicy.from_config`), oracle."""
     out = [simulate(world, sc, never(), "never")]
     ks = k_grid or range(1, sc.steps + 1)
     best_k = min((simulate(world, sc, every_k(k), f"every-{k}") for k in ks), key=lambda r: r.total)
     best_k.policy = f"best every-k (k={best_k.policy.split('-')[1]})"
     out.append(best_k)
     out.append(simulate(world, sc, threshold_n(n_thr), f"threshold n≥{n_thr}"))
-    pol = policy or InequalityPolicy()
+    pol = policy or InequalityPolicy.from_config()  # the controller's shipped knobs (η, m_floor, β, EMA)
     pol.reset()
     out.append(simulate(world, sc, pol, "inequality (this rule)"))
     out.append(oracle(world, sc))
