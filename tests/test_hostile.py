@@ -452,3 +452,16 @@ def test_readme_bad_input_table_names_existing_tests():
         assert m, f"row names no test: {row}"
         source = (DATA.parent / "tests" / m.group(1)).read_text()
         assert f"def {m.group(2)}(" in source, f"{m.group(1)} has no {m.group(2)}"
+
+
+@pytest.mark.parametrize("argv,msg", [(["demo", "--steps", "-3"], "--steps"), (["demo", "--facts", "0"], "--facts"),
+                                      (["demo", "--out", "FILE"], "not a folder"), (["demo"], "STMLTM_CACHE")])
+def test_demo_arguments_fail_before_the_model_loads(argv, msg, tmp_path, monkeypatch, capsys, no_model_load):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("x")
+    if msg == "STMLTM_CACHE":
+        (tmp_path / "blocker").write_text("x")
+        monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "blocker" / "sub"))
+    assert main(argv) == 2
+    assert msg in capsys.readouterr().err
+    assert (tmp_path / "FILE").read_text() == "x" and not (tmp_path / "report").exists()

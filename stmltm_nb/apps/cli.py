@@ -67,6 +67,7 @@ def _demo(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.demo import run_demo
     from stmltm_nb.env import fast
 
+    _check_demo_args(args)
     res = run_demo(args.model, out_dir=args.out, n_facts=args.facts, steps=args.steps, fast=args.fast or fast())
     d = res["decision"]
     print(("CONSOLIDATE" if d["consolidate"] else "WAIT") + f" — {d['explanation']}")
@@ -74,6 +75,25 @@ def _demo(args: argparse.Namespace) -> int:
         if r["questions"] in ("train", "heldout"):
             print(f"  {r['mode']:<26} {r['questions']:<8} recall {r['recall']:.2f}")
     return 0
+
+
+def _check_demo_args(args: argparse.Namespace) -> None:
+    """Validate ``stmltm demo`` arguments before the model loads: sizes, the report folder, the cache folder."""
+    from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
+    from stmltm_nb.memory.config import ConsolidationConfig
+
+    _need(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
+    try:
+        ConsolidationConfig(steps=args.steps)
+    except ValueError as e:
+        raise UsageError(f"--steps: {e}") from e
+    out = Path(args.out).expanduser()
+    _need(not out.exists() or out.is_dir(), f"--out {out} exists and is not a folder")
+    _preflight_cache()
+    try:
+        ensure_writable_dir(out)
+    except UnwritableDirError as e:
+        raise UsageError(f"--out: {e}") from e
 
 
 def _measure(args: argparse.Namespace) -> int:

@@ -25,14 +25,16 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     from stmltm_nb.metrics.measure import cartridge_overhead
     from stmltm_nb.models import load_model
 
+    if fast:
+        n_facts, steps = min(n_facts, 8), min(steps, 5)
+    # the recipe is checked before the model loads: a bad value never costs the recall and cost sections
+    cfg = ConsolidationConfig(p=64 if not fast else 16, steps=steps, batch_size=16 if not fast else 4)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     lm = load_model(model_name)
     model, tok = lm.model, lm.tokenizer
     facts = load_facts()
-    if fast:
-        n_facts, steps = min(n_facts, 8), min(steps, 5)
     train = facts[:n_facts]
     res: dict[str, Any] = {"model": lm.name, "n_facts": n_facts, "fast": fast}
 
@@ -44,7 +46,6 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     res["cost"] = S.cost_section(model, tok, facts, [1, 8] if fast else [1, 16, 64], repeats=2)
 
     log(f"consolidation: cartridge on {n_facts} facts")
-    cfg = ConsolidationConfig(p=64 if not fast else 16, steps=steps, batch_size=16 if not fast else 4)
     res["consolidation"], run = S.consolidation_section(model, tok, train, cfg, progress)
     res["cartridge"] = cartridge_overhead(run.cartridge, repeats=3)
 
