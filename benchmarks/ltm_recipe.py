@@ -27,7 +27,11 @@ def parse_set(pairs: list[str]) -> dict:
     out = {}
     for p in pairs:
         k, v = p.split("=", 1)
-        out[k] = json.loads(v) if v[:1] in "0123456789-[{tf" else v
+        try:
+            out[k] = json.loads(v)  # numbers, true/false, lists
+        except json.JSONDecodeError:
+            out[k] = v  # a plain string, e.g. init=text
+
     return out
 
 

@@ -180,7 +180,7 @@ from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.facts import load_practice_facts, retention_prompts
 from stmltm_nb.memory.questions import Query
 from stmltm_nb.memory.teacher import compute_teacher_targets, concat_targets, retention_targets
-from stmltm_nb.memory.training import _rows, row_pools
+from stmltm_nb.memory.training import batch_rows, row_pools
 
 practice = load_practice_facts()[:2]
 demo_tt = concat_targets([
@@ -192,9 +192,9 @@ demo_tt = concat_targets([
 ])
 demo_cfg = ConsolidationConfig(batch_size=4, retention_frac=0.25, practice_frac=0.25, residual_prob=0.0)
 pools = row_pools(demo_tt, demo_cfg)
-idx, extra = _rows(demo_tt, demo_cfg, pools, dict(zip(pools, demo_cfg.row_counts())), {k: [] for k in pools},
-                   residual_pool(tok, items + [f.to_item() for f in practice]),
-                   torch.full((len(demo_tt),), float("nan")), torch.Generator().manual_seed(1))
+idx, extra = batch_rows(demo_tt, demo_cfg, pools, {k: [] for k in pools},
+                        residual_pool(tok, items + [f.to_item() for f in practice]),
+                        torch.full((len(demo_tt),), float("nan")), torch.Generator().manual_seed(1))
 for i, ctx in zip(idx, extra):
     e = demo_tt.examples[i]
     print(f"[{e.kind}] residual STM: {tok.decode(ctx).strip()!r}\n   Q: {e.question}\n   target: "

@@ -62,16 +62,15 @@ def progress_bar(total: int, desc: str, enabled: bool = True):
 
 def silence_foreign_deprecations() -> None:
     """Hide transformers' ``past_key_values`` deprecation that PEFT's prefix models trigger inside their own
-    forward (the package itself passes ``cache=``); every other warning stays visible."""
+    forward (the package itself passes ``cache=``); every other warning stays visible. Idempotent."""
     import logging
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
+    for name in ("transformers", "transformers.modeling_utils", "transformers.utils.generic"):
+        logging.getLogger(name).addFilter(_no_past_key_values)  # the same filter twice is added once
 
-    class _NoPastKeyValues(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "past_key_values" not in record.getMessage()
 
-    logging.getLogger("transformers").addFilter(_NoPastKeyValues())
-    for name in ("transformers.modeling_utils", "transformers.utils.generic"):
-        logging.getLogger(name).addFilter(_NoPastKeyValues())
+def _no_past_key_values(record) -> bool:
+    return "past_key_values" not in record.getMessage()
+

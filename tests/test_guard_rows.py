@@ -9,7 +9,7 @@ from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, guard_targets, templates_of
 from stmltm_nb.memory.questions import Query
 from stmltm_nb.memory.teacher import compute_teacher_targets, concat_targets, retention_targets
-from stmltm_nb.memory.training import _rows, row_pools, train_cartridge
+from stmltm_nb.memory.training import batch_rows, row_pools, train_cartridge
 from stmltm_nb.models import tiny_llama
 
 PROMPTS = ["Give me three tips for sleeping better.", "How do I make a cup of tea?", "Why do birds sing?"]
@@ -57,8 +57,7 @@ def test_batches_mix_the_row_kinds_as_configured(lm, parts):
     orders = {k: [] for k in pools}
     own = dict(pool)
     for _ in range(10):
-        idx, extra = _rows(tt, cfg, pools, dict(zip(pools, cfg.row_counts())), orders, pool,
-                           torch.full((len(tt),), float("nan")), gen)
+        idx, extra = batch_rows(tt, cfg, pools, orders, pool, torch.full((len(tt),), float("nan")), gen)
         kinds = [tt.examples[i].kind for i in idx]
         assert kinds[:4] == ["template"] * 4 and kinds[4:6] == ["retention"] * 2 and kinds[6:] == ["practice"] * 2
         assert all(e == [] for e in extra[:6])  # no residual in fact rows (residual_prob 0) nor retention rows

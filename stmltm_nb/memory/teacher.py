@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,13 +107,8 @@ def compute_teacher_targets(model: Any, tokenizer: Any, items: Sequence[STMItem]
         if not group_q:
             continue
         key = targets_key(model, tokenizer, group, group_q, chunk_size, k, header)
-        path = Path(cache_dir) / f"teacher-{key}.safetensors" if cache_dir is not None else None
-        part = _read_targets(path) if path is not None and path.is_file() else None
-        if part is None:
-            part = _teacher_chunk(model, tokenizer, group, by_item, k, header, fmt, max_new_tokens)
-            if path is not None:
-                _write_targets(path, part)
-        parts.append(part)
+        parts.append(_cached(cache_dir, f"teacher-{key}",
+                             lambda g=group: _teacher_chunk(model, tokenizer, g, by_item, k, header, fmt, max_new_tokens)))
         bar.update(len(group_q))
     bar.close()
     return concat_targets(parts)
@@ -175,13 +170,24 @@ def retention_targets(model: Any, tokenizer: Any, prompts: Sequence[str], k: int
         raise ValueError("retention rows need a non-empty retention corpus (prompts)")
     queries = [Query(f"{RETENTION_ID}{i}", p, "retention") for i, p in enumerate(prompts)]
     key = targets_key(model, tokenizer, [], queries, 0, k, header + f"|retention|{max_new_tokens}")
-    path = Path(cache_dir) / f"retention-{key}.safetensors" if cache_dir is not None else None
-    part = _read_targets(path) if path is not None and path.is_file() else None
-    if part is None:
+
+    def compute() -> TeacherTargets:
         bar = progress_bar(1, f"retention targets ({len(prompts)} prompts)", progress)
         part = _teacher_rows(model, tokenizer, [], [(q, None) for q in queries], k, header, fmt, max_new_tokens)
         bar.update(1)
         bar.close()
+        return part
+
+    return _cached(cache_dir, f"retention-{key}", compute)
+
+
+def _cached(cache_dir: str | Path | None, name: str, compute: Callable[[], TeacherTargets]) -> TeacherTargets:
+    """``cache_dir/name.safetensors`` if it is there and readable, else ``compute()`` (written there when a
+    ``cache_dir`` is given)."""
+    path = Path(cache_dir) / f"{name}.safetensors" if cache_dir is not None else None
+    part = _read_targets(path) if path is not None and path.is_file() else None
+    if part is None:
+        part = compute()
         if path is not None:
             _write_targets(path, part)
     return part

@@ -116,7 +116,7 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
     cart.peft_model.train()
     try:
         for s in range(steps):
-            idx, extra = _rows(tt, cfg, pools, counts, orders, residual, ex_loss, gen)
+            idx, extra = batch_rows(tt, cfg, pools, orders, residual, ex_loss, gen)
             batch = student_batch(cart, tt, idx, cfg.gold_weight, cfg.gold_boost, extra)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
@@ -148,13 +148,16 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
     return res
 
 
-def _rows(tt: TeacherTargets, cfg: ConsolidationConfig, pools: dict[str, list[int]], counts: dict[str, int],
-          orders: dict[str, list[int]], residual: Sequence[tuple[str, list[int]]], ex_loss: Any,
-          gen: Any) -> tuple[list[int], list[list[int]]]:
-    """One batch: example indices (fact rows, then retention, then practice) and what each row's student sees
-    between the cartridge and the question (token ids)."""
+def batch_rows(tt: TeacherTargets, cfg: ConsolidationConfig, pools: dict[str, list[int]],
+               orders: dict[str, list[int]], residual: Sequence[tuple[str, list[int]]], ex_loss: Any,
+               gen: Any) -> tuple[list[int], list[list[int]]]:
+    """One batch of ``cfg.row_counts()`` rows: example indices (fact rows, then retention, then practice; ``pools``
+    from :func:`row_pools`) and what each row's student sees between the cartridge and the question (token ids).
+    ``orders`` holds each pool's rest of the epoch (updated in place); ``ex_loss`` the last-seen loss per example
+    (nats/token, NaN where unseen) for hard-example mining."""
     import torch
 
+    counts = dict(zip(ROW_KINDS, cfg.row_counts()))
     idx, orders["fact"] = pick_batch(orders["fact"], pools["fact"], counts["fact"], gen, ex_loss, cfg.hard_frac)
     n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
     if cfg.residual_prob > 0 and float(torch.rand((), generator=gen)) < cfg.residual_prob:
