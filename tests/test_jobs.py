@@ -26,7 +26,7 @@ def on_tiny(tiny, tmp_path, monkeypatch):
     """Jobs load the tiny model instead of the default one; caches go to a temporary folder."""
     import stmltm_nb.models as models
 
-    monkeypatch.setattr(models, "load_model", lambda name="default": tiny)
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
     return tmp_path
 

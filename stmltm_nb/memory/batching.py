@@ -114,11 +114,13 @@ def student_batch(cart: Cartridge, tt: TeacherTargets, idx: Sequence[int], gold_
                   gold_boost: float = 1.0, residual_ids: Sequence[Sequence[int]] | None = None):
     """:func:`collate` for ``cart``'s student: each row starts with what the student sees before the question
     (:meth:`Cartridge.student_context_ids`, then ``residual_ids[b]`` if given), padded with the tokenizer's pad
-    id (0 when it has none)."""
+    id (0 when it has none), on the cartridge's device."""
     pad_id = cart.tokenizer.pad_token_id if cart.tokenizer.pad_token_id is not None else 0
     head = cart.student_context_ids()
     extra = residual_ids if residual_ids is not None else [()] * len(idx)
-    return collate(tt, idx, pad_id, gold_weight, gold_boost, [head + list(r) for r in extra])
+    batch = collate(tt, idx, pad_id, gold_weight, gold_boost, [head + list(r) for r in extra])
+    device = cart.peft_model.device
+    return tuple(t.to(device) for t in batch) if str(device) != "cpu" else batch
 
 
 def residual_pool(tokenizer: Any, items: Sequence[STMItem], fmt: ChatFormat = CHATML) -> list[tuple[str, list[int]]]:

@@ -28,20 +28,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stmltm_nb.io import apply_umask, atomic_dir, sha256_file
+from stmltm_nb.io import atomic_dir, sha256_file
+from stmltm_nb.memory.cartridge_files import (  # noqa: F401 - re-exported: the folder format
+    FORMAT_VERSION,
+    META_FILE,
+    WEIGHTS_FILE,
+    CartridgeError,
+    _check_shapes,
+    _publishable,
+    read_meta,
+)
 from stmltm_nb.memory.config import BACKENDS, INITS  # noqa: F401 - re-exported
 from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.models import model_fingerprint
 from stmltm_nb.prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
-
-FORMAT_VERSION = 1
-
-WEIGHTS_FILE = "adapter_model.safetensors"
-META_FILE = "cartridge.json"
-
-
-class CartridgeError(ValueError):
-    """Bad cartridge arguments, or a cartridge file that is corrupt or belongs to another model."""
 
 
 def kv_bytes_per_token(config: Any, bytes_per_value: int = 4) -> int:
@@ -137,7 +137,7 @@ class Cartridge:
         from peft.tuners.cartridge.utils import initialize_kv_prefix_from_past_key_values
 
         with torch.no_grad():
-            out = self.base_model(input_ids=torch.tensor([ids]), use_cache=True)
+            out = self.base_model(input_ids=torch.tensor([ids], device=self.base_model.device), use_cache=True)
         initialize_kv_prefix_from_past_key_values(self.peft_model, past_key_values=out.past_key_values)
 
     # ----- shape facts --------------------------------------------------------------------------------
@@ -203,15 +203,24 @@ class Cartridge:
         return buf
 
     # ----- persistence ----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the cartridge folder atomically (temp folder + rename; removed on any error, Ctrl-C included);
-        checksums go into ``cartridge.json``; files get the user's umask permissions."""
+    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False,
+                        extra_files: dict[str, str] | None = None) -> Path:
+        """Write the cartridge folder atomically (temp folder + rename; removed on any error, Ctrl-C included):
+        a PEFT adapter folder (``adapter_config.json`` + ``adapter_model.safetensors``, loadable by plain
+        ``peft.PeftModel.from_pretrained``) + ``cartridge.json`` (fingerprint, stats, checksum) + ``extra_files``
+        (name → text, e.g. the absorbed STM and a report), all or nothing. Files get the user's umask."""
         from safetensors.torch import save_file
 
         path = Path(path)
         if path.exists() and not overwrite:
             raise CartridgeError(f"{path} exists; pass overwrite=True to replace it")
+        extra = dict(extra_files or {})
+        bad = [n for n in extra if Path(n).name != n or n in (WEIGHTS_FILE, META_FILE, "adapter_config.json")]
+        if bad:
+            raise CartridgeError(f"extra file names must be plain names other than the cartridge's own, got {bad}")
         with atomic_dir(path, overwrite=overwrite) as tmp:
+            for name, text in extra.items():
+                (tmp / name).write_text(text, encoding="utf-8")
             self.peft_model.peft_config[self.peft_model.active_adapter].save_pretrained(str(tmp))
             tensors = self._state_tensors()
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "stmltm_backend": self.backend})
@@ -220,6 +229,8 @@ class Cartridge:
             _publishable(tmp)
         self.meta = meta
         return path
+
+    save = save_pretrained  # the original name, kept as an alias
 
     def _state_tensors(self) -> dict:
         if self.backend == "prefix":
@@ -267,52 +278,10 @@ class Cartridge:
         cart.meta = meta
         return cart
 
-
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``cartridge.json`` of a saved cartridge folder (:class:`CartridgeError` names the field)."""
-    path = Path(path)
-    mfile = path / META_FILE
-    if not mfile.is_file():
-        raise CartridgeError(f"{path} is not a saved cartridge ({META_FILE} missing)")
-    try:
-        meta = json.loads(mfile.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CartridgeError(f"{mfile} is corrupt: {e}") from e
-    if not isinstance(meta, dict) or meta.get("backend") not in BACKENDS:
-        raise CartridgeError(f"{mfile} has no valid 'backend'")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CartridgeError(f"{mfile}: unsupported format_version {meta.get('format_version')}")
-    prefix = meta["backend"] == "prefix"
-    fields = [("base_fingerprint", str, None, True), ("p", int, 2 if prefix else 0, True), ("num_frozen", int, 0, True),
-              ("lora_rank", int, 1, not prefix), ("weights_sha256", str, None, False), ("stats", dict, None, False)]
-    for name, kind, lo, required in fields:
-        v = meta.get(name)
-        if v is None and not required:
-            continue
-        if isinstance(v, bool) or not isinstance(v, kind) or (lo is not None and v < lo):
-            want = kind.__name__ + (f" >= {lo}" if lo is not None else "")
-            raise CartridgeError(f"{mfile}: field {name!r} must be {want}, got {v!r}")
-    if prefix and meta["num_frozen"] >= meta["p"]:
-        raise CartridgeError(f"{mfile}: field 'num_frozen' must be < p = {meta['p']}, got {meta['num_frozen']}")
-    return meta
-
-
-def _check_shapes(wfile: Path, got: dict[str, Any], want: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Raise :class:`CartridgeError` unless the saved tensors have exactly the names and shapes ``meta`` implies."""
-    if set(got) != set(want):
-        raise CartridgeError(f"{wfile}: tensors {sorted(set(got) ^ set(want))[:3]} do not match cartridge.json "
-                             f"(backend {meta['backend']!r})")
-    for k, t in got.items():
-        if tuple(t.shape) != tuple(want[k].shape):
-            field = "p" if k == "prompt_embeddings" else "lora_rank"
-            raise CartridgeError(f"{wfile}: tensor {k!r} has shape {tuple(t.shape)} but cartridge.json field "
-                                 f"{field!r} = {meta.get(field)} implies {tuple(want[k].shape)}")
-
-
-def _publishable(folder: Path) -> None:
-    """Give every file in ``folder`` the user's umask permissions (readable on a shared JupyterHub)."""
-    for f in folder.iterdir():
-        apply_umask(f, folder=f.is_dir())
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, model: Any, tokenizer: Any, **kwargs: Any) -> Cartridge:
+        """:meth:`load` under the Hugging Face name."""
+        return cls.load(path, model, tokenizer, **kwargs)
 
 
 def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: Any, tokenizer: Any) -> Cartridge:

@@ -28,11 +28,15 @@ class Fact:
     train_questions: tuple[str, ...]
     heldout_question: str
     supersedes: str | None = None
+    source: str = "facts.jsonl"  # "notes" for a studied note of yours (:mod:`stmltm_nb.memory.study`)
+    answer_is_gold: bool = True  # False: ``answer`` is a key term the checks look for, not a training target
 
     def to_item(self, time: float | None = None) -> STMItem:
-        """The fact as an STM item (x_i = text, y_i = answer)."""
+        """The fact as an STM item (x_i = text, y_i = answer when it is gold; a key term found by self-study
+        is for the checks only, never a training target)."""
         kw = {"time": time} if time is not None else {}
-        return STMItem(text=self.text, id=self.id, answer=self.answer, source="facts.jsonl", key=self.key, **kw)
+        answer = self.answer if self.answer_is_gold else None
+        return STMItem(text=self.text, id=self.id, answer=answer, source=self.source, key=self.key, **kw)
 
 
 def load_facts(path: str | os.PathLike | None = None, contradictions: bool = False) -> list[Fact]:

@@ -31,7 +31,7 @@ def self_study_questions(model: Any, tokenizer: Any, item: STMItem, n: int = 1, 
     if n <= 0:
         return []
     prompt = fmt.user_turn(SELF_STUDY_PROMPT.format(text=item.text.strip()))
-    ids = torch.tensor([encode(tokenizer, prompt)])
+    ids = torch.tensor([encode(tokenizer, prompt)], device=model.device)
     gen = torch.Generator().manual_seed(seed)
     end_id = tokenizer.convert_tokens_to_ids(fmt.end)
     out: list[str] = []
@@ -44,11 +44,12 @@ def self_study_questions(model: Any, tokenizer: Any, item: STMItem, n: int = 1, 
             toks: list[int] = []
             for _ in range(max_new_tokens):
                 probs = torch.softmax(logits.float() / 0.7, dim=-1)
-                t = int(torch.multinomial(probs, 1, generator=gen))
+                t = int(torch.multinomial(probs.cpu(), 1, generator=gen))  # CPU generator: same draws anywhere
                 if t in (end_id, tokenizer.eos_token_id):
                     break
                 toks.append(t)
-                logits = model(input_ids=torch.tensor([[t]]), cache=cache, use_cache=True).logits[0, -1]
+                step = torch.tensor([[t]], device=model.device)
+                logits = model(input_ids=step, cache=cache, use_cache=True).logits[0, -1]
             q = tokenizer.decode(toks, skip_special_tokens=True).strip().split("\n")[0].strip()
             if q.endswith("?") and 10 <= len(q) <= 200 and q not in out and _on_topic(q, item.text):
                 out.append(q)

@@ -154,7 +154,7 @@ class STMBuffer:
         import torch
 
         with torch.no_grad():
-            return self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True)
+            return self.model(input_ids=torch.tensor([ids], device=self.model.device), cache=cache, use_cache=True)
 
     def _fresh_cache(self):
         from transformers import DynamicCache
@@ -290,7 +290,7 @@ class STMBuffer:
             raise STMError("continuation_nll needs at least one prefix token and one target token")
         if reduction not in ("mean", "sum"):
             raise STMError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-        logits = self.logits_for_ids(prefix_ids + target_ids)[0, len(prefix_ids) - 1 : -1].float()
+        logits = self.logits_for_ids(prefix_ids + target_ids)[0, len(prefix_ids) - 1 : -1].float().cpu()
         logp = torch.log_softmax(logits, -1)[torch.arange(len(target_ids)), torch.tensor(target_ids)]
         return float(-(logp.mean() if reduction == "mean" else logp.sum()))
 
@@ -330,7 +330,8 @@ class STMBuffer:
                 out_ids.append(nxt)
                 if stop_at_newline and "\n" in self.tokenizer.decode([nxt]):
                     break
-                logits = self.model(input_ids=torch.tensor([[nxt]]), cache=cache, use_cache=True).logits[0, -1]
+                logits = self.model(input_ids=torch.tensor([[nxt]], device=self.model.device), cache=cache,
+                                    use_cache=True).logits[0, -1]
         return out_ids, (torch.stack(rows) if keep_logits else None)
 
     # ----- persistence ---------------------------------------------------------------------------------

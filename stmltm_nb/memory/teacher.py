@@ -148,8 +148,8 @@ def _teacher_rows(model: Any, tokenizer: Any, context: Sequence[STMItem], rows: 
         else:
             logits = teacher.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
         top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
-        rows_ids.append(top.indices)
-        rows_p.append(top.values / top.values.sum(-1, keepdim=True))
+        rows_ids.append(top.indices.cpu())  # targets live on the CPU (cached, collated there)
+        rows_p.append((top.values / top.values.sum(-1, keepdim=True)).cpu())
         gold = _gold_token_mask(tokenizer, response, answer, len(r_ids) - 1) + [0]
         examples.append(Example(q.item_id, q.question, q.kind, q_ids + r_ids, len(q_ids), gold))
     return concat_targets([TeacherTargets(examples, torch.cat(rows_ids), torch.cat(rows_p), [],

@@ -47,9 +47,9 @@ def distill_loss(model: Any, batch, per_row: bool = False) -> Any:
     if not per_row:
         return loss
     n = input_ids.shape[0]
-    num = torch.zeros(n).index_add_(0, rows, (wts * ce).detach())
-    den = torch.zeros(n).index_add_(0, rows, wts.detach())
-    return loss, num / den.clamp_min(1e-12)
+    num = torch.zeros(n, device=ce.device).index_add_(0, rows, (wts * ce).detach())
+    den = torch.zeros(n, device=ce.device).index_add_(0, rows, wts.detach())
+    return loss, (num / den.clamp_min(1e-12)).cpu()
 
 
 def row_pools(tt: TeacherTargets, cfg: ConsolidationConfig) -> dict[str, list[int]]:

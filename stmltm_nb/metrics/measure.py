@@ -91,7 +91,7 @@ def ttft_stateless(model: Any, tokenizer: Any, context_ids: list[int], question:
     """Time to first token (s) when the whole STM is prefilled with every query (no cache reuse)."""
     import torch
 
-    ids = torch.tensor([context_ids + encode(tokenizer, fmt.query(question))])
+    ids = torch.tensor([context_ids + encode(tokenizer, fmt.query(question))], device=model.device)
 
     def run():
         with torch.no_grad():

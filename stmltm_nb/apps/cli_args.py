@@ -1,0 +1,97 @@
+"""Argument checks shared by the ``stmltm`` commands: every one runs before a model loads, and a failure is a
+:class:`UsageError` (exit status 2) that changes nothing on disk."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """A bad command-line argument, found before any model loads (exit status 2)."""
+
+
+def _shipped_dirs() -> set[Path]:
+    """The package's shipped data folders (this checkout's ``data/`` and ``$STMLTM_DATA``)."""
+    dirs = {(Path(__file__).resolve().parents[2] / "data").resolve()}
+    try:
+        from stmltm_nb.shipped import data_dir
+
+        dirs.add(data_dir().resolve())
+    except FileNotFoundError:
+        pass
+    return dirs
+
+
+def _out_path(arg: str | None, default_name: str) -> Path:
+    """Where a command writes its result: ``--out`` (a file, or a folder to put ``default_name`` in), else
+    ``default_name`` in the working folder. A shipped data file is overwritten only when ``--out`` names that
+    very file; the parent folder must be writable (checked now, before the model loads)."""
+    from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
+
+    explicit = arg is not None and not Path(arg).is_dir()
+    path = (Path(arg) if explicit else Path(arg or ".") / default_name).expanduser().resolve()
+    if not explicit and path.exists() and any(d in path.parents for d in _shipped_dirs()):
+        raise UsageError(f"refusing to overwrite the shipped file {path}; to replace it, name it: --out {path}")
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder")
+    try:
+        ensure_writable_dir(path.parent)
+    except UnwritableDirError as e:
+        raise UsageError(f"--out: {e}") from e
+    return path
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise UsageError(message)
+
+
+def _positive(name: str, v: float, allow_zero: bool = False) -> None:
+    _need(math.isfinite(v) and (v >= 0 if allow_zero else v > 0),
+          f"--{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {v}")
+
+
+def _preflight_cache() -> None:
+    """The teacher targets and the converted model go to the cache folder: prove it is writable now."""
+    from stmltm_nb.models import CacheDirError, ensure_cache_writable
+
+    try:
+        ensure_cache_writable()
+    except CacheDirError as e:
+        raise UsageError(str(e)) from e
+
+
+def device_arg(name: str) -> str:
+    """``--device``: resolved now (``auto`` → CUDA, MPS or CPU); a missing accelerator is a :class:`UsageError`."""
+    from stmltm_nb.env import DeviceError, pick_device
+
+    try:
+        return pick_device(name)
+    except DeviceError as e:
+        raise UsageError(str(e)) from e
+
+
+def fresh_out_dir(arg: str) -> Path:
+    """``--out`` for a command that writes a new folder: it may not exist, or be an empty folder; its parent must
+    be writable."""
+    from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
+
+    out = Path(arg).expanduser().resolve()
+    _need(not out.exists() or (out.is_dir() and not any(out.iterdir())),
+          f"--out {out} exists and is not an empty folder; choose a new folder (nothing was written)")
+    try:
+        ensure_writable_dir(out.parent)
+    except UnwritableDirError as e:
+        raise UsageError(f"--out: {e}") from e
+    return out
+
+
+def notes_arg(path: str) -> list:
+    """Read a notes file now (``.txt`` or ``.jsonl``); a bad file is a :class:`UsageError` naming the line."""
+    from stmltm_nb.memory.notes import NotesError, read_notes
+
+    try:
+        return read_notes(path)
+    except NotesError as e:
+        raise UsageError(str(e)) from e

@@ -1,0 +1,68 @@
+"""The cartridge folder format: file names, :class:`CartridgeError`, and the checks a folder must pass before its
+weights are read (``cartridge.json`` fields, tensor names and shapes). Torch-free."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from stmltm_nb.io import apply_umask
+from stmltm_nb.memory.config import BACKENDS
+
+FORMAT_VERSION = 1
+
+WEIGHTS_FILE = "adapter_model.safetensors"
+META_FILE = "cartridge.json"
+
+
+class CartridgeError(ValueError):
+    """Bad cartridge arguments, or a cartridge file that is corrupt or belongs to another model."""
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``cartridge.json`` of a saved cartridge folder (:class:`CartridgeError` names the field)."""
+    path = Path(path)
+    mfile = path / META_FILE
+    if not mfile.is_file():
+        raise CartridgeError(f"{path} is not a saved cartridge ({META_FILE} missing)")
+    try:
+        meta = json.loads(mfile.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CartridgeError(f"{mfile} is corrupt: {e}") from e
+    if not isinstance(meta, dict) or meta.get("backend") not in BACKENDS:
+        raise CartridgeError(f"{mfile} has no valid 'backend'")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CartridgeError(f"{mfile}: unsupported format_version {meta.get('format_version')}")
+    prefix = meta["backend"] == "prefix"
+    fields = [("base_fingerprint", str, None, True), ("p", int, 2 if prefix else 0, True), ("num_frozen", int, 0, True),
+              ("lora_rank", int, 1, not prefix), ("weights_sha256", str, None, False), ("stats", dict, None, False)]
+    for name, kind, lo, required in fields:
+        v = meta.get(name)
+        if v is None and not required:
+            continue
+        if isinstance(v, bool) or not isinstance(v, kind) or (lo is not None and v < lo):
+            want = kind.__name__ + (f" >= {lo}" if lo is not None else "")
+            raise CartridgeError(f"{mfile}: field {name!r} must be {want}, got {v!r}")
+    if prefix and meta["num_frozen"] >= meta["p"]:
+        raise CartridgeError(f"{mfile}: field 'num_frozen' must be < p = {meta['p']}, got {meta['num_frozen']}")
+    return meta
+
+
+def _check_shapes(wfile: Path, got: dict[str, Any], want: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Raise :class:`CartridgeError` unless the saved tensors have exactly the names and shapes ``meta`` implies."""
+    if set(got) != set(want):
+        raise CartridgeError(f"{wfile}: tensors {sorted(set(got) ^ set(want))[:3]} do not match cartridge.json "
+                             f"(backend {meta['backend']!r})")
+    for k, t in got.items():
+        if tuple(t.shape) != tuple(want[k].shape):
+            field = "p" if k == "prompt_embeddings" else "lora_rank"
+            raise CartridgeError(f"{wfile}: tensor {k!r} has shape {tuple(t.shape)} but cartridge.json field "
+                                 f"{field!r} = {meta.get(field)} implies {tuple(want[k].shape)}")
+
+
+def _publishable(folder: Path) -> None:
+    """Give every file in ``folder`` the user's umask permissions (readable on a shared JupyterHub)."""
+    for f in folder.iterdir():
+        apply_umask(f, folder=f.is_dir())
