@@ -11,8 +11,8 @@
 #
 # One fact answered from short-term memory (the context) and from long-term memory (a trained cartridge), on a real 135M-parameter model, and the map of the series.
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/00_overview.ipynb)
-# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F00_overview.ipynb)
+# <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/00_overview.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
+# <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F00_overview.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
 # - see the two memories of an LLM side by side on a real model

@@ -11,8 +11,8 @@
 #
 # The spec's LTM: a trained KV prefix learned from accumulated STM, with initialisation and backend ablations and the STM-vs-LTM table.
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/03_cartridge_ltm.ipynb)
-# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F03_cartridge_ltm.ipynb)
+# <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/03_cartridge_ltm.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
+# <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F03_cartridge_ltm.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
 # - build teacher targets (top-k log-probs with the items in context) and train a cartridge on them

@@ -11,8 +11,8 @@
 #
 # The evidence gates of the switching rule, measured: is there enough consistent signal in S_t, and does a cartridge compress it?
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/04_learning_signal.ipynb)
-# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F04_learning_signal.ipynb)
+# <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/04_learning_signal.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
+# <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F04_learning_signal.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
 # - estimate gradient SNR and the noise scale B_simple from per-item gradients (and two batch sizes)

@@ -11,8 +11,8 @@
 #
 # The switching inequality evaluated on the curves measured in notebooks 01–04: where consolidation pays off, and the defaults with the measurement behind each.
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/06_thresholds_sizing.ipynb)
-# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F06_thresholds_sizing.ipynb)
+# <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/06_thresholds_sizing.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
+# <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F06_thresholds_sizing.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
 # - turn measured curves into the inputs of the rule (κ, q_ctx family, q_cart, r_cart, c_upd)

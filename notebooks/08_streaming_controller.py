@@ -11,8 +11,8 @@
 #
 # The rule running online: items arrive one by one, the controller decides, trains, checks and commits or rolls back; policies compared with a hindsight oracle.
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/08_streaming_controller.ipynb)
-# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F08_streaming_controller.ipynb)
+# <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/08_streaming_controller.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
+# <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F08_streaming_controller.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
 # - simulate four stream shapes on the measured curves and compare policies with the hindsight oracle

@@ -13,7 +13,12 @@ def test_binder_pins_match_project():
     make = (ROOT / "Makefile").read_text()
     torch_make = re.search(r"TORCH\s*:=\s*torch==([\d.]+)", make).group(1)
     assert f"torch=={torch_make}+cpu" in req
-    assert re.search(r"^\.\[dev\]$", req, re.M), "binder must install the package itself ('.')"
+    assert re.search(r"^\.\[notebooks\]$", req, re.M), "binder installs the package with what a reader needs"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    reader = " ".join(extras["notebooks"])
+    assert "voila" in reader and "jupyterlab" in reader
+    for tool in ("pytest", "nbval", "selenium", "ruff", "hypothesis"):  # test tools stay out of Binder
+        assert tool not in reader and tool not in req
     wheel_make = re.search(r"MODEL_WHEEL\s*:=\s*(\S+)", make).group(1)
     assert wheel_make in (ROOT / "binder" / "postBuild").read_text()
     from stmltm_nb.models import MODEL_WHEEL, MODEL_WHEEL_VERSION

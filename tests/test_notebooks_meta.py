@@ -133,3 +133,12 @@ def test_the_colab_cell_is_safe_to_run_twice(tmp_path, monkeypatch, capsys):
 
     assert os.environ["STMLTM_DEVICE"] == "auto"
     monkeypatch.delenv("STMLTM_DEVICE")
+
+
+@pytest.mark.parametrize("src", SRCS, ids=lambda p: p.stem)
+def test_no_markdown_image_syntax(src):
+    """Voilà 0.5 behind Jupyter Server (Binder's /voila/render/... route) crashes on markdown images ('coroutine'
+    object is not subscriptable: it inlines them through the async contents manager); badges are HTML <img>."""
+    nb = json.loads(src.with_suffix(".ipynb").read_text())
+    md = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "![" not in md

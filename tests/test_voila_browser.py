@@ -27,26 +27,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def voila_url(tmp_path_factory):
+NOTEBOOK = "notebooks/07_interactive_tuner.ipynb"
+
+
+@pytest.fixture(scope="module", params=["standalone", "jupyter-server"])
+def voila_url(request, tmp_path_factory, browser):
+    """The tuner served two ways: standalone ``voila NOTEBOOK``, and the route Binder's badge opens, Jupyter Server
+    with Voilà's server extension at ``/voila/render/NOTEBOOK``."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "voila", "notebooks/07_interactive_tuner.ipynb", "--no-browser",
-                             f"--port={port}", "--Voila.ip=127.0.0.1", "--show_tracebacks=True"],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, STMLTM_FAST="1"))
-    url = f"http://127.0.0.1:{port}/"
+    log = open(tmp_path_factory.mktemp("voila") / f"{request.param}.log", "w")
+    if request.param == "standalone":
+        cmd = [sys.executable, "-m", "voila", NOTEBOOK, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+               "--show_tracebacks=True"]
+        ready, url = f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/"
+    else:
+        cmd = [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root", f"--port={port}",
+               "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password="]
+        ready, url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}/voila/render/{NOTEBOOK}"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, STMLTM_FAST="1"))
     for _ in range(120):
         try:
-            urllib.request.urlopen(url, timeout=2)
+            urllib.request.urlopen(ready, timeout=2)
             break
         except OSError:
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("voila did not start")
+        pytest.fail(f"{request.param} did not start")
     yield url
+    browser.get("about:blank")  # leave the page before its server goes (no refused requests into the next test)
+    browser.get_log("browser")
     proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        proc.wait(timeout=60)  # Jupyter Server shuts its kernels down first
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=20)
+    assert "Traceback" not in Path(log.name).read_text(), f"the {request.param} server logged a traceback"
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +101,8 @@ def test_tuner_in_a_real_browser(voila_url, browser):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
+    browser.get("about:blank")
+    browser.get_log("browser")  # drain: the check below covers this page only
     browser.get(voila_url)
     WebDriverWait(browser, 180).until(lambda d: _decision(d) != "")
     WebDriverWait(browser, 180).until(lambda d: _plot_state(d) is not None)
