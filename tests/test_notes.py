@@ -147,3 +147,22 @@ def test_load_model_refuses_a_missing_gpu_before_loading(monkeypatch):
     monkeypatch.setattr(models, "resolve_model_path", lambda name: pytest.fail("the model was looked up"))
     with pytest.raises(DeviceError):
         models.load_model("default", device="cuda")
+
+
+def test_every_model_input_the_package_builds_follows_the_model_device():
+    """What cannot run here (a GPU) is still written for it: every token tensor fed to a model is created on
+    ``model.device`` (or moved there, for training batches)."""
+    import re
+    from pathlib import Path
+
+    import stmltm_nb
+
+    pkg = Path(stmltm_nb.__file__).parent
+    offenders = []
+    for f in pkg.rglob("*.py"):
+        for i, line in enumerate(f.read_text().splitlines(), 1):
+            if re.search(r"(input_ids=|ids = )torch\.tensor\(", line) and "device=" not in line:
+                offenders.append(f"{f.relative_to(pkg)}:{i}")
+    assert offenders == []
+    batching = (pkg / "memory" / "batching.py").read_text()
+    assert "t.to(device)" in batching  # training batches go to the cartridge's device

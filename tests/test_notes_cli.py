@@ -117,6 +117,7 @@ def test_stream_over_notes_resumes_and_loses_nothing(on_tiny, capsys):
     (["consolidate", "{notes}", "--out", "{full}"], "not an empty folder"),
     (["consolidate", "{notes}", "--out", "{tmp}/c", "--device", "cuda"], "no CUDA device"),
     (["consolidate", "{notes}", "--out", "{tmp}/c", "--questions", "0"], "--questions"),
+    (["consolidate", "{long}", "--out", "{tmp}/c"], "longer than the window"),
     (["ask", "{tmp}", "hello?"], "not a saved cartridge"),
     (["ask", "{foreign}", "hello?"], "another base model"),
     (["measure", "--notes", "{empty}", "--out", "{tmp}/m.json"], "empty"),
@@ -129,6 +130,7 @@ def test_bad_input_exits_2_and_writes_nothing(on_tiny, capsys, monkeypatch, tiny
     tmp, notes = on_tiny
     (tmp / "empty.txt").write_bytes(b"")
     (tmp / "bin.txt").write_bytes(b"\x00\x01")
+    (tmp / "long.txt").write_text("A short note.\n" + "word " * 2500 + "\n", encoding="utf-8")
     full = tmp / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
@@ -141,7 +143,7 @@ def test_bad_input_exits_2_and_writes_nothing(on_tiny, capsys, monkeypatch, tiny
         Cartridge.create(other.model, other.tokenizer, p=4, init="random").save_pretrained(foreign)
     before = sorted(str(p) for p in tmp.rglob("*") if "cache" not in p.parts)
     subs = {"{empty}": str(tmp / "empty.txt"), "{binary}": str(tmp / "bin.txt"), "{notes}": str(notes),
-            "{full}": str(full), "{tmp}": str(tmp), "{foreign}": str(foreign)}
+            "{full}": str(full), "{tmp}": str(tmp), "{foreign}": str(foreign), "{long}": str(tmp / "long.txt")}
     args = []
     for a in argv:
         for k, v in subs.items():

@@ -35,7 +35,7 @@ from stmltm_nb.decision.store import EVENTS_FILE, ITEMS_FILE, STATE_FILE, Folder
 from stmltm_nb.decision.switching import Decision, SwitchInputs, advantage, decide
 from stmltm_nb.memory.cartridge import Cartridge, CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate
+from stmltm_nb.memory.consolidation import consolidate, update
 from stmltm_nb.memory.stm import STMBuffer, STMError, STMItem, validate_item
 from stmltm_nb.metrics.governance import superseded_ids
 
@@ -238,12 +238,17 @@ class Controller:
         new_items = [it for it in residual if self.templates.get(it.id)]
         untrainable = {it.id: "no training question" for it in residual if not self.templates.get(it.id)}
         self.event("consolidate.start", new_items=sorted(it.id for it in new_items), replay=len(replay),
-                   target_version=v_new, not_trainable=untrainable)
+                   target_version=v_new, not_trainable=untrainable, mode=self.update_mode())
         if not new_items:
             return self._reject(v_new, "absorbed nothing", {"holdout_passed": [], "not_trainable": untrainable},
                                 0.0, len(residual))
-        run = consolidate(self.model, self.tokenizer, new_items, self.templates, self.ccfg, progress=self.progress,
-                          replay=replay)
+        mode = self.update_mode()
+        if mode == "update":
+            run = update(self.model, self.tokenizer, self.cartridge, new_items, self.templates, self.ccfg,
+                         replay=replay, progress=self.progress)
+        else:
+            run = consolidate(self.model, self.tokenizer, new_items, self.templates, self.ccfg,
+                              progress=self.progress, replay=replay)
         checks = self._checks(run.cartridge, new_items, replay)
         reason = verdict(checks)
         c_upd = float(run.seconds["incurred"])
@@ -254,15 +259,24 @@ class Controller:
         kept = [it.id for it in residual if it.id not in set(absorbed)]
         cand, path = run.cartridge, self.store.version_dir(v_new)
         cand.meta["manifest"] = {"parent": self.state.version, "absorbed": absorbed, "replay": [it.id for it in replay],
-                                 "checks": checks, "seconds": run.seconds}
+                                 "checks": checks, "seconds": run.seconds, "mode": mode}
         cand.save(path, overwrite=path.exists())  # an uncommitted leftover of a crashed run is replaced
-        self._set_state(self.state.commit(v_new, absorbed, kept, measured))
+        self._set_state(self.state.commit(v_new, absorbed, kept, measured, mode=mode))
         self.rule.consolidated()
         self.cartridge = cand
         self._rebuild_memory()
         self.event("commit", reason="passed every check", absorbed=absorbed, kept_in_stm=kept, checks=checks,
-                   c_upd_s=c_upd, not_trainable=untrainable)
+                   c_upd_s=c_upd, not_trainable=untrainable, mode=mode)
         return {"committed": True, "reason": None, **checks}
+
+    def update_mode(self) -> str:
+        """``"update"`` (warm-start from the serving cartridge) or ``"full"`` (retrain from scratch): full when
+        nothing is served, incremental updates are off, ``full_retrain_every`` updates followed the last full
+        retrain, or the last candidate was rejected or rolled back."""
+        if self.cartridge is None or not self.cfg.incremental:
+            return "full"
+        since = self.state.updates_since_full()
+        return "update" if since is not None and since < self.cfg.full_retrain_every else "full"
 
     def _reject(self, v_new: int, reason: str, checks: dict[str, Any], c_upd: float, n: int) -> dict[str, Any]:
         """Record a rejected candidate: its measured values replace the priors, the rule backs off by the

@@ -36,6 +36,10 @@ class ControllerConfig:
     # Recall (absorbed nothing): the measured q_cart already lowers A(n), so the rule itself waits longer.
     # Regression: more new items dilute the replay, so wait for twice the evidence.
     # Retention: the damage is not in the rule's inputs, so wait longest.
+    # incremental updates: warm-start from the serving cartridge (memory.consolidation.update) unless this many
+    # updates followed the last full retrain, or the last candidate was rejected / rolled back (then: full retrain)
+    incremental: bool = True
+    full_retrain_every: int = 4
     backoff_recall: float = 1.5
     backoff_regression: float = 2.0
     backoff_retention: float = 3.0

@@ -67,18 +67,32 @@ class ControllerState:
 
     # ----- mutators -----------------------------------------------------------------------------------------
     def commit(self, version: int, absorbed: Iterable[str], kept_in_stm: Iterable[str] = (),
-               measured: dict[str, float] | None = None) -> ControllerState:
-        """``version`` (child of the serving one) now serves; it absorbed ``absorbed``. Clears the backoff."""
+               measured: dict[str, float] | None = None, mode: str = "full") -> ControllerState:
+        """``version`` (child of the serving one) now serves; it absorbed ``absorbed``; ``mode`` says how it was
+        trained (``"full"`` from scratch, ``"update"`` warm-started from its parent). Clears the backoff."""
         if version in self.parents or version <= 0:
             raise StateError(f"version {version} is already committed or invalid")
         ids = sorted(absorbed)
         if not ids:
             raise StateError("a commit must absorb at least one item")
         rec = {"version": version, "parent": self.version, "absorbed": ids, "kept_in_stm": sorted(kept_in_stm),
-               "time": time.time()}
+               "mode": mode, "time": time.time()}
         return replace(self, version=version, parents={**self.parents, version: self.version},
                        absorbed={**self.absorbed, **{i: version for i in ids}}, history=(*self.history, rec),
                        measured=_merge(self.measured, measured), retry_at_n=0)
+
+    def updates_since_full(self) -> int | None:
+        """Incremental commits since the last full retrain (0 right after one); None when the last event was a
+        rollback or a rejected candidate, or nothing is committed: the next consolidation should retrain fully."""
+        n = 0
+        for rec in reversed(self.history):
+            if "rejected" in rec or "rollback_from" in rec:
+                return None
+            if "version" in rec:
+                if rec.get("mode") != "update":
+                    return n
+                n += 1
+        return None
 
     def rollback(self) -> ControllerState:
         """Serve the parent of the current version again; what the current one absorbed returns to STM."""

@@ -264,19 +264,36 @@ class Cartridge:
             tensors = load_file(str(wfile))
         except (SafetensorError, OSError, ValueError) as e:
             raise CartridgeError(f"cannot read {wfile}: {e}") from e
+        cart = cls._shaped_like(meta, model, tokenizer, header, fmt)
+        _check_shapes(wfile, tensors, cart._state_tensors(), meta)
+        cart._set_state(tensors)
+        cart.meta = meta
+        return cart
+
+    @classmethod
+    def _shaped_like(cls, meta: dict[str, Any], model: Any, tokenizer: Any, header: str = DEFAULT_HEADER,
+                     fmt: ChatFormat = CHATML) -> Cartridge:
+        """An untrained cartridge with the backend, p, frozen count and rank that ``meta`` records."""
         backend = meta["backend"]
-        cart = cls.create(model, tokenizer, p=meta["p"] if backend == "prefix" else 2, backend=backend, init="random",
+        return cls.create(model, tokenizer, p=meta["p"] if backend == "prefix" else 2, backend=backend, init="random",
                           num_frozen=meta["num_frozen"] if backend == "prefix" else 1,
                           lora_rank=meta.get("lora_rank", 8), header=header, fmt=fmt)
-        _check_shapes(wfile, tensors, cart._state_tensors(), meta)
-        if backend == "prefix":
-            cart.encoder.load_prompt_embeddings(tensors["prompt_embeddings"])
+
+    def _set_state(self, tensors: dict[str, Any]) -> None:
+        if self.backend == "prefix":
+            self.encoder.load_prompt_embeddings(tensors["prompt_embeddings"])
         else:
             from peft import set_peft_model_state_dict
 
-            set_peft_model_state_dict(cart.peft_model, tensors)
-        cart.meta = meta
-        return cart
+            set_peft_model_state_dict(self.peft_model, tensors)
+
+    def clone(self) -> Cartridge:
+        """A separate, trainable cartridge holding exactly this φ (the frozen tokens included), on the same base
+        model: the warm start of an incremental update. Training the clone leaves this one untouched."""
+        twin = type(self)._shaped_like(self.meta, self.base_model, self.tokenizer, self.header, self.fmt)
+        twin._set_state(self._state_tensors())
+        twin.meta = copy.deepcopy(self.meta)
+        return twin
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, model: Any, tokenizer: Any, **kwargs: Any) -> Cartridge:

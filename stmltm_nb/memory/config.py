@@ -45,6 +45,10 @@ class ConsolidationConfig:
     # Rows that protect what the cartridge should not change (issue #13; shares of each batch's rows):
     retention_frac: float = 0.0  # generic prompts, student (with cartridge) matched to the base model without it
     practice_frac: float = 0.0  # a practice fact in residual STM among distractors: the student must read it
+    # Incremental updates (issue #14): warm-start from the committed cartridge, train on the new items plus a
+    # sample of the absorbed ones (:func:`~stmltm_nb.memory.consolidation.update`).
+    update_steps: int = 120  # optimiser steps of a warm-started update
+    replay_size: int = 32  # absorbed items replayed in an update (a seeded sample; all when fewer)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -62,7 +66,7 @@ class ConsolidationConfig:
         for name, v in positive.items():
             if v < 1:
                 raise ValueError(f"ConsolidationConfig.{name} must be >= 1, got {v!r}")
-        for name in ("steps", "n_self", "warmup", "seed"):
+        for name in ("steps", "n_self", "warmup", "seed", "update_steps", "replay_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ConsolidationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.retention_frac + self.practice_frac > 1:

@@ -94,8 +94,8 @@ def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates:
                 config: ConsolidationConfig, targets_cache: str | Path | None = "default",
                 progress: bool = True, replay: Sequence[STMItem] = (), practice: Sequence[Fact] | None = None,
                 retention: Sequence[str] | None = None) -> Consolidation:
-    """Train a cartridge on ``items`` (+ ``replay`` of items absorbed earlier) by context distillation, with the
-    guard rows of :func:`guard_targets` mixed in as ``config`` says.
+    """Train a cartridge from scratch on ``items`` (+ ``replay`` of items absorbed earlier) by context distillation,
+    with the guard rows of :func:`guard_targets` mixed in as ``config`` says.
 
     ``targets_cache="default"`` keeps teacher targets under the model cache folder, one file per chunk, so
     re-running a consolidation, or replaying absorbed items, skips the teacher for chunks already seen.
@@ -103,28 +103,95 @@ def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates:
     their original teacher time); ``teacher_guard`` the guard rows' targets, paid once per model (cached) and
     not part of c_upd; ``incurred`` what this call paid.
     """
-    cfg = config
-    if not isinstance(cfg, ConsolidationConfig):
-        raise TypeError(f"consolidate needs a ConsolidationConfig, got {type(cfg).__name__}")
-    ensure_cache_writable(_targets_cache(targets_cache))  # an unwritable cache fails now, not after the teacher
+    _check_config(config)
     all_items = list(replay) + list(items)
     if not all_items:
         raise ValueError("nothing to consolidate: no items")
+    ensure_cache_writable(_targets_cache(targets_cache))  # an unwritable cache fails now, not after the teacher
+    cart = untrained_cartridge(model, tokenizer, all_items, config)
+    return _distil(model, tokenizer, cart, all_items, templates, config, config.steps, targets_cache, progress,
+                   practice, retention)
+
+
+def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items: Sequence[STMItem],
+           templates: dict[str, Sequence[str]], config: ConsolidationConfig, replay: Sequence[STMItem] = (),
+           targets_cache: str | Path | None = "default", progress: bool = True,
+           practice: Sequence[Fact] | None = None, retention: Sequence[str] | None = None) -> Consolidation:
+    """An incremental update: warm-start from the ``committed`` cartridge (an object or a saved folder), train
+    ``config.update_steps`` steps on the new ``items`` plus a seeded sample of ``config.replay_size`` absorbed
+    items from ``replay`` (so old facts are not forgotten). Teacher targets are computed only for what the cache
+    has not seen (the replayed items' are cached from their own consolidation). Δφ = trained − committed φ.
+
+    Raises :class:`~stmltm_nb.memory.cartridge.CartridgeError` before any teacher pass when the committed
+    cartridge is corrupt, belongs to another base model, or has another backend or p than ``config``; the
+    committed cartridge is never modified (the update trains a clone)."""
+    _check_config(config)
+    if not items:
+        raise ValueError("nothing to update: no new items")
+    base = committed if isinstance(committed, Cartridge) else Cartridge.load(committed, model, tokenizer)
+    _check_compatible(base, model, tokenizer, config)
+    ensure_cache_writable(_targets_cache(targets_cache))
+    sample = replay_sample(replay, config.replay_size, config.seed)
+    cart = base.clone()
+    run = _distil(model, tokenizer, cart, sample + list(items), templates, config, config.update_steps,
+                  targets_cache, progress, practice, retention)
+    cart.meta["items"] = list(dict.fromkeys([*base.meta.get("items", []), *(it.id for it in items)]))
+    cart.meta["stats"]["update"] = {"new_items": len(items), "replayed": len(sample),
+                                    "parent_items": len(base.meta.get("items", []))}
+    return run
+
+
+def replay_sample(replay: Sequence[STMItem], size: int, seed: int = 0) -> list[STMItem]:
+    """``size`` of the absorbed items (all when fewer), drawn without replacement with ``seed``, in log order."""
+    import random
+
+    replay = list(replay)
+    if len(replay) <= size:
+        return replay
+    keep = set(random.Random(seed).sample(range(len(replay)), size))
+    return [it for i, it in enumerate(replay) if i in keep]
+
+
+def _check_config(cfg: Any) -> None:
+    if not isinstance(cfg, ConsolidationConfig):
+        raise TypeError(f"consolidation needs a ConsolidationConfig, got {type(cfg).__name__}")
+
+
+def _check_compatible(base: Cartridge, model: Any, tokenizer: Any, cfg: ConsolidationConfig) -> None:
+    """A warm start needs the committed cartridge's base model, backend and p to be this run's."""
+    from stmltm_nb.memory.cartridge import CartridgeError
+    from stmltm_nb.models import model_fingerprint
+
+    if base.meta.get("base_fingerprint") != model_fingerprint(model, tokenizer):
+        raise CartridgeError("cannot warm-start: the committed cartridge was trained on another base model")
+    if base.backend != cfg.backend:
+        raise CartridgeError(f"cannot warm-start: the committed cartridge is a {base.backend} cartridge, the config "
+                             f"asks for {cfg.backend}")
+    if base.backend == "prefix" and base.p != cfg.p:
+        raise CartridgeError(f"cannot warm-start: the committed cartridge has p = {base.p} tokens, the config "
+                             f"asks for p = {cfg.p}")
+
+
+def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], templates: dict[str, Sequence[str]],
+            cfg: ConsolidationConfig, steps: int, targets_cache: str | Path | None, progress: bool,
+            practice: Sequence[Fact] | None, retention: Sequence[str] | None) -> Consolidation:
+    """Teacher targets for ``items`` (+ guard rows), then ``steps`` training steps of ``cart`` from where it is."""
+    from dataclasses import replace
+
     t0 = time.perf_counter()
     guard, practice_items = guard_targets(model, tokenizer, cfg, targets_cache, progress, practice, retention)
-    tt_items = teacher_targets_for(model, tokenizer, all_items, templates, cfg, targets_cache, progress)
+    tt_items = teacher_targets_for(model, tokenizer, items, templates, cfg, targets_cache, progress)
     t2 = time.perf_counter()
     tt = concat_targets([tt_items, *guard])
-    cart = untrained_cartridge(model, tokenizer, all_items, cfg)
     init_vec = cart.delta_vector().clone()
-    res = train_cartridge(cart, tt, cfg, residual=residual_pool(tokenizer, all_items + practice_items),
-                          progress=progress)
+    res = train_cartridge(cart, tt, replace(cfg, steps=steps),
+                          residual=residual_pool(tokenizer, items + practice_items), progress=progress)
     t3 = time.perf_counter()
     secs = {"teacher": tt_items.seconds, "teacher_guard": sum(g.seconds for g in guard), "teacher_wall": t2 - t0,
             "train": t3 - t2}
-    secs["total"] = secs["teacher"] + secs["train"]  # c_upd of this update from scratch
+    secs["total"] = secs["teacher"] + secs["train"]  # c_upd of this update with no cache
     secs["incurred"] = secs["teacher_wall"] + secs["train"]  # paid now (cached chunks free)
-    cart.meta["items"] = [it.id for it in all_items]
-    cart.meta["stats"].update({"c_upd_seconds": round(secs["total"], 2),
-                               "teacher_seconds": round(tt_items.seconds, 2)})
+    cart.meta["items"] = [it.id for it in items]
+    cart.meta["stats"].update({"c_upd_seconds": round(secs["total"], 2), "teacher_seconds": round(tt_items.seconds, 2),
+                               "teacher_cache_hits": tt_items.cache_hits, "teacher_computed": tt_items.computed})
     return Consolidation(cart, tt, res, init_vec, secs, cfg)

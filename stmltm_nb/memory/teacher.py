@@ -54,6 +54,8 @@ class TeacherTargets:
     offsets: list[int]
     seconds: float = 0.0  # wall time spent computing them (0 when read from cache)
     from_cache: bool = False
+    cache_hits: int = 0  # parts (chunks) read from the disk cache
+    computed: int = 0  # parts the teacher had to compute
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -188,8 +190,11 @@ def _cached(cache_dir: str | Path | None, name: str, compute: Callable[[], Teach
     part = _read_targets(path) if path is not None and path.is_file() else None
     if part is None:
         part = compute()
+        part.cache_hits, part.computed = 0, 1
         if path is not None:
             _write_targets(path, part)
+    else:
+        part.cache_hits, part.computed = 1, 0
     return part
 
 
@@ -206,7 +211,8 @@ def concat_targets(parts: Sequence[TeacherTargets]) -> TeacherTargets:
         offsets.append(o)
         o += len(e.ids) - e.resp_start
     return TeacherTargets(examples, torch.cat([p.topk_ids for p in parts]), torch.cat([p.topk_p for p in parts]),
-                          offsets, sum(p.seconds for p in parts), all(p.from_cache for p in parts))
+                          offsets, sum(p.seconds for p in parts), all(p.from_cache for p in parts),
+                          sum(p.cache_hits for p in parts), sum(p.computed for p in parts))
 
 
 def _write_targets(path: Path, tt: TeacherTargets) -> None:
