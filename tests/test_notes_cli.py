@@ -130,7 +130,7 @@ def test_bad_input_exits_2_and_writes_nothing(on_tiny, capsys, monkeypatch, tiny
     tmp, notes = on_tiny
     (tmp / "empty.txt").write_bytes(b"")
     (tmp / "bin.txt").write_bytes(b"\x00\x01")
-    (tmp / "long.txt").write_text("A short note.\n" + "word " * 2500 + "\n", encoding="utf-8")
+    (tmp / "long.txt").write_text("A short note.\n" + "word " * 9000 + "\n", encoding="utf-8")
     full = tmp / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")

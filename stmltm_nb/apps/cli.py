@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from stmltm_nb.apps.cli_args import UsageError, _need, _out_path, _preflight_cache, device_arg, notes_arg
+from stmltm_nb.apps.cli_args import (
+    UsageError,
+    _need,
+    _out_path,
+    _preflight_cache,
+    check_notes_fit,
+    device_arg,
+    notes_arg,
+)
 from stmltm_nb.apps.cli_notes import add_parsers as add_note_parsers
 from stmltm_nb.apps.cli_stream import _stream
 
@@ -49,9 +57,11 @@ def _measure(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.measure_job import run_measurements
     from stmltm_nb.env import fast
 
-    out = _check_measure_args(args)
     notes = notes_arg(args.notes) if args.notes else None
     device = device_arg(args.device)
+    if notes is not None:
+        check_notes_fit(notes, args.model)
+    out = _check_measure_args(args)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
                            notes=notes, device=device)
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
@@ -134,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job: STM curves, one consolidation, the rule, STM vs LTM; writes a report")
     d.add_argument("--model", default="default", help="'default' (embedded SmolLM2-135M), a local folder or Hub id")
     d.add_argument("--out", default="report", help="folder for report.html and report.json")
-    d.add_argument("--facts", type=int, default=32, help="facts consolidated into the cartridge")
-    d.add_argument("--steps", type=int, default=100, help="training steps")
+    d.add_argument("--facts", type=int, default=16, help="facts consolidated into the cartridge (bigger runs: 64)")
+    d.add_argument("--steps", type=int, default=80, help="training steps (bigger runs: 400)")
     d.add_argument("--fast", action="store_true", help="tiny sizes (also when STMLTM_FAST=1)")
     d.set_defaults(func=_demo)
 

@@ -6,22 +6,21 @@ from __future__ import annotations
 import argparse
 import json
 
-from stmltm_nb.apps.cli_args import UsageError, _need, _preflight_cache, device_arg, fresh_out_dir, notes_arg
+from stmltm_nb.apps.cli_args import (
+    UsageError,
+    _need,
+    _preflight_cache,
+    check_notes_fit,
+    device_arg,
+    fresh_out_dir,
+    notes_arg,
+)
 
-WINDOW_RESERVE = 256  # tokens kept for the question and the answer next to one note
 
-
-def _load(args: argparse.Namespace, notes: list) -> tuple:
-    """Load the model on the chosen device and check that every note fits its window."""
-    from stmltm_nb.memory.notes import NotesError, check_note_lengths
+def _load(args: argparse.Namespace) -> tuple:
     from stmltm_nb.models import load_model
 
     lm = load_model(args.model, device=args.device)
-    window = int(getattr(lm.model.config, "max_position_embeddings", 2048))
-    try:
-        check_note_lengths(notes, lm.tokenizer, window - WINDOW_RESERVE)
-    except NotesError as e:
-        raise UsageError(f"{args.notes}, {e}") from e
     return lm.model, lm.tokenizer
 
 
@@ -41,7 +40,8 @@ def consolidate_cmd(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from e
     _preflight_cache()
-    model, tok = _load(args, notes)
+    check_notes_fit(notes, args.model)
+    model, tok = _load(args)
     report = consolidate_notes(model, tok, notes, out, cfg, k=args.questions, progress=not args.quiet)
     for r in report["rows"]:
         held = "n/a" if r["heldout"] is None else f"{r['heldout']:.2f}"
@@ -61,7 +61,8 @@ def ask_cmd(args: argparse.Namespace) -> int:
     _need(bool(args.question.strip()), "the question is empty")
     residual = notes_arg(args.notes) if args.notes else []
     args.device = device_arg(args.device)
-    model, tok = _load(args, residual)
+    check_notes_fit(residual, args.model)
+    model, tok = _load(args)
     try:
         answers = ask(model, tok, args.folder, args.question, residual, compare=args.compare)
     except CartridgeError as e:

@@ -12,6 +12,7 @@ from stmltm_nb.apps.cli_args import (
     _out_path,
     _positive,
     _preflight_cache,
+    check_notes_fit,
     device_arg,
     notes_arg,
 )
@@ -33,6 +34,8 @@ def _stream(args: argparse.Namespace) -> int:
     notes = notes_arg(args.notes) if args.notes else None  # a bad file fails before any folder is made
     device = device_arg(args.device)
     _need(1 <= args.questions <= MAX_K, f"--questions must be in [1, {MAX_K}], got {args.questions}")
+    if notes is not None:
+        check_notes_fit(notes, args.model)
     root_arg, out = _check_stream_args(args)
     root = root_arg or Path(tempfile.mkdtemp(prefix="stmltm-stream-"))
     knobs = {"check_every": args.check_every, "m_floor": 16, "lam": args.lam, "tau": args.tau,

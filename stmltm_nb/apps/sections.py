@@ -26,22 +26,23 @@ def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def recall_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int,
-                   heldout_sizes: Sequence[int] = ()) -> dict[str, Any]:
+                   heldout_sizes: Sequence[int] = (), progress: bool = False) -> dict[str, Any]:
     """q_ctx(n), L_ctx(n) by position and pooled at the STM sizes ``sizes`` (items), with the fitted families;
     with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer."""
-    rows = M.recall_curve(model, tok, facts, sizes, per_position=per_position)
+    rows = M.recall_curve(model, tok, facts, sizes, per_position=per_position, progress=progress)
     pooled = M.pooled_recall(rows)
     out: dict[str, Any] = {"by_position": rows, "pooled": pooled}
     if heldout_sizes:
         out["heldout"] = M.recall_curve(model, tok, facts, heldout_sizes, per_position=per_position,
-                                        positions=("middle",), kind="heldout")
+                                        positions=("middle",), kind="heldout", progress=progress)
     return {**out, **recall_fits(pooled), "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
 
 
-def cost_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int) -> dict[str, Any]:
+def cost_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int,
+                 progress: bool = False) -> dict[str, Any]:
     """c_ctx(n) in both regimes at ``sizes`` (plus n = 0) and its fits on the excess TTFT(n) − TTFT(0), seconds;
     the quadratic fit needs at least three sizes and is left out with fewer."""
-    rows = M.cost_curve(model, tok, facts, sizes, repeats=repeats)
+    rows = M.cost_curve(model, tok, facts, sizes, repeats=repeats, progress=progress)
     base = rows[0]
     ns = [r["n"] for r in rows[1:]]
     exc_c = [r["ttft_cached_s"] - base["ttft_cached_s"] for r in rows[1:]]
@@ -106,12 +107,12 @@ def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartr
 
 
 def comparison_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
-                       chunk_size: int) -> list[dict[str, Any]]:
+                       chunk_size: int, progress: bool = False) -> list[dict[str, Any]]:
     """The STM-vs-LTM table (:func:`stmltm_nb.metrics.recall.compare_memories`) as a list of rows."""
     from stmltm_nb.metrics.recall import compare_memories
 
-    return compare_memories(model, tok, facts, cart, residual=residual, chunk_size=chunk_size).to_dict(
-        orient="records")
+    return compare_memories(model, tok, facts, cart, residual=residual, chunk_size=chunk_size,
+                            progress=progress).to_dict(orient="records")
 
 
 def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated: int) -> dict[str, Any]:

@@ -39,13 +39,18 @@ def _position_slice(n: int, position: str, k: int) -> list[int]:
 
 
 def recall_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int = 4,
-                 positions: Sequence[str] = POSITIONS, kind: str = "train") -> list[dict[str, Any]]:
+                 positions: Sequence[str] = POSITIONS, kind: str = "train", progress: bool = False
+                 ) -> list[dict[str, Any]]:
     """q_ctx(n) and L_ctx(n): STM of the first n facts; ask about ``per_position`` items at the start, middle
     and end of the buffer. One row per (n, position) with hits, total, recall, Wilson 95 % interval and mean
-    answer NLL (nats/token)."""
+    answer NLL (nats/token). ``progress``: a bar over the sizes."""
+    from stmltm_nb.env import progress_bar
+
     rows = []
     buf = STMBuffer(model, tokenizer)
+    bar = progress_bar(len(sizes), f"STM recall ({kind})", progress)
     for n in sorted(sizes):
+        bar.update(1)
         if n > len(facts):
             raise ValueError(f"n={n} exceeds the {len(facts)} facts given")
         while buf.n < n:
@@ -56,6 +61,7 @@ def recall_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Seque
             lo, hi = wilson_interval(r.hits, r.total)
             rows.append({"n": n, "tokens": buf.n_tokens, "position": pos, "hits": r.hits, "total": r.total,
                          "recall": r.recall, "lo": lo, "hi": hi, "nll": r.nll})
+    bar.close()
     return rows
 
 
@@ -101,20 +107,25 @@ def ttft_stateless(model: Any, tokenizer: Any, context_ids: list[int], question:
 
 
 def cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int = 3,
-               question: str = "Which river flows through Tounkur?") -> list[dict[str, Any]]:
+               question: str = "Which river flows through Tounkur?", progress: bool = False) -> list[dict[str, Any]]:
     """c_ctx(n) in both regimes: cached (STM on a live cache) and stateless (STM re-prefilled every query).
     Includes n = 0 (no memory). Rows: n, tokens, ttft_cached_s, ttft_stateless_s, kv_bytes (fp32)."""
+    from stmltm_nb.env import progress_bar
     from stmltm_nb.memory.cartridge import kv_bytes_per_token
 
     per_tok = kv_bytes_per_token(model.config)
     rows = []
     buf = STMBuffer(model, tokenizer)
-    for n in sorted(set([0, *sizes])):
+    ns = sorted(set([0, *sizes]))
+    bar = progress_bar(len(ns), "STM cost", progress)
+    for n in ns:
         while buf.n < n:
             buf.append(facts[buf.n].to_item())
         rows.append({"n": n, "tokens": buf.n_tokens, "ttft_cached_s": ttft_cached(buf, question, repeats),
                      "ttft_stateless_s": ttft_stateless(model, tokenizer, buf.context_ids(), question, buf.fmt, repeats),
                      "kv_bytes": buf.total_tokens * per_tok})
+        bar.update(1)
+    bar.close()
     return rows
 
 

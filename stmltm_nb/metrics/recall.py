@@ -123,23 +123,28 @@ def _ask(buf: STMBuffer | None, asked: Sequence[Fact], chunk_size: int, model, t
 
 def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
                      chunk_size: int = 4, kinds: Sequence[str] = QUESTION_KINDS, max_new_tokens: int = 32,
-                     first_question_only: bool = True, retention_text: str | None = None):
+                     first_question_only: bool = True, retention_text: str | None = None, progress: bool = False):
     """The STM-vs-LTM table: recall (with Wilson 95 % interval), answer NLL and seconds per query for each
     memory mode and question kind, asked about ``facts + residual`` (``recall``), split into the facts the
     cartridge was trained on (``recall_cart``) and the residual ones (``recall_resid``); plus retention rows
     (NLL of a general text, nats/token) for each mode. ``cartridge`` was trained on ``facts``; ``residual`` facts
     are newer items kept in STM. With both, the row ``STM (residual items only)`` asks the residual facts alone
-    against an STM of just them (its ``recall_cart`` is NaN). Returns a pandas DataFrame (one row per mode × kind).
+    against an STM of just them (its ``recall_cart`` is NaN). ``progress``: a bar over mode × kind. Returns a
+    pandas DataFrame (one row per mode × kind).
     """
     import pandas as pd
 
+    from stmltm_nb.env import progress_bar
     from stmltm_nb.memory.facts import general_text
     from stmltm_nb.metrics.stats import wilson_interval
 
     memories = _memories(model, tokenizer, facts, cartridge, residual)
     rows = []
+    bar = progress_bar(len(memories) * len(kinds), "STM vs LTM", progress)
     for mode, (buf, asked) in memories.items():
         for kind in kinds:
+            bar.update(1)
+            bar.set_postfix(mode=mode[:24], questions=kind)
             hit_list, nll, spq = _ask(buf, asked, chunk_size, model, tokenizer, kind=kind,
                                       max_new_tokens=max_new_tokens, first_question_only=first_question_only)
             n_cart = 0 if mode == RESIDUAL_ONLY else sum(  # outputs come in fact order: consolidated facts first
@@ -149,6 +154,7 @@ def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, re
             rows.append({"mode": mode, "questions": kind, "recall": hits / total, "lo": lo, "hi": hi,
                          "recall_cart": _rate(hit_list[:n_cart]), "recall_resid": _rate(hit_list[n_cart:]),
                          "answer_nll": nll, "n_questions": total, "s_per_query": spq})
+    bar.close()
     text = retention_text or general_text()
     for mode, (buf, _) in memories.items():
         if buf is not None:
