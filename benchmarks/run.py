@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # full (several minutes on 2 cores)
     python benchmarks/run.py --fast     # small sizes
+    python benchmarks/run.py --skip-incremental   # without the incremental-vs-full-retrain section (~25 min)
     python benchmarks/run.py --readme   # also rewrite the table between the BENCHMARKS markers in README.md
 
 Times are the minimum over repeats (wall-clock seconds on this machine); ratios compare runs made in the
@@ -31,6 +32,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--readme", action="store_true")
+    ap.add_argument("--skip-incremental", action="store_true", help="leave out the incremental-vs-full section (~25 min)")
     args = ap.parse_args()
 
     from dataclasses import replace
@@ -135,6 +137,22 @@ def main() -> int:
     lines.append("|---|---|---|")
     lines.append(f"| `decide` (lambdified, all gates and terms) | {1 / t_l:,.0f} | {t_s / t_l:,.0f}× faster |")
     lines.append(f"| sympy `subs` of A(n) alone | {1 / t_s:,.0f} | 1× |")
+
+    # 5. incremental update of +16 facts into a 64-fact cartridge vs a full retrain on 80 (benchmarks/incremental.py)
+    if not args.skip_incremental:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from incremental import run as run_incremental
+        from incremental import table as incremental_table
+
+        from stmltm_nb.models import cache_dir
+
+        n_old, n_new = (8, 4) if args.fast else (64, 16)
+        sets = ["steps=6", "update_steps=3", "batch_size=4", "p=16"] if args.fast else []
+        out = Path(cache_dir()) / f"bench-incremental-{n_old}-{n_new}{'-fast' if args.fast else ''}.json"
+        lines.append("")
+        lines += incremental_table(run_incremental("tune", n_old, n_new, out, None, sets))
 
     table = "\n".join(lines)
     print(table)

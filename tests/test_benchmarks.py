@@ -20,6 +20,7 @@ def test_benchmarks_run_on_the_tiny_model(tiny, tmp_path, monkeypatch, capsys):
         assert e.code == 0
     out = capsys.readouterr().out
     for header in ("| STM n items | STM tokens n·b", "| STM n items | append one item (incremental)",
-                   "| c_upd on 16 facts | value |", "| switching evaluator | decisions/s | ratio |"):
+                   "| c_upd on 16 facts | value |", "| switching evaluator | decisions/s | ratio |",
+                   "| +4 facts into a 8-fact cartridge | c_upd, s |", "| incremental update (3 steps, "):
         assert header in out
     assert out.count("\n| 16 |") == 2 and out.count("\n| 64 |") == 2

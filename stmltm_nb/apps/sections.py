@@ -107,12 +107,12 @@ def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartr
 
 
 def comparison_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
-                       chunk_size: int, progress: bool = False) -> list[dict[str, Any]]:
+                       chunk_size: int, progress: bool = False, with_nll: bool = True) -> list[dict[str, Any]]:
     """The STM-vs-LTM table (:func:`stmltm_nb.metrics.recall.compare_memories`) as a list of rows."""
     from stmltm_nb.metrics.recall import compare_memories
 
     return compare_memories(model, tok, facts, cart, residual=residual, chunk_size=chunk_size,
-                            progress=progress).to_dict(orient="records")
+                            progress=progress, with_nll=with_nll).to_dict(orient="records")
 
 
 def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated: int) -> dict[str, Any]:

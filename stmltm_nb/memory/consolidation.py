@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,8 @@ def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items:
            targets_cache: str | Path | None = "default", progress: bool = True,
            practice: Sequence[Fact] | None = None, retention: Sequence[str] | None = None) -> Consolidation:
     """An incremental update: warm-start from the ``committed`` cartridge (an object or a saved folder), train
-    ``config.update_steps`` steps on the new ``items`` plus a seeded sample of ``config.replay_size`` absorbed
+    ``config.update_steps`` steps (peak lr ``config.update_lr``) on the new ``items`` plus a seeded sample of
+    ``config.replay_size`` absorbed
     items from ``replay`` (so old facts are not forgotten). Teacher targets are computed only for what the cache
     has not seen (the replayed items' are cached from their own consolidation). Δφ = trained − committed φ.
 
@@ -133,8 +134,9 @@ def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items:
     ensure_cache_writable(_targets_cache(targets_cache))
     sample = replay_sample(replay, config.replay_size, config.seed)
     cart = base.clone()
-    run = _distil(model, tokenizer, cart, sample + list(items), templates, config, config.update_steps,
-                  targets_cache, progress, practice, retention)
+    run = _distil(model, tokenizer, cart, sample + list(items), templates, replace(config, lr=config.update_lr),
+                  config.update_steps, targets_cache, progress, practice, retention,
+                  emphasis=(len(sample), config.update_new_share))
     cart.meta["items"] = list(dict.fromkeys([*base.meta.get("items", []), *(it.id for it in items)]))
     cart.meta["stats"]["update"] = {"new_items": len(items), "replayed": len(sample),
                                     "parent_items": len(base.meta.get("items", []))}
@@ -174,15 +176,23 @@ def _check_compatible(base: Cartridge, model: Any, tokenizer: Any, cfg: Consolid
 
 def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], templates: dict[str, Sequence[str]],
             cfg: ConsolidationConfig, steps: int, targets_cache: str | Path | None, progress: bool,
-            practice: Sequence[Fact] | None, retention: Sequence[str] | None) -> Consolidation:
-    """Teacher targets for ``items`` (+ guard rows), then ``steps`` training steps of ``cart`` from where it is."""
-    from dataclasses import replace
-
+            practice: Sequence[Fact] | None, retention: Sequence[str] | None,
+            emphasis: tuple[int, float] | None = None) -> Consolidation:
+    """Teacher targets for ``items`` (+ guard rows), then ``steps`` training steps of ``cart`` from where it is.
+    ``emphasis = (k, share)``: ``items[:k]`` are replayed, the rest new; the new items' examples are repeated so
+    that they make up about ``share`` of the fact rows (the replayed ones the rest)."""
     t0 = time.perf_counter()
     guard, practice_items = guard_targets(model, tokenizer, cfg, targets_cache, progress, practice, retention)
     tt_items = teacher_targets_for(model, tokenizer, items, templates, cfg, targets_cache, progress)
     t2 = time.perf_counter()
     tt = concat_targets([tt_items, *guard])
+    if emphasis is not None and 0 < emphasis[0] < len(items) and emphasis[1] > 0:
+        k, share = emphasis
+        old = teacher_targets_for(model, tokenizer, items[:k], templates, cfg, targets_cache)  # cached: instant
+        new = teacher_targets_for(model, tokenizer, items[k:], templates, cfg, targets_cache)
+        reps = max(1, round(share / max(1e-9, 1 - share) * len(old) / len(new)))
+        tt = concat_targets([old, *[new] * reps, *guard])
+        tt.cache_hits, tt.computed = tt_items.cache_hits, tt_items.computed  # what this update asked the cache
     init_vec = cart.delta_vector().clone()
     res = train_cartridge(cart, tt, replace(cfg, steps=steps),
                           residual=residual_pool(tokenizer, items + practice_items), progress=progress)

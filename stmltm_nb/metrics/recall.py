@@ -123,14 +123,16 @@ def _ask(buf: STMBuffer | None, asked: Sequence[Fact], chunk_size: int, model, t
 
 def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
                      chunk_size: int = 4, kinds: Sequence[str] = QUESTION_KINDS, max_new_tokens: int = 32,
-                     first_question_only: bool = True, retention_text: str | None = None, progress: bool = False):
+                     first_question_only: bool = True, retention_text: str | None = None, progress: bool = False,
+                     with_nll: bool = True):
     """The STM-vs-LTM table: recall (with Wilson 95 % interval), answer NLL and seconds per query for each
     memory mode and question kind, asked about ``facts + residual`` (``recall``), split into the facts the
     cartridge was trained on (``recall_cart``) and the residual ones (``recall_resid``); plus retention rows
     (NLL of a general text, nats/token) for each mode. ``cartridge`` was trained on ``facts``; ``residual`` facts
     are newer items kept in STM. With both, the row ``STM (residual items only)`` asks the residual facts alone
-    against an STM of just them (its ``recall_cart`` is NaN). ``progress``: a bar over mode × kind. Returns a
-    pandas DataFrame (one row per mode × kind).
+    against an STM of just them (its ``recall_cart`` is NaN). ``progress``: a bar over mode × kind; without
+    ``with_nll`` the answer NLL is left out (NaN; about a third of the time). Returns a pandas DataFrame (one row
+    per mode × kind).
     """
     import pandas as pd
 
@@ -143,9 +145,8 @@ def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, re
     bar = progress_bar(len(memories) * len(kinds), "STM vs LTM", progress)
     for mode, (buf, asked) in memories.items():
         for kind in kinds:
-            bar.update(1)
             bar.set_postfix(mode=mode[:24], questions=kind)
-            hit_list, nll, spq = _ask(buf, asked, chunk_size, model, tokenizer, kind=kind,
+            hit_list, nll, spq = _ask(buf, asked, chunk_size, model, tokenizer, kind=kind, with_nll=with_nll,
                                       max_new_tokens=max_new_tokens, first_question_only=first_question_only)
             n_cart = 0 if mode == RESIDUAL_ONLY else sum(  # outputs come in fact order: consolidated facts first
                 len(questions_for(f, kind)[:1] if first_question_only else questions_for(f, kind)) for f in facts)
@@ -154,6 +155,7 @@ def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, re
             rows.append({"mode": mode, "questions": kind, "recall": hits / total, "lo": lo, "hi": hi,
                          "recall_cart": _rate(hit_list[:n_cart]), "recall_resid": _rate(hit_list[n_cart:]),
                          "answer_nll": nll, "n_questions": total, "s_per_query": spq})
+            bar.update(1)
     bar.close()
     text = retention_text or general_text()
     for mode, (buf, _) in memories.items():
