@@ -76,7 +76,7 @@ q = "Which river flows through Tounkur?"
 inc = buf.query_logits(q)
 ids = buf.context_ids() + encode(tok, buf.fmt.query(q))
 with torch.no_grad():
-    full = model(input_ids=torch.tensor([ids])).logits[:, len(buf.context_ids()):]
+    full = model(input_ids=torch.tensor([ids], device=model.device)).logits[:, len(buf.context_ids()):]
 print(f"max |Δlogit| incremental vs full forward: {(inc - full).abs().max().item():.2e}")
 
 # %% [markdown]

@@ -109,7 +109,10 @@ Markdown(f"**Measured here:** the online rule is within 10 % of the oracle and b
 # A stream of shipped facts goes through `Controller`: every item is logged durably, served from STM at once,
 # and the rule is evaluated every few items. When the inequality and the other gates pass, the controller
 # measures G2 online (SNR_m of the residual items' mean gradient; the teacher targets it needs are cached for the
-# consolidation). A consolidation trains version v+1 (new items + replay of absorbed ones), checks each new item
+# consolidation). A consolidation trains version v+1 on the new items + replay of absorbed ones, warm-started from
+# v (an incremental update, `memory.consolidation.update`) or from scratch (when nothing is served, every
+# `full_retrain_every` updates, and after a rejected candidate); only items with a training question are trained
+# on or absorbed. It checks each new item
 # (kept in STM if it fails), runs the regression and retention checks on the candidate alone *and* on the
 # candidate + the residual STM that would remain (`decision.checks`), then commits atomically or rejects it. A
 # candidate that absorbed nothing is never committed. After a rejection the measured held-out recall and c_upd

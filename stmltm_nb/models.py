@@ -267,5 +267,6 @@ def model_fingerprint(model: Any, tokenizer: Any) -> str:
 
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
-        h.update(emb[:4, :8].detach().float().numpy().round(5).tobytes())
+        # rounded to bfloat16 first: the same model loaded in float32 (CPU) or bfloat16 (GPU) has one fingerprint
+        h.update(emb[:4, :8].detach().to(torch.bfloat16).float().cpu().numpy().round(5).tobytes())
     return h.hexdigest()[:16]

@@ -32,7 +32,7 @@ def test_jsonl_fields_and_round_trip(tmp_path):
     notes = read_notes(p)
     assert notes[0] == Note(text=NOTES[0], id="meet", answer="Thursday", questions=("When is the team meeting?",),
                             heldout_question="On which day do we meet?", key="meeting:day", time=5.0)
-    assert notes[1].id == "n002" and notes[1].questions == ()
+    assert notes[1].id == "n001" and notes[1].questions == ()  # automatic ids number the notes without one
     again = tmp_path / "again.jsonl"
     again.write_text(notes_jsonl(notes), encoding="utf-8")
     assert read_notes(again) == notes
@@ -166,3 +166,24 @@ def test_every_model_input_the_package_builds_follows_the_model_device():
     assert offenders == []
     batching = (pkg / "memory" / "batching.py").read_text()
     assert "t.to(device)" in batching  # training batches go to the cartridge's device
+
+
+def test_a_heldout_question_that_is_also_a_training_question_is_kept_out_of_training(tiny):
+    n = Note(text=NOTES[0], id="m", questions=("When is the meeting?",), heldout_question="When is the meeting?")
+    f = study_note(tiny.model, tiny.tokenizer, n, k=1)
+    assert f.heldout_question == "When is the meeting?"
+    assert len(f.train_questions) >= 1 and "When is the meeting?" not in f.train_questions
+
+
+def test_automatic_ids_never_collide_with_ids_the_file_uses(tmp_path):
+    p = tmp_path / "n.jsonl"
+    p.write_text('{"text": "first", "id": "n002"}\n{"text": "second"}\n{"text": "third"}\n')
+    assert [n.id for n in read_notes(p)] == ["n002", "n001", "n003"]
+
+
+def test_a_corrupt_study_cache_is_recomputed(tiny, tmp_path):
+    cache = tmp_path / "study.json"
+    for bad in ("[]", '{"x": 1}', "{torn"):
+        cache.write_text(bad)
+        facts = study_notes(tiny.model, tiny.tokenizer, [Note(text=NOTES[1], id="w")], cache=cache)
+        assert facts[0].train_questions

@@ -118,6 +118,11 @@ def test_stream_over_notes_resumes_and_loses_nothing(on_tiny, capsys):
     (["consolidate", "{notes}", "--out", "{tmp}/c", "--device", "cuda"], "no CUDA device"),
     (["consolidate", "{notes}", "--out", "{tmp}/c", "--questions", "0"], "--questions"),
     (["consolidate", "{long}", "--out", "{tmp}/c"], "longer than the window"),
+    (["consolidate", "{latin}", "--out", "{tmp}/c"], "line 2: not valid UTF-8"),
+    (["consolidate", "{badjsonl}", "--out", "{tmp}/c"], "line 2: each line must be a JSON object"),
+    (["consolidate", "{dup}", "--out", "{tmp}/c"], "duplicate id 'x'"),
+    (["consolidate", "{notes}", "--out", "{tmp}/new/deep/c", "--device", "cuda"], "no CUDA device"),
+    (["measure", "--notes", "{three}", "--out", "{tmp}/m.json"], "at least 4 notes"),
     (["ask", "{tmp}", "hello?"], "not a saved cartridge"),
     (["ask", "{foreign}", "hello?"], "another base model"),
     (["measure", "--notes", "{empty}", "--out", "{tmp}/m.json"], "empty"),
@@ -130,6 +135,10 @@ def test_bad_input_exits_2_and_writes_nothing(on_tiny, capsys, monkeypatch, tiny
     tmp, notes = on_tiny
     (tmp / "empty.txt").write_bytes(b"")
     (tmp / "bin.txt").write_bytes(b"\x00\x01")
+    (tmp / "latin.txt").write_bytes(b"fine\ncaf\xe9\n")
+    (tmp / "bad.jsonl").write_text('{"text": "ok"}\n"just a string"\n')
+    (tmp / "dup.jsonl").write_text('{"text": "a", "id": "x"}\n{"text": "b", "id": "x"}\n')
+    (tmp / "three.txt").write_text("one note\ntwo notes\nthree notes\n")
     (tmp / "long.txt").write_text("A short note.\n" + "word " * 9000 + "\n", encoding="utf-8")
     full = tmp / "full"
     full.mkdir()
@@ -143,7 +152,9 @@ def test_bad_input_exits_2_and_writes_nothing(on_tiny, capsys, monkeypatch, tiny
         Cartridge.create(other.model, other.tokenizer, p=4, init="random").save_pretrained(foreign)
     before = sorted(str(p) for p in tmp.rglob("*") if "cache" not in p.parts)
     subs = {"{empty}": str(tmp / "empty.txt"), "{binary}": str(tmp / "bin.txt"), "{notes}": str(notes),
-            "{full}": str(full), "{tmp}": str(tmp), "{foreign}": str(foreign), "{long}": str(tmp / "long.txt")}
+            "{full}": str(full), "{tmp}": str(tmp), "{foreign}": str(foreign), "{long}": str(tmp / "long.txt"),
+            "{latin}": str(tmp / "latin.txt"), "{badjsonl}": str(tmp / "bad.jsonl"), "{dup}": str(tmp / "dup.jsonl"),
+            "{three}": str(tmp / "three.txt")}
     args = []
     for a in argv:
         for k, v in subs.items():

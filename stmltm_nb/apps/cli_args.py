@@ -72,14 +72,20 @@ def device_arg(name: str) -> str:
         raise UsageError(str(e)) from e
 
 
-def fresh_out_dir(arg: str) -> Path:
+def fresh_out_dir(arg: str, create: bool = True) -> Path:
     """``--out`` for a command that writes a new folder: it may not exist, or be an empty folder; its parent must
-    be writable."""
+    be writable (created with ``create``; without it only the nearest existing folder above is checked)."""
+    import os
+
     from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
 
     out = Path(arg).expanduser().resolve()
     _need(not out.exists() or (out.is_dir() and not any(out.iterdir())),
           f"--out {out} exists and is not an empty folder; choose a new folder (nothing was written)")
+    if not create:
+        top = next(p for p in out.parents if p.exists())
+        _need(top.is_dir() and os.access(top, os.W_OK), f"--out: {top} is not a writable folder")
+        return out
     try:
         ensure_writable_dir(out.parent)
     except UnwritableDirError as e:
@@ -97,7 +103,7 @@ def notes_arg(path: str) -> list:
         raise UsageError(str(e)) from e
 
 
-WINDOW_RESERVE = 256  # tokens kept for the question and the answer next to one note
+WINDOW_RESERVE = 512  # tokens kept for the STM header, the item's formatting, the question and the answer
 
 
 def check_notes_fit(notes: list, model_name: str) -> None:

@@ -31,7 +31,7 @@ def consolidate_cmd(args: argparse.Namespace) -> int:
     from stmltm_nb.memory.study import MAX_K
 
     notes = notes_arg(args.notes)
-    out = fresh_out_dir(args.out)
+    fresh_out_dir(args.out, create=False)  # checked now, created only after every other check passed
     args.device = device_arg(args.device)
     _need(1 <= args.questions <= MAX_K, f"--questions must be in [1, {MAX_K}], got {args.questions}")
     steps = args.steps if args.steps is not None else (20 if args.fast or fast() else ConsolidationConfig.steps)
@@ -41,6 +41,7 @@ def consolidate_cmd(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from e
     _preflight_cache()
     check_notes_fit(notes, args.model)
+    out = fresh_out_dir(args.out)
     model, tok = _load(args)
     report = consolidate_notes(model, tok, notes, out, cfg, k=args.questions, progress=not args.quiet)
     for r in report["rows"]:

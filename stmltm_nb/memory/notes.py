@@ -100,16 +100,21 @@ def _parse_txt(path: Path, text: str) -> list[Note]:
 
 
 def _parse_jsonl(path: Path, text: str) -> list[Note]:
-    notes: list[Note] = []
+    rows: list[tuple[int, dict]] = []
     for i, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
-        where = f"{path.name}, line {i}"
         try:
-            d = json.loads(raw)
+            rows.append((i, json.loads(raw)))
         except json.JSONDecodeError as e:
-            raise NotesError(f"{where}: not valid JSON ({e.msg})") from None
-        notes.append(_checked(path, i, _note_from(d, where, f"n{len(notes) + 1:03d}", i)))
+            raise NotesError(f"{path.name}, line {i}: not valid JSON ({e.msg})") from None
+    explicit = {d.get("id") for _, d in rows if isinstance(d, dict)}
+    auto = (f"n{j:03d}" for j in range(1, 10**6) if f"n{j:03d}" not in explicit)  # never an id the file uses
+    notes: list[Note] = []
+    for i, d in rows:
+        where = f"{path.name}, line {i}"
+        default = next(auto) if isinstance(d, dict) and not d.get("id") else ""
+        notes.append(_checked(path, i, _note_from(d, where, default, i)))
     return notes
 
 

@@ -99,16 +99,17 @@ def study_note(model: Any, tokenizer: Any, note: Note, k: int = 2, seed: int = 0
     its checks look for (see the module docstring). ``k`` >= 1."""
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k (training questions per note) must be in [1, {MAX_K}], got {k}")
-    given = list(dict.fromkeys(q for q in note.questions if q.strip()))
+    given = list(dict.fromkeys(q for q in note.questions if q.strip() and q != note.heldout_question))
     need = k + (0 if note.heldout_question else 1) - len(given)
-    written = [q for q in _self_questions(model, tokenizer, note, max(0, need), seed) if q not in given]
+    written = [q for q in _self_questions(model, tokenizer, note, max(0, need), seed)
+               if q not in given and q != note.heldout_question]
     topic = note_topic(note)
     generic = [g.format(topic=topic) for g in GENERIC_PROBES]
     pool = given + written
     for g in generic:
         if len(pool) >= k + (0 if note.heldout_question else 1):
             break
-        if g not in pool:
+        if g not in pool and g != note.heldout_question:
             pool.append(g)
     if note.heldout_question:
         held, train = note.heldout_question, [q for q in pool if q != note.heldout_question]
@@ -138,6 +139,8 @@ def study_notes(model: Any, tokenizer: Any, notes: Sequence[Note], k: int = 2, s
             stored = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             stored = {}  # a corrupt cache is recomputed, never trusted
+        if not isinstance(stored, dict):
+            stored = {}
     fp = model_fingerprint(model, tokenizer)
     out: list[Fact] = []
     bar = progress_bar(len(notes), "self-study questions", progress)
@@ -145,8 +148,14 @@ def study_notes(model: Any, tokenizer: Any, notes: Sequence[Note], k: int = 2, s
         key = hashlib.sha256(json.dumps([STUDY_VERSION, fp, k, seed + i, note.id, note.text, note.answer,
                                          list(note.questions), note.heldout_question, note.key]).encode()).hexdigest()
         hit = stored.get(key)
+        fact = None
         if isinstance(hit, dict):
-            out.append(Fact(**{**hit, "train_questions": tuple(hit["train_questions"])}))
+            try:
+                fact = Fact(**{**hit, "train_questions": tuple(hit["train_questions"])})
+            except (TypeError, KeyError):
+                fact = None  # a badly shaped entry is recomputed
+        if fact is not None:
+            out.append(fact)
         else:
             fact = study_note(model, tokenizer, note, k, seed + i)
             stored[key] = {**fact.__dict__, "train_questions": list(fact.train_questions)}

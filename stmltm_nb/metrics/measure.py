@@ -183,7 +183,7 @@ def per_item_gradient_signal(cart: Cartridge, tt: TeacherTargets, max_items: int
         v = torch.cat([g.reshape(-1) for g in grads]).double()
         total = v if total is None else total + v
         sq += float(v @ v)
-    return gradient_signal_from_sums(len(groups), total.numpy(), sq)
+    return gradient_signal_from_sums(len(groups), total.cpu().numpy(), sq)
 
 
 def two_batch_noise_scale(cart: Cartridge, tt: TeacherTargets, b_small: int = 2, b_big: int = 16,
@@ -211,7 +211,7 @@ def two_batch_noise_scale(cart: Cartridge, tt: TeacherTargets, b_small: int = 2,
 def cartridge_dl(cart: Cartridge, init_vector, step_fraction: float = 0.125) -> dict[str, float]:
     """DL(Δφ) in bits: Δφ = trained − initial trainable values, quantised at step = ``step_fraction``·RMS(Δφ),
     entropy-coded. Also reports the naive fp16 size and the storage bytes of the whole cartridge."""
-    delta = (cart.delta_vector() - init_vector).double().numpy()
+    delta = (cart.delta_vector() - init_vector.to(cart.delta_vector().device)).double().cpu().numpy()
     rms = float(np.sqrt(np.mean(delta**2))) or 1e-12
     out = dl_quantized(delta, step_fraction * rms)
     out.update({"step": step_fraction * rms, "step_fraction_of_rms": step_fraction, "params": int(delta.size),
