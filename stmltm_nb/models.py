@@ -246,8 +246,9 @@ def tiny_llama(tokenizer: Any = None, seed: int = 0, num_layers: int = 2, vocab_
     return LoadedModel(model, tok, f"tiny-llama-{num_layers}L")
 
 
-def model_fingerprint(model: Any, tokenizer: Any) -> str:
-    """A short hash of the model config's shape fields and the tokenizer vocabulary (identifies a base model)."""
+def model_fingerprint(model: Any, tokenizer: Any, legacy: bool = False) -> str:
+    """A short hash of the model config's shape fields and the tokenizer vocabulary (identifies a base model).
+    ``legacy``: the hash before it became dtype-independent (float32 values; cartridges saved before then)."""
     import hashlib
 
     cfg = model.config
@@ -268,5 +269,7 @@ def model_fingerprint(model: Any, tokenizer: Any) -> str:
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
         # rounded to bfloat16 first: the same model loaded in float32 (CPU) or bfloat16 (GPU) has one fingerprint
-        h.update(emb[:4, :8].detach().to(torch.bfloat16).float().cpu().numpy().round(5).tobytes())
+        sl = emb[:4, :8].detach()
+        sl = sl.float() if legacy else sl.to(torch.bfloat16).float()
+        h.update(sl.cpu().numpy().round(5).tobytes())
     return h.hexdigest()[:16]

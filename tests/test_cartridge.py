@@ -373,3 +373,18 @@ def test_kv_bytes_per_token_of_smollm2_shape():
         num_hidden_layers, num_key_value_heads, head_dim, hidden_size, num_attention_heads = 30, 3, 64, 576, 9
 
     assert kv_bytes_per_token(Cfg) == 46080  # 45 KiB in fp32
+
+
+def test_a_cartridge_saved_with_the_older_fingerprint_still_loads(tiny, tmp_path):
+    """Cartridges saved before the fingerprint became dtype-independent keep loading on their own model."""
+    import json
+
+    from stmltm_nb.memory.cartridge import Cartridge
+    from stmltm_nb.models import model_fingerprint
+
+    path = Cartridge.create(tiny.model, tiny.tokenizer, p=4, init="random").save_pretrained(tmp_path / "old")
+    meta = json.loads((path / "cartridge.json").read_text())
+    meta["base_fingerprint"] = model_fingerprint(tiny.model, tiny.tokenizer, legacy=True)
+    (path / "cartridge.json").write_text(json.dumps(meta))
+    assert Cartridge.load(path, tiny.model, tiny.tokenizer).meta["base_fingerprint"] == model_fingerprint(
+        tiny.model, tiny.tokenizer)

@@ -73,12 +73,7 @@ def guard_targets(model: Any, tokenizer: Any, cfg: ConsolidationConfig, targets_
     context) when ``cfg.practice_frac`` > 0; plus the practice facts as STM items (they go into the residual
     pool). Defaults: the shipped ``retention_prompts.txt`` and ``practice_facts.jsonl``. Cached like the fact rows,
     so they are paid once per model. Bad input (an empty corpus) raises before any teacher pass."""
-    prompts = [] if cfg.retention_frac == 0 else list(retention if retention is not None else retention_prompts())
-    if cfg.retention_frac > 0 and not [p for p in prompts if p and p.strip()]:
-        raise ValueError("ConsolidationConfig.retention_frac > 0 but the retention corpus is empty")
-    facts = [] if cfg.practice_frac == 0 else list(practice if practice is not None else load_practice_facts())
-    if cfg.practice_frac > 0 and not facts:
-        raise ValueError("ConsolidationConfig.practice_frac > 0 but there are no practice facts")
+    prompts, facts = _guard_inputs(cfg, practice, retention)
     cache, parts = _targets_cache(targets_cache), []
     if prompts:
         parts.append(retention_targets(model, tokenizer, prompts, cfg.k, cache_dir=cache, progress=progress))
@@ -88,6 +83,19 @@ def guard_targets(model: Any, tokenizer: Any, cfg: ConsolidationConfig, targets_
         parts.append(compute_teacher_targets(model, tokenizer, items, queries, 1, cfg.k, cache_dir=cache,
                                              progress=progress))
     return parts, items
+
+
+def _guard_inputs(cfg: ConsolidationConfig, practice: Sequence[Fact] | None,
+                  retention: Sequence[str] | None) -> tuple[list[str], list[Fact]]:
+    """The retention prompts and practice facts the config asks for (the shipped ones by default); a share > 0
+    with an empty corpus raises a ``ValueError`` naming the field (called before any model work)."""
+    prompts = [] if cfg.retention_frac == 0 else list(retention if retention is not None else retention_prompts())
+    if cfg.retention_frac > 0 and not [p for p in prompts if p and p.strip()]:
+        raise ValueError("ConsolidationConfig.retention_frac > 0 but the retention corpus is empty")
+    facts = [] if cfg.practice_frac == 0 else list(practice if practice is not None else load_practice_facts())
+    if cfg.practice_frac > 0 and not facts:
+        raise ValueError("ConsolidationConfig.practice_frac > 0 but there are no practice facts")
+    return prompts, facts
 
 
 def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
@@ -107,6 +115,7 @@ def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates:
     all_items = list(replay) + list(items)
     if not all_items:
         raise ValueError("nothing to consolidate: no items")
+    _guard_inputs(config, practice, retention)  # bad input fails before the model runs
     ensure_cache_writable(_targets_cache(targets_cache))  # an unwritable cache fails now, not after the teacher
     cart = untrained_cartridge(model, tokenizer, all_items, config)
     return _distil(model, tokenizer, cart, all_items, templates, config, config.steps, targets_cache, progress,
@@ -129,6 +138,7 @@ def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items:
     _check_config(config)
     if not items:
         raise ValueError("nothing to update: no new items")
+    _guard_inputs(config, practice, retention)
     base = committed if isinstance(committed, Cartridge) else Cartridge.load(committed, model, tokenizer)
     _check_compatible(base, model, tokenizer, config)
     ensure_cache_writable(_targets_cache(targets_cache))
