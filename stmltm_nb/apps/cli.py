@@ -60,8 +60,10 @@ def _measure(args: argparse.Namespace) -> int:
     notes = notes_arg(args.notes) if args.notes else None
     device = device_arg(args.device)
     if notes is not None:
-        _need(len(notes) >= 4, f"--notes {args.notes}: measuring needs at least 4 notes (some consolidated, some "
-                               f"residual), got {len(notes)}")
+        from stmltm_nb.apps.measure_job import MIN_NOTES
+
+        _need(len(notes) >= MIN_NOTES, f"--notes {args.notes}: measuring needs at least {MIN_NOTES} notes (some "
+                                       f"consolidated, some residual), got {len(notes)}")
         check_notes_fit(notes, args.model)
     out = _check_measure_args(args)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,

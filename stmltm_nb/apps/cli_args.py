@@ -72,6 +72,14 @@ def device_arg(name: str) -> str:
         raise UsageError(str(e)) from e
 
 
+def questions_arg(k: int) -> int:
+    """``--questions`` (training questions per note): within what self-study can always supply."""
+    from stmltm_nb.memory.study import MAX_K
+
+    _need(1 <= k <= MAX_K, f"--questions must be in [1, {MAX_K}], got {k}")
+    return k
+
+
 def fresh_out_dir(arg: str, create: bool = True) -> Path:
     """``--out`` for a command that writes a new folder: it may not exist, or be an empty folder; its parent must
     be writable (created with ``create``; without it only the nearest existing folder above is checked)."""

@@ -14,6 +14,7 @@ from stmltm_nb.apps.cli_args import (
     device_arg,
     fresh_out_dir,
     notes_arg,
+    questions_arg,
 )
 
 
@@ -28,12 +29,11 @@ def consolidate_cmd(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.own_notes import consolidate_notes
     from stmltm_nb.env import fast
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.study import MAX_K
 
     notes = notes_arg(args.notes)
     fresh_out_dir(args.out, create=False)  # checked now, created only after every other check passed
     args.device = device_arg(args.device)
-    _need(1 <= args.questions <= MAX_K, f"--questions must be in [1, {MAX_K}], got {args.questions}")
+    questions_arg(args.questions)
     steps = args.steps if args.steps is not None else (20 if args.fast or fast() else ConsolidationConfig.steps)
     try:
         cfg = ConsolidationConfig(p=args.p, steps=steps)

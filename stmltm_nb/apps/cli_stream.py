@@ -15,8 +15,8 @@ from stmltm_nb.apps.cli_args import (
     check_notes_fit,
     device_arg,
     notes_arg,
+    questions_arg,
 )
-from stmltm_nb.memory.study import MAX_K
 
 
 def _stream(args: argparse.Namespace) -> int:
@@ -33,7 +33,7 @@ def _stream(args: argparse.Namespace) -> int:
 
     notes = notes_arg(args.notes) if args.notes else None  # a bad file fails before any folder is made
     device = device_arg(args.device)
-    _need(1 <= args.questions <= MAX_K, f"--questions must be in [1, {MAX_K}], got {args.questions}")
+    questions_arg(args.questions)
     if notes is not None:
         check_notes_fit(notes, args.model)
     root_arg, out = _check_stream_args(args)

@@ -21,6 +21,8 @@ from stmltm_nb.apps.log import json_clean, log
 from stmltm_nb.io import atomic_write_json
 from stmltm_nb.memory.notes import Note
 
+MIN_NOTES = 4  # measuring your notes needs some consolidated and some residual ones
+
 
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
@@ -47,6 +49,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.metrics.probe import probe_prediction
     from stmltm_nb.models import cache_dir, load_model
 
+    if notes is not None and len(notes) < MIN_NOTES:
+        raise ValueError(f"measuring needs at least {MIN_NOTES} notes (some consolidated, some residual), "
+                         f"got {len(notes)}")
     torch.manual_seed(0)
     lm = load_model(model_name, device=device)
     model, tok = lm.model, lm.tokenizer
@@ -57,8 +62,6 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     else:
         from stmltm_nb.memory.study import study_notes
 
-        if len(notes) < 4:
-            raise ValueError(f"measuring needs at least 4 notes (some consolidated, some residual), got {len(notes)}")
         facts = study_notes(model, tok, notes, k=questions, cache=Path(cache_dir()) / "study-cache.json",
                             progress=progress)
         n_resid = min(n_resid, max(1, len(facts) // 4))

@@ -21,6 +21,7 @@ from typing import Any
 
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.facts import Fact
+from stmltm_nb.memory.items import items_jsonl
 from stmltm_nb.memory.notes import Note, notes_jsonl
 
 STM_FILE, NOTES_FILE, LOG_FILE, REPORT_MD, REPORT_JSON = (
@@ -83,11 +84,10 @@ def consolidate_notes(model: Any, tok: Any, notes: Sequence[Note], out: str | Pa
               "answers_as_key_terms": sum(not f.answer_is_gold for f in facts)}
     log = {"config": asdict(cfg), "losses": run.train.losses, "kind_losses": run.train.kind_losses,
            "seconds": run.seconds, "examples": len(run.targets)}
-    stm_text = "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items)
     notes_text = notes_jsonl(studied_as_notes(facts))
     empty = Path(out).is_dir() and not any(Path(out).iterdir())  # an empty folder may be filled; nothing else
     run.cartridge.save_pretrained(out, overwrite=empty, extra_files={
-        STM_FILE: stm_text, NOTES_FILE: notes_text, LOG_FILE: json.dumps(log, indent=1),
+        STM_FILE: items_jsonl(items), NOTES_FILE: notes_text, LOG_FILE: json.dumps(log, indent=1),
         REPORT_JSON: json.dumps(report, indent=1), REPORT_MD: report_markdown(report, facts)})
     return report
 

@@ -237,12 +237,12 @@ class Controller:
         residual, replay = self.residual(), self.absorbed_items()
         new_items = [it for it in residual if self.templates.get(it.id)]
         untrainable = {it.id: "no training question" for it in residual if not self.templates.get(it.id)}
+        mode = self.update_mode()
         self.event("consolidate.start", new_items=sorted(it.id for it in new_items), replay=len(replay),
-                   target_version=v_new, not_trainable=untrainable, mode=self.update_mode())
+                   target_version=v_new, not_trainable=untrainable, mode=mode)
         if not new_items:
             return self._reject(v_new, "absorbed nothing", {"holdout_passed": [], "not_trainable": untrainable},
                                 0.0, len(residual))
-        mode = self.update_mode()
         if mode == "update":
             run = update(self.model, self.tokenizer, self.cartridge, new_items, self.templates, self.ccfg,
                          replay=replay, progress=self.progress)

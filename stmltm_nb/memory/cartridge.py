@@ -250,7 +250,8 @@ class Cartridge:
         path = Path(path)
         meta = read_meta(path)
         fp = model_fingerprint(model, tokenizer)
-        if meta.get("base_fingerprint") == model_fingerprint(model, tokenizer, legacy=True):
+        if meta.get("base_fingerprint") != fp and meta.get("base_fingerprint") == model_fingerprint(
+                model, tokenizer, legacy=True):
             meta = dict(meta, base_fingerprint=fp)  # saved before the fingerprint became dtype-independent
         if meta.get("base_fingerprint") != fp:
             raise CartridgeError(

@@ -193,16 +193,18 @@ def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], t
     that they make up about ``share`` of the fact rows (the replayed ones the rest)."""
     t0 = time.perf_counter()
     guard, practice_items = guard_targets(model, tokenizer, cfg, targets_cache, progress, practice, retention)
-    tt_items = teacher_targets_for(model, tokenizer, items, templates, cfg, targets_cache, progress)
-    t2 = time.perf_counter()
-    tt = concat_targets([tt_items, *guard])
     if emphasis is not None and 0 < emphasis[0] < len(items) and emphasis[1] > 0:
         k, share = emphasis
-        old = teacher_targets_for(model, tokenizer, items[:k], templates, cfg, targets_cache)  # cached: instant
-        new = teacher_targets_for(model, tokenizer, items[k:], templates, cfg, targets_cache)
+        old = teacher_targets_for(model, tokenizer, items[:k], templates, cfg, targets_cache, progress)
+        new = teacher_targets_for(model, tokenizer, items[k:], templates, cfg, targets_cache, progress)
+        tt_items = concat_targets([old, new])  # each example once: seconds and cache counts of this update
         reps = max(1, round(share / max(1e-9, 1 - share) * len(old) / len(new)))
         tt = concat_targets([old, *[new] * reps, *guard])
-        tt.cache_hits, tt.computed = tt_items.cache_hits, tt_items.computed  # what this update asked the cache
+        tt.cache_hits, tt.computed = tt_items.cache_hits, tt_items.computed
+    else:
+        tt_items = teacher_targets_for(model, tokenizer, items, templates, cfg, targets_cache, progress)
+        tt = concat_targets([tt_items, *guard])
+    t2 = time.perf_counter()
     init_vec = cart.delta_vector().clone()
     res = train_cartridge(cart, tt, replace(cfg, steps=steps),
                           residual=residual_pool(tokenizer, items + practice_items), progress=progress)

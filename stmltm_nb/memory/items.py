@@ -95,6 +95,11 @@ def validate_item(item: STMItem) -> None:
         raise STMError("STM item time must be a finite number (seconds since the epoch)")
 
 
+def items_jsonl(items: list[STMItem]) -> str:
+    """Items as JSONL text, one object per line (:func:`read_items` reads it back)."""
+    return "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items)
+
+
 def read_items(path: str | os.PathLike) -> list[STMItem]:
     """Parse an STM JSONL file; a corrupt line raises :class:`STMFileError` naming the line."""
     path = Path(path)

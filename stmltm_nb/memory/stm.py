@@ -14,7 +14,6 @@ see :class:`stmltm_nb.memory.cartridge.Cartridge`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from stmltm_nb.memory.items import (  # noqa: F401 - re-exported: the buffer's p
     STMError,
     STMFileError,
     STMItem,
+    items_jsonl,
     read_items,
     validate_item,
 )
@@ -337,8 +337,7 @@ class STMBuffer:
     # ----- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the items as JSONL (one item per line), atomically."""
-        text = "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in self.items)
-        return atomic_write_text(path, text)
+        return atomic_write_text(path, items_jsonl(self.items))
 
     @classmethod
     def load(cls, path: str | os.PathLike, model: Any, tokenizer: Any, **kwargs: Any) -> STMBuffer:
