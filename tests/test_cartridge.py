@@ -14,8 +14,10 @@ from stmltm_nb.models import tiny_llama
 
 
 def recipe(**kw) -> ConsolidationConfig:
-    """A short training recipe for the tiny model: the config's defaults, gold weight 0.5, no residual rows."""
-    return ConsolidationConfig(**{"gold_weight": 0.5, "residual_prob": 0.0, **kw})
+    """A short training recipe for the tiny model: the config's defaults, gold weight 0.5, no residual, retention
+    or practice rows."""
+    return ConsolidationConfig(**{"gold_weight": 0.5, "residual_prob": 0.0, "retention_frac": 0.0,
+                                  "practice_frac": 0.0, **kw})
 
 
 @pytest.fixture()

@@ -58,11 +58,12 @@ def test_stream_logs_every_decision_and_loses_no_item(ctl, facts):
 
 
 def _gate_ctl(tiny, facts, root, tau):
-    """Every gate but G2 passes (many queries, cheap update, m floor 4): G2 alone decides."""
+    """Every gate but G2 passes (many queries, cheap update, m floor 4, a perfect predicted cartridge so G1's m*
+    is 0): G2 alone decides."""
     from stmltm_nb.decision.switching import CostModel
 
     cfg = ControllerConfig(check_every=4, m_floor=4, retention_tol=100, gamma_reg=1.0, tau=tau,
-                           queries_per_item=1e4, c_upd_prior=1.0, cost=CostModel(0.0, 0.01))
+                           queries_per_item=1e4, c_upd_prior=1.0, cost=CostModel(0.0, 0.01), q_cart_prior=1.0)
     return Controller(tiny.model, tiny.tokenizer, root, {f.id: f.train_questions for f in facts[:16]},
                       config=cfg, consolidation=ConsolidationConfig(p=8, steps=2, batch_size=4, chunk_size=1, k=5))
 
@@ -73,9 +74,12 @@ def test_snr_gate_is_measured_online_and_blocks_on_its_own(tiny, facts, tmp_path
     for i, f in enumerate(facts[:4]):
         ev = ctl.ingest(f.to_item(time=float(i)))
     snr = ev["snr_measurement"]
-    assert snr["m"] == 4 and snr["snr_m"] > 0 and snr["seconds"] > 0
-    g2 = next(g for g in ev["gates"] if g["name"] == "G2 SNR")
-    assert g2["measured"] and g2["value"] == pytest.approx(snr["snr_m"]) and g2["threshold"] == tau
+    assert snr["m"] == 4 and snr["snr_m"] > 0 and snr["seconds"] > 0 and 0 <= snr["snr_m_lo"] <= snr["snr_m"]
+    g2 = next(g for g in ev["gates"] if g["name"] == "G2 SNR")  # tested on the bootstrap lower bound over items
+    assert g2["measured"] and g2["value"] == pytest.approx(snr["snr_m_lo"]) and g2["threshold"] == tau
+    assert g2["detail"]["snr_m"] == pytest.approx(snr["snr_m"]) and g2["unit"].startswith("dimensionless")
+    g1 = next(g for g in ev["gates"] if g["name"] == "G1 sample size")
+    assert (g1["value"], g1["unit"], g1["detail"]["m_star_rule"]) == (4, "items", "ln(1/δ)/KL(q_ctx(n) + γ ‖ q̂_cart(n))")
     if tau > 1:
         assert ev["blocked_by"] == ["G2 SNR"] and not ev["consolidate"]
         assert ctl.state["version"] == 0 and not any(e["event"] == "consolidate.start" for e in ctl.events())
@@ -133,11 +137,13 @@ def test_the_backoff_blocks_until_the_residual_stm_grows(tiny, facts, tmp_path, 
 
 def test_snr_is_not_measured_while_another_gate_blocks(tiny, facts, tmp_path, monkeypatch):
     ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
-    ctl.cfg.m_floor = 100  # G1 blocks
+    ctl.cfg.q_cart_prior = 0.0  # a cartridge predicted worse than STM: no sample size tells it better, G1 blocks
     monkeypatch.setattr(ctl, "measure_snr", lambda: pytest.fail("SNR measured although G1 blocks"))
     for i, f in enumerate(facts[:4]):
         ev = ctl.ingest(f.to_item(time=float(i)))
-    assert ev["snr_measurement"] is None and not ev["consolidate"]
+    assert ev["snr_measurement"] is None and not ev["consolidate"] and "G1 sample size" in ev["blocked_by"]
+    g1 = next(g for g in ev["gates"] if g["name"] == "G1 sample size")
+    assert g1["threshold"] == math.inf and g1["value"] == 4
 
 
 def test_controller_config_from_measured_curves():

@@ -5,13 +5,14 @@ import pytest
 from stmltm_nb.decision.curves import load_curves, ltm_recall, recall_model_from
 
 
-def test_ltm_recall_prefers_the_cartridge_facts_split():
-    row = {"mode": "LTM (cartridge)", "questions": "train", "recall": 0.8, "recall_cart": 0.9}
-    other = {"mode": "LTM (cartridge)", "questions": "heldout", "recall": 0.1, "recall_cart": 0.2}
-    assert ltm_recall({"comparison": [other, row]}) == 0.9
+def test_ltm_recall_is_the_held_out_recall_of_the_cartridge_facts():
+    row = {"mode": "LTM (cartridge)", "questions": "heldout", "recall": 0.6, "recall_cart": 0.7}
+    trained = {"mode": "LTM (cartridge)", "questions": "train", "recall": 0.8, "recall_cart": 0.9}
+    assert ltm_recall({"comparison": [trained, row]}) == 0.7  # what the rule uses: questions it never trained on
+    assert ltm_recall({"comparison": [trained, row]}, questions="train") == 0.9
     old = dict(row)
     del old["recall_cart"]
-    assert ltm_recall({"comparison": [old]}) == 0.8  # files written before the split
+    assert ltm_recall({"comparison": [old]}) == 0.6  # files written before the split
     assert ltm_recall({"comparison": []}, default=0.5) == 0.5
 
 

@@ -7,10 +7,20 @@ from stmltm_nb.memory.batching import residual_pool
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, guard_targets, templates_of
+from stmltm_nb.memory.facts import retention_passages
 from stmltm_nb.memory.questions import Query
-from stmltm_nb.memory.teacher import compute_teacher_targets, concat_targets, retention_targets
+from stmltm_nb.memory.stm import STMBuffer
+from stmltm_nb.memory.teacher import (
+    PROSE_PROMPTS,
+    compute_teacher_targets,
+    concat_targets,
+    prose_targets,
+    retention_targets,
+)
 from stmltm_nb.memory.training import batch_rows, row_pools, train_cartridge
+from stmltm_nb.metrics.recall import RETENTION_QUESTION
 from stmltm_nb.models import tiny_llama
+from stmltm_nb.prompts import encode
 
 PROMPTS = ["Give me three tips for sleeping better.", "How do I make a cup of tea?", "Why do birds sing?"]
 
@@ -76,7 +86,8 @@ def test_training_records_each_row_kind_and_no_share_means_no_rows(lm, parts):
     assert {k: len(v) for k, v in res.kind_losses.items()} == {"fact": 3, "retention": 3, "practice": 3}
     assert cart.meta["stats"]["retention_frac"] == 0.25 and cart.meta["stats"]["practice_examples"] == 4
     plain = train_cartridge(Cartridge.create(lm.model, lm.tokenizer, p=8, init="random"), tt,
-                            ConsolidationConfig(steps=2, batch_size=4, residual_prob=0.0), progress=False)
+                            ConsolidationConfig(steps=2, batch_size=4, residual_prob=0.0, retention_frac=0.0,
+                                                practice_frac=0.0), progress=False)
     assert set(plain.kind_losses) == {"fact"}
 
 
@@ -102,6 +113,10 @@ def test_empty_corpus_or_no_practice_facts_fail_before_any_teacher_pass(lm, fact
     with pytest.raises(ValueError, match="no practice facts"):
         consolidate(lm.model, lm.tokenizer, items, templates_of(facts[:2]), cfg, targets_cache=tmp_path,
                     retention=PROMPTS, practice=[])
+    both = ConsolidationConfig(p=8, steps=1, batch_size=8, k=5, retention_frac=0.25, retention_corpus="both")
+    with pytest.raises(ValueError, match="retention_corpus"):
+        consolidate(lm.model, lm.tokenizer, items, templates_of(facts[:2]), both, targets_cache=tmp_path,
+                    retention=PROMPTS, practice=facts[10:12])
     assert list(tmp_path.iterdir()) == []  # nothing computed, nothing written
 
 
@@ -111,4 +126,53 @@ def test_guard_targets_are_cached_and_skipped_when_not_configured(lm, facts, tmp
     parts2, _ = guard_targets(lm.model, lm.tokenizer, cfg, tmp_path, practice=facts[10:11], retention=PROMPTS)
     assert [p.from_cache for p in parts2] == [True, True] and [it.id for it in items] == [facts[10].id]
     assert torch.equal(parts1[0].topk_p, parts2[0].topk_p)
-    assert guard_targets(lm.model, lm.tokenizer, ConsolidationConfig(), tmp_path) == ([], [])
+    none = ConsolidationConfig(retention_frac=0.0, practice_frac=0.0)
+    assert guard_targets(lm.model, lm.tokenizer, none, tmp_path) == ([], [])
+
+
+def test_prose_rows_are_the_passage_teacher_forced_under_the_base_model(lm, tmp_path):
+    passages = ["Bread is made from flour and water.", "Owls hunt mostly at night."]
+    tt = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path)
+    assert [e.kind for e in tt.examples] == ["retention"] * 2 and RETENTION_QUESTION not in PROSE_PROMPTS
+    base = STMBuffer(lm.model, lm.tokenizer)
+    for i, (e, text) in enumerate(zip(tt.examples, passages)):
+        resp = e.ids[e.resp_start :]
+        assert resp[:-1] == encode(lm.tokenizer, text)  # the passage itself, then <|im_end|>
+        assert sum(e.gold_mask) == 0  # no token boosted
+        logits = base.logits_for_ids(e.ids)[0, e.resp_start - 1 : -1]
+        top = torch.topk(logits, 5, dim=-1).indices
+        assert torch.equal(tt.topk_ids[tt.offsets[i] : tt.offsets[i] + len(resp)], top)
+    from stmltm_nb.memory.batching import collate, off_path
+
+    assert bool(off_path(tt, 0).any())  # teacher-forced prose leaves the teacher's top-1 path...
+    *_, tps, wts = collate(tt, [0, 1], 0, gold_weight=1.0, gold_boost=4.0)
+    assert torch.equal(tps, tt.topk_p) and bool((wts == 1).all())  # ...but its targets stay soft and unboosted
+    again = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path)
+    assert again.cache_hits == 1 and torch.equal(again.topk_p, tt.topk_p)
+    with pytest.raises(ValueError, match="passages"):
+        prose_targets(lm.model, lm.tokenizer, ["", "  "], k=5)
+
+
+@pytest.mark.parametrize("corpus,want", [("prompts", {"prompts"}), ("prose", {"prose"}),
+                                         ("both", {"prompts", "prose"})])
+def test_retention_corpus_selects_which_rows_are_built(lm, tmp_path, corpus, want, monkeypatch):
+    import stmltm_nb.memory.consolidation as cons
+
+    monkeypatch.setattr(cons, "retention_passages", lambda: ["Cats sleep for much of the day."])
+    monkeypatch.setattr(cons, "retention_prompts", lambda: PROMPTS[:1])
+    cfg = ConsolidationConfig(k=5, retention_frac=0.25, retention_corpus=corpus, practice_frac=0.0)
+    parts, items = guard_targets(lm.model, lm.tokenizer, cfg, tmp_path)
+    got = {"prose" if "prose" in e.item_id else "prompts" for part in parts for e in part.examples}
+    assert got == want and items == []
+
+
+def test_the_shipped_prose_is_not_the_retention_check_text():
+    from stmltm_nb.memory.facts import general_text
+
+    passages = retention_passages()
+    assert len(passages) >= 20
+    words, prose = general_text().split(), " ".join(passages)
+    shared = [" ".join(words[i : i + 5]) for i in range(len(words) - 4) if " ".join(words[i : i + 5]) in prose]
+    assert shared == []  # no five-word run of the check text is trained on
+    with pytest.raises(ValueError, match="retention_corpus"):
+        ConsolidationConfig(retention_corpus="poems")

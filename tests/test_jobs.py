@@ -51,6 +51,19 @@ def test_measure_writes_every_section_and_resumes(on_tiny):
     assert {"LTM (cartridge)", "STM (residual items only)"} <= modes
     again = run_measurements(fast=True, out=out, progress=False, resume=True)  # every section kept, none re-run
     assert all(again[s] == res[s] for s in sections) and again["section_seconds"] == res["section_seconds"]
+    assert res["split"] == {"name": "tune", "consolidated": ["f001", "f016"], "residual": ["f017", "f020"]}
+    g = res["signal"]["per_item_at_init"]  # G2's bootstrap bound over the consolidated items (guard rows excluded)
+    assert g["m"] == 16 and g["snr_m_lo"] is not None and g["snr_m_lo"] <= g["snr_m"]
+
+
+def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(on_tiny):
+    from stmltm_nb.apps.measure_job import run_measurements
+
+    with pytest.raises(ValueError, match="split"):
+        run_measurements(fast=True, split="holdout", progress=False)
+    out = on_tiny / "report.json"
+    res = run_measurements(fast=True, out=out, progress=False, split="report")
+    assert res["split"] == {"name": "report", "consolidated": ["f105", "f120"], "residual": ["f121", "f124"]}
 
 
 def test_demo_runs_the_shared_sections_and_writes_the_report(on_tiny):

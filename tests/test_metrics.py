@@ -188,3 +188,46 @@ def test_streaming_sums_equal_matrix_estimate():
 def test_linear_fit_never_has_rising_recall():
     fit = fit_recall([1, 4, 16], [0.5, 0.5, 1.0], "linear")
     assert fit.params["rho"] == 0 and 0 <= fit.params["q0"] <= 1
+
+
+def test_gram_estimates_equal_the_row_estimates_and_the_bootstrap_bounds_from_below():
+    from stmltm_nb.metrics.signal import bootstrap_snr_m, gradient_signal_from_gram
+
+    rng = np.random.default_rng(1)
+    g = rng.normal(0.3, 1.0, size=(24, 50))  # a real signal: SNR_m well above 1
+    a, b = gradient_signal(g), gradient_signal_from_gram(g @ g.T, n_boot=400)
+    assert b.snr_m == pytest.approx(a.snr_m) and b.b_simple == pytest.approx(a.b_simple)
+    assert 0 < b.snr_m_lo < b.snr_m  # a one-sided lower bound sits below the point estimate
+    assert bootstrap_snr_m(g @ g.T, 400, 0.05, seed=0) == b.snr_m_lo  # seeded: reproducible
+    assert bootstrap_snr_m(g @ g.T, 400, 0.01) <= bootstrap_snr_m(g @ g.T, 400, 0.2)  # wider at smaller alpha
+    # noise only: the point estimate can scrape above a low tau by chance, the lower bound does not
+    noise = rng.normal(0.0, 1.0, size=(24, 50))
+    sig = gradient_signal_from_gram(noise @ noise.T, n_boot=400)
+    assert sig.snr_m_lo < 1.0
+    few = rng.normal(0.3, 1.0, size=(5, 50))  # too few items for a bootstrap: no bound, the gate uses SNR_m
+    assert gradient_signal_from_gram(few @ few.T).snr_m_lo is None
+    with pytest.raises(ValueError, match="square"):
+        gradient_signal_from_gram(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="alpha"):
+        bootstrap_snr_m(g @ g.T, 10, alpha=1.5)
+
+
+def test_binomial_fits_rank_by_aicc_with_akaike_weights():
+    n = [1, 2, 4, 8, 16, 32, 64]
+    trials = [12] * 7
+    q = [11 / 12, 10 / 12, 9 / 12, 7 / 12, 5 / 12, 3 / 12, 1 / 12]
+    fits = fit_all_recall(n, q, trials)
+    assert all(f.loglik is not None and f.loglik < 0 for f in fits)
+    assert [f.aicc for f in fits] == sorted(f.aicc for f in fits)  # best first
+    assert sum(f.weight for f in fits) == pytest.approx(1.0) and fits[0].weight == max(f.weight for f in fits)
+    k = len(fits[0].params)
+    assert fits[0].aicc == pytest.approx(2 * k - 2 * fits[0].loglik + 2 * k * (k + 1) / (84 - k - 1))
+    # the likelihood fit is the maximum: nudging a parameter never raises the log-likelihood
+    hyp = fit_recall(n, q, "hyperbolic", trials)
+    for dq in (-0.01, 0.01):
+        nudged = {**hyp.params, "q0": min(1.0, hyp.params["q0"] + dq)}
+        p = np.clip(hyp.__class__("hyperbolic", nudged, [], 0, 0).predict(n), 1e-9, 1 - 1e-9)
+        h = np.round(np.array(q) * 12)
+        assert float((h * np.log(p) + (12 - h) * np.log(1 - p)).sum()) <= hyp.loglik + 1e-9
+    with pytest.raises(ValueError, match="trials"):
+        fit_recall(n, q, "hyperbolic", [12, 0, 12, 12, 12, 12, 12])

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import sympy as sp
@@ -61,10 +62,12 @@ def test_each_gate_blocks_on_its_own():
     failing = {
         "G1 sample size": dict(m=10),
         "G2 SNR": dict(snr=1.0),
-        "G3 MDL": dict(g_mdl=-5.0),
         "G4 quality": dict(q_cart=0.1),
         "G5 hold-out": dict(holdout_pass=False),
     }
+    g3 = decide(SwitchInputs(**{**ok.__dict__, "g_mdl": -5.0}))  # vacuous here: logged, never blocking
+    assert g3.consolidate and [(g.passed, g.enforced, g.value) for g in g3.gates if g.name == "G3 MDL"] == [
+        (False, False, -5.0)]
     for gate, change in failing.items():
         kw = {**ok.__dict__, **change}
         d = decide(SwitchInputs(**kw))
@@ -126,7 +129,9 @@ def test_more_queries_or_cheaper_update_never_turns_consolidate_into_wait(x, q_f
 @settings(max_examples=200, deadline=None)
 @given(switch_inputs())
 def test_advantage_is_non_decreasing_in_n(x):
-    a = [sw.advantage(x, v) for v in (0, 1, 10, 100, 1000)]
+    """For n >= 1 with one predicted cartridge recall (q̂_cart flat there); A(0) is -r_cart + c_ctx(0) alone."""
+    assert sw.advantage(x, 0) == pytest.approx(x.cost(0) - x.r_cart)
+    a = [sw.advantage(x, v) for v in (1, 10, 100, 1000)]
     assert all(b >= a_ - 1e-9 for a_, b in zip(a, a[1:]))
 
 
@@ -206,3 +211,62 @@ def test_overflowing_products_are_rejected_not_decided():
         decide(inputs(n=1e308, Q=1e308, recall=RECALLS["hyperbolic"]))
     with pytest.raises(SwitchingInputError, match="Q must be finite"):
         decide(inputs(Q=math.inf))
+
+
+def test_decide_waits_at_n_zero_for_every_q_on_the_measured_curves():
+    from stmltm_nb.decision.curves import load_curves, priors
+
+    p = priors(load_curves())
+    for Q in (0.0, 1.0, 1e2, 1e4, 1e8):
+        x = SwitchInputs(n=0, Q=Q, c_upd=p.c_upd, r_cart=p.r_cart, cost=p.cost, recall=p.recall, q_cart=p.q_cart,
+                         lam=5.0, m=0.0)
+        d = decide(x)
+        assert not d.consolidate and d.terms["A"] == pytest.approx(-p.r_cart), Q
+        assert sw.break_even_n_numeric(x) > 0
+
+
+def test_q_cart_curve_is_anchored_at_the_empty_stm_and_interpolated():
+    x = inputs(recall=RecallModel("hyperbolic", q0=0.9, n50=10.0), q_cart_points=((16, 0.7), (64, 0.5)))
+    assert x.q_cart_at(0) == pytest.approx(0.9) and x.q_cart_at(8) == pytest.approx(0.8)
+    assert x.q_cart_at(40) == pytest.approx(0.6) and x.q_cart_at(500) == pytest.approx(0.5)
+    assert inputs(q_cart=0.7).q_cart_at(3) == pytest.approx(0.7)  # one number: flat from one item on
+    with pytest.raises(SwitchingInputError, match="q_cart_points"):
+        decide(inputs(q_cart_points=((16, 1.5),)))
+
+
+def test_gates_log_value_threshold_and_unit():
+    from stmltm_nb.decision.gates import bernoulli_kl, m_star_evidence
+
+    x = inputs(recall=RecallModel("hyperbolic", q0=0.9, n50=10.0), n=20, q_cart=0.8, m=20.0, snr=1.3, snr_lo=0.7,
+               tau=1.0, dl_bits=7.37e6, g_mdl=-1.0)
+    gates = {g.name: g for g in decide(x).gates}
+    assert {n: g.unit for n, g in gates.items()} == {
+        "G1 sample size": "items", "G2 SNR": "dimensionless (SNR of the mean gradient over the m items)",
+        "G3 MDL": "bits", "G4 quality": "error rate", "G5 hold-out": "pass/fail"}
+    q_stm = x.recall(20)  # 0.3: G1's m* is the Chernoff sample size between 0.3 and 0.8
+    g1 = gates["G1 sample size"]
+    assert g1.threshold == pytest.approx(math.log(20) / bernoulli_kl(q_stm, 0.8)) and g1.passed and g1.value == 20
+    assert g1.detail["m_star_textbook"] > 1e7 and g1.detail["textbook_enforced"] is False  # shown, not enforced
+    assert m_star_evidence(0.8, 0.7) == math.inf  # a cartridge predicted worse: no sample size suffices
+    g2 = gates["G2 SNR"]  # tested on the bootstrap lower bound, the point estimate kept beside it
+    assert (g2.value, g2.threshold, g2.passed, g2.detail["snr_m"]) == (0.7, 1.0, False, 1.3)
+    assert decide(x).blocked_by[0] == "G2 SNR" and gates["G3 MDL"].enforced is False
+
+
+def test_break_even_report_caps_and_flags():
+    x = inputs(recall=RecallModel("hyperbolic", q0=0.9, n50=10.0), q_cart=0.8, Q=5000.0)
+    r = sw.break_even_report(x, n_cap=1000, measured_max=64)
+    assert math.isfinite(r["n_star"]) and not r["capped"]
+    assert r["outside_measured"] == (r["n_star"] > 64)
+    far = sw.break_even_report(replace(x, Q=1e-3), n_cap=1000, measured_max=64)
+    assert far["capped"] and far["n_star"] == math.inf
+
+
+def test_g1_bar_includes_the_quality_margin():
+    from stmltm_nb.decision.gates import bernoulli_kl, g1
+
+    loose, strict = g1(20.0, None, 0.4, 0.8, gamma=-0.1), g1(20.0, None, 0.4, 0.8, gamma=0.1)
+    assert loose.threshold == pytest.approx(math.log(20) / bernoulli_kl(0.3, 0.8))
+    assert strict.threshold == pytest.approx(math.log(20) / bernoulli_kl(0.5, 0.8))
+    assert strict.threshold > loose.threshold  # a stricter margin needs more evidence
+    assert g1(20.0, None, 0.95, 0.9, gamma=0.1).threshold == math.inf  # bar 1.0 (clamped): never passable

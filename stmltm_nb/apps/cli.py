@@ -67,7 +67,7 @@ def _measure(args: argparse.Namespace) -> int:
         check_notes_fit(notes, args.model)
     out = _check_measure_args(args)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
-                           notes=notes, device=device)
+                           notes=notes, device=device, split=args.split)
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
           f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
     return 0
@@ -78,6 +78,8 @@ def _check_measure_args(args: argparse.Namespace) -> Path:
     import json
 
     _need(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
+    _need(bool(args.notes) or args.facts + 8 <= 104, f"--facts {args.facts}: the consolidated facts and 8 residual "
+                                                     f"ones must fit one split of 104 shipped facts (at most 96)")
     out = _out_path(args.out, "measured_curves.json")
     if args.resume and out.exists():
         try:
@@ -107,7 +109,7 @@ def _decide(args: argparse.Namespace) -> int:
         print(f"  {k:>12} = {v:.6g}")
     print("gates:")
     for g in dec.gates:
-        state = "pass" if g.passed else "BLOCK"
+        state = "pass" if g.passed else ("BLOCK" if g.blocks else "fail (logged, not enforced)")
         note = "" if g.measured else " (not measured)"
         print(f"  {g.name:<16} {state:<5} {g.rule}: value={g.value} threshold={g.threshold}{note}")
     if args.as_json:
@@ -129,13 +131,22 @@ def _curves_values(path: str) -> dict:
 
 def _notebooks(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.notebooks import build, notebook_dir, sources, sync_sources
+    from stmltm_nb.apps.prose import TemplateError, update_readme
 
     srcs = sources(notebook_dir())
     if args.only:
         srcs = [s for s in srcs if any(s.name.startswith(o) for o in args.only.split(","))]
-    if args.sources_only:
-        print("\n".join(sync_sources(srcs)) or "every notebook's cells already match its source")
-        return 0
+    try:
+        if args.readme:
+            print("README.md: measured blocks re-rendered" if update_readme() else "README.md already matches the data")
+            return 0
+        if args.sources_only or args.new_cells:
+            print("\n".join(sync_sources(srcs, new_cells=args.new_cells))
+                  or "every notebook's cells already match its source")
+            return 0
+    except (TemplateError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     build(srcs, execute=not args.no_execute, fast=args.fast, out_dir=Path(args.out) if args.out else None)
     return 0
 
@@ -161,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fast", action="store_true", help="small sizes (also when STMLTM_FAST=1)")
     m.add_argument("--resume", action="store_true", help="keep sections already in --out and run the rest")
     m.add_argument("--notes", help="measure on your notes (.txt/.jsonl) instead of the shipped facts")
+    m.add_argument("--split", choices=("tune", "report"), default="tune",
+                   help="shipped facts consolidated: tune = facts 1-104 (recipes chosen there), report = 105-208")
     m.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA, then MPS, else CPU), cuda or mps")
     m.set_defaults(func=_measure)
 
@@ -201,7 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--fast", action="store_true", help="STMLTM_FAST=1 for the kernels")
     nb.add_argument("--no-execute", action="store_true", help="convert only")
     nb.add_argument("--sources-only", action="store_true",
-                    help="copy the .py cell text into the committed .ipynb, keeping outputs (edits that change no result)")
+                    help="copy the .py cell text into the committed .ipynb, keeping outputs (edits that change no result); "
+                         "markdown {{ placeholders }} are rendered from the data")
+    nb.add_argument("--new-cells", action="store_true",
+                    help="with --sources-only: insert cells new in the source unexecuted (run them later)")
+    nb.add_argument("--readme", action="store_true",
+                    help="re-render the README's measured blocks from the data files (runs no notebook)")
     nb.set_defaults(func=_notebooks)
     return p
 

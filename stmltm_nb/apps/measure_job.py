@@ -22,17 +22,22 @@ from stmltm_nb.io import atomic_write_json
 from stmltm_nb.memory.notes import Note
 
 MIN_NOTES = 4  # measuring your notes needs some consolidated and some residual ones
+SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) of each split: recipes are tuned
+# on facts 1-104 and reported on 105-208, which no recipe choice saw (issue #13)
 
 
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
-                     notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2) -> dict[str, Any]:
+                     notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2,
+                     split: str = "tune") -> dict[str, Any]:
     """Measure everything and return the JSON-ready dict (written to ``out`` when given).
 
     ``notes``: measure on your notes instead of the shipped facts (self-study writes ``questions`` training
     questions and one held-out question per note; the last quarter, at most 8, are the residual STM; STM sizes
     are capped at the number of notes; the governance section, which needs the shipped contradictions, is left
-    out). Partial results are written after every section; with ``resume=True`` sections already present in
+    out). ``split``: the shipped facts consolidated and kept residual come from the tuning split (facts 1-104,
+    where recipes were chosen) or the report split (105-208); the STM recall and cost curves use the facts from
+    the start either way (no recipe is involved). Partial results are written after every section; with ``resume=True`` sections already present in
     ``out`` are kept and skipped (the trained cartridge is reloaded from the cache folder).
     """
     import json
@@ -49,6 +54,8 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.metrics.probe import probe_prediction
     from stmltm_nb.models import cache_dir, load_model
 
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     if notes is not None and len(notes) < MIN_NOTES:
         raise ValueError(f"measuring needs at least {MIN_NOTES} notes (some consolidated, some residual), "
                          f"got {len(notes)}")
@@ -66,17 +73,29 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
                             progress=progress)
         n_resid = min(n_resid, max(1, len(facts) // 4))
         n_facts = min(n_facts, len(facts) - n_resid)
-    train_facts, residual = facts[:n_facts], facts[n_facts : n_facts + n_resid]
+    first, end = SPLITS[split] if notes is None else (0, len(facts))
+    if notes is None and first + n_facts + n_resid > end:
+        raise ValueError(f"{n_facts} consolidated + {n_resid} residual facts do not fit the {split} split "
+                         f"(facts {first + 1}-{end}): lower --facts")
+    train_facts, residual = facts[first : first + n_facts], facts[first + n_facts : first + n_facts + n_resid]
     items = [f.to_item() for f in train_facts]
     res: dict[str, Any] = {}
     if resume and out is not None and Path(out).exists():
         res = json.loads(Path(out).read_text())
+        kept = res.get("split", {}).get("name")
+        if notes is None and kept is not None and kept != split and "consolidation" in res:
+            raise ValueError(f"{out} holds sections measured on the {kept} split; resume it with --split {kept} "
+                             f"or delete its cartridge sections")
         log(f"resuming with sections {sorted(k for k, v in res.items() if isinstance(v, dict))}")
     res.update({"model": lm.name, "fast": fast, "n_facts": n_facts, "created": _dt.date.today().isoformat(),
                 "machine": machine()})
+    if notes is None:
+        res["split"] = {"name": split, "consolidated": [train_facts[0].id, train_facts[-1].id],
+                        "residual": [residual[0].id, residual[-1].id] if residual else []}
     cfg = ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
                               batch_size=8 if fast else ConsolidationConfig.batch_size)
     cart_dir = Path(cache_dir()) / ("measure-cartridge-fast" if fast else "measure-cartridge")
+    cart_dir = cart_dir.with_name(cart_dir.name + ("-report" if split == "report" and notes is None else ""))
     if notes is not None:
         import hashlib
 

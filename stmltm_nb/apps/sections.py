@@ -20,8 +20,9 @@ from stmltm_nb.metrics.stats import fit_all_recall, fit_cost
 
 
 def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The recall-decay families fitted to the pooled q_ctx(n) rows, best (lowest AIC) first."""
-    fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled])
+    """The recall-decay families fitted to the pooled q_ctx(n) rows by binomial likelihood (``total`` questions
+    per size), best (lowest AICc) first, with Akaike weights."""
+    fits = fit_all_recall([r["n"] for r in pooled], [r["recall"] for r in pooled], [r["total"] for r in pooled])
     return {"fits": [asdict(f) for f in fits], "best_fit": fits[0].model}
 
 

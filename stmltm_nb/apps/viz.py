@@ -45,7 +45,9 @@ def fig_recall(curves: dict[str, Any], show_fits: Sequence[str] | None = None) -
             continue
         fit = Fit(f["model"], f["params"], f["residuals"], f["rmse"], f["aic"])
         fig.add_trace(go.Scatter(x=ns, y=fit.predict(ns), mode="lines", line={"dash": "dot"},
-                                 name=f"{f['model']} fit (AIC {f['aic']:.1f})"))
+                                 name=(f"{f['model']} fit (AICc {f['aicc']:.1f}, weight {f['weight']:.2f})"
+                                       if f.get("aicc") is not None and f.get("weight") is not None
+                                       else f"{f['model']} fit (AIC {f['aic']:.1f})")))
     fig.update_layout(title="STM recall q_ctx(n) (greedy answer contains the gold value)",
                       xaxis={"title": "STM items n", "type": "log"}, yaxis={"title": "recall", "range": [-0.02, 1.05]},
                       height=420)

@@ -168,11 +168,12 @@ class Controller:
     def rule_inputs(self) -> SwitchInputs:
         """The inequality's inputs now: measured values (state) where known, else the configured priors."""
         cfg, meas = self.cfg, self.state.measured
-        n = len(self.residual())
-        return SwitchInputs(n=n, Q=self.rule.q_hat(), c_upd=meas.get("c_upd_s", cfg.c_upd_prior),
+        resid = self.residual()
+        m = sum(1 for it in resid if self.templates.get(it.id))  # evidence units: items that can be trained on
+        return SwitchInputs(n=len(resid), Q=self.rule.q_hat(), c_upd=meas.get("c_upd_s", cfg.c_upd_prior),
                             r_cart=0.0 if self.cartridge else meas.get("r_cart_s", cfg.r_cart_prior),
                             cost=cfg.cost, recall=cfg.recall, q_cart=meas.get("q_cart", cfg.q_cart_prior),
-                            lam=cfg.lam, eta=cfg.eta, gamma=cfg.gamma, m=float(n), m_star=float(cfg.m_floor))
+                            lam=cfg.lam, eta=cfg.eta, gamma=cfg.gamma, m=float(m), delta=cfg.delta)
 
     def check(self) -> dict[str, Any]:
         """Feed the rule what happened since the last check, decide, consolidate if it says so. Returns the
@@ -194,7 +195,7 @@ class Controller:
         if not forced and od.go and self.cfg.snr_gate and not _gates_blocking(dec):
             snr = self.measure_snr()
             if snr.get("snr_m") is not None:
-                x = replace(x, snr=float(snr["snr_m"]), tau=self.cfg.tau)
+                x = replace(x, snr=float(snr["snr_m"]), snr_lo=snr.get("snr_m_lo"), tau=self.cfg.tau)
                 dec = decide(x)
         gates = _gates_blocking(dec)
         go = (od.go and not gates) or forced
@@ -224,7 +225,7 @@ class Controller:
             return {"snr_m": None, "m": len(items), "seconds": 0.0}
         tt = teacher_targets_for(self.model, self.tokenizer, items, self.templates, self.ccfg)
         sig = per_item_gradient_signal(untrained_cartridge(self.model, self.tokenizer, items, self.ccfg), tt)
-        return {"snr_m": sig.snr_m, "snr_1": sig.snr1, "b_simple": sig.b_simple, "m": sig.m,
+        return {"snr_m": sig.snr_m, "snr_m_lo": sig.snr_m_lo, "snr_1": sig.snr1, "b_simple": sig.b_simple, "m": sig.m,
                 "m_needed": sig.m_needed(self.cfg.tau), "seconds": time.perf_counter() - t0}
 
     # ----- consolidation ------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ class ControllerConfig:
     """Knobs of the streaming rule. Seconds, items and recall fractions as named."""
 
     check_every: int = 8  # evaluate the rule every k ingested items
-    m_floor: int = 16  # G1 floor: residual items needed before a consolidation
+    m_floor: int = 16  # a configured floor of the online rule (items), not a bound; G1's m* is computed (gates.g1)
+    delta: float = 0.05  # G1: a cartridge as good as predicted fails the hold-out check by chance w.p. ≤ δ
     eta: float = 0.1  # hysteresis on c_upd
     gamma: float = 0.0  # required margin of LTM over STM (error rate)
     gamma_reg: float = 0.1  # allowed recall drop on protected (previously absorbed) items, each served mode
@@ -25,7 +26,7 @@ class ControllerConfig:
     ema: float = 0.1  # EMA weight of one ingested item in the query-rate estimate
     cost: CostModel = field(default_factory=lambda: CostModel(0.0, 0.001))
     recall: RecallModel = field(default_factory=lambda: RecallModel("hyperbolic", q0=1.0, n50=16.0))
-    q_cart_prior: float = 0.9
+    q_cart_prior: float = 0.7  # held-out recall of a cartridge, until one is measured
     c_upd_prior: float = 600.0  # s
     r_cart_prior: float = 0.01  # s/query
     force_every: int | None = None  # consolidate every k checks regardless (for tests/demos)
@@ -51,6 +52,8 @@ class ControllerConfig:
                 raise ValueError(f"{name} must be a finite factor >= 1, got {v}")
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
 
     def backoff(self, reason: str) -> float:
         """The backoff factor for a candidate rejected for ``reason`` (see :data:`checks.REASONS`)."""

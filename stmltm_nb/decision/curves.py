@@ -39,11 +39,12 @@ def recall_model_from(curves: dict[str, Any], family: str | None = None) -> Reca
                        n50=p.get("n50", 1.0), k=p.get("k", 1.0))
 
 
-def ltm_recall(curves: dict[str, Any], default: float = 0.9) -> float:
-    """q_cart: the cartridge's recall on the trained templates of the facts it was trained on (older files,
-    without the split, give the recall over every fact asked)."""
+def ltm_recall(curves: dict[str, Any], default: float = 0.7, questions: str = "heldout") -> float:
+    """q_cart: the cartridge's recall on held-out paraphrases of the facts it was trained on (``questions="train"``:
+    on its trained templates, an optimistic figure the rule does not use; older files, without the split, give
+    the recall over every fact asked)."""
     for r in curves.get("comparison", []):
-        if r["mode"] == "LTM (cartridge)" and r["questions"] == "train":
+        if r["mode"] == "LTM (cartridge)" and r["questions"] == questions:
             v = r.get("recall_cart", r["recall"])
             return float(r["recall"] if v is None else v)
     return default
@@ -57,7 +58,7 @@ class Priors:
     cost: CostModel | None = None  # c_ctx(n): slope of the chosen regime's linear fit, s/query (κ0 = 0)
     regime: str = "cached"  # the serving regime of ``cost``: "cached" or "stateless"
     recall: RecallModel | None = None  # q_ctx(n), best fit
-    q_cart: float | None = None  # LTM recall on the trained templates of the facts it was trained on
+    q_cart: float | None = None  # LTM recall on held-out paraphrases of the facts it was trained on
     c_upd: float | None = None  # s per consolidation (as measured: teacher + questions + training)
     c_upd_fixed: float | None = None  # s: the student-training part, fixed per consolidation
     c_upd_per_item: float | None = None  # s/item: teacher targets and questions per consolidated item

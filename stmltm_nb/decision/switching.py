@@ -15,11 +15,22 @@ with c_ctx(n) = κ0 + κ1·n (+ κ2·n²) and q_ctx(n) from a recall family (lin
 
 and every gate passes:
 
-- G1 sample size: m ≥ m* = (DL(Δφ)·ln2 + ln(1/δ)) / ε (evidence units)
-- G2 gradient SNR: SNR_m ≥ τ
-- G3 compression: G_MDL > 0 (the form passed in; the controller uses the storage form, see notebook 04)
-- G4 quality: L_cart ≤ L_ctx(n) − γ (γ is the spec's required margin; γ < 0 tolerates |γ| degradation)
-- G5 hold-out: the ex-post check on held-out probes passed (unknown before training: not blocking)
+- G1 sample size (items): m ≥ m* = ln(1/δ) / KL(q_ctx(n) + γ ‖ q̂_cart(n)), the Chernoff sample size from which a
+  cartridge as good as predicted passes the hold-out check (m probes, one per item, against STM's bar) with
+  probability ≥ 1 − δ. The
+  textbook Occam m* = (DL(Δφ)·ln2 + ln(1/δ)) / ε is logged beside it when DL is given: with DL(Δφ) in Mbit it
+  asks for ~10⁸ items, vacuous for memorising a buffer (notebook 04), so it is shown, not enforced.
+- G2 gradient SNR (dimensionless): SNR_m ≥ τ, SNR_m = √m·SNR_1 of the mean gradient over the m items, tested on
+  its bootstrap lower bound over items when given (``snr_lo``)
+- G3 compression (bits): G_MDL > 0 — **not enforced**: its storage form n·b > p never binds and its information
+  form needs ~4·10⁵ items at the measured bits/item (notebook 04); logged with its value when measured
+- G4 quality (error rate): L_cart ≤ L_ctx(n) − γ (γ is the spec's required margin; γ < 0 tolerates |γ| degradation)
+- G5 hold-out: the ex-post check on held-out probes (:mod:`~stmltm_nb.decision.checks`, after training); unknown
+  when deciding, so not blocking here
+
+No items, nothing to gain: q̂_cart(n) is anchored at q̂_cart(0) = q_ctx(0) (a cartridge of nothing answers as an
+empty STM) and interpolated linearly to the predicted points, so A(0) = c_ctx(0) − r_cart = −r_cart (κ0 = 0 when
+c_ctx is the STM overhead, as measured) and ``decide`` waits at n = 0 for every Q.
 
 Unknown Q (ski rental): accumulate the realised per-query advantage since the last consolidation,
 rent = Σ_j max(0, A(n_j)), and consolidate once rent ≥ β·c_upd (β = 1: break-even, 2-competitive).
@@ -31,6 +42,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stmltm_nb.decision.gates import Gate, g1, g2
 from stmltm_nb.decision.symbolic import (  # noqa: F401 - re-exported: the rule's notation and expressions
     CLOSED_FORMS,
     COST_KINDS,
@@ -118,19 +130,35 @@ class SwitchInputs:
     r_cart: float  # per-query cartridge overhead, s
     cost: CostModel = field(default_factory=CostModel)
     recall: RecallModel = field(default_factory=RecallModel)
-    q_cart: float = 1.0  # cartridge recall (probe-predicted or measured)
+    q_cart: float = 1.0  # cartridge recall on questions it did not train on (probe-predicted or measured)
+    q_cart_points: tuple[tuple[float, float], ...] = ()  # predicted (n items, q̂_cart) points; () → ((1, q_cart),)
     lam: float = 1.0  # s per unit loss per query
     Delta: float = 1.0
     eps_d: float = 0.0
     eta: float = 0.0
     gamma: float = 0.0  # required margin of LTM over STM, loss units, in [-1, 1]
     tau: float = 1.0  # SNR threshold (default: measured, notebook 04/06)
+    delta: float = 0.05  # G1 confidence: 1 − δ
     # gate measurements (None = not measured: the gate is reported but does not block)
-    m: float | None = None  # evidence units
-    m_star: float | None = None
-    snr: float | None = None  # SNR of the mean over the m units
-    g_mdl: float | None = None
+    m: float | None = None  # evidence units: items with a training question
+    m_star: float | None = None  # G1 threshold; None → the Chernoff sample size (:func:`m_star_evidence`)
+    snr: float | None = None  # SNR_m of the mean gradient over the m items
+    snr_lo: float | None = None  # its bootstrap lower bound over items (G2 tests this when given)
+    g_mdl: float | None = None  # bits; logged, never blocking
+    dl_bits: float | None = None  # DL(Δφ), bits: for the textbook m* shown beside G1
+    epsilon: float = 0.05  # the textbook m*'s error rate
     holdout_pass: bool | None = None
+
+    def q_cart_at(self, n_items: float) -> float:
+        """q̂_cart(n): linear through (0, q_ctx(0)) and ``q_cart_points`` (default: (1, q_cart)), flat beyond."""
+        pts = sorted(self.q_cart_points) or [(1.0, self.q_cart)]
+        xs, ys = [0.0] + [float(a) for a, _ in pts], [self.recall(0.0)] + [float(b) for _, b in pts]
+        if n_items >= xs[-1]:
+            return ys[-1]
+        for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+            if n_items <= x1:
+                return y0 + (y1 - y0) * (n_items - x0) / (x1 - x0)
+        return ys[-1]
 
 
 def _check(name: str, v: Any, lo: float = 0.0, hi: float = math.inf, allow_none: bool = False) -> None:
@@ -155,6 +183,15 @@ def validate(x: SwitchInputs) -> None:
             raise SwitchingInputError(f"{name} must be finite")
     _check("q_cart", x.q_cart, 0, 1)
     _check("gamma", x.gamma, -1, 1)
+    _check("delta", x.delta, 0, 1)
+    _check("epsilon", x.epsilon, 0, 1)
+    if not (0 < x.delta < 1 and x.epsilon > 0):
+        raise SwitchingInputError("delta must be in (0, 1) and epsilon > 0")
+    for i, pt in enumerate(x.q_cart_points):
+        if len(pt) != 2:
+            raise SwitchingInputError(f"q_cart_points[{i}] must be an (n, q) pair, got {pt!r}")
+        _check(f"q_cart_points[{i}].n", pt[0], 1e-9, 1e12)
+        _check(f"q_cart_points[{i}].q", pt[1], 0, 1)
     _check("tau", x.tau, 0, 1e6)
     if x.tau <= 0:
         raise SwitchingInputError("tau must be > 0")
@@ -167,7 +204,7 @@ def validate(x: SwitchInputs) -> None:
         _check(f"recall.{name}", getattr(x.recall, name), 0, 1e12)
     if x.recall.kind in ("exponential",) and x.recall.nu <= 0 or x.recall.kind in ("hyperbolic", "hill") and x.recall.n50 <= 0:
         raise SwitchingInputError("recall scale (nu or n50) must be > 0")
-    for name in ("m", "m_star", "snr"):
+    for name in ("m", "m_star", "snr", "snr_lo", "dl_bits"):
         _check(name, getattr(x, name), allow_none=True)
     if x.g_mdl is not None:
         _check("g_mdl", x.g_mdl, -math.inf, math.inf)
@@ -179,16 +216,6 @@ def _check_finite(values: dict[str, float], x: SwitchInputs) -> None:
         if not math.isfinite(v):
             raise SwitchingInputError(f"{name} = {v} is not finite (n = {x.n:g}, Q = {x.Q:g}, c_upd = {x.c_upd:g}): "
                                       "the inputs are too large to compare; use realistic magnitudes")
-
-
-@dataclass
-class Gate:
-    name: str
-    passed: bool
-    value: float | bool | None
-    threshold: float | None
-    measured: bool
-    rule: str
 
 
 @dataclass
@@ -205,11 +232,14 @@ class Decision:
 
 
 def advantage(x: SwitchInputs, n_items: float | None = None) -> float:
-    """A(n) in seconds per query (defaults to x.n)."""
-    r = x.recall
+    """A(n) in seconds per query (defaults to x.n), with q̂_cart(n) = :meth:`SwitchInputs.q_cart_at`; A(0) =
+    c_ctx(0) − r_cart (no items: no quality term, and no distillation gap)."""
+    r, nn = x.recall, x.n if n_items is None else n_items
+    if nn <= 0:
+        return x.cost(0.0) - x.r_cart
     return advantage_fn(x.cost.kind, r.kind)(
-        x.n if n_items is None else n_items, x.cost.kappa0, x.cost.kappa1, x.cost.kappa2, x.r_cart, x.lam, x.Delta,
-        x.eps_d, r.q0, x.q_cart, r.rho, r.nu, r.n50, r.k)
+        nn, x.cost.kappa0, x.cost.kappa1, x.cost.kappa2, x.r_cart, x.lam, x.Delta,
+        x.eps_d, r.q0, x.q_cart_at(nn), r.rho, r.nu, r.n50, r.k)
 
 
 def decide(x: SwitchInputs) -> Decision:
@@ -221,24 +251,25 @@ def decide(x: SwitchInputs) -> Decision:
     lhs = x.Q * A
     rhs = (1 + x.eta) * x.c_upd
     _check_finite({"c_ctx(n)": c_n, "A(n)": A, "Q·A": lhs, "(1+η)·c_upd": rhs}, x)
+    q_c = x.q_cart_at(x.n)
     L_ctx = x.Delta * (1 - q_stm)
-    L_cart = x.Delta * (1 - x.q_cart) + x.eps_d
+    L_cart = x.Delta * (1 - q_c) + x.eps_d
     terms = {
-        "c_ctx_n": c_n, "r_cart": x.r_cart, "cost_saving": c_n - x.r_cart, "q_ctx_n": q_stm, "q_cart": x.q_cart,
-        "quality_gain": x.lam * x.Delta * (x.q_cart - q_stm) - x.lam * x.eps_d, "A": A, "lhs_QA": lhs,
+        "c_ctx_n": c_n, "r_cart": x.r_cart, "cost_saving": c_n - x.r_cart, "q_ctx_n": q_stm, "q_cart": q_c,
+        "quality_gain": A - (c_n - x.r_cart), "A": A, "lhs_QA": lhs,
         "rhs_upd": rhs, "L_ctx": L_ctx, "L_cart": L_cart,
         "Q_star": (rhs / A) if A > 0 else math.inf,
     }
-    gates = [
-        Gate("G1 sample size", x.m is None or x.m_star is None or x.m >= x.m_star, x.m, x.m_star,
-             x.m is not None and x.m_star is not None, "m ≥ m*"),
-        Gate("G2 SNR", x.snr is None or x.snr >= x.tau, x.snr, x.tau, x.snr is not None, "SNR ≥ τ"),
-        Gate("G3 MDL", x.g_mdl is None or x.g_mdl > 0, x.g_mdl, 0.0, x.g_mdl is not None, "G_MDL > 0"),
-        Gate("G4 quality", L_cart <= L_ctx - x.gamma + 1e-12, L_cart, L_ctx - x.gamma, True, "L_cart ≤ L_ctx(n) − γ"),
+    gates = [g1(x.m, x.m_star, q_stm, q_c, x.gamma, x.delta, x.dl_bits, x.epsilon), g2(x.snr, x.snr_lo, x.tau),
+        Gate("G3 MDL", x.g_mdl is None or x.g_mdl > 0, x.g_mdl, 0.0, x.g_mdl is not None,
+             "G_MDL > 0 (not enforced: vacuous on this model, notebook 04)", "bits", enforced=False),
+        Gate("G4 quality", L_cart <= L_ctx - x.gamma + 1e-12, L_cart, L_ctx - x.gamma, True, "L_cart ≤ L_ctx(n) − γ",
+             "error rate"),
         Gate("G5 hold-out", x.holdout_pass is None or bool(x.holdout_pass), x.holdout_pass, None,
-             x.holdout_pass is not None, "hold-out check passed"),
+             x.holdout_pass is not None, "hold-out check passed (evaluated after training, decision.checks)",
+             "pass/fail"),
     ]
-    blocked = [gt.name for gt in gates if not gt.passed]
+    blocked = [gt.name for gt in gates if gt.blocks]
     pays = lhs >= rhs and A > 0
     if not pays:
         blocked.append("inequality")
@@ -254,19 +285,20 @@ def decide(x: SwitchInputs) -> Decision:
 
 
 def break_even_n_numeric(x: SwitchInputs, n_max: float = 1e7) -> float:
-    """Smallest n with Q·A(n) ≥ (1+η)·c_upd by bisection (A is non-decreasing in n for the supported
-    families with κ ≥ 0). Returns inf when even n_max does not pay."""
+    """Smallest n (items) with Q·A(n) ≥ (1+η)·c_upd: a log-spaced scan for the first paying point, then
+    bisection inside that bracket (A need not be monotone once q̂_cart(n) has several predicted points).
+    Returns inf when no n ≤ n_max pays (with κ0 = 0, A(0) = −r_cart ≤ 0: an empty STM never pays)."""
     validate(x)
     target = (1 + x.eta) * x.c_upd
 
     def f(v: float) -> float:
         return x.Q * advantage(x, v) - target
 
-    if f(0.0) >= 0:
-        return 0.0
-    if f(n_max) < 0:
+    grid = [0.0] + [float(v) for v in _log_grid(n_max)]
+    hit = next((i for i, v in enumerate(grid) if v > 0 and f(v) >= 0), None)
+    if hit is None:
         return math.inf
-    lo, hi = 0.0, n_max
+    lo, hi = grid[hit - 1], grid[hit]
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if f(mid) >= 0:
@@ -276,6 +308,22 @@ def break_even_n_numeric(x: SwitchInputs, n_max: float = 1e7) -> float:
         if hi - lo < 1e-9 * max(1.0, hi):
             break
     return hi
+
+
+def _log_grid(n_max: float, per_decade: int = 40) -> list[float]:
+    import numpy as np
+
+    top = math.log10(max(n_max, 1e-3))
+    grid = np.logspace(-3, top, int((top + 3) * per_decade) + 2).tolist() if n_max > 1e-3 else []
+    return sorted({v for v in grid if v <= n_max} | {n_max})
+
+
+def break_even_report(x: SwitchInputs, n_cap: float, measured_max: float) -> dict[str, Any]:
+    """n* (items) capped at ``n_cap`` (the STM capacity N_max in items) and flagged when it lies beyond
+    ``measured_max`` (the largest n the recall curve was measured at): an extrapolated n* is a guess."""
+    n_star = break_even_n_numeric(x, n_max=n_cap)
+    return {"n_star": n_star, "capped": not math.isfinite(n_star), "n_cap": n_cap,
+            "outside_measured": math.isfinite(n_star) and n_star > measured_max, "measured_max": measured_max}
 
 
 @dataclass

@@ -41,7 +41,9 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
     1) goes on the tokens of the gold answer *and* on every response token that is not the teacher's top-1:
     where the teacher missed y_i the response is the item's own text, and at the tokens where that text leaves
     the teacher's path (measured: "X *plays* an instrument called ..." where the teacher's top-1 is " is") the
-    teacher's distribution points the student back to the teacher's wrong answer.
+    teacher's distribution points the student back to the teacher's wrong answer. Retention rows never get a
+    hard target: on teacher-forced prose almost every token is off the teacher's top-1, and hard targets there
+    would train the cartridge to recite the passages instead of leaving the base model's predictions alone.
     """
     import torch
 
@@ -62,7 +64,7 @@ def collate(tt: TeacherTargets, idx: Sequence[int], pad_id: int, gold_weight: fl
         o = tt.offsets[i]
         ids_i, p_i = tt.topk_ids[o : o + n_resp].clone(), tt.topk_p[o : o + n_resp].clone()
         g = torch.tensor(e.gold_mask[:n_resp], dtype=torch.bool)
-        if gold_weight > 0:
+        if gold_weight > 0 and e.kind != "retention":  # retention rows match the base model, soft targets only
             resp = torch.tensor(e.ids[e.resp_start :])
             g = g | off_path(tt, i)  # where the item text replaced the teacher's answer
             if g.any():

@@ -15,13 +15,14 @@ from typing import Any
 from stmltm_nb.memory.batching import residual_pool
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.facts import Fact, load_practice_facts, retention_prompts
+from stmltm_nb.memory.facts import Fact, load_practice_facts, retention_passages, retention_prompts
 from stmltm_nb.memory.questions import Query, build_queries
 from stmltm_nb.memory.stm import STMItem
 from stmltm_nb.memory.teacher import (
     TeacherTargets,
     compute_teacher_targets,
     concat_targets,
+    prose_targets,
     retention_targets,
 )
 from stmltm_nb.memory.training import TrainResult, train_cartridge
@@ -68,15 +69,18 @@ def untrained_cartridge(model: Any, tokenizer: Any, items: Sequence[STMItem], cf
 def guard_targets(model: Any, tokenizer: Any, cfg: ConsolidationConfig, targets_cache: str | Path | None = "default",
                   progress: bool = False, practice: Sequence[Fact] | None = None,
                   retention: Sequence[str] | None = None) -> tuple[list[TeacherTargets], list[STMItem]]:
-    """Teacher targets of the rows that guard what the cartridge should not change: retention rows (generic
-    prompts, no memory) when ``cfg.retention_frac`` > 0 and practice rows (practice facts, each with itself in
+    """Teacher targets of the rows that guard what the cartridge should not change: retention rows (no memory;
+    ``cfg.retention_corpus``: the base model's own answers to generic prompts, everyday prose passages teacher-forced,
+    or both) when ``cfg.retention_frac`` > 0 and practice rows (practice facts, each with itself in
     context) when ``cfg.practice_frac`` > 0; plus the practice facts as STM items (they go into the residual
-    pool). Defaults: the shipped ``retention_prompts.txt`` and ``practice_facts.jsonl``. Cached like the fact rows,
+    pool). Defaults: the shipped ``retention_prompts.txt``, ``retention_text.txt`` and ``practice_facts.jsonl``. Cached like the fact rows,
     so they are paid once per model. Bad input (an empty corpus) raises before any teacher pass."""
-    prompts, facts = _guard_inputs(cfg, practice, retention)
+    prompts, passages, facts = _guard_inputs(cfg, practice, retention)
     cache, parts = _targets_cache(targets_cache), []
     if prompts:
         parts.append(retention_targets(model, tokenizer, prompts, cfg.k, cache_dir=cache, progress=progress))
+    if passages:
+        parts.append(prose_targets(model, tokenizer, passages, cfg.k, cache_dir=cache, progress=progress))
     items = [f.to_item() for f in facts]
     if items:
         queries = [Query(f.id, q, "practice") for f in facts for q in f.train_questions]
@@ -86,16 +90,26 @@ def guard_targets(model: Any, tokenizer: Any, cfg: ConsolidationConfig, targets_
 
 
 def _guard_inputs(cfg: ConsolidationConfig, practice: Sequence[Fact] | None,
-                  retention: Sequence[str] | None) -> tuple[list[str], list[Fact]]:
-    """The retention prompts and practice facts the config asks for (the shipped ones by default); a share > 0
-    with an empty corpus raises a ``ValueError`` naming the field (called before any model work)."""
-    prompts = [] if cfg.retention_frac == 0 else list(retention if retention is not None else retention_prompts())
-    if cfg.retention_frac > 0 and not [p for p in prompts if p and p.strip()]:
-        raise ValueError("ConsolidationConfig.retention_frac > 0 but the retention corpus is empty")
+                  retention: Sequence[str] | None) -> tuple[list[str], list[str], list[Fact]]:
+    """The retention prompts, prose passages and practice facts the config asks for (the shipped ones by default).
+    ``retention`` replaces the corpus ``cfg.retention_corpus`` names: the prompts ("prompts") or the passages
+    ("prose"); with "both" it is refused (say which one it is). A share > 0 with an empty corpus raises a
+    ``ValueError`` naming the field (called before any model work)."""
+    corpus = cfg.retention_corpus
+    use_prompts = cfg.retention_frac > 0 and corpus in ("prompts", "both")
+    use_prose = cfg.retention_frac > 0 and corpus in ("prose", "both")
+    if retention is not None and cfg.retention_frac > 0 and corpus == "both":
+        raise ValueError("ConsolidationConfig.retention_corpus is 'both': a custom retention corpus needs 'prompts' "
+                         "or 'prose'")
+    custom = [t for t in retention if t and t.strip()] if retention is not None else None
+    prompts = (custom if custom is not None else retention_prompts()) if use_prompts else []
+    passages = (custom if custom is not None else retention_passages()) if use_prose else []
+    if (use_prompts and not prompts) or (use_prose and not passages):
+        raise ValueError(f"ConsolidationConfig.retention_frac > 0 but the retention corpus is empty ({corpus})")
     facts = [] if cfg.practice_frac == 0 else list(practice if practice is not None else load_practice_facts())
     if cfg.practice_frac > 0 and not facts:
         raise ValueError("ConsolidationConfig.practice_frac > 0 but there are no practice facts")
-    return prompts, facts
+    return prompts, passages, facts
 
 
 def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],

@@ -76,6 +76,13 @@ def retention_prompts(path: str | os.PathLike | None = None) -> list[str]:
     return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def retention_passages(path: str | os.PathLike | None = None) -> list[str]:
+    """Everyday prose passages (``data/retention_text.txt``, separated by blank lines) for teacher-forced
+    retention rows. None of them is the general text of the retention *check* (:func:`general_text`)."""
+    p = Path(path) if path is not None else data_dir() / "retention_text.txt"
+    return [" ".join(block.split()) for block in p.read_text(encoding="utf-8").split("\n\n") if block.strip()]
+
+
 def general_text() -> str:
     """A short general-knowledge text, used to check that memory does not damage base behaviour."""
     return (data_dir() / "general_text.txt").read_text(encoding="utf-8")

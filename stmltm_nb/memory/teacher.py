@@ -183,6 +183,49 @@ def retention_targets(model: Any, tokenizer: Any, prompts: Sequence[str], k: int
     return _cached(cache_dir, f"retention-{key}", compute)
 
 
+PROSE_PROMPTS = ("Write a short paragraph about something ordinary.", "Explain something you know in a few sentences.",
+                 "Tell me about an everyday thing.")  # never the retention check's question
+
+
+def prose_targets(model: Any, tokenizer: Any, passages: Sequence[str], k: int = 20, header: str = DEFAULT_HEADER,
+                  fmt: ChatFormat = CHATML, cache_dir: str | Path | None = None,
+                  progress: bool = False) -> TeacherTargets:
+    """Teacher-forced retention rows: each everyday prose passage as the reply to a generic request
+    (:data:`PROSE_PROMPTS`, in turn), with the base model's top-k along it and *no* memory in context.
+
+    Unlike :func:`retention_targets` (the model's own greedy answers, tokens it is sure of), real prose holds
+    the surprising tokens where a cartridge's damage to general text shows. No token is gold (no boost)."""
+    import torch
+
+    passages = [p.strip() for p in passages if p and p.strip()]
+    if not passages:
+        raise ValueError("prose retention rows need a non-empty list of passages")
+    queries = [Query(f"{RETENTION_ID}prose{i}", PROSE_PROMPTS[i % len(PROSE_PROMPTS)], "retention")
+               for i in range(len(passages))]
+    key = targets_key(model, tokenizer, [STMItem(text=t, id=q.item_id) for q, t in zip(queries, passages)],
+                      queries, 0, k, header + "|prose")
+
+    def compute() -> TeacherTargets:
+        t0 = time.perf_counter()
+        end_id = tokenizer.convert_tokens_to_ids(fmt.end)
+        base = STMBuffer(model, tokenizer, header=header, fmt=fmt)
+        examples, rows_ids, rows_p = [], [], []
+        bar = progress_bar(len(passages), "prose retention targets", progress)
+        for q, text in zip(queries, passages):
+            q_ids, r_ids = encode(tokenizer, fmt.query(q.question)), encode(tokenizer, text) + [end_id]
+            logits = base.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
+            top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
+            rows_ids.append(top.indices.cpu())
+            rows_p.append((top.values / top.values.sum(-1, keepdim=True)).cpu())
+            examples.append(Example(q.item_id, q.question, q.kind, q_ids + r_ids, len(q_ids), [0] * len(r_ids)))
+            bar.update(1)
+        bar.close()
+        return concat_targets([TeacherTargets(examples, torch.cat(rows_ids), torch.cat(rows_p), [],
+                                              time.perf_counter() - t0)])
+
+    return _cached(cache_dir, f"prose-{key}", compute)
+
+
 def _cached(cache_dir: str | Path | None, name: str, compute: Callable[[], TeacherTargets]) -> TeacherTargets:
     """``cache_dir/name.safetensors`` if it is there and readable, else ``compute()`` (written there when a
     ``cache_dir`` is given)."""

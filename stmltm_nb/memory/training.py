@@ -17,7 +17,8 @@ from stmltm_nb.memory.teacher import TeacherTargets
 
 # the recipe fields recorded in a trained cartridge's stats
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boost", "seed", "residual_prob",
-                "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "practice_frac")
+                "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
+                "practice_frac")
 ROW_KINDS = ("fact", "retention", "practice")
 
 

@@ -6,8 +6,9 @@ adaptive/static arithmetic coder, Σ_k c_k·log2(d/c_k)), plus a header (the cod
 and count as 32-bit integers). Zero-heavy or low-entropy deltas code short; i.i.d. uniform deltas cost
 log2(#levels) bits per scalar.
 
-Two readings of G_MDL (the switching rule uses the **information** form only as a diagnostic, and the
-**storage** form through the cost terms; see notebook 04):
+Two readings of G_MDL (neither binds on this model, so gate G3 logs G_MDL and never blocks: the storage form is
+positive once the STM outgrows the p-token cartridge, the information form is negative for any realistic buffer of
+independent facts; the serving footprint enters the rule through its cost terms; see notebook 04):
 
 - storage (bytes of serving memory): n·b = KV bytes of the STM tokens; DL = bytes of the cartridge KV;
   D_resid = KV bytes of residual STM. Positive when the cartridge is smaller than the STM it replaces.
@@ -16,8 +17,9 @@ Two readings of G_MDL (the switching rule uses the **information** form only as 
   Storage counts every float of φ; information counts only what the update must say. They differ by orders of
   magnitude because φ has ~10⁶ floats while a fact list holds ~10³–10⁴ bits of information.
 
-Prequential (online) code: code each item with the model trained on the items before it; the sum of those
-code lengths is DL(Δφ) + D_resid without coding parameters at all (Blier & Ollivier 2018).
+Prequential code: each item coded by a model trained on the items before it, whose summed code lengths stand for
+DL(Δφ) + D_resid without coding parameters (Blier & Ollivier 2018). What is measured here is its two-block form
+(a cartridge trained on the first half codes the second half), not a per-item online code.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ def dl_quantized(delta: np.ndarray, step: float) -> dict[str, float]:
 
 
 def prequential_bits(item_bits_before_training: Sequence[float]) -> float:
-    """Prequential code length (bits): the sum of each item's code length under the model trained on the
-    items before it (the caller measures those; the first item is coded by the base model)."""
+    """Code length (bits) of items each coded by a model trained on earlier items: the sum of the code lengths the
+    caller measured. With one model per item that is the prequential code; ``stmltm measure`` passes two blocks
+    (the first half under the base model, the second half under a cartridge trained on the first), a two-block
+    code, which is an upper bound on it."""
     vals = np.asarray(item_bits_before_training, dtype=float)
     if not np.isfinite(vals).all() or (vals < 0).any():
         raise ValueError("code lengths must be finite and >= 0")

@@ -3,9 +3,11 @@
 Per-example gradients g_i (rows of a matrix G, one per independent evidence unit) with mean E[g] and covariance
 Σ (McCandlish et al. 2018, arXiv 1812.06162):
 
-- per-example SNR_1 = |E[g]| / sqrt(tr Σ) (the spec's SNR(S_t), dimensionless);
+- per-example SNR_1 = |E[g]| / sqrt(tr Σ) (one evidence unit's SNR, dimensionless);
 - simple noise scale B_simple = tr Σ / |E[g]|² (examples) = 1 / SNR_1²;
-- the mean of m examples has SNR_m = sqrt(m / B_simple); the gate SNR_m >= τ  <=>  m >= τ²·B_simple.
+- the mean of m examples has SNR_m = sqrt(m / B_simple) = sqrt(m)·SNR_1: the spec's SNR(S_t) of the whole
+  buffer, the quantity gate G2 tests (SNR_m >= τ  <=>  m >= τ²·B_simple), on the bootstrap lower bound over items
+  (:func:`bootstrap_snr_m`) so that a value just above τ by chance does not pass.
 
 Unbiased estimates from m per-example gradients: S = (1/(m-1)) Σ|g_i - ḡ|² estimates tr Σ, and
 |G|² = |ḡ|² - S/m estimates |E[g]|² (it can come out <= 0 when signal is buried in noise; then SNR = 0 and
@@ -28,6 +30,7 @@ class GradientSignal:
     snr1: float  # per-example SNR, dimensionless
     b_simple: float  # noise scale, examples
     snr_m: float  # SNR of the mean of all m rows, dimensionless
+    snr_m_lo: float | None = None  # bootstrap lower bound of snr_m over the rows (None: not computed)
 
     def m_needed(self, tau: float) -> float:
         """Evidence units needed for SNR_m >= tau: tau²·B_simple."""
@@ -53,6 +56,63 @@ def gradient_signal_from_sums(m: int, sum_vec: np.ndarray, sum_sq_norms: float) 
     trace = max(0.0, (sum_sq_norms - m * mean_sq) / (m - 1))
     sq = mean_sq - trace / m
     return _signal(m, sq, trace)
+
+
+MIN_BOOTSTRAP_ITEMS = 8  # below this many rows the resampled noise estimates are degenerate: no bound
+
+
+def gradient_signal_from_gram(gram: np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
+                              seed: int = 0) -> GradientSignal:
+    """Same estimates from the Gram matrix of the per-example gradients (gram[i, j] = g_i·g_j, shape (m, m)),
+    with ``snr_m_lo``, the one-sided (1 − ``alpha``) bootstrap lower bound of SNR_m over rows
+    (:func:`bootstrap_snr_m`; None with fewer than :data:`MIN_BOOTSTRAP_ITEMS` rows). The Gram matrix is all a
+    resample needs, so no gradient is kept."""
+    gram = np.asarray(gram, dtype=np.float64)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1] or gram.shape[0] < 2:
+        raise ValueError(f"need a square (m >= 2) Gram matrix, got shape {gram.shape}")
+    if not np.isfinite(gram).all():
+        raise ValueError("the Gram matrix contains NaN or inf")
+    sig = _from_counts(gram, np.ones(gram.shape[0]))
+    if gram.shape[0] >= MIN_BOOTSTRAP_ITEMS:
+        sig.snr_m_lo = bootstrap_snr_m(gram, n_boot, alpha, seed)
+    return sig
+
+
+def _from_counts(gram: np.ndarray, c: np.ndarray) -> GradientSignal:
+    """The estimates for a resample that holds row i ``c[i]`` times (Σ c = m)."""
+    m = int(round(c.sum()))
+    mean_sq = float(c @ gram @ c) / (m * m)
+    trace = max(0.0, (float(c @ np.diag(gram)) - m * mean_sq) / (m - 1))
+    return _signal(m, mean_sq - trace / m, trace)
+
+
+def _plugin_snr_m(gram: np.ndarray) -> float:
+    """SNR_m of the empirical distribution of the rows (the bootstrap world's true value): √m·|ḡ|/√tr Σ̂, with the
+    plug-in (1/m) covariance; the resampled unbiased estimates centre on it, not on the unbiased SNR_m."""
+    m = gram.shape[0]
+    mean_sq = float(gram.sum()) / (m * m)
+    trace = (float(np.trace(gram)) - m * mean_sq) / m
+    if trace <= 0:
+        return math.inf if mean_sq > 0 else 0.0
+    return math.sqrt(m * mean_sq / trace)
+
+
+def bootstrap_snr_m(gram: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> float:
+    """One-sided (1 − ``alpha``) basic-bootstrap lower bound of SNR_m (dimensionless), floored at 0: rows (items)
+    resampled with replacement ``n_boot`` times and SNR_m re-estimated on each; the bound is
+    SNR_m − (q₁₋α(SNR_m*) − SNR_m,plug-in), the plug-in value being what the resamples estimate
+    (:func:`_plugin_snr_m`). Resamples with a single distinct row (no noise estimate) are dropped."""
+    if not 0 < alpha < 1 or n_boot < 1:
+        raise ValueError(f"need 0 < alpha < 1 and n_boot >= 1, got {alpha}, {n_boot}")
+    gram = np.asarray(gram, dtype=np.float64)
+    m = gram.shape[0]
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float64)
+    vals = [_from_counts(gram, c).snr_m for c in counts if (c > 0).sum() > 1]
+    if not vals:
+        return 0.0
+    point, plugin = _from_counts(gram, np.ones(m)).snr_m, _plugin_snr_m(gram)
+    return max(0.0, float(point - (np.quantile(vals, 1 - alpha) - plugin)))
 
 
 def _signal(m: int, sq: float, trace: float) -> GradientSignal:

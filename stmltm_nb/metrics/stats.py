@@ -9,6 +9,11 @@ Recall-decay families for q_ctx(n), n = STM items (q in [0, 1]):
 | ``exponential`` | q0 · exp(-n/nu) | q0, nu |
 | ``linear`` | clip(q0 - rho·n, 0, 1) | q0, rho |
 
+With the number of questions asked at each n (``trials``), the families are fitted by **binomial maximum
+likelihood** (recall is a proportion of a handful of questions, not a Gaussian measurement) and ranked by AICc
+(small-sample AIC, sample size = questions asked) with Akaike weights (the probability that each family is the best
+of the set); without trials, by least squares and a Gaussian AIC.
+
 Cost models for c_ctx(n) (seconds per query): ``a + b·n`` and ``a + b·n + c·n²`` (least squares).
 """
 
@@ -48,7 +53,10 @@ class Fit:
     params: dict[str, float]
     residuals: list[float]  # observed - fitted
     rmse: float
-    aic: float  # Gaussian-likelihood AIC: m·ln(RSS/m) + 2k (lower is better)
+    aic: float  # binomial AIC 2k − 2 ln L with trials, else Gaussian m·ln(RSS/m) + 2k (lower is better)
+    loglik: float | None = None  # binomial log-likelihood, nats (None: least squares)
+    aicc: float | None = None  # AIC + 2k(k+1)/(N − k − 1), N = questions asked (inf when N ≤ k + 1)
+    weight: float | None = None  # Akaike weight within the set it was ranked in (fit_all_recall)
 
     def predict(self, n) -> np.ndarray:
         f, names = RECALL_MODELS[self.model]
@@ -59,10 +67,13 @@ def _aic(rss: float, m: int, k: int) -> float:
     return m * math.log(max(rss, 1e-300) / m) + 2 * k
 
 
-def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic") -> Fit:
-    """Least-squares fit of a recall-decay family, with q0 constrained to [0, 1] (a probability).
+def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic",
+               trials: Sequence[int] | None = None) -> Fit:
+    """Fit a recall-decay family, with q0 constrained to [0, 1] (a probability): least squares, or with ``trials``
+    (questions asked at each n; hits = q·trials) binomial maximum likelihood.
 
-    A log-spaced grid over the scale parameter (closed-form q0 at each point) then a pattern search; numpy only.
+    A log-spaced grid over the scale parameter (closed-form least-squares q0 at each point) then a pattern search
+    on the objective; numpy only.
     """
     if model not in RECALL_MODELS:
         raise ValueError(f"model must be one of {list(RECALL_MODELS)}, got {model!r}")
@@ -74,10 +85,20 @@ def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic"
         raise ValueError("n and q must be finite")
     f, names = RECALL_MODELS[model]
     span = max(float(n_arr.max()), 1.0)
+    t_arr = None if trials is None else np.asarray(trials, dtype=float)
+    if t_arr is not None and (t_arr.shape != n_arr.shape or (t_arr < 1).any()):
+        raise ValueError("trials must give a count >= 1 for every n")
+    hits = None if t_arr is None else np.round(q_arr * t_arr)
 
     def sse(theta: np.ndarray) -> float:
         r = q_arr - f(n_arr, *theta)
         return float(np.dot(r, r))
+
+    def nll(theta: np.ndarray) -> float:
+        pr = np.clip(f(n_arr, *theta), 1e-9, 1 - 1e-9)
+        return float(-(hits * np.log(pr) + (t_arr - hits) * np.log(1 - pr)).sum())
+
+    objective = sse if t_arr is None else nll
 
     if model == "linear":
         A = np.vstack([np.ones_like(n_arr), -n_arr]).T
@@ -85,8 +106,9 @@ def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic"
         if theta[1] < 0:  # recall cannot rise with n: flat fit
             theta = np.array([float(np.mean(q_arr)), 0.0])
         theta[0] = float(np.clip(theta[0], 0.0, 1.0))
+        starts = [theta]
     else:
-        best = None
+        scored = []
         ks = [1.0] if model != "hill" else [0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
         for scale in np.geomspace(span / 1000, span * 100, 80):
             for k in ks:
@@ -94,34 +116,60 @@ def fit_recall(n: Sequence[float], q: Sequence[float], model: str = "hyperbolic"
                 denom = float(np.dot(shape, shape))
                 q0 = float(np.clip(np.dot(shape, q_arr) / denom, 0.0, 1.0)) if denom > 0 else 0.0
                 th = np.array([q0, scale, k] if model == "hill" else [q0, scale])
-                s = sse(th)
-                if best is None or s < best[0]:
-                    best = (s, th)
-        theta = best[1]
-        step = np.abs(theta) * 0.25 + 1e-9
-        for _ in range(200):  # pattern search refinement
-            improved = False
-            for i in range(len(theta)):
-                for sgn in (1, -1):
-                    cand = theta.copy()
-                    cand[i] += sgn * step[i]
-                    if cand[1] <= 0 or not 0 <= cand[0] <= 1 or (model == "hill" and cand[2] <= 0):
-                        continue
-                    if sse(cand) < sse(theta):
-                        theta, improved = cand, True
-            if not improved:
-                step *= 0.5
-                if step.max() < 1e-10:
-                    break
+                scored.append((objective(th), len(scored), th))
+        starts = [th for *_, th in sorted(scored, key=lambda t: t[:2])[:3]]
+        if model == "hill":  # Hill nests the hyperbolic law (k = 1): start from its optimum too
+            hyp = fit_recall(n_arr, q_arr, "hyperbolic", trials)
+            starts.append(np.array([hyp.params["q0"], hyp.params["n50"], 1.0]))
+    if model != "linear" or t_arr is not None:  # least-squares linear is exact; everything else is refined
+        theta = min((_pattern_search(objective, th, model) for th in starts), key=objective)
     resid = q_arr - f(n_arr, *theta)
     rss = float(np.dot(resid, resid))
-    return Fit(model, dict(zip(names, map(float, theta))), resid.tolist(), math.sqrt(rss / len(q_arr)),
-               _aic(rss, len(q_arr), len(names)))
+    k, params = len(names), dict(zip(names, map(float, theta)))
+    if t_arr is None:
+        return Fit(model, params, resid.tolist(), math.sqrt(rss / len(q_arr)), _aic(rss, len(q_arr), k))
+    loglik, big_n = -nll(theta), float(t_arr.sum())
+    aic = 2 * k - 2 * loglik
+    aicc = aic + 2 * k * (k + 1) / (big_n - k - 1) if big_n > k + 1 else math.inf
+    return Fit(model, params, resid.tolist(), math.sqrt(rss / len(q_arr)), aic, loglik, aicc)
 
 
-def fit_all_recall(n: Sequence[float], q: Sequence[float]) -> list[Fit]:
-    """Every family, best (lowest AIC) first."""
-    return sorted((fit_recall(n, q, m) for m in RECALL_MODELS), key=lambda fit: fit.aic)
+def _pattern_search(objective: Callable[[np.ndarray], float], theta: np.ndarray, model: str) -> np.ndarray:
+    """Coordinate pattern search from ``theta`` within the family's constraints (q0 in [0, 1], scales > 0, ρ ≥ 0),
+    halving the step until it is below 1e-10 of the parameter (or 20,000 sweeps)."""
+    theta = np.array(theta, dtype=float)
+    step = np.abs(theta) * 0.25 + 1e-3
+    best = objective(theta)
+    for _ in range(20_000):
+        improved = False
+        for i in range(len(theta)):
+            for sgn in (1, -1):
+                cand = theta.copy()
+                cand[i] += sgn * step[i]
+                scale_ok = cand[1] >= 0 if model == "linear" else cand[1] > 0
+                if not scale_ok or not 0 <= cand[0] <= 1 or (model == "hill" and cand[2] <= 0):
+                    continue
+                v = objective(cand)
+                if v < best:
+                    theta, best, improved = cand, v, True
+        if not improved:
+            step *= 0.5
+            if (step <= 1e-10 * (np.abs(theta) + 1e-6)).all():
+                break
+    return theta
+
+
+def fit_all_recall(n: Sequence[float], q: Sequence[float], trials: Sequence[int] | None = None) -> list[Fit]:
+    """Every family, best first (lowest AICc with ``trials``, else lowest Gaussian AIC), each with its Akaike
+    weight exp(−Δ/2) / Σ exp(−Δ/2) over the set."""
+    fits = sorted((fit_recall(n, q, m, trials) for m in RECALL_MODELS),
+                  key=lambda fit: fit.aicc if fit.aicc is not None else fit.aic)
+    scores = np.array([f.aicc if f.aicc is not None else f.aic for f in fits], dtype=float)
+    if np.isfinite(scores[0]):
+        w = np.exp(-(scores - scores[0]) / 2)
+        for f, wi in zip(fits, w / w.sum()):
+            f.weight = float(wi)
+    return fits
 
 
 @dataclass

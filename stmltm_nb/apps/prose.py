@@ -1,0 +1,274 @@
+"""Prose rendered from data, so that the numbers in notebook text and in the README cannot drift (no torch).
+
+A template is Markdown with placeholders ``{{ expr }}`` or ``{{ expr :fmt }}``. ``expr`` is a restricted
+expression over the data sources of :func:`namespace` (``curves`` = ``data/measured_curves.json``, ``runtimes``,
+...): names, ``.key`` / ``[key]`` access, numbers, ``+ - * / //`` and the calls ``round min max abs len``; anything
+else is a :class:`TemplateError`. ``fmt`` is a Python format spec (``.2f``, ``,.0f``, ``+.2f``, ``.0%``) or one of
+:data:`NAMED_FORMATS` (``minutes``: "about 5 minutes"; ``min``: "≈ 5.2" for a table column of minutes; ``sci``: "1e-3").
+
+Notebook markdown cells are rendered by :func:`stmltm_nb.apps.notebooks.to_notebook` (the template is kept in the
+cell's ``metadata["stmltm"]["template"]``); the README's blocks between ``<!-- stmltm:begin NAME -->`` and
+``<!-- stmltm:end NAME -->`` are rendered from the templates in ``readme_blocks.md`` beside this module
+(``stmltm notebooks --readme``). ``tests/test_prose.py`` re-renders both and compares.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (README.md, notebooks/, benchmarks/)
+README = ROOT / "README.md"
+README_TEMPLATES = Path(__file__).resolve().parent / "readme_blocks.md"
+RUNTIMES = ROOT / "notebooks" / "runtimes.json"
+INCREMENTAL = ROOT / "benchmarks" / "results" / "incremental_tune.json"
+POLICY = ROOT / "benchmarks" / "results" / "policy_regret.json"
+
+PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
+BLOCK = re.compile(r"(<!-- stmltm:begin (?P<name>[\w-]+) -->\n)(?P<body>.*?)(\n<!-- stmltm:end (?P=name) -->)", re.S)
+TEMPLATE_HEAD = re.compile(r"^<!-- stmltm:template (?P<name>[\w-]+) -->\n", re.M)
+CALLS: dict[str, Callable] = {"round": round, "min": min, "max": max, "abs": abs, "len": len}
+OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+       ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b}
+ALLOWED = "names, .key and [key] access, numbers, + - * / //, round/min/max/abs/len"
+
+
+class TemplateError(ValueError):
+    """A placeholder that cannot be rendered: bad syntax, a forbidden construct, a missing key or data file."""
+
+
+def _minutes(s: float) -> str:
+    m = s / 60
+    return "under 1 minute" if m < 1 else f"about {m:.0f} minute{'s' if round(m) != 1 else ''}"
+
+
+def _min(s: float) -> str:
+    return "< 1" if s < 60 else f"≈ {s / 60:.1f}"
+
+
+def _sci(x: float) -> str:
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].replace("+", "") + m[2], f"{x:.0e}")
+
+
+NAMED_FORMATS: dict[str, Callable[[float], str]] = {"minutes": _minutes, "min": _min, "sci": _sci}
+
+
+# ---- the data sources ---------------------------------------------------------------------------------------
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_runtimes(path: Path | None = None) -> dict[str, Any]:
+    """``notebooks/runtimes.json``: seconds per notebook of the last full build (``{}`` when absent)."""
+    return _read_json(path or RUNTIMES) or {}
+
+
+def half_recall_n(curves: Mapping[str, Any], family: str | None = None) -> float:
+    """N_max: the n where the fitted q_ctx(n) falls to half its n → 0 value (n50 for hyperbolic and Hill,
+    ν·ln 2 for exponential, q0/2ρ for linear), in items. ``inf`` when it never halves."""
+    fits = {f["model"]: f for f in curves["recall"]["fits"]}
+    fam = family or curves["recall"]["best_fit"]
+    p = fits[fam]["params"]
+    if fam in ("hyperbolic", "hill"):
+        return float(p["n50"])
+    if fam == "exponential":
+        return float(p["nu"]) * math.log(2)
+    if fam == "linear":
+        return float(p["q0"]) / (2 * float(p["rho"])) if p["rho"] > 0 else math.inf
+    raise TemplateError(f"half_recall_n: unknown recall family {fam!r}")
+
+
+def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The names a template may use. ``curves`` (the measured-curves JSON) and views of it:
+    ``fits[family]``, ``comparison[mode][questions]`` (``"retention"`` for the general-text row), ``pooled[n]``,
+    ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
+    ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
+    ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``).
+    A name whose file is missing is ``None`` (an error when a template uses it)."""
+    from stmltm_nb.decision.curves import load_curves
+    from stmltm_nb.shipped import data_dir
+
+    c = dict(curves) if curves is not None else load_curves()
+    comparison: dict[str, dict[str, Any]] = {}
+    for r in c.get("comparison", []):
+        q = "retention" if r["questions"].startswith("retention") else r["questions"]
+        comparison.setdefault(r["mode"], {})[q] = r
+    recipe_path = data_dir() / "ltm_recipe.jsonl"
+    recipe = ({r["name"]: r for r in map(json.loads, recipe_path.read_text().splitlines()) if r}
+              if recipe_path.is_file() else None)
+    return {
+        "curves": c,
+        "fits": {f["model"]: f for f in c.get("recall", {}).get("fits", [])},
+        "comparison": comparison,
+        "pooled": {r["n"]: r for r in c.get("recall", {}).get("pooled", [])},
+        "cost": {r["n"]: r for r in c.get("cost", {}).get("rows", [])},
+        "n_max": half_recall_n(c) if "recall" in c else None,
+        "runtimes": load_runtimes().get("seconds"),
+        "recipe": recipe,
+        "incremental": _read_json(INCREMENTAL),
+        **_policy(_read_json(POLICY)),
+    }
+
+
+def _policy(res: Mapping[str, Any] | None) -> dict[str, Any]:
+    if res is None:
+        return {"policy": None, "policy_summary": None}
+    table: dict[str, Any] = {}
+    for r in res["rows"]:
+        table.setdefault(r["set"], {}).setdefault(r["scenario"], {})[r["variant"]] = r
+    return {"policy": table, "policy_summary": res["summary"]}
+
+
+# ---- the expression evaluator -------------------------------------------------------------------------------
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _lookup(base: Any, key: Any, where: str, ph: str) -> Any:
+    if isinstance(base, Mapping):
+        if key in base:
+            return base[key]
+        raise TemplateError(f"{ph}: no key {key!r} in {where} (keys: {', '.join(map(str, list(base)[:12]))})")
+    if isinstance(base, (list, tuple)) and isinstance(key, int) and not isinstance(key, bool):
+        if -len(base) <= key < len(base):
+            return base[key]
+        raise TemplateError(f"{ph}: index {key} out of range for {where} (length {len(base)})")
+    raise TemplateError(f"{ph}: cannot look up {key!r} in {where} (a {type(base).__name__})")
+
+
+def _eval(node: ast.AST, ns: Mapping[str, Any], ph: str) -> Any:
+    if isinstance(node, ast.Expression):
+        return _eval(node.body, ns, ph)
+    if isinstance(node, ast.Constant) and _number(node.value):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in ns:
+            raise TemplateError(f"{ph}: unknown name {node.id!r} (names: {', '.join(sorted(ns))})")
+        if ns[node.id] is None:
+            raise TemplateError(f"{ph}: the data source {node.id!r} is missing (its file was not found)")
+        return ns[node.id]
+    if isinstance(node, ast.Attribute):
+        return _lookup(_eval(node.value, ns, ph), node.attr, ast.unparse(node.value), ph)
+    if isinstance(node, ast.Subscript):
+        s = node.slice
+        key = s.value if isinstance(s, ast.Constant) and isinstance(s.value, str) else _eval(s, ns, ph)
+        return _lookup(_eval(node.value, ns, ph), key, ast.unparse(node.value), ph)
+    if isinstance(node, ast.BinOp) and type(node.op) in OPS:
+        a, b = _eval(node.left, ns, ph), _eval(node.right, ns, ph)
+        if not (_number(a) and _number(b)):
+            raise TemplateError(f"{ph}: arithmetic needs numbers, got {type(a).__name__} and {type(b).__name__}")
+        try:
+            return OPS[type(node.op)](a, b)
+        except ZeroDivisionError:
+            raise TemplateError(f"{ph}: division by zero") from None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _eval(node.operand, ns, ph)
+        if not _number(v):
+            raise TemplateError(f"{ph}: a sign needs a number, got {type(v).__name__}")
+        return -v if isinstance(node.op, ast.USub) else v
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CALLS
+            and not node.keywords):
+        args = [_eval(a, ns, ph) for a in node.args]
+        try:
+            return CALLS[node.func.id](*args)
+        except (TypeError, ValueError) as e:
+            raise TemplateError(f"{ph}: {node.func.id}(): {e}") from None
+    raise TemplateError(f"{ph}: {type(node).__name__} is not allowed in a placeholder (allowed: {ALLOWED})")
+
+
+def _split_format(inner: str) -> tuple[str, str | None]:
+    """``expr :fmt`` → (expr, fmt): the last ``:`` outside brackets and quotes starts the format."""
+    depth, quote, cut = 0, None, None
+    for i, ch in enumerate(inner):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == ":" and depth == 0:
+            cut = i
+    return (inner, None) if cut is None else (inner[:cut], inner[cut + 1:].strip())
+
+
+def evaluate(expr: str, ns: Mapping[str, Any], placeholder: str | None = None) -> Any:
+    """The value of one restricted expression over ``ns``."""
+    ph = placeholder or "{{ " + expr.strip() + " }}"
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as e:
+        raise TemplateError(f"{ph}: not an expression ({e.msg})") from None
+    return _eval(tree, ns, ph)
+
+
+def render_placeholder(inner: str, ns: Mapping[str, Any]) -> str:
+    """One placeholder's text (``inner`` is what stands between the braces)."""
+    ph = "{{" + inner + "}}"
+    expr, spec = _split_format(inner)
+    value = evaluate(expr, ns, ph)
+    if spec in NAMED_FORMATS:
+        if not _number(value):
+            raise TemplateError(f"{ph}: format {spec!r} needs a number, got {type(value).__name__}")
+        return NAMED_FORMATS[spec](value)
+    try:
+        return format(value, spec or "")
+    except (TypeError, ValueError) as e:
+        raise TemplateError(f"{ph}: format {spec!r}: {e}") from None
+
+
+def has_placeholders(text: str) -> bool:
+    return PLACEHOLDER.search(text) is not None
+
+
+def render(text: str, ns: Mapping[str, Any] | None = None) -> str:
+    """``text`` with every placeholder replaced by its rendered value."""
+    if not has_placeholders(text):
+        return text
+    ns = namespace() if ns is None else ns
+    return PLACEHOLDER.sub(lambda m: render_placeholder(m.group(1), ns), text)
+
+
+# ---- the README's rendered blocks ---------------------------------------------------------------------------
+
+def readme_templates(path: Path | None = None) -> dict[str, str]:
+    """``readme_blocks.md``: one template per ``<!-- stmltm:template NAME -->`` heading (up to the next one)."""
+    text = (path or README_TEMPLATES).read_text()
+    heads = list(TEMPLATE_HEAD.finditer(text))
+    return {h["name"]: text[h.end(): nxt.start() if nxt else len(text)].strip("\n")
+            for h, nxt in zip(heads, [*heads[1:], None])}
+
+
+def readme_blocks(text: str) -> dict[str, str]:
+    """The current content of each marked block of a README text."""
+    return {m["name"]: m["body"] for m in BLOCK.finditer(text)}
+
+
+def render_readme(text: str, ns: Mapping[str, Any] | None = None, templates: Mapping[str, str] | None = None
+                  ) -> str:
+    """``text`` with every marked block replaced by its rendered template. A block without a template, or a
+    template without a block, is a :class:`TemplateError`."""
+    templates = readme_templates() if templates is None else templates
+    names = list(readme_blocks(text))
+    if sorted(names) != sorted(templates):
+        raise TemplateError(f"README blocks {sorted(names)} and templates {sorted(templates)} differ")
+    ns = namespace() if ns is None else ns
+    return BLOCK.sub(lambda m: m.group(1) + render(templates[m["name"]], ns) + m.group(4), text)
+
+
+def update_readme(path: Path | None = None) -> bool:
+    """Re-render the README's marked blocks in place; True when the file changed."""
+    p = path or README
+    old = p.read_text()
+    new = render_readme(old)
+    if new != old:
+        p.write_text(new)
+    return new != old
