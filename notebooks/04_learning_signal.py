@@ -85,7 +85,8 @@ for key in ("per_item_at_init", "per_item_after_training"):
     g = sig[key]
     print(f"{key:<24} m={g['m']}  SNR_1={g['snr1']:.3f}  B_simple={g['b_simple']:.1f} items  SNR_m={g['snr_m']:.2f}")
 tb = sig["two_batch_at_init"]
-print(f"two-batch estimator (B={tb['b_small']} vs {tb['b_big']} examples): B_simple = {tb['b_simple']:.1f} examples")
+b2 = "not finite (|E g|² estimate ≤ 0)" if tb["b_simple"] is None else f"{tb['b_simple']:.1f} examples"
+print(f"two-batch estimator (B={tb['b_small']} vs {tb['b_big']} examples): |E g|² = {tb['G2']:.2e}, B_simple = {b2}")
 print(f"SNR gate τ=2 needs m ≥ τ²·B_simple = {sig['m_snr_tau2']:.0f} items (have {sig['m_items']})")
 
 # %% [markdown]
@@ -95,13 +96,14 @@ print(f"SNR gate τ=2 needs m ≥ τ²·B_simple = {sig['m_snr_tau2']:.0f} items
 # step) it asks for B_simple = {{ curves.signal.per_item_at_init.b_simple :.1f }} items, and the {{ curves.signal.m_items }} suffice.
 #
 # After training the per-item gradients agree *more*, not less: B_simple falls from {{ curves.signal.per_item_at_init.b_simple :.1f }} to
-# {{ curves.signal.per_item_after_training.b_simple :.1f }} items and SNR_m rises from {{ curves.signal.per_item_at_init.snr_m :.2f }} to {{ curves.signal.per_item_after_training.snr_m :.2f }}, because the mean gradient grew
-# (|E g|² {{ curves.signal.per_item_at_init.mean_sq_norm * 1000 :.2f }} → {{ curves.signal.per_item_after_training.mean_sq_norm * 1000 :.2f }} ×10⁻³) while the per-item noise shrank
-# (tr Σ {{ curves.signal.per_item_at_init.trace_cov :.3f }} → {{ curves.signal.per_item_after_training.trace_cov :.3f }}). After {{ curves.consolidation.config.steps }} steps the items still pull the
-# cartridge in a shared direction: training had not used up their common signal. The SNR gate measures evidence
-# for an update; it does not say when to stop training (the hold-out check does). Contradictory items would show
-# the opposite: cancelling gradients, a larger B_simple. The two estimators (per item, two batch sizes) agree on
-# the order of magnitude ({{ curves.signal.per_item_at_init.b_simple :.1f }} items vs {{ curves.signal.two_batch_at_init.b_simple :.1f }} examples); they count different units.
+# {{ curves.signal.per_item_after_training.b_simple :.1f }} items and SNR_m rises from {{ curves.signal.per_item_at_init.snr_m :.2f }} to {{ curves.signal.per_item_after_training.snr_m :.2f }}: the per-item noise shrank
+# (tr Σ {{ curves.signal.per_item_at_init.trace_cov :.3f }} → {{ curves.signal.per_item_after_training.trace_cov :.3f }}) faster than the mean gradient
+# (|E g|² {{ curves.signal.per_item_at_init.mean_sq_norm * 1000 :.2f }} → {{ curves.signal.per_item_after_training.mean_sq_norm * 1000 :.2f }} ×10⁻³). After {{ curves.consolidation.config.steps }} steps the items still pull the
+# cartridge in a shared direction. The SNR gate measures evidence for an update; it does not say when to stop
+# training (the hold-out check does). Contradictory items would show the opposite: cancelling gradients, a larger
+# B_simple. The two-batch estimator (batches of {{ curves.signal.two_batch_at_init.b_small }} and {{ curves.signal.two_batch_at_init.b_big }} examples) is the noisier of the two: here its
+# estimate of |E g|² is {{ curves.signal.two_batch_at_init.G2 * 1000 :.2f }} ×10⁻³, and when that comes out ≤ 0 its B_simple is infinite ("{{ curves.signal.two_batch_at_init.b_simple :.1f }}"):
+# the signal is below what {{ curves.signal.two_batch_at_init.b_small }}-vs-{{ curves.signal.two_batch_at_init.b_big }} batches can resolve; the per-item estimate is the one the gate uses.
 #
 # **Gate G2 in one picture.** SNR_m grows as √m·SNR_1. The gate compares it with τ, but on its *lower bound*: the
 # items are resampled with replacement (basic bootstrap, 95 % one-sided), so an SNR that clears τ only by the luck
@@ -109,26 +111,25 @@ print(f"SNR gate τ=2 needs m ≥ τ²·B_simple = {sig['m_snr_tau2']:.0f} items
 # extend them with the √m law.
 
 # %%
-import matplotlib.pyplot as plt
+import plotly.graph_objects as go
 
 g0 = sig["per_item_at_init"]
 ms = np.arange(1, 3 * g0["m"] + 1)
-fig, ax = plt.subplots(figsize=(7, 4))
-ax.plot(ms, np.sqrt(ms) * g0["snr1"], label="SNR_m = √m · SNR_1 (cartridge at initialisation)")
+fig = go.Figure()
+fig.add_trace(go.Scatter(x=ms, y=np.sqrt(ms) * g0["snr1"], name="SNR_m = √m · SNR_1 (cartridge at initialisation)"))
 lo = g0.get("snr_m_lo")
 if lo is not None:
-    ax.plot(ms, np.sqrt(ms / g0["m"]) * lo, "--", label="95 % bootstrap lower bound, scaled by √m")
-    ax.errorbar([g0["m"]], [g0["snr_m"]], yerr=[[g0["snr_m"] - lo], [0]], fmt="o", capsize=4,
-                label=f"measured at m = {g0['m']} items")
+    fig.add_trace(go.Scatter(x=ms, y=np.sqrt(ms / g0["m"]) * lo, line={"dash": "dash"},
+                             name="95 % bootstrap lower bound, scaled by √m"))
+    fig.add_trace(go.Scatter(x=[g0["m"]], y=[g0["snr_m"]], mode="markers", name=f"measured at m = {g0['m']} items",
+                             error_y={"type": "data", "symmetric": False, "array": [0], "arrayminus": [g0["snr_m"] - lo]}))
 else:
-    ax.plot([g0["m"]], [g0["snr_m"]], "o", label=f"measured at m = {g0['m']} items (no bound in this file)")
-for tau, style in ((1.0, ":"), (2.0, "-.")):
-    ax.axhline(tau, color="grey", linestyle=style, label=f"τ = {tau:g}")
-ax.set_xlabel("m (items in the buffer)")
-ax.set_ylabel("SNR_m (dimensionless)")
-ax.set_title("G2: does the buffer carry a consistent update direction?")
-ax.legend(fontsize=8)
-plt.show()
+    fig.add_trace(go.Scatter(x=[g0["m"]], y=[g0["snr_m"]], mode="markers", name=f"measured at m = {g0['m']} items"))
+for tau, dash in ((1.0, "dot"), (2.0, "dashdot")):
+    fig.add_hline(y=tau, line_dash=dash, line_color="grey", annotation_text=f"τ = {tau:g}")
+fig.update_layout(title="G2: does the buffer carry a consistent update direction?", height=420,
+                  xaxis_title="m (items in the buffer)", yaxis_title="SNR_m (dimensionless)")
+fig.show()
 
 # %% [markdown]
 # ## 04.3 Description length of the update and m*

@@ -197,48 +197,44 @@ for g in d.gates:
 # capacity N_max (items that fit the window) and flagged when it lies beyond the largest measured n.
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-
-from stmltm_nb.decision.curves import load_curves, priors
-
+import plotly.graph_objects as go
 from transformers import AutoConfig
 
 from stmltm_nb.apps.cli_args import WINDOW_RESERVE
+from stmltm_nb.decision.curves import load_curves, priors
 from stmltm_nb.models import resolve_model_path
 
 curves = load_curves()
 pri = priors(curves)
 window = AutoConfig.from_pretrained(resolve_model_path()).max_position_embeddings  # tokens (config only, no weights)
-n_cap = int((window - WINDOW_RESERVE) / curves["recall"]["tokens_per_item_b"])  # N_max in items: what fits the window
+n_cap = int((window - WINDOW_RESERVE) / curves["recall"]["tokens_per_item_b"])  # items that fit the window
 measured_max = max(r["n"] for r in curves["recall"]["pooled"])
-print(f"N_max = ({window} − {WINDOW_RESERVE}) tokens / {curves['recall']['tokens_per_item_b']:.1f} tokens per item = {n_cap} items; "
-      f"recall measured up to n = {measured_max}")
+print(f"window capacity = ({window} − {WINDOW_RESERVE}) tokens / {curves['recall']['tokens_per_item_b']:.1f} tokens per item "
+      f"= {n_cap} items; recall measured up to n = {measured_max}")
 base = SwitchInputs(n=0, Q=1.0, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=pri.recall,
                     q_cart=pri.q_cart, lam=5.0, eta=0.1)
 ns = np.linspace(0, n_cap, 400)
-fig, ax = plt.subplots(figsize=(7.5, 4.2))
-ax.plot(ns, [sw.advantage(base, v) for v in ns], color="black", label="A(n), s/query (λ = 5 s per error)")
+adv = [sw.advantage(base, v) for v in ns]
+fig = go.Figure(go.Scatter(x=ns, y=adv, name="A(n), s/query (λ = 5 s per error)", line={"color": "black"}))
 for Q in (100, 1_000, 10_000):
     x = SwitchInputs(**{**base.__dict__, "Q": float(Q)})
-    line = ax.axhline((1 + x.eta) * x.c_upd / Q, linestyle=":", label=f"(1+η)·c_upd/Q, Q = {Q:,}")
+    level = (1 + x.eta) * x.c_upd / Q
+    fig.add_hline(y=level, line_dash="dot", annotation_text=f"(1+η)·c_upd/Q, Q = {Q:,}")
     rep = sw.break_even_report(x, n_cap=n_cap, measured_max=measured_max)
     if not rep["capped"]:
         flag = " (beyond measured n)" if rep["outside_measured"] else ""
-        ax.plot([rep["n_star"]], [(1 + x.eta) * x.c_upd / Q], "o", color=line.get_color())
-        ax.annotate(f"n* = {rep['n_star']:.1f}{flag}", (rep["n_star"], (1 + x.eta) * x.c_upd / Q),
-                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+        fig.add_trace(go.Scatter(x=[rep["n_star"]], y=[level], mode="markers+text", text=[f"n* = {rep['n_star']:.1f}{flag}"],
+                                 textposition="top right", name=f"n*, Q = {Q:,}"))
     print(f"Q = {Q:>6,}: n* = {rep['n_star']:.1f} items" if not rep["capped"] else
-          f"Q = {Q:>6,}: no n ≤ N_max = {n_cap} pays (n* capped)",
+          f"Q = {Q:>6,}: no n within the window capacity ({n_cap} items) pays (n* capped)",
           "— beyond the measured range" if rep["outside_measured"] else "")
-ax.axvline(measured_max, color="grey", alpha=0.4)
-ax.set_ylim(-0.2, 1.2 * max(sw.advantage(base, v) for v in ns))
-ax.set_xlabel("n (items in STM)")
-ax.set_ylabel("seconds per query")
-ax.set_title("Consolidate where A(n) clears the update's cost per query")
-ax.legend(fontsize=8)
-plt.show()
-print(f"A(0) = {sw.advantage(base, 0):.5f} s/query = −r_cart; decide(n=0, Q=1e6): {decide(SwitchInputs(**{**base.__dict__, 'Q': 1e6})).explanation}")
+fig.add_vline(x=measured_max, line_color="grey", annotation_text="largest measured n")
+fig.update_layout(title="Consolidate where A(n) clears the update's cost per query", height=450,
+                  xaxis_title="n (items in STM)", yaxis_title="seconds per query")
+fig.show()
+print(f"A(0) = {sw.advantage(base, 0):.5f} s/query = −r_cart; decide(n=0, Q=1e6): "
+      f"{decide(SwitchInputs(**{**base.__dict__, 'Q': 1e6})).explanation}")
 
 # %% [markdown]
 # ## 05.8 Which loss? The verdict depends on it

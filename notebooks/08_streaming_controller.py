@@ -68,8 +68,8 @@ curves = load_curves()
 # The row "inequality (this rule)" runs `decision.online.OnlineRule` with the controller's shipped knobs
 # (`InequalityPolicy.from_config()`: η, m_floor, β, the rate EMA of `ControllerConfig`), the object `Controller.check` uses.
 # It sees only the past: the simulator hands policies a view of the stream that raises if the length or a future
-# arrival is read (only the oracle may). Without the horizon the rule cannot tell that a last consolidation will
-# not pay back before the stream ends, and that is where most of its regret comes from.
+# arrival is read (only the oracle may). Without the horizon the rule cannot tell whether a consolidation will
+# pay back before the stream ends; the oracle and the best every-k (chosen in hindsight) can.
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -205,6 +205,8 @@ def test_claims_in_words_still_hold_on_the_data():
     sig = NS["curves"]["signal"]
     assert sig["per_item_after_training"]["b_simple"] < sig["per_item_at_init"]["b_simple"]  # 04: "falls"
     assert sig["per_item_after_training"]["snr_m"] > sig["per_item_at_init"]["snr_m"]  # 04: "rises"
+    a, b = sig["per_item_at_init"], sig["per_item_after_training"]  # 04: the noise shrank faster than the signal
+    assert b["trace_cov"] / a["trace_cov"] < b["mean_sq_norm"] / a["mean_sq_norm"]
     assert sig["m_snr_tau2"] > sig["m_items"] >= sig["per_item_at_init"]["b_simple"]  # 04: τ=2 asks more; τ=1 suffices
     comp = NS["comparison"]
     for q in ("train", "heldout"):  # 03 summary: the cartridge beats STM-all

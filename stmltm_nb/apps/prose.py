@@ -215,6 +215,8 @@ def render_placeholder(inner: str, ns: Mapping[str, Any]) -> str:
     ph = "{{" + inner + "}}"
     expr, spec = _split_format(inner)
     value = evaluate(expr, ns, ph)
+    if value is None and spec:  # a JSON null where a number was measured: NaN or ±inf before json_clean
+        return "not finite"
     if spec in NAMED_FORMATS:
         if not _number(value):
             raise TemplateError(f"{ph}: format {spec!r} needs a number, got {type(value).__name__}")

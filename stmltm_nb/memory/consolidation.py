@@ -218,6 +218,7 @@ def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], t
     else:
         tt_items = teacher_targets_for(model, tokenizer, items, templates, cfg, targets_cache, progress)
         tt = concat_targets([tt_items, *guard])
+        tt.cache_hits, tt.computed = tt_items.cache_hits, tt_items.computed  # the items' parts (guard rows apart)
     t2 = time.perf_counter()
     init_vec = cart.delta_vector().clone()
     res = train_cartridge(cart, tt, replace(cfg, steps=steps),
