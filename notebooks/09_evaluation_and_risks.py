@@ -55,7 +55,7 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 # |---|---|---|
 # | calibrate cost | c_ctx(n) on a grid of n, both regimes; fit κ | notebook 01, `metrics.measure.cost_curve` |
 # | calibrate recall | q_ctx(n, position) with Wilson intervals; families by binomial likelihood, AICc and Akaike weights | notebook 02, `recall_curve` |
-# | probe | predicted L̂_cart from a short run vs the full run | notebook 03/04, `metrics.probe` |
+# | probe | predicted L̂_cart (loss) and q̂_cart(n) (held-out recall, the rule's input) from a short run vs the full run | 09.2, `metrics.probe`, `metrics.recall_probe`, `benchmarks/probe.py` |
 # | gates | G1 Chernoff m*, G2 SNR_m bootstrap lower bound, G3 G_MDL (logged), G4 quality, G5 hold-out, regression, retention | notebooks 04–05, `decision.gates`, `decision.checks` |
 # | streams | steady, bursty, drifting + contradictions, query-heavy | notebook 08, `policies.scenarios` |
 # | policies | never, every-k, threshold, this rule, hindsight oracle | notebook 08, `policies.compare` |
@@ -69,8 +69,17 @@ from stmltm_nb.decision.curves import load_curves
 
 curves = load_curves()
 p = curves["consolidation"]["probe"]
-print(f"probe of {p['probe_steps']} steps predicts {p['predicted']:.3f} nats/token after {p['total_steps']} steps "
+print(f"loss probe: {p['probe_steps']} steps predict {p['predicted']:.3f} nats/token after {p['total_steps']} steps "
       f"(UCB {p['ucb']:.3f}); measured {p['actual']:.3f}; error {p['error']:+.3f}")
+rp = curves.get("q_cart_probe")
+if rp:
+    print(f"\nrecall probe ({rp['probe_share']:.0%} of the steps), offset {rp['offset']:+.3f} from the tuning split; "
+          "report split, held-out recall:")
+    print(f"{'n':>4} {'probe':>6} {'predicted':>9} {'measured':>9} {'error':>7}  within ±0.10")
+    for r in rp["rows"]:
+        meas = "—" if r["measured"] is None else f"{r['measured']:.3f}"
+        err = "—" if r["error"] is None else f"{r['error']:+.3f}"
+        print(f"{r['n']:>4} {r['q_probe']:>6.3f} {r['predicted']:>9.3f} {meas:>9} {err:>7}  {r['within_0_10']}")
 
 # %% [markdown]
 # ## 09.3 Contradictions and drift

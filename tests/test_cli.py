@@ -15,6 +15,13 @@ def test_decide_exit_codes_and_terms(capsys, tmp_path):
     assert "Q is NaN" in capsys.readouterr().err
     assert main(["decide", "--snr", "0.5", "--tau", "2", "--Q", "1e6", "--lam", "5"]) == 1
     assert "G2 SNR" in capsys.readouterr().out
+    # G2 tests the bootstrap lower bound when one is given: a point estimate above τ does not pass on its own
+    assert main(["decide", "--snr", "1.5", "--snr-lo", "0.5", "--Q", "1e6", "--lam", "5"]) == 1
+    assert "G2 SNR" in capsys.readouterr().out
+    assert main(["decide", "--snr", "1.5", "--snr-lo", "1.2", "--Q", "1e6", "--lam", "5"]) == 0
+    capsys.readouterr()
+    assert main(["decide", "--delta", "1.5"]) == 2
+    assert "delta" in capsys.readouterr().err
     f = tmp_path / "x.json"
     f.write_text(json.dumps({"n": 64, "Q": 5000, "c_upd": 600, "r_cart": 0.01, "lam": 5,
                              "cost": {"kappa1": 0.002}, "recall": {"kind": "hyperbolic", "q0": 1.0, "n50": 10}}))

@@ -324,3 +324,19 @@ def test_a_second_process_is_refused_and_the_folder_reopens_after_a_kill(tmp_pat
     ids = [it.id for it in ctl.items]
     assert ids[: len(acked)] == acked and set(ids) <= {f.id for f in facts} and ctl.accounted()
     ctl.close()
+
+
+def test_probe_points_feed_the_rule_until_a_candidate_is_measured(tiny, facts, tmp_path, monkeypatch):
+    ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
+    ctl.cfg.snr_gate = False
+    ctl.cfg.q_cart_points = ((16.0, 0.99), (64.0, 0.95))  # predicted better than STM: G1 passes
+    x = ctl.rule_inputs()
+    assert x.q_cart_points == ((16.0, 0.99), (64.0, 0.95)) and x.q_cart_at(64) == pytest.approx(0.95)
+    monkeypatch.setattr(Controller, "_checks", lambda self, cand, new, rep: {**passing(new), "retention_pass": False,
+                                                                          "q_cart": 0.25})
+    for i, f in enumerate(facts[:4]):
+        ctl.ingest(f.to_item(time=float(i)))
+    assert ctl.events()[-1]["event"] == "rollback"
+    x = ctl.rule_inputs()  # the measured held-out recall replaces the prediction
+    assert x.q_cart_points == () and x.q_cart == 0.25 and x.q_cart_at(64) == pytest.approx(0.25)
+    ctl.close()

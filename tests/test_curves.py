@@ -106,3 +106,15 @@ def test_priors_report_nan_instead_of_clamping_it():
         node[path[-1]] = math.nan
         with pytest.raises(ValueError, match=".".join(path)):
             priors(bad)
+
+
+def test_probe_points_become_the_rules_q_cart_points():
+    from stmltm_nb.decision.controller_config import ControllerConfig
+    from stmltm_nb.decision.curves import priors
+
+    curves = {"q_cart_probe": {"points": [[16, 0.5], [64, 0.62]]}}
+    assert priors(curves).q_cart_points == ((16.0, 0.5), (64.0, 0.62))
+    assert ControllerConfig.from_curves(curves).q_cart_points == ((16.0, 0.5), (64.0, 0.62))
+    assert priors({}).q_cart_points is None and ControllerConfig.from_curves({}).q_cart_points == ()
+    with pytest.raises(ValueError, match="q_cart_probe"):
+        priors({"q_cart_probe": {"points": [[16, float("nan")]]}})

@@ -231,3 +231,16 @@ def test_binomial_fits_rank_by_aicc_with_akaike_weights():
         assert float((h * np.log(p) + (12 - h) * np.log(1 - p)).sum()) <= hyp.loglik + 1e-9
     with pytest.raises(ValueError, match="trials"):
         fit_recall(n, q, "hyperbolic", [12, 0, 12, 12, 12, 12, 12])
+
+
+def test_recall_probe_offset_and_prediction():
+    from stmltm_nb.metrics.probe import predict_q_cart, probe_offset
+
+    assert probe_offset([(0.30, 0.45)]) == pytest.approx(0.15)
+    assert probe_offset([(0.2, 0.5), (0.4, 0.5)]) == pytest.approx(0.2)
+    assert predict_q_cart(0.9, 0.15) == 1.0 and predict_q_cart(0.1, -0.3) == 0.0
+    assert predict_q_cart(0.5, 0.1) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="at least one"):
+        probe_offset([])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        probe_offset([(1.2, 0.5)])

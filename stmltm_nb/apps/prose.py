@@ -89,7 +89,9 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``fits[family]``, ``comparison[mode][questions]`` (``"retention"`` for the general-text row), ``pooled[n]``,
     ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
-    ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``).
+    ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``);
+    ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
+    ``probe`` (the ``q_cart_probe`` section of the curves: the recall probe's predicted vs measured rows).
     A name whose file is missing is ``None`` (an error when a template uses it)."""
     from stmltm_nb.decision.curves import load_curves
     from stmltm_nb.shipped import data_dir
@@ -112,8 +114,16 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "runtimes": load_runtimes().get("seconds"),
         "recipe": recipe,
         "incremental": _read_json(INCREMENTAL),
+        "stream": _stream(data_dir() / "controller_events.jsonl"),
+        "probe": c.get("q_cart_probe"),
         **_policy(_read_json(POLICY)),
     }
+
+
+def _stream(path: Path) -> dict[str, Any] | None:
+    from stmltm_nb.decision.stream_log import read_events, stream_summary
+
+    return stream_summary(read_events(path)) if path.is_file() else None
 
 
 def _policy(res: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -166,13 +166,15 @@ class Controller:
         return self.memory.answer(question, max_new_tokens)
 
     def rule_inputs(self) -> SwitchInputs:
-        """The inequality's inputs now: measured values (state) where known, else the configured priors."""
+        """The inequality's inputs now: measured values (state) where known, else the configured priors (q̂_cart(n)
+        from the probe's points when configured; a measured held-out recall replaces them)."""
         cfg, meas = self.cfg, self.state.measured
         resid = self.residual()
         m = sum(1 for it in resid if self.templates.get(it.id))  # evidence units: items that can be trained on
         return SwitchInputs(n=len(resid), Q=self.rule.q_hat(), c_upd=meas.get("c_upd_s", cfg.c_upd_prior),
                             r_cart=0.0 if self.cartridge else meas.get("r_cart_s", cfg.r_cart_prior),
                             cost=cfg.cost, recall=cfg.recall, q_cart=meas.get("q_cart", cfg.q_cart_prior),
+                            q_cart_points=() if "q_cart" in meas else tuple(cfg.q_cart_points),
                             lam=cfg.lam, eta=cfg.eta, gamma=cfg.gamma, m=float(m), delta=cfg.delta)
 
     def check(self) -> dict[str, Any]:

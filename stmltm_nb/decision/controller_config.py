@@ -27,6 +27,8 @@ class ControllerConfig:
     cost: CostModel = field(default_factory=lambda: CostModel(0.0, 0.001))
     recall: RecallModel = field(default_factory=lambda: RecallModel("hyperbolic", q0=1.0, n50=16.0))
     q_cart_prior: float = 0.7  # held-out recall of a cartridge, until one is measured
+    q_cart_points: tuple[tuple[float, float], ...] = ()  # probe-predicted q̂_cart(n) (items, recall); until one
+    # is measured they replace q_cart_prior (SwitchInputs.q_cart_at interpolates them)
     c_upd_prior: float = 600.0  # s
     r_cart_prior: float = 0.01  # s/query
     force_every: int | None = None  # consolidate every k checks regardless (for tests/demos)
@@ -66,11 +68,12 @@ class ControllerConfig:
     @classmethod
     def from_curves(cls, curves: dict[str, Any], **overrides: Any) -> ControllerConfig:
         """Priors from ``stmltm measure`` output (:func:`~stmltm_nb.decision.curves.priors`) instead of round
-        numbers: c_ctx(n) slope (cached regime), the best q_ctx(n) fit, q_cart, c_upd and r_cart. A partial
+        numbers: c_ctx(n) slope (cached regime), the best q_ctx(n) fit, q_cart (and the probe-predicted q̂_cart(n)
+        points when the file has them), c_upd and r_cart. A partial
         file gives the priors it has; ``overrides`` win."""
         from stmltm_nb.decision.curves import priors
 
         p = priors(curves)
-        found = {"cost": p.cost, "recall": p.recall, "q_cart_prior": p.q_cart, "c_upd_prior": p.c_upd,
-                 "r_cart_prior": p.r_cart}
+        found = {"cost": p.cost, "recall": p.recall, "q_cart_prior": p.q_cart, "q_cart_points": p.q_cart_points,
+                 "c_upd_prior": p.c_upd, "r_cart_prior": p.r_cart}
         return cls(**{**{k: v for k, v in found.items() if v is not None}, **overrides})

@@ -59,6 +59,7 @@ class Priors:
     regime: str = "cached"  # the serving regime of ``cost``: "cached" or "stateless"
     recall: RecallModel | None = None  # q_ctx(n), best fit
     q_cart: float | None = None  # LTM recall on held-out paraphrases of the facts it was trained on
+    q_cart_points: tuple[tuple[float, float], ...] | None = None  # probe-predicted (n items, q̂_cart) points
     c_upd: float | None = None  # s per consolidation (as measured: teacher + questions + training)
     c_upd_fixed: float | None = None  # s: the student-training part, fixed per consolidation
     c_upd_per_item: float | None = None  # s/item: teacher targets and questions per consolidated item
@@ -94,6 +95,10 @@ def priors(curves: dict[str, Any], regime: str = "cached") -> Priors:
         p.recall = recall_model_from(curves)
     if curves.get("comparison"):
         p.q_cart = ltm_recall(curves)
+    probe = curves.get("q_cart_probe", {}).get("points")
+    if probe:
+        p.q_cart_points = tuple((_finite(n, "q_cart_probe.points.n"), _finite(q, "q_cart_probe.points.q"))
+                                for n, q in probe)
     cons = curves.get("consolidation")
     if cons is not None:
         secs = cons.get("seconds", {})

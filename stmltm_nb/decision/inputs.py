@@ -55,11 +55,13 @@ FIELDS: tuple[Field, ...] = (
     Field("recall.kind", "hyperbolic", "recall family", "choice"), Field("recall.q0", 1.0, "recall at n→0"),
     Field("recall.rho", 0.0, "linear recall slope, 1/item"), Field("recall.nu", 50.0, "exponential scale, items"),
     Field("recall.n50", 10.0, "hyperbolic/Hill half-recall size, items"), Field("recall.k", 1.0, "Hill exponent"),
-    Field("q_cart", 0.9, "cartridge recall"), Field("lam", 1.0, "price of loss, s per unit loss"),
+    Field("q_cart", 0.7, "cartridge recall on held-out questions (the controller's prior)"), Field("lam", 1.0, "price of loss, s per unit loss"),
     Field("Delta", 1.0, "L_miss − L_hit, loss"), Field("eps_d", 0.0, "distillation gap, loss"),
     Field("eta", 0.0, "hysteresis on c_upd"), Field("gamma", 0.0, "required quality margin, loss"),
     Field("tau", 1.0, "SNR threshold"), Field("m", None, "evidence units (G1)", "optional"),
-    Field("m_star", None, "m*, evidence units (G1)", "optional"), Field("snr", None, "measured SNR (G2)", "optional"),
+    Field("m_star", None, "m*, evidence units (G1)", "optional"), Field("delta", 0.05, "G1 risk δ, in (0, 1)"),
+    Field("snr", None, "measured SNR_m (G2)", "optional"),
+    Field("snr_lo", None, "bootstrap lower bound of SNR_m (G2 tests it when given)", "optional"),
     Field("g_mdl", None, "G_MDL (G3)", "optional"), Field("holdout_pass", None, "hold-out check passed (G5)", "bool"),
 )
 BY_PATH = {f.path: f for f in FIELDS}

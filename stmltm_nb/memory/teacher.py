@@ -61,6 +61,15 @@ class TeacherTargets:
         return len(self.examples)
 
 
+def topk_targets(logits: Any, k: int) -> tuple[Any, Any]:
+    """The teacher's top-``k`` token ids and their probabilities renormalised to sum to 1, per position, on the CPU
+    (targets are cached and collated there). ``logits`` [T, vocab] (float)."""
+    import torch
+
+    top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
+    return top.indices.cpu(), (top.values / top.values.sum(-1, keepdim=True)).cpu()
+
+
 def _gold_token_mask(tokenizer: Any, response: str, gold: str | None, n_tokens: int) -> list[int]:
     mask = [0] * n_tokens
     if not gold:
@@ -149,9 +158,9 @@ def _teacher_rows(model: Any, tokenizer: Any, context: Sequence[STMItem], rows: 
             logits = gen_logits.float()
         else:
             logits = teacher.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
-        top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
-        rows_ids.append(top.indices.cpu())  # targets live on the CPU (cached, collated there)
-        rows_p.append((top.values / top.values.sum(-1, keepdim=True)).cpu())
+        ids, p = topk_targets(logits, k)
+        rows_ids.append(ids)
+        rows_p.append(p)
         gold = _gold_token_mask(tokenizer, response, answer, len(r_ids) - 1) + [0]
         examples.append(Example(q.item_id, q.question, q.kind, q_ids + r_ids, len(q_ids), gold))
     return concat_targets([TeacherTargets(examples, torch.cat(rows_ids), torch.cat(rows_p), [],
@@ -214,9 +223,9 @@ def prose_targets(model: Any, tokenizer: Any, passages: Sequence[str], k: int = 
         for q, text in zip(queries, passages):
             q_ids, r_ids = encode(tokenizer, fmt.query(q.question)), encode(tokenizer, text) + [end_id]
             logits = base.logits_for_ids(q_ids + r_ids)[0, len(q_ids) - 1 : -1].float()
-            top = torch.topk(torch.softmax(logits, dim=-1), k, dim=-1)
-            rows_ids.append(top.indices.cpu())
-            rows_p.append((top.values / top.values.sum(-1, keepdim=True)).cpu())
+            ids, p = topk_targets(logits, k)
+            rows_ids.append(ids)
+            rows_p.append(p)
             examples.append(Example(q.item_id, q.question, q.kind, q_ids + r_ids, len(q_ids), [0] * len(r_ids)))
             bar.update(1)
         bar.close()

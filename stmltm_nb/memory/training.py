@@ -20,6 +20,12 @@ TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boos
                 "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
                 "practice_frac")
 ROW_KINDS = ("fact", "retention", "practice")
+GUARD_KINDS = ("retention", "practice")  # rows about no consolidated item (they guard what must not change)
+
+
+def row_kind(kind: str) -> str:
+    """The training-row kind of an example of ``kind``: a guard kind, else ``"fact"`` (a question about an item)."""
+    return kind if kind in GUARD_KINDS else "fact"
 
 
 @dataclass
@@ -59,7 +65,7 @@ def row_pools(tt: TeacherTargets, cfg: ConsolidationConfig) -> dict[str, list[in
     ``ValueError`` naming the config field when a share is configured but its rows are missing."""
     pools: dict[str, list[int]] = {kind: [] for kind in ROW_KINDS}
     for i, e in enumerate(tt.examples):
-        pools[e.kind if e.kind in ("retention", "practice") else "fact"].append(i)
+        pools[row_kind(e.kind)].append(i)
     if not pools["fact"]:
         raise ValueError("no training examples: no question is about any of the items")
     for kind, field_name in (("retention", "retention_frac"), ("practice", "practice_frac")):

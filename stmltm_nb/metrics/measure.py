@@ -17,7 +17,7 @@ from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.stm import STMBuffer, STMItem
 from stmltm_nb.memory.teacher import TeacherTargets
-from stmltm_nb.memory.training import distill_loss
+from stmltm_nb.memory.training import distill_loss, row_kind
 from stmltm_nb.metrics.compression import dl_quantized, nats_to_bits
 from stmltm_nb.metrics.recall import evaluate_recall, spread
 from stmltm_nb.metrics.signal import GradientSignal, noise_scale_two_batches
@@ -177,7 +177,7 @@ def per_item_gradient_signal(cart: Cartridge, tt: TeacherTargets, max_items: int
 
     by_item: dict[str, list[int]] = {}
     for i, e in enumerate(tt.examples):
-        if e.kind not in ("retention", "practice"):  # guard rows are about no consolidated item
+        if row_kind(e.kind) == "fact":  # guard rows are about no consolidated item
             by_item.setdefault(e.item_id, []).append(i)
     groups = list(by_item.values())[: max_items or None]
     params = cart.trainable_parameters()
@@ -198,7 +198,7 @@ def two_batch_noise_scale(cart: Cartridge, tt: TeacherTargets, b_small: int = 2,
 
     gen = torch.Generator().manual_seed(seed)
     params = cart.trainable_parameters()
-    pool = [i for i, e in enumerate(tt.examples) if e.kind not in ("retention", "practice")]
+    pool = [i for i, e in enumerate(tt.examples) if row_kind(e.kind) == "fact"]
 
     def sq_norm(b: int) -> float:
         vals = []

@@ -1,4 +1,6 @@
-"""Probe-predicted cartridge loss L̂_cart: fit a learning curve to a short run and extrapolate (numpy only).
+"""Probes, numpy only: the probe-predicted cartridge loss L̂_cart (fit a learning curve to a short run and
+extrapolate) and the recall probe's calibration (:func:`probe_offset`, :func:`predict_q_cart`; the run itself is
+:mod:`~stmltm_nb.metrics.recall_probe`).
 
 Model: L(s) = L_inf + a · s^(−alpha) over training steps s ≥ 1 (power-law learning curve). The probe trains
 for the first few steps only; the fit predicts the loss after the full number of steps. The upper confidence
@@ -84,3 +86,19 @@ def probe_prediction(losses: Sequence[float], probe_steps: int, total_steps: int
         out["actual"] = float(sm[total - 1])
         out["error"] = out["predicted"] - out["actual"]
     return out
+
+
+def probe_offset(pairs: Sequence[tuple[float, float]]) -> float:
+    """The recall probe's calibration: mean of (full-run recall − probe recall) over ``pairs`` of
+    (q_probe, q_full) measured on the tuning split (fractions). Raises on no pairs or values outside [0, 1]."""
+    if not pairs:
+        raise ValueError("probe_offset needs at least one (q_probe, q_full) pair from the tuning split")
+    for qp, qf in pairs:
+        if not (0 <= qp <= 1 and 0 <= qf <= 1):
+            raise ValueError(f"recall values must be in [0, 1], got ({qp}, {qf})")
+    return float(np.mean([qf - qp for qp, qf in pairs]))
+
+
+def predict_q_cart(q_probe: float, offset: float) -> float:
+    """q̂_cart: the probe's held-out recall plus the calibrated offset, clipped to [0, 1]."""
+    return float(min(1.0, max(0.0, q_probe + offset)))

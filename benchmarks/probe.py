@@ -1,0 +1,148 @@
+"""Does a short probe run predict a full consolidation's held-out recall? (issue #15, item 2)
+
+For each size n, the probe (:func:`~stmltm_nb.metrics.recall_probe.run_recall_probe`: the shipped recipe for a
+quarter of its steps) and the full consolidation are measured on the same n facts, one held-out paraphrase each.
+The probe's offset is calibrated on the tuning split (facts 1-64; the full run there is the shipped recipe's row of
+``data/ltm_recipe.jsonl``); the prediction q̂_cart(n) = q_probe + offset is reported on the report split (facts
+105-120, 105-136, 105-168; the 64-fact full run is the comparison in ``data/measured_curves.json``), which neither
+the recipe nor the offset saw.
+
+Rows go to ``--out`` (JSONL, resumable: a task already there is skipped). ``--curves FILE`` then writes the
+``q_cart_probe`` section (the predicted points the switching rule uses, :func:`~stmltm_nb.decision.curves.priors`).
+
+    python benchmarks/probe.py --out benchmarks/results/probe_recall.jsonl --curves data/measured_curves.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+SPLIT_START = {"tune": 0, "report": 104}
+TASKS = [("tune", 64, "probe"), ("report", 16, "probe"), ("report", 32, "probe"), ("report", 64, "probe"),
+         ("report", 32, "full"), ("report", 16, "full")]
+RECIPE_ROW = "prefix_prose25_p25_res50"  # the shipped recipe's tuning-split row of data/ltm_recipe.jsonl
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def recorded_full(split: str, n: int, config: dict) -> dict | None:
+    """A full run measured elsewhere with this recipe on these facts, as a row (None when there is none)."""
+    from stmltm_nb.decision.curves import load_curves, ltm_recall
+    from stmltm_nb.shipped import data_dir
+
+    if (split, n) == ("tune", 64):
+        for r in read_rows(data_dir() / "ltm_recipe.jsonl"):
+            if r["name"] == RECIPE_ROW and r["config"] == config and r["facts"][0] == 1 and r["n_cart"] == 64:
+                return {"split": split, "n": n, "kind": "full", "q": r["ltm_heldout"], "q_train": r["ltm_train"],
+                        "seconds": r["seconds"]["train"], "source": f"data/ltm_recipe.jsonl:{RECIPE_ROW}"}
+    if (split, n) == ("report", 64):
+        c = load_curves()
+        cons = c.get("consolidation", {})
+        if c.get("split", {}).get("name") == "report" and cons.get("config") == config:
+            return {"split": split, "n": n, "kind": "full", "q": ltm_recall(c), "q_train": ltm_recall(c, questions="train"),
+                    "seconds": cons["seconds"]["train"], "source": "data/measured_curves.json:comparison"}
+    return None
+
+
+def measure(task: tuple[str, int, str], lm, cfg) -> dict:
+    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.metrics.recall import evaluate_recall
+    from stmltm_nb.metrics.recall_probe import run_recall_probe
+
+    split, n, kind = task
+    lo = SPLIT_START[split]
+    facts = load_facts()[lo : lo + n]
+    row = {"split": split, "n": n, "kind": kind, "facts": [lo + 1, lo + n]}
+    if kind == "probe":
+        p = run_recall_probe(lm.model, lm.tokenizer, facts, cfg, progress=True)
+        return {**row, "q": p.q_probe, "q_train": p.q_probe_train, "seconds": p.seconds, "steps": p.probe_steps}
+    run = consolidate(lm.model, lm.tokenizer, [f.to_item() for f in facts], templates_of(facts), cfg, progress=True)
+    t0 = time.perf_counter()
+    ltm = run.cartridge.memory()
+    held = evaluate_recall(ltm, facts, "heldout", first_question_only=True, with_nll=False).recall
+    train = evaluate_recall(ltm, facts, "train", first_question_only=True, with_nll=False).recall
+    return {**row, "q": held, "q_train": train, "seconds": run.seconds["train"] + time.perf_counter() - t0,
+            "steps": cfg.steps, "source": "benchmarks/probe.py"}
+
+
+def summary(rows: list[dict]) -> dict:
+    """Offset from the tuning pair(s), predicted vs measured on the report split (recall fractions)."""
+    from stmltm_nb.metrics.probe import predict_q_cart, probe_offset
+
+    get = {(r["split"], r["n"], r["kind"]): r for r in rows}
+    pairs = [(get[(s, n, "probe")]["q"], get[(s, n, "full")]["q"]) for (s, n, k) in get
+             if s == "tune" and k == "probe" and (s, n, "full") in get]
+    if not pairs:
+        return {"offset": None, "table": []}
+    off = probe_offset(pairs)
+    table = []
+    for (s, n, k), r in sorted(get.items()):
+        if s != "report" or k != "probe":
+            continue
+        pred = predict_q_cart(r["q"], off)
+        full = get.get((s, n, "full"))
+        table.append({"n": n, "q_probe": r["q"], "predicted": pred, "measured": full and full["q"],
+                      "error": None if full is None else pred - full["q"],
+                      "within_0_10": None if full is None else abs(pred - full["q"]) <= 0.10 + 1e-9,
+                      "probe_seconds": r["seconds"], "full_seconds": full and full["seconds"]})
+    return {"offset": off, "calibration": [{"q_probe": a, "q_full": b} for a, b in pairs], "table": table}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="probe_recall.jsonl")
+    ap.add_argument("--curves", default=None, help="write the q_cart_probe section into this measured-curves file")
+    ap.add_argument("--only", nargs="*", default=None, help="tasks as split:n:kind (default: all)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    todo = [t for t in TASKS if args.only is None or ":".join(map(str, t)) in args.only]
+
+    from stmltm_nb.memory.config import ConsolidationConfig
+
+    cfg = ConsolidationConfig()
+    config = asdict(cfg)
+    rows = read_rows(out)
+    done = {(r["split"], r["n"], r["kind"]) for r in rows}
+    lm = None
+    for task in [("tune", 64, "full"), ("report", 64, "full")] + todo:
+        if task in done:
+            continue
+        row = recorded_full(task[0], task[1], config) if task[2] == "full" else None
+        if row is None and task in todo:
+            from stmltm_nb.env import seed_everything
+            from stmltm_nb.models import load_model
+
+            if lm is None:
+                seed_everything(0)
+                lm = load_model()
+            row = measure(task, lm, cfg)
+        if row is not None:
+            rows.append(row)
+            done.add(task)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    res = summary(rows)
+    print(json.dumps(res, indent=1))
+    if args.curves and res["table"]:
+        from stmltm_nb.decision.curves import load_curves
+        from stmltm_nb.io import atomic_write_json
+        from stmltm_nb.metrics.recall_probe import PROBE_SHARE
+
+        curves = load_curves(args.curves)
+        curves["q_cart_probe"] = {"points": [[r["n"], r["predicted"]] for r in res["table"]], "offset": res["offset"],
+                                  "probe_share": PROBE_SHARE, "source": "benchmarks/probe.py", "rows": res["table"]}
+        atomic_write_json(Path(args.curves), curves)
+        print(f"q_cart_probe written to {args.curves}")
+
+
+if __name__ == "__main__":
+    main()
