@@ -139,7 +139,8 @@ Markdown(f"**Best variant found:** `{best}`: the bar (within 10 % and below the 
 # measures G2 online (SNR_m of the residual items' mean gradient; the teacher targets it needs are cached for the
 # consolidation). A consolidation trains version v+1 on the new items + replay of absorbed ones, warm-started from
 # v (an incremental update, `memory.consolidation.update`) or from scratch (when nothing is served, every
-# `full_retrain_every` updates, and after a rejected candidate); only items with a training question are trained
+# `full_retrain_every` updates, after a rejected candidate, and when more new items wait than an update's step budget
+# is sized for, `update_max_new`); only items with a training question are trained
 # on or absorbed. It checks each new item
 # (kept in STM if it fails), runs the regression and retention checks on the candidate alone *and* on the
 # candidate + the residual STM that would remain (`decision.checks`), then commits atomically or rejects it. A

@@ -54,3 +54,17 @@ def test_stream_command_loses_no_item_and_writes_the_log(tiny, tmp_path, monkeyp
     assert summary["event"] == "summary" and summary["lost"] == 0
     assert summary["items"] == 12 + summary["superseded"] >= 12
     assert sum(e["event"] == "decision" for e in log) == summary["items"] // 4
+
+
+def test_contradictions_arrive_after_the_fact_they_replace():
+    from stmltm_nb.apps.cli_stream import contradiction_stream
+    from stmltm_nb.memory.facts import load_facts
+
+    allf = load_facts(contradictions=True)
+    base = [f for f in allf if not f.supersedes][:104]
+    contra = [f for f in allf if f.supersedes and any(b.id == f.supersedes for b in base)]
+    stream = contradiction_stream(base, contra)
+    order = {f.id: i for i, f in enumerate(stream)}
+    assert len(stream) == len(base) + len(contra) and [f for f in stream if not f.supersedes] == base
+    assert all(order[c.id] > order[c.supersedes] and order[c.id] >= len(base) // 2 for c in contra)
+    assert any(order[c.supersedes] > len(base) // 2 for c in contra)  # the case that came first before the fix

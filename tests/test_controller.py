@@ -340,3 +340,16 @@ def test_probe_points_feed_the_rule_until_a_candidate_is_measured(tiny, facts, t
     x = ctl.rule_inputs()  # the measured held-out recall replaces the prediction
     assert x.q_cart_points == () and x.q_cart == 0.25 and x.q_cart_at(64) == pytest.approx(0.25)
     ctl.close()
+
+
+def test_a_supersede_event_names_only_its_own_keys_values_in_the_cartridge(ctl, monkeypatch):
+    from stmltm_nb.memory.facts import load_facts
+
+    allf = load_facts(contradictions=True)
+    pairs = [(next(f for f in allf if f.id == c.supersedes), c) for c in allf if c.supersedes][:2]
+    (old1, new1), (old2, new2) = pairs
+    monkeypatch.setattr(ctl, "absorbed_ids", lambda: {old1.id})  # old1 sits in the cartridge, old2 in STM
+    for i, f in enumerate([old1, old2, new1, new2]):
+        ctl.ingest(f.to_item(time=float(i)), decide_now=False)
+    ev = {e["item"]: e for e in ctl.events() if e["event"] == "supersede"}
+    assert ev[new1.id]["overrides_cartridge"] == [old1.id] and ev[new2.id]["overrides_cartridge"] == []

@@ -101,7 +101,8 @@ def test_the_controller_updates_incrementally_and_retrains_fully_as_configured(t
         # a committed full version: then one update, then full again (full_retrain_every=1)
         ctl._set_state(ctl.state.commit(1, ["f-none"], mode="full"))
         ctl.cartridge = Cartridge.create(tiny.model, tiny.tokenizer, p=8, init="random")
-        assert ctl.update_mode() == "update"
+        assert ctl.update_mode() == "update" and ctl.update_mode(cfg.update_max_new) == "update"
+        assert ctl.update_mode(cfg.update_max_new + 1) == "full"  # more new items than an update is sized for
         ctl._set_state(ctl.state.commit(2, ["f-none2"], mode="update"))
         assert ctl.update_mode() == "full"
         starts = [e for e in ctl.events() if e["event"] == "consolidate.start"]

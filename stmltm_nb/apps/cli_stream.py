@@ -51,7 +51,7 @@ def _stream(args: argparse.Namespace) -> int:
         allf = load_facts(contradictions=True)
         base = [f for f in allf if not f.supersedes][: args.items]
         contra = [f for f in allf if f.supersedes and any(b.id == f.supersedes for b in base)]
-        stream = base[: len(base) // 2] + contra + base[len(base) // 2 :]
+        stream = contradiction_stream(base, contra)
     else:  # your notes, in file order; self-study cached in the controller folder (a resumed run reuses it)
         from stmltm_nb.memory.study import study_notes
 
@@ -87,6 +87,18 @@ def _stream(args: argparse.Namespace) -> int:
     if not args.root:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if not lost else 1
+
+
+def contradiction_stream(base: list, contra: list, gap: int = 8) -> list:
+    """The facts ``base`` in order with each contradiction of ``contra`` inserted mid-stream, or ``gap`` items after
+    the fact it contradicts when that comes later: a newer value always arrives after the value it replaces."""
+    at = {f.id: i for i, f in enumerate(base)}
+    pos = {c.id: min(len(base), max(len(base) // 2, at[c.supersedes] + 1 + gap)) for c in contra}
+    out = []
+    for i in range(len(base) + 1):
+        out += [c for c in contra if pos[c.id] == i]
+        out += base[i : i + 1]
+    return out
 
 
 def _contradictions_served(ctl, contra, by_id) -> list[dict]:

@@ -148,8 +148,9 @@ class Controller:
         validate_item(item)
         self.store.append_item(item)
         self.items.append(item)
-        overridden = [c for c in superseded_ids(self.items) if c in self.absorbed_ids()]
-        if item.key and any(it.key == item.key and it.id != item.id for it in self.items):
+        older = [it.id for it in self.items if item.key and it.key == item.key and it.id != item.id]
+        if older:
+            overridden = sorted(set(older) & self.absorbed_ids())  # this key's values held by the cartridge
             self._rebuild_memory()  # a newer value wins: drop the superseded item from STM
             self.event("supersede", item=item.id, key=item.key, overrides_cartridge=overridden)
         else:
@@ -240,7 +241,7 @@ class Controller:
         residual, replay = self.residual(), self.absorbed_items()
         new_items = [it for it in residual if self.templates.get(it.id)]
         untrainable = {it.id: "no training question" for it in residual if not self.templates.get(it.id)}
-        mode = self.update_mode()
+        mode = self.update_mode(len(new_items))
         self.event("consolidate.start", new_items=sorted(it.id for it in new_items), replay=len(replay),
                    target_version=v_new, not_trainable=untrainable, mode=mode)
         if not new_items:
@@ -272,11 +273,12 @@ class Controller:
                    c_upd_s=c_upd, not_trainable=untrainable, mode=mode)
         return {"committed": True, "reason": None, **checks}
 
-    def update_mode(self) -> str:
+    def update_mode(self, n_new: int = 0) -> str:
         """``"update"`` (warm-start from the serving cartridge) or ``"full"`` (retrain from scratch): full when
         nothing is served, incremental updates are off, ``full_retrain_every`` updates followed the last full
-        retrain, or the last candidate was rejected or rolled back."""
-        if self.cartridge is None or not self.cfg.incremental:
+        retrain, the last candidate was rejected or rolled back, or the ``n_new`` items to train on are more than
+        ``update_max_new`` (the update's step budget is sized for that many)."""
+        if self.cartridge is None or not self.cfg.incremental or n_new > self.cfg.update_max_new:
             return "full"
         since = self.state.updates_since_full()
         return "update" if since is not None and since < self.cfg.full_retrain_every else "full"

@@ -43,6 +43,10 @@ class ControllerConfig:
     # updates followed the last full retrain, or the last candidate was rejected / rolled back (then: full retrain)
     incremental: bool = True
     full_retrain_every: int = 4
+    update_max_new: int = 16  # more new items than this: full retrain. The update's steps (update_steps) were tuned
+    # for +16 items (benchmarks/incremental.py). In a stream recorded without this cap
+    # (benchmarks/results/stream_before_update_cap.jsonl) an update of 47 new items saw each of their examples about
+    # 2.5 times and absorbed 4 of 47 (held-out recall 0.09); that measured q_cart then blocked G4 for the rest
     backoff_recall: float = 1.5
     backoff_regression: float = 2.0
     backoff_retention: float = 3.0
@@ -52,6 +56,8 @@ class ControllerConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 1):
                 raise ValueError(f"{name} must be a finite factor >= 1, got {v}")
+        if self.update_max_new < 0:
+            raise ValueError(f"update_max_new must be >= 0, got {self.update_max_new}")
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
         if not 0 < self.delta < 1:
