@@ -2,8 +2,8 @@
 
 For each size n, the probe (:func:`~stmltm_nb.metrics.recall_probe.run_recall_probe`: the shipped recipe for a
 quarter of its steps) and the full consolidation are measured on the same n facts, one held-out paraphrase each.
-The probe's offset is calibrated on the tuning split (facts 1-64; the full run there is the shipped recipe's row of
-``data/ltm_recipe.jsonl``); the prediction q̂_cart(n) = q_probe + offset is reported on the report split (facts
+The probe's offset (log-odds, :func:`~stmltm_nb.metrics.probe.probe_offset`) is calibrated on the tuning split (facts 1-64; the full run there is the shipped recipe's row of
+``data/ltm_recipe.jsonl``); the prediction q̂_cart(n) = sigmoid(logit q_probe + offset) is reported on the report split (facts
 105-120, 105-136, 105-168; the 64-fact full run is the comparison in ``data/measured_curves.json``), which neither
 the recipe nor the offset saw.
 

@@ -85,7 +85,8 @@ if rp:
 # The loss probe extrapolates the training loss, and training loss is not what the rule needs: it is off by
 # {{ curves.consolidation.probe.error :+.2f }} nats/token here. The **recall probe** asks the question the rule does ask: train the shipped recipe
 # for {{ probe.probe_share * 100 :.0f }} % of its steps (same teacher targets, schedule compressed), ask each item's held-out paraphrase,
-# and add an offset calibrated once on the tuning split (facts 1–64: {{ probe.offset :+.2f }}). On the report split, which neither the
+# and move that recall by an offset in log-odds calibrated once on the tuning split (facts 1–64: {{ probe.offset :+.2f }}; log-odds
+# because recall grows like a sigmoid of the training exposures). On the report split, which neither the
 # recipe nor the offset saw, it predicts {{ probe.rows[0].predicted :.2f }} / {{ probe.rows[1].predicted :.2f }} / {{ probe.rows[2].predicted :.2f }} at {{ probe.rows[0].n }} / {{ probe.rows[1].n }} / {{ probe.rows[2].n }} items against
 # {{ probe.rows[0].measured :.2f }} / {{ probe.rows[1].measured :.2f }} / {{ probe.rows[2].measured :.2f }} measured after full consolidations (errors {{ probe.rows[0].error :+.2f }} / {{ probe.rows[1].error :+.2f }} / {{ probe.rows[2].error :+.2f }}). The predicted points are the
 # rule's q̂_cart(n) (`ControllerConfig.from_curves` → `SwitchInputs.q_cart_points`) until a candidate's held-out

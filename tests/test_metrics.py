@@ -234,12 +234,17 @@ def test_binomial_fits_rank_by_aicc_with_akaike_weights():
 
 
 def test_recall_probe_offset_and_prediction():
+    import math
+
     from stmltm_nb.metrics.probe import predict_q_cart, probe_offset
 
-    assert probe_offset([(0.30, 0.45)]) == pytest.approx(0.15)
-    assert probe_offset([(0.2, 0.5), (0.4, 0.5)]) == pytest.approx(0.2)
-    assert predict_q_cart(0.9, 0.15) == 1.0 and predict_q_cart(0.1, -0.3) == 0.0
-    assert predict_q_cart(0.5, 0.1) == pytest.approx(0.6)
+    logit = lambda q: math.log(q / (1 - q))  # noqa: E731
+    assert probe_offset([(0.25, 0.5)]) == pytest.approx(math.log(3))
+    assert probe_offset([(0.2, 0.5), (0.5, 0.8)]) == pytest.approx((logit(0.5) - logit(0.2) + logit(0.8)) / 2)
+    off = probe_offset([(0.11, 0.45)])
+    assert predict_q_cart(0.11, off) == pytest.approx(0.45)  # the calibration pair maps onto itself
+    assert 0.45 < predict_q_cart(0.3, off) < 1 and predict_q_cart(0.99, off) < 1  # never above 1
+    assert predict_q_cart(0.0, 0.0) == pytest.approx(1 / 128) and predict_q_cart(0.5, 0.0) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="at least one"):
         probe_offset([])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

@@ -1,6 +1,7 @@
 """q̂_cart(n) from a short probe run (issue #15): train the consolidation recipe for a quarter of its steps (its
 schedule compressed: warm-up, then cosine over the probe's steps), ask the probe cartridge each item's held-out
-paraphrase, and add the offset calibrated on the tuning split (:func:`~stmltm_nb.metrics.probe.probe_offset`).
+paraphrase, and move that recall by the log-odds offset calibrated on the tuning split
+(:func:`~stmltm_nb.metrics.probe.probe_offset`, :func:`~stmltm_nb.metrics.probe.predict_q_cart`).
 
 The probe shares its teacher targets with the full consolidation (same cache), so what it costs beyond the full
 run is its training steps and n greedy answers. Recall criterion: :func:`~stmltm_nb.metrics.recall.answer_found`.
