@@ -74,25 +74,9 @@ def measure(task: tuple[str, int, str], lm, cfg) -> dict:
 
 def summary(rows: list[dict]) -> dict:
     """Offset from the tuning pair(s), predicted vs measured on the report split (recall fractions)."""
-    from stmltm_nb.metrics.probe import predict_q_cart, probe_offset
+    from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
 
-    get = {(r["split"], r["n"], r["kind"]): r for r in rows}
-    pairs = [(get[(s, n, "probe")]["q"], get[(s, n, "full")]["q"]) for (s, n, k) in get
-             if s == "tune" and k == "probe" and (s, n, "full") in get]
-    if not pairs:
-        return {"offset": None, "table": []}
-    off = probe_offset(pairs)
-    table = []
-    for (s, n, k), r in sorted(get.items()):
-        if s != "report" or k != "probe":
-            continue
-        pred = predict_q_cart(r["q"], off)
-        full = get.get((s, n, "full"))
-        table.append({"n": n, "q_probe": r["q"], "predicted": pred, "measured": full and full["q"],
-                      "error": None if full is None else pred - full["q"],
-                      "within_0_10": None if full is None else abs(pred - full["q"]) <= 0.10 + 1e-9,
-                      "probe_seconds": r["seconds"], "full_seconds": full and full["seconds"]})
-    return {"offset": off, "calibration": [{"q_probe": a, "q_full": b} for a, b in pairs], "table": table}
+    return probe_table(rows, PROBE_SHARE)
 
 
 def main() -> None:
@@ -132,14 +116,13 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     res = summary(rows)
     print(json.dumps(res, indent=1))
-    if args.curves and res["table"]:
+    if args.curves and res["rows"]:
         from stmltm_nb.decision.curves import load_curves
         from stmltm_nb.io import atomic_write_json
-        from stmltm_nb.metrics.recall_probe import PROBE_SHARE
 
         curves = load_curves(args.curves)
-        curves["q_cart_probe"] = {"points": [[r["n"], r["predicted"]] for r in res["table"]], "offset": res["offset"],
-                                  "probe_share": PROBE_SHARE, "source": "benchmarks/probe.py", "rows": res["table"]}
+        curves["q_cart_probe"] = {"points": [[r["n"], r["predicted"]] for r in res["rows"]], "source": "benchmarks/probe.py",
+                                  **res}
         atomic_write_json(Path(args.curves), curves)
         print(f"q_cart_probe written to {args.curves}")
 

@@ -4,7 +4,8 @@ A template is Markdown with placeholders ``{{ expr }}`` or ``{{ expr :fmt }}``. 
 expression over the data sources of :func:`namespace` (``curves`` = ``data/measured_curves.json``, ``runtimes``,
 ...): names, ``.key`` / ``[key]`` access, numbers, ``+ - * / //`` and the calls ``round min max abs len``; anything
 else is a :class:`TemplateError`. ``fmt`` is a Python format spec (``.2f``, ``,.0f``, ``+.2f``, ``.0%``) or one of
-:data:`NAMED_FORMATS` (``minutes``: "about 5 minutes"; ``min``: "≈ 5.2" for a table column of minutes; ``sci``: "1e-3").
+:data:`NAMED_FORMATS` (``minutes``: "about 5 minutes"; ``min``: "≈ 5.2" for a table column of minutes; ``sci``: "1e-3"; ``opt.2f``,
+``opt+.2f``, ``opt.0f``: as without ``opt``, or "not measured" where the value is null).
 
 Notebook markdown cells are rendered by :func:`stmltm_nb.apps.notebooks.to_notebook` (the template is kept in the
 cell's ``metadata["stmltm"]["template"]``); the README's blocks between ``<!-- stmltm:begin NAME -->`` and
@@ -28,6 +29,7 @@ README_TEMPLATES = Path(__file__).resolve().parent / "readme_blocks.md"
 RUNTIMES = ROOT / "notebooks" / "runtimes.json"
 INCREMENTAL = ROOT / "benchmarks" / "results" / "incremental_tune.json"
 POLICY = ROOT / "benchmarks" / "results" / "policy_regret.json"
+PROBE = ROOT / "benchmarks" / "results" / "probe_recall.jsonl"
 
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
 BLOCK = re.compile(r"(<!-- stmltm:begin (?P<name>[\w-]+) -->\n)(?P<body>.*?)(\n<!-- stmltm:end (?P=name) -->)", re.S)
@@ -55,7 +57,10 @@ def _sci(x: float) -> str:
     return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].replace("+", "") + m[2], f"{x:.0e}")
 
 
-NAMED_FORMATS: dict[str, Callable[[float], str]] = {"minutes": _minutes, "min": _min, "sci": _sci}
+NAMED_FORMATS: dict[str, Callable[[float], str]] = {"minutes": _minutes, "min": _min, "sci": _sci,
+                                                   "opt.2f": lambda v: f"{v:.2f}", "opt+.2f": lambda v: f"{v:+.2f}",
+                                                   "opt.0f": lambda v: f"{v:.0f}"}
+OPTIONAL_FORMATS = ("opt.2f", "opt+.2f", "opt.0f")  # as the plain format, or "not measured" for a missing value
 
 
 # ---- the data sources ---------------------------------------------------------------------------------------
@@ -91,7 +96,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
     ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``);
     ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
-    ``probe`` (the ``q_cart_probe`` section of the curves: the recall probe's predicted vs measured rows).
+    ``probe`` (:func:`~stmltm_nb.metrics.probe.probe_table` of ``benchmarks/results/probe_recall.jsonl``).
     A name whose file is missing is ``None`` (an error when a template uses it)."""
     from stmltm_nb.decision.curves import load_curves
     from stmltm_nb.shipped import data_dir
@@ -115,9 +120,17 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "recipe": recipe,
         "incremental": _read_json(INCREMENTAL),
         "stream": _stream(data_dir() / "controller_events.jsonl"),
-        "probe": c.get("q_cart_probe"),
+        "probe": _probe(PROBE),
         **_policy(_read_json(POLICY)),
     }
+
+
+def _probe(path: Path) -> dict[str, Any] | None:
+    from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
+
+    if not path.is_file():
+        return None
+    return probe_table([json.loads(line) for line in path.read_text().splitlines() if line.strip()], PROBE_SHARE)
 
 
 def _stream(path: Path) -> dict[str, Any] | None:
@@ -225,6 +238,8 @@ def render_placeholder(inner: str, ns: Mapping[str, Any]) -> str:
     ph = "{{" + inner + "}}"
     expr, spec = _split_format(inner)
     value = evaluate(expr, ns, ph)
+    if value is None and spec in OPTIONAL_FORMATS:  # a measurement not made (yet)
+        return "not measured"
     if value is None and spec:  # a JSON null where a number was measured: NaN or ±inf before json_clean
         return "not finite"
     if spec in NAMED_FORMATS:

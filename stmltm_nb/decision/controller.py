@@ -176,7 +176,7 @@ class Controller:
                             r_cart=0.0 if self.cartridge else meas.get("r_cart_s", cfg.r_cart_prior),
                             cost=cfg.cost, recall=cfg.recall, q_cart=meas.get("q_cart", cfg.q_cart_prior),
                             q_cart_points=() if "q_cart" in meas else tuple(cfg.q_cart_points),
-                            lam=cfg.lam, eta=cfg.eta, gamma=cfg.gamma, m=float(m), delta=cfg.delta)
+                            lam=cfg.lam, eta=cfg.eta, gamma=cfg.gamma, m=float(m), delta=cfg.delta, tau=cfg.tau)
 
     def check(self) -> dict[str, Any]:
         """Feed the rule what happened since the last check, decide, consolidate if it says so. Returns the

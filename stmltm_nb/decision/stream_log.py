@@ -47,7 +47,8 @@ def stream_summary(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     summary = next((dict(e) for e in reversed(events) if e["event"] == "summary"), {})
     contra = next((e["served"] for e in reversed(events) if e["event"] == "contradictions"), [])
     decisions = [e for e in events if e["event"] == "decision"]
-    taus = {g["threshold"] for e in decisions for g in e.get("gates", []) if g.get("name") == "G2 SNR"}
+    taus = {g["threshold"] for e in decisions if e.get("snr_measurement") for g in e.get("gates", [])
+            if g.get("name") == "G2 SNR"}  # where G2 was measured (older logs show the default τ elsewhere)
     times = [e["time"] for e in events if "time" in e]
     return {**summary, "candidates": candidates(events), "contradictions_served": contra,
             "decisions": len(decisions), "go_at_n": [e["n"] for e in decisions if e["consolidate"]],

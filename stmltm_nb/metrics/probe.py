@@ -10,11 +10,13 @@ bound L̂⁺ adds z · (RMSE of the fit residuals) (a crude but honest UCB).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+PROBE_SHARE = 0.25  # the recall probe's steps as a share of the full recipe's (metrics.recall_probe)
 PROBE_EPS = 1 / 128  # recall clipped to [ε, 1 − ε] before log-odds (half a question in 64)
 
 
@@ -114,3 +116,28 @@ def probe_offset(pairs: Sequence[tuple[float, float]]) -> float:
 def predict_q_cart(q_probe: float, offset: float) -> float:
     """q̂_cart: the probe's held-out recall moved by the calibrated log-odds ``offset`` (:func:`probe_offset`)."""
     return float(1 / (1 + math.exp(-(_logit(q_probe) + offset))))
+
+
+def probe_table(rows: Sequence[Mapping[str, Any]], share: float) -> dict[str, Any]:
+    """Predicted vs measured held-out recall from the rows of ``benchmarks/probe.py`` (``split``, ``n``, ``kind`` =
+    "probe" | "full", ``q``, ``seconds``): the log-odds offset from the tuning split's (probe, full) pairs, then one
+    row per report-split probe with q_probe, predicted, measured (None: no full run yet), error and whether it is
+    within ±0.10. ``share``: the probe's share of the recipe's steps (recorded beside the table)."""
+    get = {(r["split"], r["n"], r["kind"]): r for r in rows}
+    pairs = [(get[k]["q"], get[("tune", k[1], "full")]["q"]) for k in get
+             if k[0] == "tune" and k[2] == "probe" and ("tune", k[1], "full") in get]
+    if not pairs:
+        return {"offset": None, "probe_share": share, "calibration": [], "rows": []}
+    off = probe_offset(pairs)
+    table = []
+    for (split, n, kind), r in sorted(get.items()):
+        if split != "report" or kind != "probe":
+            continue
+        pred, full = predict_q_cart(r["q"], off), get.get((split, n, "full"))
+        err = None if full is None else pred - full["q"]
+        table.append({"n": n, "q_probe": r["q"], "q_probe_train": r.get("q_train"), "predicted": pred, "measured": None if full is None else full["q"],
+                      "error": err, "within_0_10": None if err is None else abs(err) <= 0.10 + 1e-9,
+                      "probe_seconds": r["seconds"], "full_seconds": None if full is None else full["seconds"]})
+    return {"offset": off, "probe_share": share, "calibration": [{"q_probe": a, "q_full": b} for a, b in pairs],
+            "rows": table}
+

@@ -18,9 +18,8 @@ from typing import Any
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, templates_of
 from stmltm_nb.memory.facts import Fact
+from stmltm_nb.metrics.probe import PROBE_SHARE
 from stmltm_nb.metrics.recall import evaluate_recall
-
-PROBE_SHARE = 0.25  # the probe's steps as a share of the full recipe's
 
 
 @dataclass
