@@ -28,7 +28,9 @@ RECIPE_ROW = "prefix_prose25_p25_res50"  # the shipped recipe's tuning-split row
 
 
 def read_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    from stmltm_nb.io import read_jsonl
+
+    return read_jsonl(path) if path.exists() else []
 
 
 def recorded_full(split: str, n: int, config: dict) -> dict | None:
@@ -114,6 +116,9 @@ def main() -> None:
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
+    if ("tune", 64, "full") not in done:
+        raise SystemExit("no full run on the tuning split with the shipped recipe (data/ltm_recipe.jsonl row "
+                         f"{RECIPE_ROW} with this config): run benchmarks/ltm_recipe.py first; nothing calibrated")
     res = summary(rows)
     print(json.dumps(res, indent=1))
     if args.curves and res["rows"]:

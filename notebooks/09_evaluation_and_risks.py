@@ -71,12 +71,11 @@ curves = load_curves()
 p = curves["consolidation"]["probe"]
 print(f"loss probe: {p['probe_steps']} steps predict {p['predicted']:.3f} nats/token after {p['total_steps']} steps "
       f"(UCB {p['ucb']:.3f}); measured {p['actual']:.3f}; error {p['error']:+.3f}")
-import json
-
 from stmltm_nb.apps.prose import PROBE
+from stmltm_nb.io import read_jsonl
 from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
 
-rows = [json.loads(line) for line in PROBE.read_text().splitlines() if line.strip()] if PROBE.is_file() else []
+rows = read_jsonl(PROBE) if PROBE.is_file() else []
 rp = probe_table(rows, PROBE_SHARE)
 if rp["rows"]:
     print(f"\nrecall probe ({rp['probe_share']:.0%} of the steps), log-odds offset {rp['offset']:+.3f} from the tuning "
@@ -91,19 +90,18 @@ if rp["rows"]:
 # The loss probe extrapolates the training loss, and training loss is not what the rule needs: it is off by
 # {{ curves.consolidation.probe.error :+.2f }} nats/token here. The **recall probe** asks the question the rule does ask: train the shipped recipe
 # for {{ probe.probe_share * 100 :.0f }} % of its steps on the same items (same teacher targets, schedule compressed), ask each item's held-out
-# paraphrase, and move that recall by an offset in log-odds calibrated once on the tuning split (facts 1–64: probe
-# {{ probe.calibration[0].q_probe :.2f }}, full run {{ probe.calibration[0].q_full :.2f }}, offset {{ probe.offset :+.2f }}; log-odds because recall grows like a sigmoid of the training
-# exposures, and the offset was chosen before any report-split probe was read).
+# paraphrase, and move that recall by an offset in log-odds calibrated once on the tuning split (probe
+# {{ probe.calibration[0].q_probe :.2f }}, full run {{ probe.calibration[0].q_full :.2f }}, offset {{ probe.offset :+.2f }}; log-odds is an assumption, that recall grows like a sigmoid of the
+# training exposures; it was fixed before any report-split probe was read).
 #
-# **It does not predict well enough.** On the report split, at {{ probe.rows[2].n }} items the probe reads {{ probe.rows[2].q_probe :.2f }}, predicts {{ probe.rows[2].predicted :.2f }}, and the full
-# consolidation measured {{ probe.rows[2].measured :opt.2f }} (error {{ probe.rows[2].error :opt+.2f }}; the bar is ±0.10). A quarter of the steps leaves 64 items almost
-# unlearned (trained-template recall of the probe: {{ probe.rows[2].q_probe_train :.2f }}), so its held-out recall is near the floor on both splits and
-# carries little about where the full run ends; the same offset then cannot follow a split where the full run does
-# better. At {{ probe.rows[0].n }} and {{ probe.rows[1].n }} items the probe predicts {{ probe.rows[0].predicted :.2f }} and {{ probe.rows[1].predicted :.2f }}; the full runs there were {{ probe.rows[0].measured :opt.2f }} and {{ probe.rows[1].measured :opt.2f }}
-# (each costs about as much as the one at 64). So the package does not feed these points to the rule: the shipped
-# curves carry the measured held-out recall as q_cart, and `benchmarks/probe.py --curves FILE` writes the points
-# (`q_cart_probe`, read by `ControllerConfig.from_curves` into `SwitchInputs.q_cart_points`) only where you ask.
-# With one held-out question per item, a binomial standard error at 16 items is itself about a tenth.
+# Verdict on the report split ({{ probe.measured_sizes }} of {{ len(probe.rows) }} sizes with a full run): **{{ probe.verdict }}** (the bar is ±0.10).
+# At {{ probe.rows[2].n }} items the probe reads {{ probe.rows[2].q_probe :.2f }} and predicts {{ probe.rows[2].predicted :.2f }}; the full consolidation measured {{ probe.rows[2].measured :opt.2f }}
+# (error {{ probe.rows[2].error :opt+.2f }}). A quarter of the steps leaves {{ probe.rows[2].n }} items almost unlearned (the probe's trained-template recall
+# is {{ probe.rows[2].q_probe_train :.2f }}), so its held-out recall sits near the floor and says little about where the full run ends. At
+# {{ probe.rows[0].n }} / {{ probe.rows[1].n }} items it predicts {{ probe.rows[0].predicted :.2f }} / {{ probe.rows[1].predicted :.2f }} (full runs: {{ probe.rows[0].measured :opt.2f }} / {{ probe.rows[1].measured :opt.2f }}). So the package does not feed these points
+# to the rule: the shipped curves carry the measured held-out recall as q_cart, and `benchmarks/probe.py --curves FILE`
+# writes the points (`q_cart_probe`, read by `ControllerConfig.from_curves` into `SwitchInputs.q_cart_points`) only
+# where you ask. With one held-out question per item, the binomial standard error at 16 items is itself about a tenth.
 
 # %% [markdown]
 # ## 09.3 Contradictions and drift

@@ -332,6 +332,7 @@ def test_probe_points_feed_the_rule_until_a_candidate_is_measured(tiny, facts, t
     ctl.cfg.q_cart_points = ((16.0, 0.99), (64.0, 0.95))  # predicted better than STM: G1 passes
     x = ctl.rule_inputs()
     assert x.q_cart_points == ((16.0, 0.99), (64.0, 0.95)) and x.q_cart_at(64) == pytest.approx(0.95)
+    assert x.tau == ctl.cfg.tau  # the configured τ, logged with G2 even before it is measured
     monkeypatch.setattr(Controller, "_checks", lambda self, cand, new, rep: {**passing(new), "retention_pass": False,
                                                                           "q_cart": 0.25})
     for i, f in enumerate(facts[:4]):

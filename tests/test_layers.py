@@ -57,7 +57,8 @@ def test_no_module_over_the_size_limit(module, path):
 
 @pytest.mark.parametrize("module", ["stmltm_nb.decision.switching", "stmltm_nb.decision.curves",
                                     "stmltm_nb.decision.policies", "stmltm_nb.decision.inputs",
-                                    "stmltm_nb.decision.symbolic", "stmltm_nb.decision.online", "stmltm_nb.apps.tuner"])
+                                    "stmltm_nb.decision.symbolic", "stmltm_nb.decision.online", "stmltm_nb.apps.tuner",
+                                    "stmltm_nb.decision.stream_log", "stmltm_nb.metrics.probe"])
 def test_switching_side_imports_no_torch_and_no_memory(module):
     code = (f"import sys, {module}; bad = [m for m in ('torch', 'transformers', 'peft', 'stmltm_nb.memory') "
             "if m in sys.modules]; assert not bad, bad")

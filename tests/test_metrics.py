@@ -249,3 +249,25 @@ def test_recall_probe_offset_and_prediction():
         probe_offset([])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         probe_offset([(1.2, 0.5)])
+
+
+def test_probe_table_pairs_calibrates_and_judges():
+    from stmltm_nb.metrics.probe import predict_q_cart, probe_offset, probe_table
+
+    rows = [{"split": "tune", "n": 64, "kind": "full", "q": 0.45, "seconds": 100.0},
+            {"split": "tune", "n": 64, "kind": "probe", "q": 0.11, "seconds": 25.0},
+            {"split": "report", "n": 64, "kind": "probe", "q": 0.08, "q_train": 0.14, "seconds": 25.0},
+            {"split": "report", "n": 16, "kind": "probe", "q": 0.44, "seconds": 25.0},
+            {"split": "report", "n": 64, "kind": "full", "q": 0.40, "seconds": 100.0}]
+    t = probe_table(rows, 0.25)
+    off = probe_offset([(0.11, 0.45)])
+    assert t["offset"] == pytest.approx(off) and t["probe_share"] == 0.25
+    assert [r["n"] for r in t["rows"]] == [16, 64]  # report probes only, by size
+    r16, r64 = t["rows"]
+    assert r16["measured"] is None and r16["error"] is None and r16["within_0_10"] is None
+    assert r64["predicted"] == pytest.approx(predict_q_cart(0.08, off)) and r64["q_probe_train"] == 0.14
+    assert r64["error"] == pytest.approx(r64["predicted"] - 0.40)
+    assert r64["within_0_10"] == (abs(r64["error"]) <= 0.10) and t["measured_sizes"] == 1
+    assert t["verdict"] == ("within ±0.10 at every size measured" if r64["within_0_10"]
+                            else "not within ±0.10 at every size measured")
+    assert probe_table(rows[2:], 0.25)["rows"] == []  # nothing to calibrate on: no table

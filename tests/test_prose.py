@@ -45,7 +45,7 @@ def _md(path: Path) -> str:
 
 # ---- (a) the renderer ---------------------------------------------------------------------------------------
 
-TOY = {"curves": {"n": 64, "x": 0.71875, "rows": [{"v": 2.5}], "name": "hyperbolic", "zero": 0},
+TOY = {"curves": {"n": 64, "x": 0.71875, "rows": [{"v": 2.5}], "name": "hyperbolic", "zero": 0, "none": None},
        "runtimes": {"00_overview": 70.8, "03_cartridge_ltm": 312.6, "04_learning_signal": 2.8}, "gone": None}
 
 
@@ -63,6 +63,7 @@ TOY = {"curves": {"n": 64, "x": 0.71875, "rows": [{"v": 2.5}], "name": "hyperbol
     ("{{ runtimes['03_cartridge_ltm'] :min }} / {{ runtimes['04_learning_signal'] :min }}", "≈ 5.2 / < 1"),
     ("{{ 0.001 :sci }} {{ 0.02 :sci }}", "1e-3 2e-2"),
     ("no placeholder: 0.72 stays", "no placeholder: 0.72 stays"),
+    ("{{ curves.x :opt.2f }} / {{ curves.none :opt+.2f }} / {{ curves.zero :opt+.1f }}", "0.72 / not measured / +0.0"),
 ])
 def test_render(text, want):
     assert render(text, TOY) == want

@@ -49,6 +49,13 @@ def test_the_shipped_recording_agrees_with_its_summary(tmp_path):
     assert s["commits"] == sum(r["outcome"] == "commit" for r in s["candidates"])
     assert s["rollbacks"] == sum(r["outcome"] == "rollback" for r in s["candidates"])
     assert s["lost"] == 0 and s["versions"] == s["commits"]
+    from stmltm_nb.decision.controller_config import ControllerConfig
+    from stmltm_nb.memory.facts import load_facts
+
+    by_id = {f.id: f for f in load_facts(contradictions=True)}
+    sup = [e for e in log if e["event"] == "supersede"]  # each newer value arrived after the value it replaces
+    assert sup and all(by_id[e["item"]].supersedes for e in sup)
+    assert all(c["new"] <= ControllerConfig.update_max_new for c in s["candidates"] if c["mode"] == "update")
     p = tmp_path / "e.jsonl"
     p.write_text("\n".join(json.dumps(e) for e in EVENTS) + "\n\n")
     assert read_events(p) == EVENTS

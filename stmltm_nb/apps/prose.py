@@ -4,8 +4,8 @@ A template is Markdown with placeholders ``{{ expr }}`` or ``{{ expr :fmt }}``. 
 expression over the data sources of :func:`namespace` (``curves`` = ``data/measured_curves.json``, ``runtimes``,
 ...): names, ``.key`` / ``[key]`` access, numbers, ``+ - * / //`` and the calls ``round min max abs len``; anything
 else is a :class:`TemplateError`. ``fmt`` is a Python format spec (``.2f``, ``,.0f``, ``+.2f``, ``.0%``) or one of
-:data:`NAMED_FORMATS` (``minutes``: "about 5 minutes"; ``min``: "≈ 5.2" for a table column of minutes; ``sci``: "1e-3"; ``opt.2f``,
-``opt+.2f``, ``opt.0f``: as without ``opt``, or "not measured" where the value is null).
+:data:`NAMED_FORMATS` (``minutes``: "about 5 minutes"; ``min``: "≈ 5.2" for a table column of minutes; ``sci``: "1e-3"); ``opt`` before
+any spec (``opt.2f``) formats a null value as "not measured".
 
 Notebook markdown cells are rendered by :func:`stmltm_nb.apps.notebooks.to_notebook` (the template is kept in the
 cell's ``metadata["stmltm"]["template"]``); the README's blocks between ``<!-- stmltm:begin NAME -->`` and
@@ -57,10 +57,8 @@ def _sci(x: float) -> str:
     return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].replace("+", "") + m[2], f"{x:.0e}")
 
 
-NAMED_FORMATS: dict[str, Callable[[float], str]] = {"minutes": _minutes, "min": _min, "sci": _sci,
-                                                   "opt.2f": lambda v: f"{v:.2f}", "opt+.2f": lambda v: f"{v:+.2f}",
-                                                   "opt.0f": lambda v: f"{v:.0f}"}
-OPTIONAL_FORMATS = ("opt.2f", "opt+.2f", "opt.0f")  # as the plain format, or "not measured" for a missing value
+NAMED_FORMATS: dict[str, Callable[[float], str]] = {"minutes": _minutes, "min": _min, "sci": _sci}
+OPTIONAL = "opt"  # a spec "opt<spec>" formats like <spec>, and a missing value (null) as "not measured"
 
 
 # ---- the data sources ---------------------------------------------------------------------------------------
@@ -126,11 +124,12 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _probe(path: Path) -> dict[str, Any] | None:
+    from stmltm_nb.io import read_jsonl
     from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
 
     if not path.is_file():
         return None
-    return probe_table([json.loads(line) for line in path.read_text().splitlines() if line.strip()], PROBE_SHARE)
+    return probe_table(read_jsonl(path), PROBE_SHARE)
 
 
 def _stream(path: Path) -> dict[str, Any] | None:
@@ -238,8 +237,10 @@ def render_placeholder(inner: str, ns: Mapping[str, Any]) -> str:
     ph = "{{" + inner + "}}"
     expr, spec = _split_format(inner)
     value = evaluate(expr, ns, ph)
-    if value is None and spec in OPTIONAL_FORMATS:  # a measurement not made (yet)
-        return "not measured"
+    if spec and spec.startswith(OPTIONAL):
+        spec = spec[len(OPTIONAL):]
+        if value is None:  # a measurement not made (yet)
+            return "not measured"
     if value is None and spec:  # a JSON null where a number was measured: NaN or ±inf before json_clean
         return "not finite"
     if spec in NAMED_FORMATS:

@@ -148,8 +148,9 @@ class Controller:
         validate_item(item)
         self.store.append_item(item)
         self.items.append(item)
-        older = [it.id for it in self.items if item.key and it.key == item.key and it.id != item.id]
-        if older:
+        gone = superseded_ids(self.items)  # one rule for "newer value wins" (metrics.governance.key_conflicts)
+        older = [it.id for it in self.items if item.key and it.key == item.key and it.id in gone and it.id != item.id]
+        if older or item.id in gone:  # (an item that arrives with an earlier time than its key's newest loses)
             overridden = sorted(set(older) & self.absorbed_ids())  # this key's values held by the cartridge
             self._rebuild_memory()  # a newer value wins: drop the superseded item from STM
             self.event("supersede", item=item.id, key=item.key, overrides_cartridge=overridden)

@@ -95,7 +95,7 @@ def priors(curves: dict[str, Any], regime: str = "cached") -> Priors:
         p.recall = recall_model_from(curves)
     if curves.get("comparison"):
         p.q_cart = ltm_recall(curves)
-    probe = curves.get("q_cart_probe", {}).get("points")
+    probe = (curves.get("q_cart_probe") or {}).get("points")
     if probe:
         p.q_cart_points = tuple((_finite(n, "q_cart_probe.points.n"), _finite(q, "q_cart_probe.points.q"))
                                 for n, q in probe)

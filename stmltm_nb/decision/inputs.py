@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stmltm_nb.decision.controller_config import ControllerConfig
 from stmltm_nb.decision.switching import (
     RECALL_KINDS,
     CostModel,
@@ -55,7 +56,7 @@ FIELDS: tuple[Field, ...] = (
     Field("recall.kind", "hyperbolic", "recall family", "choice"), Field("recall.q0", 1.0, "recall at n→0"),
     Field("recall.rho", 0.0, "linear recall slope, 1/item"), Field("recall.nu", 50.0, "exponential scale, items"),
     Field("recall.n50", 10.0, "hyperbolic/Hill half-recall size, items"), Field("recall.k", 1.0, "Hill exponent"),
-    Field("q_cart", 0.7, "cartridge recall on held-out questions (the controller's prior)"), Field("lam", 1.0, "price of loss, s per unit loss"),
+    Field("q_cart", ControllerConfig.q_cart_prior, "cartridge recall on held-out questions (the controller's prior)"), Field("lam", 1.0, "price of loss, s per unit loss"),
     Field("Delta", 1.0, "L_miss − L_hit, loss"), Field("eps_d", 0.0, "distillation gap, loss"),
     Field("eta", 0.0, "hysteresis on c_upd"), Field("gamma", 0.0, "required quality margin, loss"),
     Field("tau", 1.0, "SNR threshold"), Field("m", None, "evidence units (G1)", "optional"),

@@ -23,7 +23,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from stmltm_nb.decision.state import ControllerState, StateError
-from stmltm_nb.io import atomic_write_json
+from stmltm_nb.io import atomic_write_json, read_jsonl
 from stmltm_nb.memory.items import STMItem, read_items
 
 STATE_FILE = "state.json"
@@ -118,7 +118,7 @@ class Store:
         path = self.root / EVENTS_FILE
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_jsonl(path)
 
     def version_dir(self, v: int) -> Path:
         return self.root / "versions" / f"v{v:04d}"

@@ -6,20 +6,21 @@ Units: recall as fractions, NLL in nats/token, seconds, items.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stmltm_nb.io import read_jsonl
+
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """The events of a JSONL log, in order (a blank line is skipped)."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def candidates(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per trained candidate: the ``consolidate.start`` it came from and its ``commit`` or ``rollback``
-    (a rollback the user requested is not a candidate). Rows: outcome, reason, mode, new (items trained on),
+    """One row per candidate: the ``consolidate.start`` it came from and its ``commit`` or ``rollback`` (a rollback
+    the user requested is not a candidate; one rejected as "absorbed nothing" before training is). Rows: outcome, reason, mode, new (items trained on),
     absorbed (items that passed the held-out check), q_cart (held-out recall of the new items), regression recall
     before and with the candidate served both ways, general-text NLL of no memory / LTM / LTM + residual STM, c_upd_s."""
     rows, start = [], None
@@ -43,7 +44,8 @@ def candidates(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def stream_summary(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The last ``summary`` event's counts, the candidates, the contradictions served at the end, the n of each
-    decision to consolidate, the G2 threshold τ the run used and its wall time (minutes, first to last event)."""
+    decision to consolidate, the G2 threshold τ the run used (where G2 was measured; None if never) and its wall
+    time (minutes, first to last event)."""
     summary = next((dict(e) for e in reversed(events) if e["event"] == "summary"), {})
     contra = next((e["served"] for e in reversed(events) if e["event"] == "contradictions"), [])
     decisions = [e for e in events if e["event"] == "decision"]
@@ -52,5 +54,5 @@ def stream_summary(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     times = [e["time"] for e in events if "time" in e]
     return {**summary, "candidates": candidates(events), "contradictions_served": contra,
             "decisions": len(decisions), "go_at_n": [e["n"] for e in decisions if e["consolidate"]],
-            "tau": taus.pop() if len(taus) == 1 else None,
+            "tau": max(taus) if taus else None,
             "minutes": (max(times) - min(times)) / 60 if times else None}

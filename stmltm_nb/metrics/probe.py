@@ -101,10 +101,9 @@ def probe_offset(pairs: Sequence[tuple[float, float]]) -> float:
     """The recall probe's calibration, in log-odds: mean of logit(full-run recall) − logit(probe recall) over
     ``pairs`` of (q_probe, q_full) measured on the tuning split (fractions; clipped to [ε, 1 − ε], ε = 1/128).
 
-    Log-odds, not a plain difference: recall grows like a sigmoid of the training exposures (on the tuning split 4×
-    the steps took held-out recall from 0.11 to 0.45, faster than linear), so the same 4× more steps adds a constant
-    in log-odds while it adds less in recall where the probe is already near 0 or 1. Raises on no pairs or values
-    outside [0, 1]."""
+    Log-odds, not a plain difference: an assumption (one calibration pair cannot test it) that recall grows like a
+    sigmoid of the training exposures, so that the same 4× more steps adds a constant in log-odds and less in
+    recall where the probe is already near 0 or 1. Raises on no pairs or values outside [0, 1]."""
     if not pairs:
         raise ValueError("probe_offset needs at least one (q_probe, q_full) pair from the tuning split")
     for qp, qf in pairs:
@@ -138,6 +137,9 @@ def probe_table(rows: Sequence[Mapping[str, Any]], share: float) -> dict[str, An
         table.append({"n": n, "q_probe": r["q"], "q_probe_train": r.get("q_train"), "predicted": pred, "measured": None if full is None else full["q"],
                       "error": err, "within_0_10": None if err is None else abs(err) <= 0.10 + 1e-9,
                       "probe_seconds": r["seconds"], "full_seconds": None if full is None else full["seconds"]})
+    judged = [r["within_0_10"] for r in table if r["within_0_10"] is not None]
+    verdict = ("not judged: no full run on the report split yet" if not judged else
+               "within ±0.10 at every size measured" if all(judged) else "not within ±0.10 at every size measured")
     return {"offset": off, "probe_share": share, "calibration": [{"q_probe": a, "q_full": b} for a, b in pairs],
-            "rows": table}
+            "rows": table, "verdict": verdict, "measured_sizes": sum(1 for r in table if r["measured"] is not None)}
 

@@ -4,7 +4,7 @@ paraphrase, and move that recall by the log-odds offset calibrated on the tuning
 (:func:`~stmltm_nb.metrics.probe.probe_offset`, :func:`~stmltm_nb.metrics.probe.predict_q_cart`).
 
 The probe shares its teacher targets with the full consolidation (same cache), so what it costs beyond the full
-run is its training steps and n greedy answers. Recall criterion: :func:`~stmltm_nb.metrics.recall.answer_found`.
+run is its training steps and 2n greedy answers (held-out paraphrase and first trained template per item). Recall criterion: :func:`~stmltm_nb.metrics.recall.answer_found`.
 """
 
 from __future__ import annotations
