@@ -277,8 +277,8 @@ Markdown("\n".join(f"- **{row['run']}** ({row['split']} split): {verdict(row)}."
 # - **What is still missing**: held-out recall of the cartridge's own facts, their recall with residual items in
 #   context, and retention stay below the bars. The student now reads the context, and with residual items there it leans on
 #   them; a LoRA cartridge keeps its facts next to residual STM but learns fewer of them and damages retention
-#   more. The controller's retention check (`ControllerConfig.retention_tol`) is where the remaining damage shows
-#   up on a stream (notebook 08).
+#   more. On the recorded stream (notebook 08.3) every candidate passed the retention check in both served modes;
+#   what did show up there is the second gap: next to a large residual STM the cartridge's facts are hardly recalled.
 
 # %% [markdown]
 # ## 03.5 Save, load, compose

@@ -329,9 +329,9 @@ def test_a_second_process_is_refused_and_the_folder_reopens_after_a_kill(tmp_pat
 def test_probe_points_feed_the_rule_until_a_candidate_is_measured(tiny, facts, tmp_path, monkeypatch):
     ctl = _gate_ctl(tiny, facts, tmp_path / "ctl", 1e-6)
     ctl.cfg.snr_gate = False
-    ctl.cfg.q_cart_points = ((16.0, 0.99), (64.0, 0.95))  # predicted better than STM: G1 passes
+    ctl.cfg.q_cart_points = ((16.0, 1.0), (64.0, 0.95))  # predicted perfect at 4 items: G1's m* is 0
     x = ctl.rule_inputs()
-    assert x.q_cart_points == ((16.0, 0.99), (64.0, 0.95)) and x.q_cart_at(64) == pytest.approx(0.95)
+    assert x.q_cart_points == ((16.0, 1.0), (64.0, 0.95)) and x.q_cart_at(64) == pytest.approx(0.95)
     assert x.tau == ctl.cfg.tau  # the configured τ, logged with G2 even before it is measured
     monkeypatch.setattr(Controller, "_checks", lambda self, cand, new, rep: {**passing(new), "retention_pass": False,
                                                                           "q_cart": 0.25})

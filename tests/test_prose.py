@@ -242,6 +242,7 @@ ALLOWED = {
     "λ to 20 s": "08 exercise: a λ for the reader to try",
     "95 %": "Wilson 95 % intervals: a confidence level",
     "50 %": "06: τ = 1 gives τ²/(1+τ²) = 50 % of the ideal step, a formula",
+    "±0.10": "09: issue #15's bar for the recall probe, a threshold (not a measurement)",
 }
 NUMBER = re.compile(r"[+−-]?\d+(?:[.,]\d+)*(?:\.\d+)?\s?(?:%|ms|s|min|minutes?|seconds?|MiB|KiB|Mbit|bits?)(?![\w])"
                     r"|(?<![\w.])\d+\.\d+")
