@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
+
+from stmltm_nb.metrics.probe import PROBE_SHARE
 
 SPLIT_START = {"tune": 0, "report": 104}
 TASKS = [("tune", 64, "probe"), ("report", 16, "probe"), ("report", 32, "probe"), ("report", 64, "probe"),
@@ -53,30 +54,23 @@ def recorded_full(split: str, n: int, config: dict) -> dict | None:
 
 
 def measure(task: tuple[str, int, str], lm, cfg) -> dict:
-    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    """One row: the probe (a quarter of the steps) or the full consolidation (all of them: the same measurement at
+    share 1), held-out and trained-template recall, seconds of training + answers."""
     from stmltm_nb.memory.facts import load_facts
-    from stmltm_nb.metrics.recall import evaluate_recall
     from stmltm_nb.metrics.recall_probe import run_recall_probe
 
     split, n, kind = task
     lo = SPLIT_START[split]
     facts = load_facts()[lo : lo + n]
-    row = {"split": split, "n": n, "kind": kind, "facts": [lo + 1, lo + n]}
-    if kind == "probe":
-        p = run_recall_probe(lm.model, lm.tokenizer, facts, cfg, progress=True)
-        return {**row, "q": p.q_probe, "q_train": p.q_probe_train, "seconds": p.seconds, "steps": p.probe_steps}
-    run = consolidate(lm.model, lm.tokenizer, [f.to_item() for f in facts], templates_of(facts), cfg, progress=True)
-    t0 = time.perf_counter()
-    ltm = run.cartridge.memory()
-    held = evaluate_recall(ltm, facts, "heldout", first_question_only=True, with_nll=False).recall
-    train = evaluate_recall(ltm, facts, "train", first_question_only=True, with_nll=False).recall
-    return {**row, "q": held, "q_train": train, "seconds": run.seconds["train"] + time.perf_counter() - t0,
-            "steps": cfg.steps, "source": "benchmarks/probe.py"}
+    p = run_recall_probe(lm.model, lm.tokenizer, facts, cfg, share=1.0 if kind == "full" else PROBE_SHARE,
+                         progress=True)
+    return {"split": split, "n": n, "kind": kind, "facts": [lo + 1, lo + n], "q": p.q_probe, "q_train": p.q_probe_train,
+            "seconds": p.seconds, "steps": p.probe_steps, **({"source": "benchmarks/probe.py"} if kind == "full" else {})}
 
 
 def summary(rows: list[dict]) -> dict:
     """Offset from the tuning pair(s), predicted vs measured on the report split (recall fractions)."""
-    from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
+    from stmltm_nb.metrics.probe import probe_table
 
     return probe_table(rows, PROBE_SHARE)
 

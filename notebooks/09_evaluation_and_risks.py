@@ -71,13 +71,10 @@ curves = load_curves()
 p = curves["consolidation"]["probe"]
 print(f"loss probe: {p['probe_steps']} steps predict {p['predicted']:.3f} nats/token after {p['total_steps']} steps "
       f"(UCB {p['ucb']:.3f}); measured {p['actual']:.3f}; error {p['error']:+.3f}")
-from stmltm_nb.apps.prose import PROBE
-from stmltm_nb.io import read_jsonl
-from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
+from stmltm_nb.apps.prose import probe_results
 
-rows = read_jsonl(PROBE) if PROBE.is_file() else []
-rp = probe_table(rows, PROBE_SHARE)
-if rp["rows"]:
+rp = probe_results()
+if rp and rp["rows"]:
     print(f"\nrecall probe ({rp['probe_share']:.0%} of the steps), log-odds offset {rp['offset']:+.3f} from the tuning "
           "split; report split, held-out recall:")
     print(f"{'n':>4} {'probe':>6} {'predicted':>9} {'measured':>9} {'error':>7}  within ±0.10")

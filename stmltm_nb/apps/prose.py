@@ -118,12 +118,14 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "recipe": recipe,
         "incremental": _read_json(INCREMENTAL),
         "stream": _stream(data_dir() / "controller_events.jsonl"),
-        "probe": _probe(PROBE),
+        "probe": probe_results(),
         **_policy(_read_json(POLICY)),
     }
 
 
-def _probe(path: Path) -> dict[str, Any] | None:
+def probe_results(path: Path = PROBE) -> dict[str, Any] | None:
+    """:func:`~stmltm_nb.metrics.probe.probe_table` of the recall-probe rows (``benchmarks/probe.py``); None when
+    the file is absent (e.g. an installed package without the checkout)."""
     from stmltm_nb.io import read_jsonl
     from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
 

@@ -19,8 +19,8 @@ from stmltm_nb.memory.teacher import TeacherTargets
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boost", "seed", "residual_prob",
                 "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
                 "practice_frac")
-ROW_KINDS = ("fact", "retention", "practice")
 GUARD_KINDS = ("retention", "practice")  # rows about no consolidated item (they guard what must not change)
+ROW_KINDS = ("fact", *GUARD_KINDS)
 
 
 def row_kind(kind: str) -> str:
