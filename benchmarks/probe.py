@@ -1,7 +1,9 @@
 """Does a short probe run predict a full consolidation's held-out recall? (issue #15, item 2)
 
-For each size n, the probe (:func:`~stmltm_nb.metrics.recall_probe.run_recall_probe`: the shipped recipe for a
-quarter of its steps) and the full consolidation are measured on the same n facts, one held-out paraphrase each.
+For each size n, the probe (:func:`~stmltm_nb.metrics.recall_probe.run_recall_probe`; design ``replica``: a quarter
+of the items, at least 8, with the cartridge size and the steps scaled alike; design ``steps``, the first one: all
+items for a quarter of the steps) and the full consolidation are measured on the same n facts, one held-out
+paraphrase per probed fact.
 The probe's offset (log-odds, :func:`~stmltm_nb.metrics.probe.probe_offset`) is calibrated on the tuning split (facts 1-64; the full run there is the shipped recipe's row of
 ``data/ltm_recipe.jsonl``); the prediction q̂_cart(n) = sigmoid(logit q_probe + offset) is reported on the report split (facts
 105-120, 105-136, 105-168; the 64-fact full run is the comparison in ``data/measured_curves.json``), which neither
@@ -17,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 
-from stmltm_nb.metrics.probe import PROBE_SHARE
+from stmltm_nb.metrics.probe import PROBE_SHARE, PROBE_VARIANTS
 
 SPLIT_START = {"tune": 0, "report": 104}
-TASKS = [("tune", 64, "probe"), ("report", 16, "probe"), ("report", 32, "probe"), ("report", 64, "probe"),
-         ("report", 32, "full"), ("report", 16, "full")]
+TASKS = [(split, n, variant) for variant in ("replica", "steps")
+         for split, n in (("tune", 64), ("report", 16), ("report", 32), ("report", 64))] + \
+    [("report", 32, "full"), ("report", 16, "full")]  # kind: a probe variant (PROBE_VARIANTS) or "full"
 RECIPE_ROW = "prefix_prose25_p25_res50"  # the shipped recipe's tuning-split row of data/ltm_recipe.jsonl
 
 
@@ -34,45 +36,54 @@ def read_rows(path: Path) -> list[dict]:
     return read_jsonl(path) if path.exists() else []
 
 
-def recorded_full(split: str, n: int, config: dict) -> dict | None:
+def recorded_full(split: str, n: int, cfg) -> dict | None:
     """A full run measured elsewhere with this recipe on these facts, as a row (None when there is none)."""
     from stmltm_nb.decision.curves import load_curves, ltm_recall
+    from stmltm_nb.memory.config import ConsolidationConfig
     from stmltm_nb.shipped import data_dir
 
     if (split, n) == ("tune", 64):
         for r in read_rows(data_dir() / "ltm_recipe.jsonl"):
-            if r["name"] == RECIPE_ROW and r["config"] == config and r["facts"][0] == 1 and r["n_cart"] == 64:
+            if r["name"] == RECIPE_ROW and ConsolidationConfig.from_record(r["config"]) == cfg and r["facts"][0] == 1 and r["n_cart"] == 64:
                 return {"split": split, "n": n, "kind": "full", "q": r["ltm_heldout"], "q_train": r["ltm_train"],
                         "seconds": r["seconds"]["train"], "source": f"data/ltm_recipe.jsonl:{RECIPE_ROW}"}
     if (split, n) == ("report", 64):
         c = load_curves()
         cons = c.get("consolidation", {})
-        if c.get("split", {}).get("name") == "report" and cons.get("config") == config:
+        if c.get("split", {}).get("name") == "report" and ConsolidationConfig.from_record(cons.get("config", {})) == cfg:
             return {"split": split, "n": n, "kind": "full", "q": ltm_recall(c), "q_train": ltm_recall(c, questions="train"),
                     "seconds": cons["seconds"]["train"], "source": "data/measured_curves.json:comparison"}
     return None
 
 
+def task_of(row: dict) -> tuple[str, int, str]:
+    """(split, n, kind) of a row: kind is "full" or the probe's variant (rows from before variants: "steps")."""
+    return row["split"], row["n"], row["kind"] if row["kind"] == "full" else row.get("variant", "steps")
+
+
 def measure(task: tuple[str, int, str], lm, cfg) -> dict:
-    """One row: the probe (a quarter of the steps) or the full consolidation (all of them: the same measurement at
-    share 1), held-out and trained-template recall, seconds of training + answers."""
+    """One row: a probe of variant ``task[2]`` or the full consolidation (the same measurement at share 1),
+    held-out and trained-template recall, seconds of training + answers."""
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.recall_probe import run_recall_probe
 
     split, n, kind = task
     lo = SPLIT_START[split]
     facts = load_facts()[lo : lo + n]
-    p = run_recall_probe(lm.model, lm.tokenizer, facts, cfg, share=1.0 if kind == "full" else PROBE_SHARE,
-                         progress=True)
-    return {"split": split, "n": n, "kind": kind, "facts": [lo + 1, lo + n], "q": p.q_probe, "q_train": p.q_probe_train,
-            "seconds": p.seconds, "steps": p.probe_steps, **({"source": "benchmarks/probe.py"} if kind == "full" else {})}
+    full = kind == "full"
+    p = run_recall_probe(lm.model, lm.tokenizer, facts, cfg, share=1.0 if full else PROBE_SHARE, progress=True,
+                         variant="replica" if full else kind)
+    row = {"split": split, "n": n, "kind": "full" if full else "probe", "facts": [lo + 1, lo + n], "q": p.q_probe,
+           "q_train": p.q_probe_train, "seconds": p.seconds, "steps": p.probe_steps}
+    return {**row, "source": "benchmarks/probe.py"} if full else {**row, "variant": kind, "items": p.probe_items,
+                                                                   "p": p.probe_p}
 
 
-def summary(rows: list[dict]) -> dict:
+def summary(rows: list[dict], variant: str = "replica") -> dict:
     """Offset from the tuning pair(s), predicted vs measured on the report split (recall fractions)."""
     from stmltm_nb.metrics.probe import probe_table
 
-    return probe_table(rows, PROBE_SHARE)
+    return probe_table(rows, PROBE_SHARE, variant)
 
 
 def main() -> None:
@@ -87,14 +98,13 @@ def main() -> None:
     from stmltm_nb.memory.config import ConsolidationConfig
 
     cfg = ConsolidationConfig()
-    config = asdict(cfg)
     rows = read_rows(out)
-    done = {(r["split"], r["n"], r["kind"]) for r in rows}
+    done = {task_of(r) for r in rows}
     lm = None
     for task in [("tune", 64, "full"), ("report", 64, "full")] + todo:
         if task in done:
             continue
-        row = recorded_full(task[0], task[1], config) if task[2] == "full" else None
+        row = recorded_full(task[0], task[1], cfg) if task[2] == "full" else None
         if row is None and task in todo:
             from stmltm_nb.env import seed_everything
             from stmltm_nb.models import load_model
@@ -113,8 +123,9 @@ def main() -> None:
     if ("tune", 64, "full") not in done:
         raise SystemExit("no full run on the tuning split with the shipped recipe (data/ltm_recipe.jsonl row "
                          f"{RECIPE_ROW} with this config): run benchmarks/ltm_recipe.py first; nothing calibrated")
+    for variant in PROBE_VARIANTS[::-1]:
+        print(variant, json.dumps(summary(rows, variant), indent=1))
     res = summary(rows)
-    print(json.dumps(res, indent=1))
     if args.curves and res["rows"]:
         from stmltm_nb.decision.curves import load_curves
         from stmltm_nb.io import atomic_write_json

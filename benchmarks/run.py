@@ -42,11 +42,11 @@ def main() -> int:
     from stmltm_nb.memory.batching import residual_pool
     from stmltm_nb.memory.cartridge import Cartridge, kv_bytes_per_token
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import templates_of
+    from stmltm_nb.memory.consolidation import guard_targets, templates_of
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.memory.questions import build_queries
     from stmltm_nb.memory.stm import STMBuffer
-    from stmltm_nb.memory.teacher import compute_teacher_targets
+    from stmltm_nb.memory.teacher import compute_teacher_targets, concat_targets
     from stmltm_nb.memory.training import train_cartridge
     from stmltm_nb.metrics.measure import ttft_cached, ttft_stateless
     from stmltm_nb.models import load_model
@@ -98,28 +98,42 @@ def main() -> int:
         t_full = best(lambda ids=all_ids: model(input_ids=ids, logits_to_keep=1), 3)
         lines.append(f"| {n} | {1000 * t_inc:.1f} ms | {1000 * t_full:.1f} ms | {t_full / t_inc:.1f}× |")
 
-    # 3. c_upd on 64 facts: teacher share, steps/s, tokens/s
+    # 3. c_upd on 64 facts: teacher share; the trainer's steps/s and tokens/s with 1, 2 and 3 length-grouped
+    # micro-batches per step (the same seeded batches, the same gradient: only the padding differs)
     n_f = 16 if args.fast else 64
     steps = 5 if args.fast else 20
     fs = facts[:n_f]
     items = [f.to_item() for f in fs]
+    cfg = ConsolidationConfig()  # the shipped recipe, guard rows included (their targets cached once per model)
     t0 = time.perf_counter()
     qs = build_queries(model, tok, items, templates_of(fs), n_self=0)
-    # the shipped recipe without the guard rows (their targets are not built here); only the steps are cut
-    cfg = ConsolidationConfig(retention_frac=0.0, practice_frac=0.0)
-    tt = compute_teacher_targets(model, tok, items, qs, chunk_size=cfg.chunk_size, cache_dir=None)
+    tt_items = compute_teacher_targets(model, tok, items, qs, chunk_size=cfg.chunk_size, cache_dir=None)
     t_teacher = time.perf_counter() - t0
-    c = Cartridge.create(model, tok, p=p, stm_text="".join(it.text + "\n" for it in items))
-    r = train_cartridge(c, tt, replace(cfg, steps=steps), residual=residual_pool(tok, items), progress=False)
+    guard, practice_items = guard_targets(model, tok, cfg, progress=False)
+    tt = concat_targets([tt_items, *guard])
+    pool = residual_pool(tok, items + practice_items)
+    runs = {}
+    for mb in (1, 2, 3):
+        c = Cartridge.create(model, tok, p=p, stm_text="".join(it.text + "\n" for it in items))
+        runs[mb] = train_cartridge(c, tt, replace(cfg, steps=steps, micro_batches=mb), residual=pool, progress=False)
+    r = runs[cfg.micro_batches]
     full_train = r.seconds / steps * cfg.steps
     lines.append("")
     lines.append(f"| c_upd on {n_f} facts | value |")
     lines.append("|---|---|")
-    lines.append(f"| teacher targets ({len(tt)} examples, chunk {cfg.chunk_size}) | {t_teacher:.0f} s |")
-    lines.append(f"| student steps/s (batch {cfg.batch_size}, residual training as configured) | {steps / r.seconds:.3f} |")
-    lines.append(f"| student tokens/s | {r.tokens_seen / r.seconds:.0f} |")
+    lines.append(f"| teacher targets ({len(tt_items)} examples, chunk {cfg.chunk_size}) | {t_teacher:.0f} s |")
+    lines.append(f"| student steps/s (batch {cfg.batch_size}, shipped recipe, {cfg.micro_batches} micro-batch(es)) "
+                 f"| {steps / r.seconds:.3f} |")
     lines.append(f"| teacher share of c_upd at the default {cfg.steps} steps | "
                  f"{100 * t_teacher / (t_teacher + full_train):.0f} % |")
+    lines.append("")
+    lines.append(f"| micro-batches per step ({steps} steps, same batches) | steps/s | student tokens/s | "
+                 "padded positions | speed vs 1 | final loss |")
+    lines.append("|---|---|---|---|---|---|")
+    for mb, rr in runs.items():
+        lines.append(f"| {mb} | {steps / rr.seconds:.3f} | {rr.tokens_seen / rr.seconds:.0f} | "
+                     f"{100 * (1 - rr.tokens_seen / rr.positions):.0f} % | {runs[1].seconds / rr.seconds:.2f}× | "
+                     f"{rr.losses[-1]:.4f} |")
 
     # 4. the switching evaluator: lambdified vs sympy substitution
     from stmltm_nb.decision import symbolic as sym
@@ -140,6 +154,18 @@ def main() -> int:
     lines.append(f"| sympy `subs` of A(n) alone | {1 / t_s:,.0f} | 1× |")
 
     # 5. incremental update of +16 facts into a 64-fact cartridge vs a full retrain on 80 (benchmarks/incremental.py)
+    stored = ROOT / "benchmarks" / "results" / "incremental_tune.json"
+    if args.skip_incremental and stored.exists():  # not re-run: the stored result, named as such
+        import json
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from incremental import table as incremental_table
+
+        lines.append("")
+        lines += incremental_table(json.loads(stored.read_text()))
+        lines.append("")
+        lines.append(f"(stored run: `benchmarks/results/{stored.name}`, `python benchmarks/incremental.py`)")
     if not args.skip_incremental:
         import sys
 

@@ -390,3 +390,41 @@ def test_a_cartridge_saved_with_the_older_fingerprint_still_loads(tiny, tmp_path
     (path / "cartridge.json").write_text(json.dumps(meta))
     assert Cartridge.load(path, tiny.model, tiny.tokenizer).meta["base_fingerprint"] == model_fingerprint(
         tiny.model, tiny.tokenizer)
+
+
+def test_length_groups_cut_padding_and_keep_every_row():
+    from stmltm_nb.memory.batching import length_groups
+
+    lengths = [40, 41, 42, 90, 95, 60, 61, 40]
+    assert length_groups(lengths, 1) == [list(range(8))]
+    two = length_groups(lengths, 2, overhead=16)
+    assert two == [[0, 1, 2, 7], [3, 4, 5, 6]]
+    three = length_groups(lengths, 3, overhead=16)
+    assert sorted(j for g in three for j in g) == list(range(8))
+    padded = lambda gs: sum(len(g) * max(lengths[j] for j in g) for g in gs)  # noqa: E731
+    assert padded(three) < padded(two) < padded([list(range(8))])
+    assert length_groups([40] * 4, 3, overhead=16) == [[0, 1, 2, 3]]  # equal lengths: one pass is cheapest
+    assert length_groups([40, 44], 2, overhead=16) == [[0, 1]]  # a pass costs more than 4 padded positions
+    assert length_groups([], 2) == []
+    with pytest.raises(ValueError, match="max_groups"):
+        length_groups(lengths, 0)
+
+
+def test_micro_batches_give_the_whole_batch_gradient(lm, items, facts):
+    from stmltm_nb.memory.batching import residual_pool
+    from stmltm_nb.memory.training import accumulate_step
+
+    tt = make_targets(lm, items, facts)
+    pool = residual_pool(lm.tokenizer, items)
+    extra = [[], pool[1][1], pool[0][1] + pool[2][1] + pool[3][1], []]  # rows of very different lengths
+    grads, losses, padded = [], [], []
+    for mb in (1, 3):
+        cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random", seed=0)
+        loss, rows, tokens, positions = accumulate_step(cart, tt, recipe(micro_batches=mb), [0, 1, 2, 3], extra)
+        grads.append(torch.cat([p.grad.flatten() for p in cart.trainable_parameters()]))
+        losses.append((loss, rows, tokens))
+        padded.append(positions)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
+    assert torch.allclose(losses[0][1], losses[1][1], atol=1e-5) and losses[0][2] == losses[1][2]
+    assert losses[0][2] <= padded[1] < padded[0]  # fewer padded positions, the same tokens

@@ -259,7 +259,7 @@ def test_probe_table_pairs_calibrates_and_judges():
             {"split": "report", "n": 64, "kind": "probe", "q": 0.08, "q_train": 0.14, "seconds": 25.0},
             {"split": "report", "n": 16, "kind": "probe", "q": 0.44, "seconds": 25.0},
             {"split": "report", "n": 64, "kind": "full", "q": 0.40, "seconds": 100.0}]
-    t = probe_table(rows, 0.25)
+    t = probe_table(rows, 0.25, "steps")  # rows without a variant are the first design's
     off = probe_offset([(0.11, 0.45)])
     assert t["offset"] == pytest.approx(off) and t["probe_share"] == 0.25
     assert [r["n"] for r in t["rows"]] == [16, 64]  # report probes only, by size
@@ -270,4 +270,9 @@ def test_probe_table_pairs_calibrates_and_judges():
     assert r64["within_0_10"] == (abs(r64["error"]) <= 0.10) and t["measured_sizes"] == 1
     assert t["verdict"] == ("within ±0.10 at every size measured" if r64["within_0_10"]
                             else "not within ±0.10 at every size measured")
-    assert probe_table(rows[2:], 0.25)["rows"] == []  # nothing to calibrate on: no table
+    assert probe_table(rows[2:], 0.25, "steps")["rows"] == []  # nothing to calibrate on: no table
+    assert probe_table(rows, 0.25)["rows"] == []  # no replica probes among them: none calibrated or judged
+    replica = [{**r, "variant": "replica", "items": 16, "q": r["q"] + 0.2} for r in rows if r["kind"] == "probe"]
+    t2 = probe_table(rows + replica, 0.25)  # both designs in one file: each judged on its own calibration
+    assert t2["variant"] == "replica" and t2["offset"] == pytest.approx(probe_offset([(0.31, 0.45)]))
+    assert [r["probe_items"] for r in t2["rows"]] == [16, 16] and t2["rows"][1]["q_probe"] == pytest.approx(0.28)

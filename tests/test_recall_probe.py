@@ -1,5 +1,6 @@
-"""The recall probe on the tiny model: a quarter of the recipe's steps (at least warm-up + 1), recall fractions
-in [0, 1] on held-out and trained questions, bad input refused before any model work."""
+"""The recall probe on the tiny model: the replica (a quarter of the items, cartridge tokens and steps) and the
+first design (a quarter of the steps, at least warm-up + 1), recall fractions in [0, 1] on held-out and trained
+questions, bad input refused before any model work."""
 
 import pytest
 
@@ -27,10 +28,11 @@ def test_probe_run_measures_recall_of_a_short_consolidation(tiny, facts, tmp_pat
     monkeypatch.setattr(rp, "consolidate", spy)
     cfg = ConsolidationConfig(p=8, steps=24, warmup=2, batch_size=4, retention_frac=0.0, practice_frac=0.0,
                               residual_prob=0.0)
-    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:4], cfg, targets_cache=tmp_path / "tt")
-    assert seen["steps"] == p.probe_steps == 6 and p.full_steps == 24 and p.n == 4
+    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:4], cfg, targets_cache=tmp_path / "tt", variant="steps")
+    assert seen["steps"] == p.probe_steps == 6 and p.full_steps == 24 and p.n == p.probe_items == 4
     assert 0 <= p.q_probe <= 1 and 0 <= p.q_probe_train <= 1 and p.seconds > 0
-    assert set(p.to_json()) == {"n", "probe_steps", "full_steps", "q_probe", "q_probe_train", "seconds"}
+    assert set(p.to_json()) == {"n", "probe_items", "probe_p", "probe_steps", "full_steps", "q_probe",
+                                "q_probe_train", "seconds", "variant"}
 
 
 def test_probe_refuses_bad_input_before_the_model_runs(facts):
@@ -40,3 +42,49 @@ def test_probe_refuses_bad_input_before_the_model_runs(facts):
 
     with pytest.raises(ValueError, match="held-out"):
         run_recall_probe(None, None, [replace(facts[0], heldout_question="")], ConsolidationConfig())
+
+
+def test_replica_probe_scales_items_tokens_and_steps_alike():
+    from stmltm_nb.metrics.recall_probe import probe_plan
+
+    cfg = ConsolidationConfig()  # p = 128, 400 steps
+    assert [(m, c.p, c.steps) for m, c in (probe_plan(n, cfg) for n in (64, 32, 16, 8))] == \
+        [(16, 32, 100), (8, 32, 100), (8, 64, 200), (8, 128, 400)]  # per item: same tokens, same exposures
+    m, c = probe_plan(64, cfg, variant="steps")
+    assert (m, c.p, c.steps) == (64, 128, 100)
+    m, c = probe_plan(64, cfg, share=1.0)
+    assert (m, c) == (64, cfg)  # share 1: the full run itself
+    with pytest.raises(ValueError, match="variant"):
+        probe_plan(64, cfg, variant="short")
+
+
+def test_probe_sample_is_seeded_and_keeps_order(facts):
+    from stmltm_nb.metrics.recall_probe import probe_sample
+
+    a, b = probe_sample(facts[:64], 16, seed=0), probe_sample(facts[:64], 16, seed=0)
+    assert a == b and len(a) == 16 and len({f.id for f in a}) == 16
+    order = [f.id for f in facts[:64]]
+    assert [order.index(f.id) for f in a] == sorted(order.index(f.id) for f in a)
+    assert probe_sample(facts[:64], 16, seed=1) != a
+    assert probe_sample(facts[:4], 8) == facts[:4]
+
+
+def test_replica_probe_trains_a_sample_with_a_smaller_cartridge(tiny, facts, tmp_path, monkeypatch):
+    import stmltm_nb.metrics.recall_probe as rp
+
+    seen = {}
+    real = rp.consolidate
+
+    def spy(model, tok, items, templates, cfg, **kw):
+        seen.update(items=[it.id for it in items], p=cfg.p, steps=cfg.steps)
+        return real(model, tok, items, templates, cfg, **kw)
+
+    monkeypatch.setattr(rp, "consolidate", spy)
+    monkeypatch.setattr(rp, "PROBE_MIN_ITEMS", 2)
+    cfg = ConsolidationConfig(p=16, steps=40, warmup=2, batch_size=4, retention_frac=0.0, practice_frac=0.0,
+                              residual_prob=0.0)
+    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:8], cfg, targets_cache=tmp_path / "tt")
+    assert p.n == 8 and p.probe_items == len(seen["items"]) == 2 and p.probe_p == seen["p"] == 4
+    assert p.probe_steps == seen["steps"] == 10 and p.variant == "replica"
+    assert set(seen["items"]) <= {f.id for f in facts[:8]}
+    assert 0 <= p.q_probe <= 1 and 0 <= p.q_probe_train <= 1

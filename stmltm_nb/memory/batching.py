@@ -125,6 +125,38 @@ def student_batch(cart: Cartridge, tt: TeacherTargets, idx: Sequence[int], gold_
     return tuple(t.to(device) for t in batch) if str(device) != "cpu" else batch
 
 
+def length_groups(lengths: Sequence[int], max_groups: int, overhead: int = 0) -> list[list[int]]:
+    """Rows of one batch split into at most ``max_groups`` micro-batches of similar length (contiguous runs in
+    length order) so that padded compute is least: the split minimising Σ rows·(longest row + ``overhead``) over
+    the groups (tokens; ``overhead`` prices one more forward pass, in token-positions per row). Returns the row
+    indices of each group; the rows of a group keep their batch order. One group when ``max_groups`` is 1."""
+    if max_groups < 1:
+        raise ValueError(f"max_groups must be >= 1, got {max_groups}")
+    n = len(lengths)
+    if n == 0:
+        return []
+    order = sorted(range(n), key=lambda i: (lengths[i], i))
+    ls = [lengths[i] for i in order]
+    inf = float("inf")
+    # best[g][j]: least cost of the first j rows (length order) in g groups; cut[g][j] where the last group starts
+    best = [[inf] * (n + 1) for _ in range(max_groups + 1)]
+    cut = [[0] * (n + 1) for _ in range(max_groups + 1)]
+    best[0][0] = 0.0
+    for g in range(1, max_groups + 1):
+        for j in range(1, n + 1):
+            for i in range(j):
+                c = best[g - 1][i] + (j - i) * (ls[j - 1] + overhead)
+                if c < best[g][j]:
+                    best[g][j], cut[g][j] = c, i
+    g = min(range(1, max_groups + 1), key=lambda k: (best[k][n], k))
+    groups, j = [], n
+    while g > 0:
+        i = cut[g][j]
+        groups.append(sorted(order[i:j]))
+        j, g = i, g - 1
+    return [grp for grp in groups[::-1] if grp]
+
+
 def residual_pool(tokenizer: Any, items: Sequence[STMItem], fmt: ChatFormat = CHATML) -> list[tuple[str, list[int]]]:
     """(item id, token ids as the item sits in STM) for each item: the filler :func:`train_cartridge` samples
     as stand-in residual STM."""

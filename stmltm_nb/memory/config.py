@@ -39,6 +39,7 @@ class ConsolidationConfig:
     gold_weight: float = 1.0
     gold_boost: float = 4.0
     seed: int = 0
+    micro_batches: int = 1  # at most this many length-grouped forward passes per step (same gradient, less padding)
     lora_rank: int = 8
     residual_prob: float = 0.5  # share of batches with stand-in residual items before the question (raised from
     # 0.25 together with the switch to prose retention rows; the pair lifted the cartridge facts' recall with
@@ -74,7 +75,7 @@ class ConsolidationConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"ConsolidationConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
         positive = {"p": self.p, "chunk_size": self.chunk_size, "batch_size": self.batch_size,
-                    "residual_max": self.residual_max, "lora_rank": self.lora_rank}
+                    "residual_max": self.residual_max, "micro_batches": self.micro_batches, "lora_rank": self.lora_rank}
         for name, v in positive.items():
             if v < 1:
                 raise ValueError(f"ConsolidationConfig.{name} must be >= 1, got {v!r}")
@@ -104,6 +105,16 @@ class ConsolidationConfig:
                              f"got {self.retention_corpus!r}")
         if self.init not in INITS:
             raise ValueError(f"ConsolidationConfig.init must be one of {INITS}, got {self.init!r}")
+
+    @classmethod
+    def from_record(cls, record: dict) -> ConsolidationConfig:
+        """The config a run recorded (``asdict`` of it). Fields added after the run take their defaults: a new
+        field's default is always the behaviour from before it existed. Unknown keys raise a ``ValueError``."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(record) - names)
+        if unknown:
+            raise ValueError(f"not ConsolidationConfig fields: {unknown}")
+        return cls(**record)
 
     def row_counts(self) -> tuple[int, int, int]:
         """(fact, retention, practice) rows of each training batch."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stmltm_nb.env import progress_bar
-from stmltm_nb.memory.batching import pick_batch, sample_residual, student_batch
+from stmltm_nb.memory.batching import length_groups, pick_batch, sample_residual, student_batch
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.teacher import TeacherTargets
@@ -18,7 +18,7 @@ from stmltm_nb.memory.teacher import TeacherTargets
 # the recipe fields recorded in a trained cartridge's stats
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boost", "seed", "residual_prob",
                 "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
-                "practice_frac")
+                "practice_frac", "micro_batches")
 GUARD_KINDS = ("retention", "practice")  # rows about no consolidated item (they guard what must not change)
 ROW_KINDS = ("fact", *GUARD_KINDS)
 
@@ -34,14 +34,17 @@ class TrainResult:
     seconds: float = 0.0
     steps: int = 0
     tokens_seen: int = 0  # student tokens processed (padding excluded)
+    positions: int = 0  # student positions computed (padding included): 1 − tokens_seen/positions is the waste
     kind_losses: dict[str, list[float]] = field(default_factory=dict)  # per row kind, per step, nats/token
 
 
-def distill_loss(model: Any, batch, per_row: bool = False) -> Any:
+def distill_loss(model: Any, batch, per_row: bool = False, denom: Any = None) -> Any:
     """Soft cross-entropy (nats/token, weighted mean) of ``model`` (PEFT-wrapped) against the teacher targets.
 
     Logits are computed only at the positions that predict response tokens (``logits_to_keep``). With
     ``per_row`` it returns ``(loss, row_losses)``: the same weighted mean per batch row, detached (nats/token).
+    ``denom``: the total token weight the weighted sum is divided by (default: this batch's); micro-batches of one
+    step pass the step's total so that their losses (and gradients) add up to the whole batch's exactly.
     """
     import torch
 
@@ -50,7 +53,7 @@ def distill_loss(model: Any, batch, per_row: bool = False) -> Any:
     logits = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
     sel = torch.log_softmax(logits[rows, torch.searchsorted(keep, cols)].float(), dim=-1)
     ce = -(tps * sel.gather(-1, tids)).sum(-1)
-    loss = (wts * ce).sum() / wts.sum()
+    loss = (wts * ce).sum() / (wts.sum() if denom is None else denom)
     if not per_row:
         return loss
     n = input_ids.shape[0]
@@ -124,18 +127,17 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
     try:
         for s in range(steps):
             idx, extra = batch_rows(tt, cfg, pools, orders, residual, ex_loss, gen)
-            batch = student_batch(cart, tt, idx, cfg.gold_weight, cfg.gold_boost, extra)
             for g in opt.param_groups:
                 g["lr"] = lr_at(s)
-            loss, row_loss = distill_loss(cart.peft_model, batch, per_row=True)
-            ex_loss[idx] = row_loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {s}; lower lr (now {lr})")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, row_loss, tokens, positions = accumulate_step(cart, tt, cfg, idx, extra)
+            ex_loss[idx] = row_loss
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at step {s}; lower lr (now {lr})")
             opt.step()
-            res.losses.append(loss.item())
-            res.tokens_seen += int(batch[1].sum())
+            res.losses.append(loss)
+            res.tokens_seen += tokens
+            res.positions += positions
             start = 0
             for kind in ROW_KINDS:
                 if counts[kind] and pools[kind]:
@@ -153,6 +155,35 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
                           "train_seconds": round(res.seconds, 2), "examples": len(pools["fact"]),
                           "retention_examples": len(pools["retention"]), "practice_examples": len(pools["practice"])}
     return res
+
+
+MICRO_BATCH_OVERHEAD = 16  # token-positions per row one more forward pass is priced at (length_groups)
+
+
+def accumulate_step(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfig, idx: Sequence[int],
+                    extra: Sequence[Sequence[int]]) -> tuple[float, Any, int, int]:
+    """Forward and backward of one step's rows in up to ``cfg.micro_batches`` length-grouped micro-batches
+    (:func:`~stmltm_nb.memory.batching.length_groups`; fewer padded positions), gradients accumulated on the
+    cartridge's parameters. The micro-batch losses share the step's token-weight total, so the gradient is the
+    whole batch's up to float rounding. Returns the step's loss (nats/token), the per-row losses (batch order),
+    the student tokens processed (padding excluded) and the positions computed (padding included)."""
+    import torch
+
+    head = len(cart.student_context_ids())
+    lengths = [head + len(x) + len(tt.examples[i].ids) for i, x in zip(idx, extra)]
+    groups = length_groups(lengths, cfg.micro_batches, MICRO_BATCH_OVERHEAD)
+    batches = [student_batch(cart, tt, [idx[j] for j in g], cfg.gold_weight, cfg.gold_boost, [extra[j] for j in g])
+               for g in groups]
+    denom = sum(b[6].sum() for b in batches)
+    row_loss = torch.empty(len(idx))
+    total = 0.0
+    for g, b in zip(groups, batches):
+        loss, rl = distill_loss(cart.peft_model, b, per_row=True, denom=denom)
+        if torch.isfinite(loss):
+            loss.backward()
+        total += loss.item()
+        row_loss[g] = rl
+    return total, row_loss, sum(int(b[1].sum()) for b in batches), sum(b[0].numel() for b in batches)
 
 
 def batch_rows(tt: TeacherTargets, cfg: ConsolidationConfig, pools: dict[str, list[int]],

@@ -1,65 +1,106 @@
-"""q̂_cart(n) from a short probe run (issue #15): train the consolidation recipe for a quarter of its steps (its
-schedule compressed: warm-up, then cosine over the probe's steps), ask the probe cartridge each item's held-out
-paraphrase, and move that recall by the log-odds offset calibrated on the tuning split
-(:func:`~stmltm_nb.metrics.probe.probe_offset`, :func:`~stmltm_nb.metrics.probe.predict_q_cart`).
+"""q̂_cart(n) from a short probe run (issue #15): consolidate a scaled-down replica of the job and move its held-out
+recall by the log-odds offset calibrated on the tuning split (:func:`~stmltm_nb.metrics.probe.probe_offset`,
+:func:`~stmltm_nb.metrics.probe.predict_q_cart`).
+
+Two probe designs (:data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS`), both a quarter of the full run's steps:
+
+- ``"replica"`` (the default): a seeded sample of m = max(8, ⌈n/4⌉) of the n items, trained with the cartridge
+  size, the steps and nothing else scaled by m/n. Each item then gets the same cartridge tokens and the same
+  training exposures as in the full run: the probe is the full run in miniature, only with fewer neighbours.
+- ``"steps"`` (the first design, kept for comparison): all n items for a quarter of the steps (schedule compressed).
+  At 64 items each question is seen about once; the probe's recall sits near 0 and says little.
 
 The probe shares its teacher targets with the full consolidation (same cache), so what it costs beyond the full
-run is its training steps and 2n greedy answers (held-out paraphrase and first trained template per item). Recall criterion: :func:`~stmltm_nb.metrics.recall.answer_found`.
+run is its training steps and 2m greedy answers (held-out paraphrase and first trained template per probed item).
+Recall criterion: :func:`~stmltm_nb.metrics.recall.answer_found`.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, templates_of
 from stmltm_nb.memory.facts import Fact
-from stmltm_nb.metrics.probe import PROBE_SHARE
+from stmltm_nb.metrics.probe import PROBE_MIN_ITEMS, PROBE_SHARE, PROBE_VARIANTS
 from stmltm_nb.metrics.recall import evaluate_recall
 
 
 @dataclass
 class RecallProbe:
-    """One probe run on ``n`` items: held-out and trained-template recall of the probe cartridge (fractions, one
-    question per item), its training steps and its seconds (training + answers; teacher targets cached)."""
+    """One probe run for ``n`` items: it trained ``probe_items`` of them with ``probe_p`` cartridge tokens for
+    ``probe_steps`` steps; held-out and trained-template recall of the probe cartridge on those items (fractions,
+    one question per item) and its seconds (training + answers; teacher targets cached)."""
 
     n: int
+    probe_items: int
+    probe_p: int
     probe_steps: int
     full_steps: int
     q_probe: float  # held-out paraphrases
     q_probe_train: float  # first trained template
     seconds: float
+    variant: str = "replica"
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 def probe_steps(cfg: ConsolidationConfig, share: float = PROBE_SHARE) -> int:
-    """Optimiser steps of the probe: ``share`` of ``cfg.steps`` (at least the warm-up plus one)."""
+    """Optimiser steps of a run scaled to ``share`` of ``cfg.steps`` (at least the warm-up plus one)."""
     if not 0 < share <= 1:
         raise ValueError(f"probe share must be in (0, 1], got {share}")
     return max(cfg.warmup + 1, round(share * cfg.steps))
 
 
+def probe_plan(n: int, cfg: ConsolidationConfig, share: float = PROBE_SHARE,
+               variant: str = "replica") -> tuple[int, ConsolidationConfig]:
+    """(items probed, the probe's config) for a job of ``n`` items. ``"replica"``: m = max(PROBE_MIN_ITEMS,
+    ⌈share·n⌉) items (all when n is smaller), p and steps scaled by m/n (p ≥ 2 tokens for a prefix);
+    ``"steps"``: all n items, ``share`` of the steps. ``share`` = 1 is the full run itself."""
+    if variant not in PROBE_VARIANTS:
+        raise ValueError(f"probe variant must be one of {PROBE_VARIANTS}, got {variant!r}")
+    if n < 1:
+        raise ValueError(f"a probe needs n >= 1 items, got {n}")
+    if variant == "steps" or share == 1:
+        return n, replace(cfg, steps=probe_steps(cfg, share))
+    m = min(n, max(PROBE_MIN_ITEMS, math.ceil(share * n)))
+    p = max(2 if cfg.backend == "prefix" else 1, round(cfg.p * m / n))
+    return m, replace(cfg, p=p, steps=probe_steps(cfg, m / n))
+
+
+def probe_sample(facts: Sequence[Fact], m: int, seed: int = 0) -> list[Fact]:
+    """``m`` of ``facts`` (all when fewer), drawn without replacement with ``seed``, in their order."""
+    facts = list(facts)
+    if m >= len(facts):
+        return facts
+    keep = set(random.Random(seed).sample(range(len(facts)), m))
+    return [f for i, f in enumerate(facts) if i in keep]
+
+
 def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: ConsolidationConfig,
-                     share: float = PROBE_SHARE, targets_cache: str | Path | None = "default",
-                     progress: bool = False) -> RecallProbe:
-    """Consolidate ``facts`` with ``cfg`` for :func:`probe_steps` steps and measure the probe cartridge's recall
-    on each fact's held-out paraphrase (and first trained template). Bad input raises before any model work."""
+                     share: float = PROBE_SHARE, targets_cache: Any = "default", progress: bool = False,
+                     variant: str = "replica") -> RecallProbe:
+    """Consolidate the probe of :func:`probe_plan` and measure its cartridge's recall on each probed fact's held-out
+    paraphrase (and first trained template). ``share=1`` measures the full consolidation the same way. Bad input
+    raises before any model work."""
     facts = list(facts)
     if not facts:
         raise ValueError("a recall probe needs at least one fact")
     if any(not f.heldout_question for f in facts):
         raise ValueError("every probed fact needs a held-out question")
-    steps = probe_steps(cfg, share)
-    run = consolidate(model, tokenizer, [f.to_item() for f in facts], templates_of(facts),
-                      replace(cfg, steps=steps), targets_cache=targets_cache, progress=progress)
+    m, pcfg = probe_plan(len(facts), cfg, share, variant)
+    probed = probe_sample(facts, m, cfg.seed)
+    run = consolidate(model, tokenizer, [f.to_item() for f in probed], templates_of(probed), pcfg,
+                      targets_cache=targets_cache, progress=progress)
     t0 = time.perf_counter()
     ltm = run.cartridge.memory()
-    held = evaluate_recall(ltm, facts, "heldout", first_question_only=True, with_nll=False).recall
-    train = evaluate_recall(ltm, facts, "train", first_question_only=True, with_nll=False).recall
-    return RecallProbe(len(facts), steps, cfg.steps, held, train, run.seconds["train"] + time.perf_counter() - t0)
+    held = evaluate_recall(ltm, probed, "heldout", first_question_only=True, with_nll=False).recall
+    train = evaluate_recall(ltm, probed, "train", first_question_only=True, with_nll=False).recall
+    return RecallProbe(len(facts), m, pcfg.p, pcfg.steps, cfg.steps, held, train,
+                       run.seconds["train"] + time.perf_counter() - t0, variant)
