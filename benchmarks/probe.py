@@ -1,9 +1,9 @@
 """Does a short probe run predict a full consolidation's held-out recall? (issue #15, item 2)
 
-For each size n, the probe (:func:`~stmltm_nb.metrics.recall_probe.run_recall_probe`; design ``replica``: a quarter
-of the items, at least 8, with the cartridge size and the steps scaled alike; design ``steps``, the first one: all
-items for a quarter of the steps) and the full consolidation are measured on the same n facts, one held-out
-paraphrase per probed fact.
+For each size n, the probe (:func:`~stmltm_nb.metrics.recall_probe.run_recall_probe`; three designs: ``steps``, the
+shipped one, all items for a quarter of the steps; ``replica``, a quarter of the items, at least 8, with the cartridge
+size and the steps scaled alike; ``teacher``, no training, each item alone in context) and the full consolidation are
+measured on the same n facts, one held-out paraphrase per probed fact.
 The probe's offset (log-odds, :func:`~stmltm_nb.metrics.probe.probe_offset`) is calibrated on the tuning split (facts 1-64; the full run there is the shipped recipe's row of
 ``data/ltm_recipe.jsonl``); the prediction q̂_cart(n) = sigmoid(logit q_probe + offset) is reported on the report split (facts
 105-120, 105-136, 105-168; the 64-fact full run is the comparison in ``data/measured_curves.json``), which neither
@@ -24,7 +24,7 @@ from pathlib import Path
 from stmltm_nb.metrics.probe import PROBE_SHARE, PROBE_VARIANTS
 
 SPLIT_START = {"tune": 0, "report": 104}
-TASKS = [(split, n, variant) for variant in ("replica", "steps")
+TASKS = [(split, n, variant) for variant in ("steps", "replica", "teacher")
          for split, n in (("tune", 64), ("report", 16), ("report", 32), ("report", 64))] + \
     [("report", 32, "full"), ("report", 16, "full")]  # kind: a probe variant (PROBE_VARIANTS) or "full"
 RECIPE_ROW = "prefix_prose25_p25_res50"  # the shipped recipe's tuning-split row of data/ltm_recipe.jsonl
@@ -79,7 +79,7 @@ def measure(task: tuple[str, int, str], lm, cfg) -> dict:
                                                                    "p": p.probe_p}
 
 
-def summary(rows: list[dict], variant: str = "replica") -> dict:
+def summary(rows: list[dict], variant: str = "steps") -> dict:
     """Offset from the tuning pair(s), predicted vs measured on the report split (recall fractions)."""
     from stmltm_nb.metrics.probe import probe_table
 

@@ -267,12 +267,15 @@ def test_probe_table_pairs_calibrates_and_judges():
     assert r16["measured"] is None and r16["error"] is None and r16["within_0_10"] is None
     assert r64["predicted"] == pytest.approx(predict_q_cart(0.08, off)) and r64["q_probe_train"] == 0.14
     assert r64["error"] == pytest.approx(r64["predicted"] - 0.40)
+    assert r64["measured_se"] == pytest.approx((0.40 * 0.60 / 64) ** 0.5) and r16["measured_se"] is None
     assert r64["within_0_10"] == (abs(r64["error"]) <= 0.10) and t["measured_sizes"] == 1
+    assert t["within"] == int(r64["within_0_10"]) and t["calibration"] == [
+        {"n": 64, "q_probe": 0.11, "q_probe_train": None, "q_full": 0.45}]
     assert t["verdict"] == ("within ±0.10 at every size measured" if r64["within_0_10"]
                             else "not within ±0.10 at every size measured")
     assert probe_table(rows[2:], 0.25, "steps")["rows"] == []  # nothing to calibrate on: no table
-    assert probe_table(rows, 0.25)["rows"] == []  # no replica probes among them: none calibrated or judged
+    assert probe_table(rows, 0.25, "replica")["rows"] == []  # no replica probes among them: none calibrated or judged
     replica = [{**r, "variant": "replica", "items": 16, "q": r["q"] + 0.2} for r in rows if r["kind"] == "probe"]
-    t2 = probe_table(rows + replica, 0.25)  # both designs in one file: each judged on its own calibration
+    t2 = probe_table(rows + replica, 0.25, "replica")  # both designs in one file: each judged on its own calibration
     assert t2["variant"] == "replica" and t2["offset"] == pytest.approx(probe_offset([(0.31, 0.45)]))
     assert [r["probe_items"] for r in t2["rows"]] == [16, 16] and t2["rows"][1]["q_probe"] == pytest.approx(0.28)

@@ -48,12 +48,14 @@ def test_replica_probe_scales_items_tokens_and_steps_alike():
     from stmltm_nb.metrics.recall_probe import probe_plan
 
     cfg = ConsolidationConfig()  # p = 128, 400 steps
-    assert [(m, c.p, c.steps) for m, c in (probe_plan(n, cfg) for n in (64, 32, 16, 8))] == \
+    assert [(m, c.p, c.steps) for m, c in (probe_plan(n, cfg, variant="replica") for n in (64, 32, 16, 8))] == \
         [(16, 32, 100), (8, 32, 100), (8, 64, 200), (8, 128, 400)]  # per item: same tokens, same exposures
-    m, c = probe_plan(64, cfg, variant="steps")
+    m, c = probe_plan(64, cfg)  # the shipped design: all items, a quarter of the steps
     assert (m, c.p, c.steps) == (64, 128, 100)
-    m, c = probe_plan(64, cfg, share=1.0)
-    assert (m, c) == (64, cfg)  # share 1: the full run itself
+    m, c = probe_plan(64, cfg, variant="teacher")
+    assert (m, c.p, c.steps) == (64, 128, 0)  # nothing trained
+    for variant in ("steps", "replica", "teacher"):
+        assert probe_plan(64, cfg, share=1.0, variant=variant) == (64, cfg)  # share 1: the full run itself
     with pytest.raises(ValueError, match="variant"):
         probe_plan(64, cfg, variant="short")
 
@@ -83,8 +85,25 @@ def test_replica_probe_trains_a_sample_with_a_smaller_cartridge(tiny, facts, tmp
     monkeypatch.setattr(rp, "PROBE_MIN_ITEMS", 2)
     cfg = ConsolidationConfig(p=16, steps=40, warmup=2, batch_size=4, retention_frac=0.0, practice_frac=0.0,
                               residual_prob=0.0)
-    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:8], cfg, targets_cache=tmp_path / "tt")
+    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:8], cfg, targets_cache=tmp_path / "tt",
+                         variant="replica")
     assert p.n == 8 and p.probe_items == len(seen["items"]) == 2 and p.probe_p == seen["p"] == 4
     assert p.probe_steps == seen["steps"] == 10 and p.variant == "replica"
     assert set(seen["items"]) <= {f.id for f in facts[:8]}
     assert 0 <= p.q_probe <= 1 and 0 <= p.q_probe_train <= 1
+
+
+def test_teacher_probe_trains_nothing_and_asks_each_fact_alone(tiny, facts, monkeypatch):
+    import stmltm_nb.metrics.recall_probe as rp
+    from stmltm_nb.memory.stm import STMBuffer
+    from stmltm_nb.metrics.recall import evaluate_recall
+
+    monkeypatch.setattr(rp, "consolidate", lambda *a, **k: pytest.fail("the teacher probe must not train"))
+    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:3], ConsolidationConfig(), variant="teacher")
+    assert (p.n, p.probe_items, p.probe_steps, p.variant) == (3, 3, 0, "teacher")
+    alone = []
+    for f in facts[:3]:
+        buf = STMBuffer(tiny.model, tiny.tokenizer)
+        buf.append(f.to_item())
+        alone.append(evaluate_recall(buf, [f], "heldout", first_question_only=True, with_nll=False).recall)
+    assert p.q_probe == pytest.approx(sum(alone) / 3)

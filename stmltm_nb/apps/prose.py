@@ -94,7 +94,8 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
     ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``);
     ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
-    ``probe`` (:func:`~stmltm_nb.metrics.probe.probe_table` of ``benchmarks/results/probe_recall.jsonl``).
+    ``probe`` (:func:`~stmltm_nb.metrics.probe.probe_table` of ``benchmarks/results/probe_recall.jsonl``, the shipped
+    design) and ``probes[variant]`` (every design measured there).
     A name whose file is missing is ``None`` (an error when a template uses it)."""
     from stmltm_nb.decision.curves import load_curves
     from stmltm_nb.shipped import data_dir
@@ -119,19 +120,28 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "incremental": _read_json(INCREMENTAL),
         "stream": _stream(data_dir() / "controller_events.jsonl"),
         "probe": probe_results(),
+        "probes": all_probe_results(),
         **_policy(_read_json(POLICY)),
     }
 
 
-def probe_results(path: Path = PROBE) -> dict[str, Any] | None:
-    """:func:`~stmltm_nb.metrics.probe.probe_table` of the recall-probe rows (``benchmarks/probe.py``); None when
-    the file is absent (e.g. an installed package without the checkout)."""
+def probe_results(path: Path = PROBE, variant: str = "steps") -> dict[str, Any] | None:
+    """:func:`~stmltm_nb.metrics.probe.probe_table` of the recall-probe rows (``benchmarks/probe.py``) for one probe
+    design (default: the shipped one); None when the file is absent (e.g. an installed package without the
+    checkout)."""
     from stmltm_nb.io import read_jsonl
     from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
 
     if not path.is_file():
         return None
-    return probe_table(read_jsonl(path), PROBE_SHARE)
+    return probe_table(read_jsonl(path), PROBE_SHARE, variant)
+
+
+def all_probe_results(path: Path = PROBE) -> dict[str, dict[str, Any]] | None:
+    """:func:`probe_results` for every design in :data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS`."""
+    from stmltm_nb.metrics.probe import PROBE_VARIANTS
+
+    return None if not path.is_file() else {v: probe_results(path, v) for v in PROBE_VARIANTS}
 
 
 def _stream(path: Path) -> dict[str, Any] | None:

@@ -18,7 +18,8 @@ import numpy as np
 
 PROBE_SHARE = 0.25  # the recall probe's size as a share of the full run's (metrics.recall_probe)
 PROBE_MIN_ITEMS = 8  # the replica probe trains at least this many items (fewer: recall in steps of 1/4 or coarser)
-PROBE_VARIANTS = ("replica", "steps")  # n/4 items with p and steps scaled by n/4 | all items for 1/4 of the steps
+PROBE_VARIANTS = ("steps", "replica", "teacher")  # all items for 1/4 of the steps (the shipped probe) | n/4 items
+# with p and steps scaled by n/4 | no training: the base model with each item alone in context (metrics.recall_probe)
 PROBE_EPS = 1 / 128  # recall clipped to [ε, 1 − ε] before log-odds (half a question in 64)
 
 
@@ -119,20 +120,21 @@ def predict_q_cart(q_probe: float, offset: float) -> float:
     return float(1 / (1 + math.exp(-(_logit(q_probe) + offset))))
 
 
-def probe_table(rows: Sequence[Mapping[str, Any]], share: float, variant: str = "replica") -> dict[str, Any]:
+def probe_table(rows: Sequence[Mapping[str, Any]], share: float, variant: str = "steps") -> dict[str, Any]:
     """Predicted vs measured held-out recall from the rows of ``benchmarks/probe.py`` (``split``, ``n``, ``kind`` =
     "probe" | "full", ``variant`` of a probe (``"steps"`` where absent: the first design), ``q``, ``seconds``): the
     log-odds offset from the tuning split's (probe, full) pairs of ``variant``, then one row per report-split probe
-    with q_probe, predicted, measured (None: no full run yet), error and whether it is within ±0.10. ``share``: the
-    probe's size as a share of the full run (recorded beside the table)."""
+    with q_probe, predicted, measured (None: no full run yet), the measured value's binomial standard error over the
+    n items (one question each), error and whether it is within ±0.10. ``share``: the probe's size as a share of the
+    full run (recorded beside the table)."""
     get: dict[tuple[str, int, str], Mapping[str, Any]] = {}
     for r in rows:
         if r["kind"] == "full":
             get[(r["split"], r["n"], "full")] = r
         elif r.get("variant", "steps") == variant:
             get[(r["split"], r["n"], "probe")] = r
-    pairs = [(get[k]["q"], get[("tune", k[1], "full")]["q"]) for k in get
-             if k[0] == "tune" and k[2] == "probe" and ("tune", k[1], "full") in get]
+    tuned = [k for k in get if k[0] == "tune" and k[2] == "probe" and ("tune", k[1], "full") in get]
+    pairs = [(get[k]["q"], get[("tune", k[1], "full")]["q"]) for k in tuned]
     if not pairs:
         return {"variant": variant, "offset": None, "probe_share": share, "calibration": [], "rows": []}
     off = probe_offset(pairs)
@@ -144,11 +146,14 @@ def probe_table(rows: Sequence[Mapping[str, Any]], share: float, variant: str = 
         err = None if full is None else pred - full["q"]
         table.append({"n": n, "probe_items": r.get("items", n), "q_probe": r["q"], "q_probe_train": r.get("q_train"),
                       "predicted": pred, "measured": None if full is None else full["q"],
+                      "measured_se": None if full is None else math.sqrt(full["q"] * (1 - full["q"]) / n),
                       "error": err, "within_0_10": None if err is None else abs(err) <= 0.10 + 1e-9,
                       "probe_seconds": r["seconds"], "full_seconds": None if full is None else full["seconds"]})
     judged = [r["within_0_10"] for r in table if r["within_0_10"] is not None]
     verdict = ("not judged: no full run on the report split yet" if not judged else
                "within ±0.10 at every size measured" if all(judged) else "not within ±0.10 at every size measured")
     return {"variant": variant, "offset": off, "probe_share": share,
-            "calibration": [{"q_probe": a, "q_full": b} for a, b in pairs], "rows": table, "verdict": verdict,
+            "calibration": [{"n": k[1], "q_probe": get[k]["q"], "q_probe_train": get[k].get("q_train"),
+                             "q_full": get[("tune", k[1], "full")]["q"]} for k in tuned],
+            "rows": table, "verdict": verdict, "within": sum(judged),
             "measured_sizes": sum(1 for r in table if r["measured"] is not None)}

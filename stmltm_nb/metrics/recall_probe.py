@@ -2,13 +2,16 @@
 recall by the log-odds offset calibrated on the tuning split (:func:`~stmltm_nb.metrics.probe.probe_offset`,
 :func:`~stmltm_nb.metrics.probe.predict_q_cart`).
 
-Two probe designs (:data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS`), both a quarter of the full run's steps:
+Three probe designs (:data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS`), measured side by side by
+``benchmarks/probe.py`` (notebook 09.2):
 
-- ``"replica"`` (the default): a seeded sample of m = max(8, ⌈n/4⌉) of the n items, trained with the cartridge
-  size, the steps and nothing else scaled by m/n. Each item then gets the same cartridge tokens and the same
-  training exposures as in the full run: the probe is the full run in miniature, only with fewer neighbours.
-- ``"steps"`` (the first design, kept for comparison): all n items for a quarter of the steps (schedule compressed).
-  At 64 items each question is seen about once; the probe's recall sits near 0 and says little.
+- ``"steps"`` (the default, the best of the three measured): all n items for a quarter of the steps (schedule
+  compressed). At 64 items each question is seen about once; the probe's recall sits near 0 and says little there.
+- ``"replica"``: a seeded sample of m = max(8, ⌈n/4⌉) of the n items, trained with the cartridge size and the steps
+  scaled by m/n, so that each item gets the full run's cartridge tokens and training exposures, with fewer
+  neighbours. Its 100 steps end mid-way through learning: its trained-template recall swings between splits.
+- ``"teacher"``: no training: the base model with each item alone in context answers the held-out paraphrase
+  (what distillation copies from; the oracle row of the comparison table). 0 steps, n answers.
 
 The probe shares its teacher targets with the full consolidation (same cache), so what it costs beyond the full
 run is its training steps and 2m greedy answers (held-out paraphrase and first trained template per probed item).
@@ -59,14 +62,17 @@ def probe_steps(cfg: ConsolidationConfig, share: float = PROBE_SHARE) -> int:
 
 
 def probe_plan(n: int, cfg: ConsolidationConfig, share: float = PROBE_SHARE,
-               variant: str = "replica") -> tuple[int, ConsolidationConfig]:
-    """(items probed, the probe's config) for a job of ``n`` items. ``"replica"``: m = max(PROBE_MIN_ITEMS,
-    ⌈share·n⌉) items (all when n is smaller), p and steps scaled by m/n (p ≥ 2 tokens for a prefix);
-    ``"steps"``: all n items, ``share`` of the steps. ``share`` = 1 is the full run itself."""
+               variant: str = "steps") -> tuple[int, ConsolidationConfig]:
+    """(items probed, the probe's config) for a job of ``n`` items. ``"steps"``: all n items, ``share`` of the
+    steps; ``"replica"``: m = max(PROBE_MIN_ITEMS, ⌈share·n⌉) items (all when n is smaller), p and steps scaled by
+    m/n (p ≥ 2 tokens for a prefix); ``"teacher"``: all n items, 0 steps (nothing trained). ``share`` = 1 is the
+    full run itself."""
     if variant not in PROBE_VARIANTS:
         raise ValueError(f"probe variant must be one of {PROBE_VARIANTS}, got {variant!r}")
     if n < 1:
         raise ValueError(f"a probe needs n >= 1 items, got {n}")
+    if variant == "teacher" and share < 1:
+        return n, replace(cfg, steps=0)
     if variant == "steps" or share == 1:
         return n, replace(cfg, steps=probe_steps(cfg, share))
     m = min(n, max(PROBE_MIN_ITEMS, math.ceil(share * n)))
@@ -85,10 +91,11 @@ def probe_sample(facts: Sequence[Fact], m: int, seed: int = 0) -> list[Fact]:
 
 def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: ConsolidationConfig,
                      share: float = PROBE_SHARE, targets_cache: Any = "default", progress: bool = False,
-                     variant: str = "replica") -> RecallProbe:
+                     variant: str = "steps") -> RecallProbe:
     """Consolidate the probe of :func:`probe_plan` and measure its cartridge's recall on each probed fact's held-out
-    paraphrase (and first trained template). ``share=1`` measures the full consolidation the same way. Bad input
-    raises before any model work."""
+    paraphrase (and first trained template); design ``"teacher"`` asks the base model with each fact alone in
+    context instead. ``share=1`` measures the full consolidation the same way. Bad input raises before any model
+    work."""
     facts = list(facts)
     if not facts:
         raise ValueError("a recall probe needs at least one fact")
@@ -96,6 +103,8 @@ def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: Con
         raise ValueError("every probed fact needs a held-out question")
     m, pcfg = probe_plan(len(facts), cfg, share, variant)
     probed = probe_sample(facts, m, cfg.seed)
+    if pcfg.steps == 0:
+        return _teacher_probe(model, tokenizer, probed, cfg)
     run = consolidate(model, tokenizer, [f.to_item() for f in probed], templates_of(probed), pcfg,
                       targets_cache=targets_cache, progress=progress)
     t0 = time.perf_counter()
@@ -104,3 +113,18 @@ def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: Con
     train = evaluate_recall(ltm, probed, "train", first_question_only=True, with_nll=False).recall
     return RecallProbe(len(facts), m, pcfg.p, pcfg.steps, cfg.steps, held, train,
                        run.seconds["train"] + time.perf_counter() - t0, variant)
+
+
+def _teacher_probe(model: Any, tokenizer: Any, facts: list[Fact], cfg: ConsolidationConfig) -> RecallProbe:
+    """Design ``"teacher"``: each fact alone in STM answers its held-out paraphrase and first trained template."""
+    from stmltm_nb.memory.stm import STMBuffer
+
+    t0 = time.perf_counter()
+    held = train = 0.0
+    for f in facts:
+        buf = STMBuffer(model, tokenizer)
+        buf.append(f.to_item())
+        held += evaluate_recall(buf, [f], "heldout", first_question_only=True, with_nll=False).recall
+        train += evaluate_recall(buf, [f], "train", first_question_only=True, with_nll=False).recall
+    n = len(facts)
+    return RecallProbe(n, n, 0, 0, cfg.steps, held / n, train / n, time.perf_counter() - t0, "teacher")
