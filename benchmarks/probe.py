@@ -44,13 +44,13 @@ def recorded_full(split: str, n: int, cfg) -> dict | None:
 
     if (split, n) == ("tune", 64):
         for r in read_rows(data_dir() / "ltm_recipe.jsonl"):
-            if r["name"] == RECIPE_ROW and ConsolidationConfig.from_record(r["config"]) == cfg and r["facts"][0] == 1 and r["n_cart"] == 64:
+            if r["name"] == RECIPE_ROW and ConsolidationConfig.from_record(r["config"]).same_recipe(cfg) and r["facts"][0] == 1 and r["n_cart"] == 64:
                 return {"split": split, "n": n, "kind": "full", "q": r["ltm_heldout"], "q_train": r["ltm_train"],
                         "seconds": r["seconds"]["train"], "source": f"data/ltm_recipe.jsonl:{RECIPE_ROW}"}
     if (split, n) == ("report", 64):
         c = load_curves()
         cons = c.get("consolidation", {})
-        if c.get("split", {}).get("name") == "report" and ConsolidationConfig.from_record(cons.get("config", {})) == cfg:
+        if c.get("split", {}).get("name") == "report" and ConsolidationConfig.from_record(cons.get("config", {})).same_recipe(cfg):
             return {"split": split, "n": n, "kind": "full", "q": ltm_recall(c), "q_train": ltm_recall(c, questions="train"),
                     "seconds": cons["seconds"]["train"], "source": "data/measured_curves.json:comparison"}
     return None

@@ -113,10 +113,11 @@ def main() -> int:
     tt = concat_targets([tt_items, *guard])
     pool = residual_pool(tok, items + practice_items)
     runs = {}
-    for mb in (1, 2, 3):
+    for mb, dtype in ((1, "float32"), (2, "float32"), (3, "float32"), (3, "bfloat16")):
         c = Cartridge.create(model, tok, p=p, stm_text="".join(it.text + "\n" for it in items))
-        runs[mb] = train_cartridge(c, tt, replace(cfg, steps=steps, micro_batches=mb), residual=pool, progress=False)
-    r = runs[cfg.micro_batches]
+        runs[mb, dtype] = train_cartridge(c, tt, replace(cfg, steps=steps, micro_batches=mb, dtype=dtype),
+                                          residual=pool, progress=False)
+    r = runs[cfg.micro_batches, cfg.dtype]
     full_train = r.seconds / steps * cfg.steps
     lines.append("")
     lines.append(f"| c_upd on {n_f} facts | value |")
@@ -127,12 +128,13 @@ def main() -> int:
     lines.append(f"| teacher share of c_upd at the default {cfg.steps} steps | "
                  f"{100 * t_teacher / (t_teacher + full_train):.0f} % |")
     lines.append("")
-    lines.append(f"| micro-batches per step ({steps} steps, same batches) | steps/s | student tokens/s | "
-                 "padded positions | speed vs 1 | final loss |")
-    lines.append("|---|---|---|---|---|---|")
-    for mb, rr in runs.items():
-        lines.append(f"| {mb} | {steps / rr.seconds:.3f} | {rr.tokens_seen / rr.seconds:.0f} | "
-                     f"{100 * (1 - rr.tokens_seen / rr.positions):.0f} % | {runs[1].seconds / rr.seconds:.2f}× | "
+    lines.append(f"| micro-batches per step ({steps} steps, same batches) | compute dtype | steps/s | student tokens/s | "
+                 "padded positions | speed vs 1 pass | final loss |")
+    lines.append("|---|---|---|---|---|---|---|")
+    one = runs[1, "float32"]
+    for (mb, dtype), rr in runs.items():
+        lines.append(f"| {mb} | {dtype} | {steps / rr.seconds:.3f} | {rr.tokens_seen / rr.seconds:.0f} | "
+                     f"{100 * (1 - rr.tokens_seen / rr.positions):.0f} % | {one.seconds / rr.seconds:.2f}× | "
                      f"{rr.losses[-1]:.4f} |")
 
     # 4. the switching evaluator: lambdified vs sympy substitution

@@ -405,6 +405,7 @@ def test_length_groups_cut_padding_and_keep_every_row():
     assert padded(three) < padded(two) < padded([list(range(8))])
     assert length_groups([40] * 4, 3, overhead=16) == [[0, 1, 2, 3]]  # equal lengths: one pass is cheapest
     assert length_groups([40, 44], 2, overhead=16) == [[0, 1]]  # a pass costs more than 4 padded positions
+    assert length_groups([40, 64], 2, overhead=16) == [[0], [1]]  # 24 padded positions cost more than a pass
     assert length_groups([], 2) == []
     with pytest.raises(ValueError, match="max_groups"):
         length_groups(lengths, 0)
@@ -428,3 +429,21 @@ def test_micro_batches_give_the_whole_batch_gradient(lm, items, facts):
     assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
     assert torch.allclose(losses[0][1], losses[1][1], atol=1e-5) and losses[0][2] == losses[1][2]
     assert losses[0][2] <= padded[1] < padded[0]  # fewer padded positions, the same tokens
+
+
+def test_bfloat16_autocast_step_is_close_to_float32(lm, items, facts):
+    from stmltm_nb.memory.training import accumulate_step
+
+    tt = make_targets(lm, items, facts)
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random", seed=0)
+        loss, *_ = accumulate_step(cart, tt, recipe(dtype=dtype), [0, 1, 2, 3], [[]] * 4)
+        g = torch.cat([p.grad.flatten() for p in cart.trainable_parameters()])
+        out[dtype] = (loss, g, {p.dtype for p in cart.trainable_parameters()})
+    assert out["bfloat16"][2] == {torch.float32}  # parameters (and so Adam's state) stay float32
+    assert out["bfloat16"][0] == pytest.approx(out["float32"][0], rel=0.05)
+    cos = torch.nn.functional.cosine_similarity(out["bfloat16"][1], out["float32"][1], dim=0)
+    assert cos > 0.95 and not torch.equal(out["bfloat16"][1], out["float32"][1])  # autocast did change the compute
+    with pytest.raises(ValueError, match="dtype"):
+        ConsolidationConfig(dtype="float16")

@@ -176,3 +176,16 @@ def test_the_shipped_prose_is_not_the_retention_check_text():
     assert shared == []  # no five-word run of the check text is trained on
     with pytest.raises(ValueError, match="retention_corpus"):
         ConsolidationConfig(retention_corpus="poems")
+
+
+def test_recorded_configs_read_back_and_compare_by_recipe():
+    from dataclasses import asdict
+
+    old = {k: v for k, v in asdict(ConsolidationConfig()).items() if k not in ("micro_batches", "dtype")}
+    cfg = ConsolidationConfig.from_record(old)  # a run recorded before these fields existed
+    assert cfg.micro_batches == ConsolidationConfig().micro_batches and cfg.dtype == "float32"
+    assert cfg.same_recipe(ConsolidationConfig(micro_batches=1))  # how a step is split does not change the recipe
+    assert not cfg.same_recipe(ConsolidationConfig(dtype="bfloat16"))  # the compute dtype does
+    assert not cfg.same_recipe(ConsolidationConfig(steps=200))
+    with pytest.raises(ValueError, match="not ConsolidationConfig fields"):
+        ConsolidationConfig.from_record({**old, "stepz": 3})

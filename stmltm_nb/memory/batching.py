@@ -127,9 +127,9 @@ def student_batch(cart: Cartridge, tt: TeacherTargets, idx: Sequence[int], gold_
 
 def length_groups(lengths: Sequence[int], max_groups: int, overhead: int = 0) -> list[list[int]]:
     """Rows of one batch split into at most ``max_groups`` micro-batches of similar length (contiguous runs in
-    length order) so that padded compute is least: the split minimising Σ rows·(longest row + ``overhead``) over
-    the groups (tokens; ``overhead`` prices one more forward pass, in token-positions per row). Returns the row
-    indices of each group; the rows of a group keep their batch order. One group when ``max_groups`` is 1."""
+    length order) so that padded compute is least: the split minimising Σ (rows · longest row + ``overhead``) over
+    the groups (token-positions; ``overhead`` prices one forward pass). Returns the row indices of each group; the
+    rows of a group keep their batch order. One group when ``max_groups`` is 1."""
     if max_groups < 1:
         raise ValueError(f"max_groups must be >= 1, got {max_groups}")
     n = len(lengths)
@@ -145,7 +145,7 @@ def length_groups(lengths: Sequence[int], max_groups: int, overhead: int = 0) ->
     for g in range(1, max_groups + 1):
         for j in range(1, n + 1):
             for i in range(j):
-                c = best[g - 1][i] + (j - i) * (ls[j - 1] + overhead)
+                c = best[g - 1][i] + (j - i) * ls[j - 1] + overhead
                 if c < best[g][j]:
                     best[g][j], cut[g][j] = c, i
     g = min(range(1, max_groups + 1), key=lambda k: (best[k][n], k))

@@ -12,8 +12,10 @@ from dataclasses import dataclass, fields
 
 BACKENDS = ("prefix", "lora")
 INITS = ("stm", "text", "random")
+DTYPES = ("float32", "bfloat16")  # the student's compute dtype (autocast; weights and teacher targets stay float32)
 RETENTION_CORPORA = ("prompts", "prose", "both")  # the model's own answers to generic prompts, everyday prose
 
+COMPUTE_ONLY = ("micro_batches",)  # fields that change how a step is computed, not what it computes
 FRACTIONS = ("gold_weight", "residual_prob", "residual_own_prob", "hard_frac", "retention_frac", "practice_frac",
              "update_new_share")
 
@@ -39,7 +41,11 @@ class ConsolidationConfig:
     gold_weight: float = 1.0
     gold_boost: float = 4.0
     seed: int = 0
-    micro_batches: int = 1  # at most this many length-grouped forward passes per step (same gradient, less padding)
+    micro_batches: int = 3  # at most this many length-grouped forward passes per step: the same gradient with less
+    # padding (benchmarks/run.py, shipped recipe, 64 facts, 20 steps: padded positions 28 % → 4 %; steps/s 1.35× and
+    # 1.08× those of one pass in two runs on a busy 2-core machine: smaller matmuls give back part of the saving)
+    dtype: str = "float32"  # the student's forward/backward under autocast in this dtype (DTYPES); bfloat16 measured
+    # 1.13× the steps/s of float32 (benchmarks/run.py), recall not measured: not the default
     lora_rank: int = 8
     residual_prob: float = 0.5  # share of batches with stand-in residual items before the question (raised from
     # 0.25 together with the switch to prose retention rows; the pair lifted the cartridge facts' recall with
@@ -103,6 +109,8 @@ class ConsolidationConfig:
         if self.retention_corpus not in RETENTION_CORPORA:
             raise ValueError(f"ConsolidationConfig.retention_corpus must be one of {RETENTION_CORPORA}, "
                              f"got {self.retention_corpus!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"ConsolidationConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.init not in INITS:
             raise ValueError(f"ConsolidationConfig.init must be one of {INITS}, got {self.init!r}")
 
@@ -115,6 +123,11 @@ class ConsolidationConfig:
         if unknown:
             raise ValueError(f"not ConsolidationConfig fields: {unknown}")
         return cls(**record)
+
+    def same_recipe(self, other: ConsolidationConfig) -> bool:
+        """Whether ``other`` trains the same cartridge: every field equal except :data:`COMPUTE_ONLY` ones (float
+        rounding aside)."""
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self) if f.name not in COMPUTE_ONLY)
 
     def row_counts(self) -> tuple[int, int, int]:
         """(fact, retention, practice) rows of each training batch."""

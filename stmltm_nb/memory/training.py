@@ -18,7 +18,7 @@ from stmltm_nb.memory.teacher import TeacherTargets
 # the recipe fields recorded in a trained cartridge's stats
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boost", "seed", "residual_prob",
                 "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
-                "practice_frac", "micro_batches")
+                "practice_frac", "micro_batches", "dtype")
 GUARD_KINDS = ("retention", "practice")  # rows about no consolidated item (they guard what must not change)
 ROW_KINDS = ("fact", *GUARD_KINDS)
 
@@ -157,7 +157,8 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
     return res
 
 
-MICRO_BATCH_OVERHEAD = 16  # token-positions per row one more forward pass is priced at (length_groups)
+MICRO_BATCH_OVERHEAD = 16  # token-positions one more forward pass is priced at (length_groups; ~6 ms a position
+# on 2 cores against a few tens of ms of per-pass work)
 
 
 def accumulate_step(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfig, idx: Sequence[int],
@@ -178,12 +179,25 @@ def accumulate_step(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
     row_loss = torch.empty(len(idx))
     total = 0.0
     for g, b in zip(groups, batches):
-        loss, rl = distill_loss(cart.peft_model, b, per_row=True, denom=denom)
+        with autocast(cart, cfg.dtype):
+            loss, rl = distill_loss(cart.peft_model, b, per_row=True, denom=denom)
         if torch.isfinite(loss):
             loss.backward()
         total += loss.item()
         row_loss[g] = rl
     return total, row_loss, sum(int(b[1].sum()) for b in batches), sum(b[0].numel() for b in batches)
+
+
+def autocast(cart: Cartridge, dtype: str) -> Any:
+    """The student's compute context: ``torch.autocast`` in bfloat16 on the cartridge's device, or nothing for
+    float32. The loss itself is taken in float32 (:func:`distill_loss` upcasts the logits)."""
+    import contextlib
+
+    import torch
+
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=cart.peft_model.device.type, dtype=getattr(torch, dtype))
 
 
 def batch_rows(tt: TeacherTargets, cfg: ConsolidationConfig, pools: dict[str, list[int]],
