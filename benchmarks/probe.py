@@ -50,7 +50,8 @@ def recorded_full(split: str, n: int, cfg) -> dict | None:
     if (split, n) == ("report", 64):
         c = load_curves()
         cons = c.get("consolidation", {})
-        if c.get("split", {}).get("name") == "report" and ConsolidationConfig.from_record(cons.get("config", {})).same_recipe(cfg):
+        if (c.get("split", {}).get("name") == "report" and "config" in cons
+                and ConsolidationConfig.from_record(cons["config"]).same_recipe(cfg)):
             return {"split": split, "n": n, "kind": "full", "q": ltm_recall(c), "q_train": ltm_recall(c, questions="train"),
                     "seconds": cons["seconds"]["train"], "source": "data/measured_curves.json:comparison"}
     return None
@@ -90,7 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="probe_recall.jsonl")
     ap.add_argument("--curves", default=None, help="write the q_cart_probe section into this measured-curves file")
-    ap.add_argument("--only", nargs="*", default=None, help="tasks as split:n:kind (default: all)")
+    ap.add_argument("--only", nargs="*", default=None, help="tasks as split:n:design (steps, replica, teacher) or split:n:full (default: all)")
     args = ap.parse_args()
     out = Path(args.out)
     todo = [t for t in TASKS if args.only is None or ":".join(map(str, t)) in args.only]

@@ -98,14 +98,14 @@ for variant, rp in (all_probe_results() or {}).items():
 #   **{{ probes.steps.verdict }}**: within ±0.10 at {{ probes.steps.within }} of {{ probes.steps.measured_sizes }} sizes. At {{ probes.steps.rows[2].n }} items it reads {{ probes.steps.rows[2].q_probe :.2f }} (trained templates
 #   {{ probes.steps.rows[2].q_probe_train :.2f }}) and predicts {{ probes.steps.rows[2].predicted :.2f }} where the full run measured {{ probes.steps.rows[2].measured :opt.2f }}: a quarter of the steps leaves {{ probes.steps.rows[2].n }} items
 #   almost unlearned, so the probe sits near the floor and says little about where the full run ends.
-# - **replica**: a quarter of the items (at least 8) with the cartridge size and the steps scaled alike, so each item
+# - **replica**: {{ probe.probe_share * 100 :.0f }} % of the items (at least {{ probes.replica.min_items }}) with the cartridge size and the steps scaled alike, so each item
 #   gets the full run's cartridge tokens and training exposures, only with fewer neighbours. **{{ probes.replica.verdict }}**:
-#   within ±0.10 at {{ probes.replica.within }} of {{ probes.replica.measured_sizes }} sizes. Its 100 steps stop mid-way through learning: its trained-template recall
-#   at 64 items was {{ probes.replica.calibration[0].q_probe_train :.2f }} on the tuning split and {{ probes.replica.rows[2].q_probe_train :.2f }} on the report split.
+#   within ±0.10 at {{ probes.replica.within }} of {{ probes.replica.measured_sizes }} sizes. At {{ probes.replica.rows[2].n }} items its {{ probes.replica.rows[2].probe_steps }} steps stop mid-way through learning: its
+#   trained-template recall there was {{ probes.replica.calibration[0].q_probe_train :.2f }} on the tuning split and {{ probes.replica.rows[2].q_probe_train :.2f }} on the report split.
 # - **teacher**: no training at all; the base model with each fact alone in context answers its held-out
 #   paraphrase (what distillation copies from). **{{ probes.teacher.verdict }}**: within ±0.10 at {{ probes.teacher.within }} of {{ probes.teacher.measured_sizes }} sizes. The tuning
 #   split's teacher scores {{ probes.teacher.calibration[0].q_probe :.2f }} where its cartridge reached {{ probes.teacher.calibration[0].q_full :.2f }}; the report split's {{ probes.teacher.rows[2].q_probe :.2f }} where the cartridge reached
-#   {{ probes.teacher.rows[2].measured :opt.2f }}. What the teacher can answer does not say what 400 steps of distillation keep.
+#   {{ probes.teacher.rows[2].measured :opt.2f }}. What the teacher can answer does not say what {{ curves.consolidation.config.steps }} steps of distillation keep.
 #
 # Issue #15's bar is ±0.10 at 16, 32 and 64 items (the verdicts above). The measured values themselves carry a
 # standard error over the items (one held-out question each) of {{ probes.steps.rows[0].measured_se :opt.2f }} at {{ probes.steps.rows[0].n }} items and {{ probes.steps.rows[2].measured_se :opt.2f }} at {{ probes.steps.rows[2].n }}:

@@ -181,11 +181,25 @@ def test_the_shipped_prose_is_not_the_retention_check_text():
 def test_recorded_configs_read_back_and_compare_by_recipe():
     from dataclasses import asdict
 
-    old = {k: v for k, v in asdict(ConsolidationConfig()).items() if k not in ("micro_batches", "dtype")}
+    old = {k: v for k, v in asdict(ConsolidationConfig(micro_batches=1)).items() if k not in ("micro_batches", "dtype")}
     cfg = ConsolidationConfig.from_record(old)  # a run recorded before these fields existed
-    assert cfg.micro_batches == ConsolidationConfig().micro_batches and cfg.dtype == "float32"
+    assert cfg.dtype == "float32" and cfg != ConsolidationConfig(micro_batches=1)  # today's defaults filled in
     assert cfg.same_recipe(ConsolidationConfig(micro_batches=1))  # how a step is split does not change the recipe
     assert not cfg.same_recipe(ConsolidationConfig(dtype="bfloat16"))  # the compute dtype does
     assert not cfg.same_recipe(ConsolidationConfig(steps=200))
     with pytest.raises(ValueError, match="not ConsolidationConfig fields"):
         ConsolidationConfig.from_record({**old, "stepz": 3})
+
+
+def test_shipped_runs_are_the_shipped_recipe():
+    """benchmarks/probe.py calibrates on these two records: both must read back as today's recipe."""
+    import json
+
+    from stmltm_nb.shipped import data_dir
+
+    rows = [json.loads(line) for line in (data_dir() / "ltm_recipe.jsonl").read_text().splitlines() if line]
+    shipped = [r for r in rows if r["name"] == "prefix_prose25_p25_res50"]
+    assert len(shipped) == 1 and ConsolidationConfig.from_record(shipped[0]["config"]).same_recipe(ConsolidationConfig())
+    assert not ConsolidationConfig.from_record(rows[0]["config"]).same_recipe(ConsolidationConfig())  # another recipe
+    curves = json.loads((data_dir() / "measured_curves.json").read_text())
+    assert ConsolidationConfig.from_record(curves["consolidation"]["config"]).same_recipe(ConsolidationConfig())

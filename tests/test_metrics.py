@@ -279,3 +279,4 @@ def test_probe_table_pairs_calibrates_and_judges():
     t2 = probe_table(rows + replica, 0.25, "replica")  # both designs in one file: each judged on its own calibration
     assert t2["variant"] == "replica" and t2["offset"] == pytest.approx(probe_offset([(0.31, 0.45)]))
     assert [r["probe_items"] for r in t2["rows"]] == [16, 16] and t2["rows"][1]["q_probe"] == pytest.approx(0.28)
+    assert probe_table(rows + replica, 0.25, "steps") == t  # the other design's rows change nothing

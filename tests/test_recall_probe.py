@@ -94,16 +94,21 @@ def test_replica_probe_trains_a_sample_with_a_smaller_cartridge(tiny, facts, tmp
 
 
 def test_teacher_probe_trains_nothing_and_asks_each_fact_alone(tiny, facts, monkeypatch):
+    from types import SimpleNamespace
+
     import stmltm_nb.metrics.recall_probe as rp
-    from stmltm_nb.memory.stm import STMBuffer
-    from stmltm_nb.metrics.recall import evaluate_recall
 
     monkeypatch.setattr(rp, "consolidate", lambda *a, **k: pytest.fail("the teacher probe must not train"))
+    known = {("heldout", facts[0].id): 1.0, ("heldout", facts[1].id): 0.0, ("heldout", facts[2].id): 1.0,
+             ("train", facts[0].id): 0.0, ("train", facts[1].id): 0.0, ("train", facts[2].id): 1.0}
+    seen = []
+
+    def fake_recall(buf, asked, kind, **kw):
+        seen.append(([it.text for it in buf.items], [f.id for f in asked]))
+        return SimpleNamespace(recall=known[kind, asked[0].id])
+
+    monkeypatch.setattr(rp, "evaluate_recall", fake_recall)
     p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:3], ConsolidationConfig(), variant="teacher")
     assert (p.n, p.probe_items, p.probe_steps, p.variant) == (3, 3, 0, "teacher")
-    alone = []
-    for f in facts[:3]:
-        buf = STMBuffer(tiny.model, tiny.tokenizer)
-        buf.append(f.to_item())
-        alone.append(evaluate_recall(buf, [f], "heldout", first_question_only=True, with_nll=False).recall)
-    assert p.q_probe == pytest.approx(sum(alone) / 3)
+    assert p.q_probe == pytest.approx(2 / 3) and p.q_probe_train == pytest.approx(1 / 3)
+    assert all(len(ctx) == 1 and len(asked) == 1 for ctx, asked in seen)  # each fact alone in context, asked alone

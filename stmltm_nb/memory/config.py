@@ -41,11 +41,12 @@ class ConsolidationConfig:
     gold_weight: float = 1.0
     gold_boost: float = 4.0
     seed: int = 0
-    micro_batches: int = 3  # at most this many length-grouped forward passes per step: the same gradient with less
-    # padding (benchmarks/run.py, shipped recipe, 64 facts, 20 steps: padded positions 28 % → 4 %; steps/s 1.35× and
-    # 1.08× those of one pass in two runs on a busy 2-core machine: smaller matmuls give back part of the saving)
-    dtype: str = "float32"  # the student's forward/backward under autocast in this dtype (DTYPES); bfloat16 measured
-    # 1.13× the steps/s of float32 (benchmarks/run.py), recall not measured: not the default
+    micro_batches: int = 2  # at most this many length-grouped forward passes per step: the same gradient with less
+    # padding (README benchmark table, shipped recipe, 64 facts: padded positions 27 % → 9 % with 2 passes, 4 % with 3;
+    # the steps/s gain is smaller, since smaller matmuls give back part of the saving; 2 and 3 passes traded places
+    # between this session's four benchmark runs on a 2-core machine whose speed drifts, 2 was faster than 1 in each)
+    dtype: str = "float32"  # the student's forward/backward under autocast in this dtype (DTYPES); bfloat16: faster
+    # steps (README benchmark table), but its recall is not measured, so it is not the default
     lora_rank: int = 8
     residual_prob: float = 0.5  # share of batches with stand-in residual items before the question (raised from
     # 0.25 together with the switch to prose retention rows; the pair lifted the cartridge facts' recall with
@@ -116,8 +117,9 @@ class ConsolidationConfig:
 
     @classmethod
     def from_record(cls, record: dict) -> ConsolidationConfig:
-        """The config a run recorded (``asdict`` of it). Fields added after the run take their defaults: a new
-        field's default is always the behaviour from before it existed. Unknown keys raise a ``ValueError``."""
+        """The config a run recorded (``asdict`` of it). Fields added after the run take today's defaults: for a
+        recipe field that is the behaviour from before it existed; a :data:`COMPUTE_ONLY` field may differ from what
+        the run did, which :meth:`same_recipe` ignores. Unknown keys raise a ``ValueError``."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(record) - names)
         if unknown:

@@ -144,7 +144,7 @@ def probe_table(rows: Sequence[Mapping[str, Any]], share: float, variant: str = 
             continue
         pred, full = predict_q_cart(r["q"], off), get.get((split, n, "full"))
         err = None if full is None else pred - full["q"]
-        table.append({"n": n, "probe_items": r.get("items", n), "q_probe": r["q"], "q_probe_train": r.get("q_train"),
+        table.append({"n": n, "probe_items": r.get("items", n), "probe_steps": r.get("steps"), "q_probe": r["q"], "q_probe_train": r.get("q_train"),
                       "predicted": pred, "measured": None if full is None else full["q"],
                       "measured_se": None if full is None else math.sqrt(full["q"] * (1 - full["q"]) / n),
                       "error": err, "within_0_10": None if err is None else abs(err) <= 0.10 + 1e-9,
@@ -152,7 +152,7 @@ def probe_table(rows: Sequence[Mapping[str, Any]], share: float, variant: str = 
     judged = [r["within_0_10"] for r in table if r["within_0_10"] is not None]
     verdict = ("not judged: no full run on the report split yet" if not judged else
                "within ±0.10 at every size measured" if all(judged) else "not within ±0.10 at every size measured")
-    return {"variant": variant, "offset": off, "probe_share": share,
+    return {"variant": variant, "offset": off, "probe_share": share, "min_items": PROBE_MIN_ITEMS,
             "calibration": [{"n": k[1], "q_probe": get[k]["q"], "q_probe_train": get[k].get("q_train"),
                              "q_full": get[("tune", k[1], "full")]["q"]} for k in tuned],
             "rows": table, "verdict": verdict, "within": sum(judged),

@@ -6,10 +6,12 @@ Three probe designs (:data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS`), measured 
 ``benchmarks/probe.py`` (notebook 09.2):
 
 - ``"steps"`` (the default, the best of the three measured): all n items for a quarter of the steps (schedule
-  compressed). At 64 items each question is seen about once; the probe's recall sits near 0 and says little there.
+  compressed). At 64 items each training question is seen about three times (100 steps × 4 fact rows over 128
+  examples); the probe's recall sits near 0 and says little there.
 - ``"replica"``: a seeded sample of m = max(8, ⌈n/4⌉) of the n items, trained with the cartridge size and the steps
   scaled by m/n, so that each item gets the full run's cartridge tokens and training exposures, with fewer
-  neighbours. Its 100 steps end mid-way through learning: its trained-template recall swings between splits.
+  neighbours. At 32 and 64 items its 100 steps end mid-way through learning: its trained-template recall swings
+  between splits.
 - ``"teacher"``: no training: the base model with each item alone in context answers the held-out paraphrase
   (what distillation copies from; the oracle row of the comparison table). 0 steps, n answers.
 
@@ -48,7 +50,7 @@ class RecallProbe:
     q_probe: float  # held-out paraphrases
     q_probe_train: float  # first trained template
     seconds: float
-    variant: str = "replica"
+    variant: str = "steps"
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
