@@ -24,7 +24,7 @@ from pathlib import Path
 from stmltm_nb.metrics.probe import PROBE_SHARE, PROBE_VARIANTS
 
 SPLIT_START = {"tune": 0, "report": 104}
-TASKS = [(split, n, variant) for variant in ("steps", "replica", "teacher")
+TASKS = [(split, n, variant) for variant in PROBE_VARIANTS
          for split, n in (("tune", 64), ("report", 16), ("report", 32), ("report", 64))] + \
     [("report", 32, "full"), ("report", 16, "full")]  # kind: a probe variant (PROBE_VARIANTS) or "full"
 RECIPE_ROW = "prefix_prose25_p25_res50"  # the shipped recipe's tuning-split row of data/ltm_recipe.jsonl
@@ -44,7 +44,8 @@ def recorded_full(split: str, n: int, cfg) -> dict | None:
 
     if (split, n) == ("tune", 64):
         for r in read_rows(data_dir() / "ltm_recipe.jsonl"):
-            if r["name"] == RECIPE_ROW and ConsolidationConfig.from_record(r["config"]).same_recipe(cfg) and r["facts"][0] == 1 and r["n_cart"] == 64:
+            if (r["name"] == RECIPE_ROW and r["facts"][0] == 1 and r["n_cart"] == 64
+                    and ConsolidationConfig.from_record(r["config"]).same_recipe(cfg)):
                 return {"split": split, "n": n, "kind": "full", "q": r["ltm_heldout"], "q_train": r["ltm_train"],
                         "seconds": r["seconds"]["train"], "source": f"data/ltm_recipe.jsonl:{RECIPE_ROW}"}
     if (split, n) == ("report", 64):
@@ -73,7 +74,7 @@ def measure(task: tuple[str, int, str], lm, cfg) -> dict:
     facts = load_facts()[lo : lo + n]
     full = kind == "full"
     p = run_recall_probe(lm.model, lm.tokenizer, facts, cfg, share=1.0 if full else PROBE_SHARE, progress=True,
-                         variant="replica" if full else kind)
+                         **({} if full else {"variant": kind}))  # share 1: the full run, whatever the design
     row = {"split": split, "n": n, "kind": "full" if full else "probe", "facts": [lo + 1, lo + n], "q": p.q_probe,
            "q_train": p.q_probe_train, "seconds": p.seconds, "steps": p.probe_steps}
     return {**row, "source": "benchmarks/probe.py"} if full else {**row, "variant": kind, "items": p.probe_items,

@@ -161,25 +161,20 @@ def main() -> int:
     lines.append(f"| sympy `subs` of A(n) alone | {1 / t_s:,.0f} | 1× |")
 
     # 5. incremental update of +16 facts into a 64-fact cartridge vs a full retrain on 80 (benchmarks/incremental.py)
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from incremental import run as run_incremental
+    from incremental import table as incremental_table
+
     stored = ROOT / "benchmarks" / "results" / "incremental_tune.json"
     if args.skip_incremental and stored.exists():  # not re-run: the stored result, named as such
-        import json
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from incremental import table as incremental_table
-
         lines.append("")
         lines += incremental_table(json.loads(stored.read_text()))
         lines.append("")
         lines.append(f"(stored run: `benchmarks/results/{stored.name}`, `python benchmarks/incremental.py`)")
     if not args.skip_incremental:
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from incremental import run as run_incremental
-        from incremental import table as incremental_table
-
         from stmltm_nb.models import cache_dir
 
         n_old, n_new = (8, 4) if args.fast else (64, 16)

@@ -108,6 +108,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     recipe_path = data_dir() / "ltm_recipe.jsonl"
     recipe = ({r["name"]: r for r in map(json.loads, recipe_path.read_text().splitlines()) if r}
               if recipe_path.is_file() else None)
+    probes = all_probe_results()
     return {
         "curves": c,
         "fits": {f["model"]: f for f in c.get("recall", {}).get("fits", [])},
@@ -119,8 +120,8 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "recipe": recipe,
         "incremental": _read_json(INCREMENTAL),
         "stream": _stream(data_dir() / "controller_events.jsonl"),
-        "probe": probe_results(),
-        "probes": all_probe_results(),
+        "probe": None if probes is None else probes["steps"],
+        "probes": probes,
         **_policy(_read_json(POLICY)),
     }
 
@@ -129,19 +130,24 @@ def probe_results(path: Path = PROBE, variant: str = "steps") -> dict[str, Any] 
     """:func:`~stmltm_nb.metrics.probe.probe_table` of the recall-probe rows (``benchmarks/probe.py``) for one probe
     design (default: the shipped one); None when the file is absent (e.g. an installed package without the
     checkout)."""
-    from stmltm_nb.io import read_jsonl
-    from stmltm_nb.metrics.probe import PROBE_SHARE, probe_table
+    from stmltm_nb.metrics.probe import PROBE_VARIANTS
 
-    if not path.is_file():
-        return None
-    return probe_table(read_jsonl(path), PROBE_SHARE, variant)
+    if variant not in PROBE_VARIANTS:
+        raise ValueError(f"probe variant must be one of {PROBE_VARIANTS}, got {variant!r}")
+    tables = all_probe_results(path)
+    return None if tables is None else tables[variant]
 
 
 def all_probe_results(path: Path = PROBE) -> dict[str, dict[str, Any]] | None:
-    """:func:`probe_results` for every design in :data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS`."""
-    from stmltm_nb.metrics.probe import PROBE_VARIANTS
+    """:func:`probe_results` for every design in :data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS` (the rows read
+    once); None when the file is absent."""
+    from stmltm_nb.io import read_jsonl
+    from stmltm_nb.metrics.probe import PROBE_SHARE, PROBE_VARIANTS, probe_table
 
-    return None if not path.is_file() else {v: probe_results(path, v) for v in PROBE_VARIANTS}
+    if not path.is_file():
+        return None
+    rows = read_jsonl(path)
+    return {v: probe_table(rows, PROBE_SHARE, v) for v in PROBE_VARIANTS}
 
 
 def _stream(path: Path) -> dict[str, Any] | None:

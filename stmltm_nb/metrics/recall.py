@@ -86,7 +86,8 @@ def _rate(hits: Sequence[bool]) -> float:
     return sum(hits) / len(hits) if hits else float("nan")
 
 
-def _buffer(model, tokenizer, facts: Sequence[Fact]) -> STMBuffer:
+def fact_buffer(model, tokenizer, facts: Sequence[Fact]) -> STMBuffer:
+    """An STM holding ``facts`` (as items, in order)."""
     buf = STMBuffer(model, tokenizer)
     buf.extend([f.to_item() for f in facts])
     return buf
@@ -96,13 +97,13 @@ def _memories(model, tokenizer, facts: Sequence[Fact], cartridge, residual: Sequ
     """Memory mode → (buffer, facts asked about). The oracle's buffer is None: it is built per chunk."""
     everything = list(facts) + list(residual)
     out = {"no memory": (STMBuffer(model, tokenizer), everything),
-           "STM (all items)": (_buffer(model, tokenizer, everything), everything),
+           "STM (all items)": (fact_buffer(model, tokenizer, everything), everything),
            "STM (own chunk, oracle)": (None, everything)}
     if cartridge is not None:
         out["LTM (cartridge)"] = (cartridge.memory(), everything)
         out["LTM + residual STM"] = (cartridge.memory(residual=[f.to_item() for f in residual]), everything)
         if residual:
-            out[RESIDUAL_ONLY] = (_buffer(model, tokenizer, residual), list(residual))
+            out[RESIDUAL_ONLY] = (fact_buffer(model, tokenizer, residual), list(residual))
     return out
 
 
@@ -115,7 +116,7 @@ def _ask(buf: STMBuffer | None, asked: Sequence[Fact], chunk_size: int, model, t
         return [o[3] for o in r.outputs], r.nll, r.seconds_per_query
     from stmltm_nb.memory.facts import chunks
 
-    parts = [evaluate_recall(_buffer(model, tokenizer, g), g, **kw) for g in chunks(asked, chunk_size)]
+    parts = [evaluate_recall(fact_buffer(model, tokenizer, g), g, **kw) for g in chunks(asked, chunk_size)]
     total = sum(p.total for p in parts)
     return ([o[3] for p in parts for o in p.outputs], sum(p.nll * p.total for p in parts) / total,
             sum(p.seconds_per_query * p.total for p in parts) / total)

@@ -1,5 +1,5 @@
-"""q̂_cart(n) from a short probe run (issue #15): consolidate a scaled-down replica of the job and move its held-out
-recall by the log-odds offset calibrated on the tuning split (:func:`~stmltm_nb.metrics.probe.probe_offset`,
+"""q̂_cart(n) from a short probe run (issue #15): measure a cheap stand-in for the consolidation's held-out recall
+and move it by the log-odds offset calibrated on the tuning split (:func:`~stmltm_nb.metrics.probe.probe_offset`,
 :func:`~stmltm_nb.metrics.probe.predict_q_cart`).
 
 Three probe designs (:data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS`), measured side by side by
@@ -33,7 +33,7 @@ from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, templates_of
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.metrics.probe import PROBE_MIN_ITEMS, PROBE_SHARE, PROBE_VARIANTS
-from stmltm_nb.metrics.recall import evaluate_recall
+from stmltm_nb.metrics.recall import evaluate_recall, fact_buffer
 
 
 @dataclass
@@ -119,13 +119,10 @@ def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: Con
 
 def _teacher_probe(model: Any, tokenizer: Any, facts: list[Fact], cfg: ConsolidationConfig) -> RecallProbe:
     """Design ``"teacher"``: each fact alone in STM answers its held-out paraphrase and first trained template."""
-    from stmltm_nb.memory.stm import STMBuffer
-
     t0 = time.perf_counter()
     held = train = 0.0
     for f in facts:
-        buf = STMBuffer(model, tokenizer)
-        buf.append(f.to_item())
+        buf = fact_buffer(model, tokenizer, [f])
         held += evaluate_recall(buf, [f], "heldout", first_question_only=True, with_nll=False).recall
         train += evaluate_recall(buf, [f], "train", first_question_only=True, with_nll=False).recall
     n = len(facts)
