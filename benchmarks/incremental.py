@@ -10,21 +10,27 @@ Reported: c_upd of the update (teacher for the new facts + its training, seconds
 old and the new facts for each cartridge. The full retrain's teacher is charged at the per-fact rate measured for
 the new facts in this run (so neither side profits from the cache, and a cached time measured under other load
 does not count); the ratio with the cached original times is stored too. Each phase is stored in ``--out``
-(JSON) as soon as it ends; a re-run resumes (the trained cartridges are kept in ``--work``).
+(JSON) as soon as it ends; a re-run resumes (the trained cartridges are kept in ``--work``; a full phase whose
+recall is stored is not retrained unless its cartridge is needed). ``--retry-update`` moves the stored update row to
+``update_tries`` (with its update settings) and runs the update again, e.g. with other ``--set update_*`` values; the
+full phases are reused only when their recipe (every field but the ``update_*`` ones) is this run's.
 
     python benchmarks/incremental.py --out incremental.json                 # tuning split, 64 + 16 facts
     python benchmarks/incremental.py --split report --out data/incremental.json
+    python benchmarks/incremental.py --out incremental.json --retry-update --set update_steps=160
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 SPLITS = {"tune": (0, 104), "report": (104, 208)}
+UPDATE_FIELDS = ("update_steps", "update_lr", "update_new_share", "replay_size")
 
 
 def main() -> None:
@@ -35,8 +41,10 @@ def main() -> None:
     ap.add_argument("--out", default="incremental.json")
     ap.add_argument("--work", default=None, help="folder for the trained cartridges (default: the cache folder)")
     ap.add_argument("--set", nargs="*", default=[], help="ConsolidationConfig overrides, key=value")
+    ap.add_argument("--retry-update", action="store_true",
+                    help="keep the stored update row under update_tries and run the update again")
     args = ap.parse_args()
-    res = run(args.split, args.old, args.new, Path(args.out), args.work, args.set)
+    res = run(args.split, args.old, args.new, Path(args.out), args.work, args.set, args.retry_update)
     print(json.dumps({k: v for k, v in res.items() if k not in ("config", "machine")}, indent=1))
     print("\n".join(table(res)))
 
@@ -56,8 +64,9 @@ def table(res: dict) -> list[str]:
 
 
 def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path("incremental.json"),
-        work: str | None = None, overrides: list[str] = ()) -> dict:
-    """The three phases (resumable through ``out``); returns the JSON-ready result."""
+        work: str | None = None, overrides: list[str] = (), retry_update: bool = False) -> dict:
+    """The three phases (resumable through ``out``); returns the JSON-ready result. Raises a ``ValueError`` when
+    ``out`` holds full phases of another recipe (nothing run, nothing written)."""
     args = argparse.Namespace(split=split, old=n_old, new=n_new, out=str(out), work=work, set=list(overrides))
 
     from stmltm_nb.apps.log import log
@@ -79,6 +88,16 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = replace(ConsolidationConfig(), **{k: type(getattr(ConsolidationConfig, k))(v) for k, v in overrides.items()})
     work = Path(args.work) if args.work else Path(cache_dir()) / f"bench-incremental-{args.split}-{args.old}-{args.new}"
+    if res and "config" in res:
+        stored = ConsolidationConfig.from_record(res["config"])
+        if not replace(stored, **update_fields(cfg)).same_recipe(cfg):
+            raise ValueError(f"{out} holds full phases of another recipe; pass another --out or the same --set values")
+        if (res.get("split"), res.get("old"), res.get("new")) != (args.split, len(old), len(new)):
+            raise ValueError(f"{out} holds a run of split {res.get('split')}, {res.get('old')} + {res.get('new')} "
+                             f"facts; pass another --out")
+        if retry_update and "update" in res:
+            res.setdefault("update_tries", []).append({**res.pop("update"), "config": update_fields(stored)})
+            shutil.rmtree(work / "update", ignore_errors=True)
     res.update({"split": args.split, "facts": [lo + 1, hi], "old": len(old), "new": len(new), "config": asdict(cfg),
                 "machine": machine()})
     lm = load_model()
@@ -90,10 +109,12 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     def save() -> None:
         atomic_write_json(out, res)
 
-    def phase(name: str, fn) -> Cartridge:
+    def phase(name: str, fn, needed: bool = True) -> Cartridge | None:
         folder = work / name
         if name in res and folder.is_dir():
             return Cartridge.load(folder, model, tok)
+        if name in res and not needed and "recall_old" in res[name]:
+            return None  # measured; its cartridge is not needed again
         log(name)
         t0 = time.perf_counter()
         cart, row = fn()
@@ -122,10 +143,10 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
                              "teacher_cache_hits": r.targets.cache_hits, "teacher_computed": r.targets.computed}
 
     upd = phase("update", incremental)
-    every = phase("full_all", full(old + new))
+    every = phase("full_all", full(old + new), needed=False)
     for name, cart in (("full_old", base), ("update", upd), ("full_all", every)):
         row = res[name]
-        if "recall_old" not in row:
+        if "recall_old" not in row or "recall_new" not in row and name != "full_old":
             row["recall_old"] = recall(cart, old)
             if name != "full_old":
                 row["recall_new"] = recall(cart, new)
@@ -139,6 +160,11 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     res["old_recall_drop"] = res["full_old"]["recall_old"] - res["update"]["recall_old"]
     save()
     return res
+
+
+def update_fields(cfg) -> dict:
+    """The settings of an update alone (what ``--retry-update`` may change)."""
+    return {k: getattr(cfg, k) for k in UPDATE_FIELDS}
 
 
 if __name__ == "__main__":

@@ -24,3 +24,35 @@ def test_benchmarks_run_on_the_tiny_model(tiny, tmp_path, monkeypatch, capsys):
                    "| +4 facts into a 8-fact cartridge | c_upd, s |", "| incremental update (3 steps, "):
         assert header in out
     assert out.count("\n| 16 |") == 2 and out.count("\n| 64 |") == 2
+
+
+def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phases(tiny, tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    import stmltm_nb.models as models
+
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
+    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from incremental import run
+
+    out, work = tmp_path / "inc.json", tmp_path / "work"
+    sets = ["steps=2", "update_steps=2", "batch_size=4", "p=8"]
+    first = run("tune", 4, 2, out, str(work), sets)
+    full_all = dict(first["full_all"])
+    import shutil
+
+    shutil.rmtree(work / "full_all")  # measured: a retry must not retrain it
+    second = run("tune", 4, 2, out, str(work), ["steps=2", "update_steps=3", "batch_size=4", "p=8"],
+                 retry_update=True)
+    assert second["update"]["steps"] == 3
+    assert [t["config"]["update_steps"] for t in second["update_tries"]] == [2]
+    assert second["update_tries"][0]["recall_new"] == first["update"]["recall_new"]
+    assert second["full_all"] == {**full_all, "c_upd_same_teacher_rate_s": second["full_all"]["c_upd_same_teacher_rate_s"]}
+    assert not (work / "full_all").exists()
+    before = out.read_text()
+    with pytest.raises(ValueError, match="another recipe"):
+        run("tune", 4, 2, out, str(work), ["steps=3", "update_steps=3", "batch_size=4", "p=8"])
+    assert out.read_text() == before and json.loads(before)["update"]["steps"] == 3

@@ -192,14 +192,20 @@ def test_recorded_configs_read_back_and_compare_by_recipe():
 
 
 def test_shipped_runs_are_the_shipped_recipe():
-    """benchmarks/probe.py calibrates on these two records: both must read back as today's recipe."""
+    """benchmarks/probe.py calibrates on these two records: both must read back as today's recipe, and the tuning
+    split holds exactly one run of it (the row the probe names)."""
     import json
+    import sys
+    from pathlib import Path
 
     from stmltm_nb.shipped import data_dir
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from probe import RECIPE_ROW
+
     rows = [json.loads(line) for line in (data_dir() / "ltm_recipe.jsonl").read_text().splitlines() if line]
-    shipped = [r for r in rows if r["name"] == "prefix_prose25_p25_res50"]
-    assert len(shipped) == 1 and ConsolidationConfig.from_record(shipped[0]["config"]).same_recipe(ConsolidationConfig())
+    shipped = [r for r in rows if ConsolidationConfig.from_record(r["config"]).same_recipe(ConsolidationConfig())]
+    assert [r["name"] for r in shipped] == [RECIPE_ROW]
     assert not ConsolidationConfig.from_record(rows[0]["config"]).same_recipe(ConsolidationConfig())  # another recipe
     curves = json.loads((data_dir() / "measured_curves.json").read_text())
     assert ConsolidationConfig.from_record(curves["consolidation"]["config"]).same_recipe(ConsolidationConfig())

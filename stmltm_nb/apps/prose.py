@@ -95,7 +95,8 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``);
     ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
     ``probe`` (:func:`~stmltm_nb.metrics.probe.probe_table` of ``benchmarks/results/probe_recall.jsonl``, the shipped
-    design) and ``probes[variant]`` (every design measured there).
+    design) and ``probes[variant]`` (every design measured there); ``ltm_misses``: the issue-#13 bars the measured
+    comparison misses (:func:`~stmltm_nb.metrics.ltm_bars.comparison_misses`, "; "-joined, "none" when all are met).
     A name whose file is missing is ``None`` (an error when a template uses it)."""
     from stmltm_nb.decision.curves import load_curves
     from stmltm_nb.shipped import data_dir
@@ -110,6 +111,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
               if recipe_path.is_file() else None)
     probes = all_probe_results()
     return {
+        "ltm_misses": _ltm_misses(comparison),
         "curves": c,
         "fits": {f["model"]: f for f in c.get("recall", {}).get("fits", [])},
         "comparison": comparison,
@@ -124,6 +126,15 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "probes": probes,
         **_policy(_read_json(POLICY)),
     }
+
+
+def _ltm_misses(comparison: Mapping[str, Any]) -> str | None:
+    from stmltm_nb.metrics.ltm_bars import comparison_misses
+
+    try:
+        return "; ".join(comparison_misses(comparison)) or "none"
+    except KeyError:  # a comparison without the served modes (e.g. a fast or older run)
+        return None
 
 
 def probe_results(path: Path = PROBE, variant: str = "steps") -> dict[str, Any] | None:
