@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -95,9 +94,12 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
         if (res.get("split"), res.get("old"), res.get("new")) != (args.split, len(old), len(new)):
             raise ValueError(f"{out} holds a run of split {res.get('split')}, {res.get('old')} + {res.get('new')} "
                              f"facts; pass another --out")
+        if "update" in res and update_fields(stored) != update_fields(cfg) and not retry_update:
+            raise ValueError(f"{out} holds an update with {update_fields(stored)}; pass --retry-update to run "
+                             f"{update_fields(cfg)} (the stored one is kept under update_tries)")
         if retry_update and "update" in res:
             res.setdefault("update_tries", []).append({**res.pop("update"), "config": update_fields(stored)})
-            shutil.rmtree(work / "update", ignore_errors=True)
+            atomic_write_json(out, res)  # archived before anything else can fail; the stale folder is retrained over
     res.update({"split": args.split, "facts": [lo + 1, hi], "old": len(old), "new": len(new), "config": asdict(cfg),
                 "machine": machine()})
     lm = load_model()
@@ -113,7 +115,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
         folder = work / name
         if name in res and folder.is_dir():
             return Cartridge.load(folder, model, tok)
-        if name in res and not needed and "recall_old" in res[name]:
+        if name in res and not needed and measured(name):
             return None  # measured; its cartridge is not needed again
         log(name)
         t0 = time.perf_counter()
@@ -131,7 +133,11 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
                                  "c_upd_s": r.seconds["teacher"] + r.seconds["train"], "steps": cfg.steps}
         return run
 
-    base = phase("full_old", full(old))
+    def measured(name: str) -> bool:
+        return "recall_old" in res[name] and (name == "full_old" or "recall_new" in res[name])
+
+    # the committed cartridge is needed to train the update, or to measure it
+    base = phase("full_old", full(old), needed=not ("update" in res and (work / "update").is_dir()))
 
     def incremental():
         r = update(model, tok, base, [f.to_item() for f in new], templates_of(old + new), cfg,
@@ -146,7 +152,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     every = phase("full_all", full(old + new), needed=False)
     for name, cart in (("full_old", base), ("update", upd), ("full_all", every)):
         row = res[name]
-        if "recall_old" not in row or "recall_new" not in row and name != "full_old":
+        if not measured(name):
             row["recall_old"] = recall(cart, old)
             if name != "full_old":
                 row["recall_new"] = recall(cart, new)

@@ -278,9 +278,9 @@ Markdown("\n".join(f"- **{row['run']}** ({row['split']} split): {verdict(row)}."
 #   either), but not down to the bar on either split. The first prose run was invalid: the hard targets meant for a fact's answer were applied to every
 #   off-path prose token, so the cartridge learned to recite the passages; retention rows now take soft targets
 #   only (a unit test guards it).
-# - **Stand-ins as many as the served memory holds: tried, not adopted.** With 1–4 stand-ins in half the batches
-#   (the default) the student learned to read the context and, with 8 residual items there, leans on them. With 1–8
-#   in three quarters of the batches (row `prefix_prose25_p25_res75_max8`) the cartridge facts kept most of their
+# - **Stand-ins as many as the served memory holds: tried, not adopted.** With 1–{{ curves.consolidation.config.residual_max }} stand-ins in {{ curves.consolidation.config.residual_prob :.0% }} of the
+#   batches (the default) the student learned to read the context and, with {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} residual items there, leans on them. With
+#   1–{{ recipe.prefix_prose25_p25_res75_max8.config.residual_max }} in {{ recipe.prefix_prose25_p25_res75_max8.config.residual_prob :.0% }} of the batches (row `prefix_prose25_p25_res75_max8`) the cartridge facts kept most of their
 #   recall next to residual STM and held-out recall rose on the tuning split, for some trained recall, retention
 #   and longer steps. On the report split (row `..._report`, measured with it as the default) it was a trade, not a
 #   win: the served memory gained (cartridge facts next to residual STM {{ comparison["LTM + residual STM"].train.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.both_cart_train :.2f }}, their held-out

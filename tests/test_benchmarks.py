@@ -55,4 +55,8 @@ def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phase
     before = out.read_text()
     with pytest.raises(ValueError, match="another recipe"):
         run("tune", 4, 2, out, str(work), ["steps=3", "update_steps=3", "batch_size=4", "p=8"])
+    with pytest.raises(ValueError, match="--retry-update"):  # other update settings: never credited to the stored row
+        run("tune", 4, 2, out, str(work), ["steps=2", "update_steps=4", "batch_size=4", "p=8"])
+    with pytest.raises(ValueError, match="split"):
+        run("tune", 4, 3, out, str(work), ["steps=2", "update_steps=3", "batch_size=4", "p=8"])
     assert out.read_text() == before and json.loads(before)["update"]["steps"] == 3

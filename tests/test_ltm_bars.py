@@ -39,3 +39,10 @@ def test_a_comparison_table_is_read_by_mode_and_questions():
     }
     misses = comparison_misses(table)
     assert [m.split(" 0.")[0].split(" +")[0] for m in misses] == ["LTM held-out", "ΔNLL LTM"]
+
+
+def test_unmeasured_values_never_pass_silently():
+    nan = float("nan")
+    for field in ("ltm_train", "ltm_heldout", "both_cart", "both_resid", "dnll_ltm", "dnll_both"):
+        assert len(ltm_bar_misses(**{**PASS, field: nan})) == 1, field  # an unmeasured value is a miss
+    assert ltm_bar_misses(**{**PASS, "stm_resid": nan, "both_resid": 0.5}) == []  # the floor alone applies

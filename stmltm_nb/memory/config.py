@@ -52,9 +52,9 @@ class ConsolidationConfig:
     # 0.25 together with the switch to prose retention rows; the pair lifted the cartridge facts' recall with
     # residual STM from 0.45 to 0.53 on the tuning split, data/ltm_recipe.jsonl; not measured apart)
     residual_max: int = 4  # at most this many such items. Tried: 0.75 / 8 (as many as the served memory's 8 residual
-    # facts; rows prefix_prose25_p25_res75_max8*): better on the tuning split (cartridge facts next to residual STM
-    # 0.53 -> 0.84, held-out 0.45 -> 0.55), but on the report split the cartridge alone lost held-out recall
-    # (0.61 -> 0.36) while the served memory gained; not adopted (README "Known gaps", notebook 03.4)
+    # facts; rows prefix_prose25_p25_res75_max8*): a trade on the tuning split already (cartridge facts next to residual
+    # STM 0.53 -> 0.84, held-out 0.45 -> 0.55, but trained 0.95 -> 0.88 and ΔNLL up), and on the report split the
+    # cartridge alone lost held-out recall (0.61 -> 0.36) while the served memory gained; not adopted (README, 03.4)
     residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (0.5 measured: worse, README)
     hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
     # Rows that protect what the cartridge should not change (issue #13; shares of each batch's rows):
