@@ -81,6 +81,13 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     seed_everything(0)
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.exists() else {}
+
+    def save() -> None:
+        atomic_write_json(out, res)
+
+    def measured(name: str) -> bool:
+        return "recall_old" in res[name] and (name == "full_old" or "recall_new" in res[name])
+
     lo, hi = SPLITS[args.split]
     facts = load_facts()[lo:hi]
     old, new = facts[: args.old], facts[args.old : args.old + args.new]
@@ -99,7 +106,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
                              f"{update_fields(cfg)} (the stored one is kept under update_tries)")
         if retry_update and "update" in res:
             res.setdefault("update_tries", []).append({**res.pop("update"), "config": update_fields(stored)})
-            atomic_write_json(out, res)  # archived before anything else can fail; the stale folder is retrained over
+            save()  # archived before anything else can fail; the stale folder is retrained over
     res.update({"split": args.split, "facts": [lo + 1, hi], "old": len(old), "new": len(new), "config": asdict(cfg),
                 "machine": machine()})
     lm = load_model()
@@ -107,9 +114,6 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
 
     def recall(cart: Cartridge, fs) -> float:
         return evaluate_recall(cart.memory(), fs, "train", first_question_only=True, with_nll=False).recall
-
-    def save() -> None:
-        atomic_write_json(out, res)
 
     def phase(name: str, fn, needed: bool = True) -> Cartridge | None:
         folder = work / name
@@ -132,9 +136,6 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
             return r.cartridge, {"teacher_s": r.seconds["teacher"], "train_s": r.seconds["train"],
                                  "c_upd_s": r.seconds["teacher"] + r.seconds["train"], "steps": cfg.steps}
         return run
-
-    def measured(name: str) -> bool:
-        return "recall_old" in res[name] and (name == "full_old" or "recall_new" in res[name])
 
     # the committed cartridge is needed to train the update, or to measure it
     base = phase("full_old", full(old), needed=not ("update" in res and (work / "update").is_dir()))

@@ -28,6 +28,7 @@ def test_benchmarks_run_on_the_tiny_model(tiny, tmp_path, monkeypatch, capsys):
 
 def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phases(tiny, tmp_path, monkeypatch):
     import json
+    import shutil
 
     import pytest
 
@@ -42,8 +43,6 @@ def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phase
     sets = ["steps=2", "update_steps=2", "batch_size=4", "p=8"]
     first = run("tune", 4, 2, out, str(work), sets)
     full_all = dict(first["full_all"])
-    import shutil
-
     shutil.rmtree(work / "full_all")  # measured: a retry must not retrain it
     second = run("tune", 4, 2, out, str(work), ["steps=2", "update_steps=3", "batch_size=4", "p=8"],
                  retry_update=True)

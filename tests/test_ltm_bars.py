@@ -46,3 +46,14 @@ def test_unmeasured_values_never_pass_silently():
     for field in ("ltm_train", "ltm_heldout", "both_cart", "both_resid", "dnll_ltm", "dnll_both"):
         assert len(ltm_bar_misses(**{**PASS, field: nan})) == 1, field  # an unmeasured value is a miss
     assert ltm_bar_misses(**{**PASS, "stm_resid": nan, "both_resid": 0.5}) == []  # the floor alone applies
+
+
+def test_the_rendered_thresholds_are_the_ones_judged():
+    from stmltm_nb.metrics.ltm_bars import thresholds
+
+    t = thresholds()
+    at = dict(PASS, ltm_train=t["LTM trained"], ltm_heldout=t["LTM held-out"],
+              both_cart=t["LTM + residual STM, cartridge facts"], dnll_ltm=t["max ΔNLL"], dnll_both=t["max ΔNLL"],
+              both_resid=t["residual floor"], stm_resid=0.0)
+    assert ltm_bar_misses(**at) == []  # each bar met exactly
+    assert len(ltm_bar_misses(**{**at, "ltm_train": t["LTM trained"] - 1e-9})) == 1

@@ -96,9 +96,11 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
     ``probe`` (:func:`~stmltm_nb.metrics.probe.probe_table` of ``benchmarks/results/probe_recall.jsonl``, the shipped
     design) and ``probes[variant]`` (every design measured there); ``ltm_misses``: the issue-#13 bars the measured
-    comparison misses (:func:`~stmltm_nb.metrics.ltm_bars.comparison_misses`, "; "-joined, "none" when all are met).
+    comparison misses (:func:`~stmltm_nb.metrics.ltm_bars.comparison_misses`, "; "-joined, "none" when all are met);
+    ``ltm_bars[name]``: those bars (:func:`~stmltm_nb.metrics.ltm_bars.thresholds`).
     A name whose file is missing is ``None`` (an error when a template uses it)."""
     from stmltm_nb.decision.curves import load_curves
+    from stmltm_nb.metrics.ltm_bars import thresholds
     from stmltm_nb.shipped import data_dir
 
     c = dict(curves) if curves is not None else load_curves()
@@ -112,6 +114,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     probes = all_probe_results()
     return {
         "ltm_misses": _ltm_misses(comparison),
+        "ltm_bars": thresholds(),
         "curves": c,
         "fits": {f["model"]: f for f in c.get("recall", {}).get("fits", [])},
         "comparison": comparison,

@@ -1,6 +1,6 @@
-"""The bars a served memory must meet after a consolidation (issue #13), in one place: notebook 03's verdicts and the
-README's "bars still missed" line are computed here (the README's bar table repeats the thresholds as text). Plain Python (no torch). Recall is a share of questions answered in [0, 1];
-ΔNLL is the general-text NLL with the memory minus without it, nats/token.
+"""The bars a served memory must meet after a consolidation (issue #13), in one place: notebook 03's verdicts, the
+README's bar table and its "bars still missed" line are computed from here. Plain Python (no torch). Recall is a
+share of questions answered in [0, 1]; ΔNLL is the general-text NLL with the memory minus without it, nats/token.
 """
 
 from __future__ import annotations
@@ -12,6 +12,13 @@ LTM_RECALL_BARS = {"LTM trained": 0.90, "LTM held-out": 0.70, "LTM + residual ST
 RESIDUAL_SHARE = 0.90  # residual facts next to the cartridge: at least this share of their STM-only recall ...
 RESIDUAL_FLOOR = 0.50  # ... and at least this much absolute
 MAX_DNLL = 0.05  # nats/token over no memory, for LTM and for LTM + residual STM
+
+
+def thresholds() -> dict[str, float]:
+    """Every bar by name, for rendered prose: the recall bars (:data:`LTM_RECALL_BARS`), then "residual share",
+    "residual floor" and "max ΔNLL" (nats/token)."""
+    return {**LTM_RECALL_BARS, "residual share": RESIDUAL_SHARE, "residual floor": RESIDUAL_FLOOR,
+            "max ΔNLL": MAX_DNLL}
 
 
 def ltm_bar_misses(ltm_train: float, ltm_heldout: float, both_cart: float, both_resid: float, stm_resid: float,
