@@ -21,12 +21,18 @@ def answer_found(answer: str, output: str) -> bool:
     return answer.strip().lower() in output.lower()
 
 
-def questions_for(fact: Fact, kind: str) -> list[str]:
-    """``train``: the two trained templates; ``heldout``: the paraphrase never trained on."""
+def questions_for(fact: Fact, kind: str, split: str | None = None) -> list[str]:
+    """``train``: the two trained templates; ``heldout``: the paraphrase never trained on, or with ``split``
+    ("tune", "report", "final") that split's held-out wordings (``Fact.heldout_for``; a fact without a bank, such
+    as a note of yours, has its single held-out question). ``split`` does not change the ``train`` templates."""
+    from stmltm_nb.memory.facts import HELDOUT_SPLITS
+
+    if split is not None and split not in HELDOUT_SPLITS:
+        raise ValueError(f"held-out split must be one of {HELDOUT_SPLITS}, got {split!r}")
     if kind == "train":
         return list(fact.train_questions)
     if kind == "heldout":
-        return [fact.heldout_question]
+        return [fact.heldout_question] if split is None else list(fact.heldout_for(split))
     raise ValueError(f"question kind must be one of {QUESTION_KINDS}, got {kind!r}")
 
 
