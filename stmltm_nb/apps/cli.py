@@ -67,7 +67,8 @@ def _measure(args: argparse.Namespace) -> int:
         check_notes_fit(notes, args.model)
     out = _check_measure_args(args)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
-                           notes=notes, device=device, split=args.split)
+                           notes=notes, device=device, split=args.split,
+                           **({"seeds": args.seeds} if args.seeds else {}))
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
           f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
     return 0
@@ -172,8 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fast", action="store_true", help="small sizes (also when STMLTM_FAST=1)")
     m.add_argument("--resume", action="store_true", help="keep sections already in --out and run the rest")
     m.add_argument("--notes", help="measure on your notes (.txt/.jsonl) instead of the shipped facts")
-    m.add_argument("--split", choices=("tune", "report"), default="tune",
-                   help="shipped facts consolidated: tune = facts 1-104 (recipes chosen there), report = 105-208")
+    m.add_argument("--split", choices=("tune", "report", "final"), default="tune",
+                   help="shipped facts consolidated: tune = facts 1-104 (recipes chosen there), report = 105-208; "
+                        "final = the sealed final split, read once when the recipe is frozen (never to choose)")
+    m.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="training seeds of the cartridge (default 0 1: headline numbers run on two)")
     m.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA, then MPS, else CPU), cuda or mps")
     m.set_defaults(func=_measure)
 

@@ -56,7 +56,7 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     # demo size: half of the consolidated facts (at least 8) + 4 residual ones, recall only (no answer NLL)
     asked = train[: max(8, n_facts // 2)]
     res["comparison"] = S.comparison_section(model, tok, asked, run.cartridge, facts[n_facts : n_facts + 4],
-                                             cfg.chunk_size, progress=progress, with_nll=False)
+                                             cfg.chunk_size, progress=progress)
 
     log("the switching rule")
     pri = priors(res).require("cost", "recall", "q_cart", "c_upd", "r_cart")

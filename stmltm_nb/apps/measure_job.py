@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ from stmltm_nb.io import atomic_write_json
 from stmltm_nb.memory.notes import Note
 
 MIN_NOTES = 4  # measuring your notes needs some consolidated and some residual ones
+SCHEMA_VERSION = 2  # data/measured_curves.json: comparison rows with relation-clustered intervals, seeds,
+# retrieval and retention sections (read by stmltm_nb.decision.curves)
+SEEDS = (0, 1)  # training seeds of the measured cartridge (headline numbers run on at least two)
 SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) of each split: recipes are tuned
 # on facts 1-104 and reported on 105-208, which no recipe choice saw (issue #13)
 
@@ -29,16 +32,21 @@ SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) 
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
                      notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2,
-                     split: str = "tune") -> dict[str, Any]:
+                     split: str = "tune", seeds: Sequence[int] = SEEDS, n_resid: int | None = None
+                     ) -> dict[str, Any]:
     """Measure everything and return the JSON-ready dict (written to ``out`` when given).
 
     ``notes``: measure on your notes instead of the shipped facts (self-study writes ``questions`` training
     questions and one held-out question per note; the last quarter, at most 8, are the residual STM; STM sizes
     are capped at the number of notes; the governance section, which needs the shipped contradictions, is left
     out). ``split``: the shipped facts consolidated and kept residual come from the tuning split (facts 1-104,
-    where recipes were chosen) or the report split (105-208); the STM recall and cost curves use the facts from
-    the start either way (no recipe is involved). Partial results are written after every section; with ``resume=True`` sections already present in
-    ``out`` are kept and skipped (the trained cartridge is reloaded from the cache folder).
+    where recipes were chosen), the report split (105-208) or, only when named, the sealed final split
+    (``data/final_facts.jsonl``); held-out questions are that split's wordings. The STM recall and cost curves use
+    the shipped facts from the start either way (no recipe is involved). ``seeds``: one cartridge is trained per
+    training seed; the cartridge rows report their mean and each seed's value (signal and compression use the
+    first seed). ``n_resid``: newer facts kept in STM after the cartridge (default 16; 4 fast). Partial results
+    are written after every section; with ``resume=True`` sections already present in ``out`` are kept and
+    skipped (trained cartridges are reloaded from the cache folder).
     """
     import json
 
@@ -54,30 +62,34 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.metrics.probe import probe_prediction
     from stmltm_nb.models import cache_dir, load_model
 
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    if split not in SPLITS and split != "final":
+        raise ValueError(f"split must be one of {sorted([*SPLITS, 'final'])}, got {split!r}")
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if not seeds:
+        raise ValueError("seeds: at least one training seed")
     if notes is not None and len(notes) < MIN_NOTES:
         raise ValueError(f"measuring needs at least {MIN_NOTES} notes (some consolidated, some residual), "
                          f"got {len(notes)}")
+    facts = load_facts()
+    pool = load_facts(split="final") if split == "final" and notes is None else facts
     torch.manual_seed(0)
     lm = load_model(model_name, device=device)
     model, tok = lm.model, lm.tokenizer
     n_facts = min(n_facts, 16) if fast else n_facts
-    n_resid = 4 if fast else 8
-    if notes is None:
-        facts = load_facts()
-    else:
+    n_resid = (4 if fast else 16) if n_resid is None else int(n_resid)
+    if notes is not None:
         from stmltm_nb.memory.study import study_notes
 
-        facts = study_notes(model, tok, notes, k=questions, cache=Path(cache_dir()) / "study-cache.json",
-                            progress=progress)
-        n_resid = min(n_resid, max(1, len(facts) // 4))
+        pool = facts = study_notes(model, tok, notes, k=questions, cache=Path(cache_dir()) / "study-cache.json",
+                                   progress=progress)
+        n_resid = min(n_resid, 8, max(1, len(facts) // 4))
         n_facts = min(n_facts, len(facts) - n_resid)
-    first, end = SPLITS[split] if notes is None else (0, len(facts))
+    first, end = (0, len(pool)) if notes is not None or split == "final" else SPLITS[split]
     if notes is None and first + n_facts + n_resid > end:
         raise ValueError(f"{n_facts} consolidated + {n_resid} residual facts do not fit the {split} split "
                          f"(facts {first + 1}-{end}): lower --facts")
-    train_facts, residual = facts[first : first + n_facts], facts[first + n_facts : first + n_facts + n_resid]
+    train_facts, residual = pool[first : first + n_facts], pool[first + n_facts : first + n_facts + n_resid]
+    q_split = None if notes is not None else split
     items = [f.to_item() for f in train_facts]
     res: dict[str, Any] = {}
     if resume and out is not None and Path(out).exists():
@@ -87,15 +99,16 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
             raise ValueError(f"{out} holds sections measured on the {kept} split; resume it with --split {kept} "
                              f"or delete its cartridge sections")
         log(f"resuming with sections {sorted(k for k, v in res.items() if isinstance(v, dict))}")
-    res.update({"model": lm.name, "fast": fast, "n_facts": n_facts, "created": _dt.date.today().isoformat(),
+    res.update({"schema_version": SCHEMA_VERSION, "model": lm.name, "fast": fast, "n_facts": n_facts,
+                "n_resid": len(residual), "seeds": seeds, "created": _dt.date.today().isoformat(),
                 "machine": machine()})
     if notes is None:
         res["split"] = {"name": split, "consolidated": [train_facts[0].id, train_facts[-1].id],
                         "residual": [residual[0].id, residual[-1].id] if residual else []}
-    cfg = ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
-                              batch_size=8 if fast else ConsolidationConfig.batch_size)
+    cfg0 = ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
+                               batch_size=8 if fast else ConsolidationConfig.batch_size)
     cart_dir = Path(cache_dir()) / ("measure-cartridge-fast" if fast else "measure-cartridge")
-    cart_dir = cart_dir.with_name(cart_dir.name + ("-report" if split == "report" and notes is None else ""))
+    cart_dir = cart_dir.with_name(cart_dir.name + (f"-{split}" if split != "tune" and notes is None else ""))
     if notes is not None:
         import hashlib
 
@@ -115,36 +128,57 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
 
     sizes = [n for n in ([1, 4, 16] if fast else [1, 2, 4, 8, 16, 32, 64, 128]) if n <= len(facts)]
     cost_sizes = [n for n in ([1, 4, 16] if fast else [1, 4, 16, 64, 128, 200]) if n <= len(facts)]
-    per_position = 2 if fast else 4
+    per_position = 2 if fast else 8
     section("recall", lambda: S.recall_section(model, tok, facts, sizes, per_position,
-                                               heldout_sizes=sizes if fast else sizes[::2]))
+                                               heldout_sizes=sizes if fast else sizes[::2],
+                                               min_questions=6 if fast else 24))
     section("cost", lambda: S.cost_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
+    section("retrieval", lambda: S.retrieval_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
+    carts: dict[int, Any] = {}
     state: dict[str, Any] = {}
 
-    def run_consolidation():
-        summary, state["run"] = S.consolidation_section(model, tok, train_facts, cfg, progress, save_to=cart_dir)
-        return {**summary, "probe": probe_prediction(summary["losses"], probe_steps=max(6, cfg.steps // 4))}
+    def seed_dir(seed: int) -> Path:
+        return cart_dir if seed == seeds[0] and seed == 0 else cart_dir.with_name(f"{cart_dir.name}-seed{seed}")
 
-    section("consolidation", run_consolidation)
-    if "run" in state:
-        run = state["run"]
-        cart, tt, init_vec = run.cartridge, run.targets, run.init_vector
-    else:  # resumed: reload the trained cartridge and the (cached) teacher targets
-        run = consolidate(model, tok, items, templates_of(train_facts), ConsolidationConfig(**{
-            **asdict(cfg), "steps": 0}), progress=False)
-        cart, tt, init_vec = Cartridge.load(cart_dir, model, tok), run.targets, run.init_vector
-    init = Cartridge.create(model, tok, p=cfg.p, stm_text="".join(it.text.strip() + "\n" for it in items))
+    for seed in seeds:
+        key = "consolidation" if seed == seeds[0] else f"consolidation_seed{seed}"
+        cfg = replace(cfg0, seed=seed)
+
+        def run_consolidation(cfg=cfg, seed=seed):
+            summary, run = S.consolidation_section(model, tok, train_facts, cfg, progress, save_to=seed_dir(seed))
+            state.setdefault("runs", {})[seed] = run
+            return {**summary, "probe": probe_prediction(summary["losses"], probe_steps=max(6, cfg.steps // 4))}
+
+        section(key, run_consolidation)
+        run = state.get("runs", {}).get(seed)
+        carts[seed] = run.cartridge if run is not None else Cartridge.load(seed_dir(seed), model, tok)
+    run = state.get("runs", {}).get(seeds[0])
+    if run is None:  # resumed: the teacher targets come from the cache, no training
+        run = consolidate(model, tok, items, templates_of(train_facts), replace(cfg0, steps=0), progress=False)
+    cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
+    init = Cartridge.create(model, tok, p=cfg0.p, stm_text="".join(it.text.strip() + "\n" for it in items))
 
     section("signal", lambda: S.signal_section(init, cart, tt, n_facts, b_big=8 if fast else 16,
                                                repeats=2 if fast else 4))
     section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
-    section("compression", lambda: S.compression_section(model, tok, train_facts, cart, init_vec, cfg, progress))
-    section("comparison", lambda: S.comparison_section(model, tok, train_facts, cart, residual, cfg.chunk_size))
+    section("compression", lambda: S.compression_section(model, tok, train_facts, cart, init_vec, cfg0, progress))
+    ev = res.setdefault("evaluation", {})  # per-question records: the memories without a cartridge, then a seed each
+    for part, seed in [("memory", None), *((f"seed{s}", s) for s in seeds)]:
+        if part not in ev:
+            log(f"questions: {'memories without a cartridge' if seed is None else f'cartridge seed {seed}'}")
+            t0 = time.perf_counter()
+            ev[part] = S.records_section(model, tok, train_facts, residual, None if seed is None
+                                         else {seed: carts[seed]}, q_split, cfg0.chunk_size, progress)
+            res.setdefault("section_seconds", {})[f"evaluation.{part}"] = time.perf_counter() - t0
+            if out is not None:
+                atomic_write_json(out, json_clean(res))
+    res["comparison"] = S.comparison_from(ev, split=q_split)
+    section("retention", lambda: S.retention_section(model, tok, init, carts, residual))
     if notes is None:
         section("governance", lambda: S.governance_section(model, tok, facts, n_unrelated=8 if fast else 24))
     res["recall"].update(S.recall_fits(res["recall"]["pooled"]))  # refit (cheap): fitting fixes reach resumed runs
     cons = res["consolidation"]
-    cons["probe"] = probe_prediction(cons["losses"], probe_steps=max(6, cfg.steps // 4))
+    cons["probe"] = probe_prediction(cons["losses"], probe_steps=max(6, cfg0.steps // 4))
     res["signal"].update({"m_star_occam": res["compression"]["m_star_occam"],
                           "m_star_agnostic": res["compression"]["m_star_agnostic"]})
     res["total_seconds"] = sum(res.get("section_seconds", {}).values())

@@ -27,15 +27,19 @@ def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def recall_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int,
-                   heldout_sizes: Sequence[int] = (), progress: bool = False) -> dict[str, Any]:
+                   heldout_sizes: Sequence[int] = (), progress: bool = False, min_questions: int = 24
+                   ) -> dict[str, Any]:
     """q_ctx(n), L_ctx(n) by position and pooled at the STM sizes ``sizes`` (items), with the fitted families;
-    with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer."""
-    rows = M.recall_curve(model, tok, facts, sizes, per_position=per_position, progress=progress)
+    with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer. Every question at a size is
+    distinct (at least ``min_questions`` of them where the facts allow)."""
+    rows = M.recall_curve(model, tok, facts, sizes, per_position=per_position, progress=progress,
+                          min_questions=min_questions)
     pooled = M.pooled_recall(rows)
     out: dict[str, Any] = {"by_position": rows, "pooled": pooled}
     if heldout_sizes:
         out["heldout"] = M.recall_curve(model, tok, facts, heldout_sizes, per_position=per_position,
-                                        positions=("middle",), kind="heldout", progress=progress)
+                                        positions=("middle",), kind="heldout", progress=progress,
+                                        min_questions=min_questions)
     return {**out, **recall_fits(pooled), "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
 
 
@@ -107,13 +111,62 @@ def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartr
             "m_star_occam": m_star(dl["bits"], 0.05, 0.05), "m_star_agnostic": m_star(dl["bits"], 0.05, 0.05, True)}
 
 
-def comparison_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
-                       chunk_size: int, progress: bool = False, with_nll: bool = True) -> list[dict[str, Any]]:
-    """The STM-vs-LTM table (:func:`stmltm_nb.metrics.recall.compare_memories`) as a list of rows."""
-    from stmltm_nb.metrics.recall import compare_memories
+def retrieval_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int,
+                      k: int = 4, progress: bool = False) -> dict[str, Any]:
+    """c_ret(n) of STM + retrieval (BM25 top-``k``) at ``sizes`` and its linear fit on the excess, s/query."""
+    rows = M.retrieval_cost_curve(model, tok, facts, sizes, k=k, repeats=repeats, progress=progress)
+    fit = fit_cost([r["n"] for r in rows], [r["excess_s"] for r in rows])
+    return {"k": k, "library": "bm25s", "cost": {"rows": rows, "fit_linear": asdict(fit)}}
 
-    return compare_memories(model, tok, facts, cart, residual=residual, chunk_size=chunk_size,
-                            progress=progress, with_nll=with_nll).to_dict(orient="records")
+
+def records_section(model: Any, tok: Any, facts: Sequence[Fact], residual: Sequence[Fact],
+                    cartridges: dict[int, Cartridge] | None, split: str | None, chunk_size: int,
+                    progress: bool = False, k: int = 4) -> list[dict[str, Any]]:
+    """Per-question records (:func:`stmltm_nb.metrics.recall.question_records`): without ``cartridges`` every
+    memory mode that has none; with them, only the cartridge modes."""
+    from stmltm_nb.metrics import comparison as C
+    from stmltm_nb.metrics.recall import question_records
+
+    modes = [C.LTM, C.SERVED] if cartridges else [m for m in C.MODES if m not in (C.LTM, C.SERVED)]
+    return question_records(model, tok, facts, cartridges, residual, split=split, chunk_size=chunk_size, k=k,
+                            modes=modes, progress=progress)
+
+
+def comparison_from(evaluation: dict[str, list[dict[str, Any]]], split: str | None) -> list[dict[str, Any]]:
+    """The comparison table from every part of the per-question records."""
+    from stmltm_nb.metrics.comparison import comparison_rows
+
+    return comparison_rows([r for part in evaluation.values() for r in part], split=split)
+
+
+def comparison_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
+                       chunk_size: int, progress: bool = False, split: str | None = None,
+                       modes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The STM-vs-LTM table (:func:`stmltm_nb.metrics.comparison.comparison_rows`) for one cartridge."""
+    from stmltm_nb.metrics.comparison import comparison_rows
+    from stmltm_nb.metrics.recall import question_records
+
+    recs = question_records(model, tok, facts, cart, residual, split=split, chunk_size=chunk_size, modes=modes,
+                            progress=progress)
+    return comparison_rows(recs, split=split)
+
+
+def retention_section(model: Any, tok: Any, init: Cartridge, carts: dict[int, Cartridge],
+                      residual: Sequence[Fact], passages: Sequence[str] | None = None) -> dict[str, Any]:
+    """Retention: NLL (nats/token) of the check passages with no memory, the untrained cartridge (step 0), each
+    trained cartridge alone and with the residual STM, paired against no memory (bootstrap over passages)."""
+    from stmltm_nb.memory.stm import STMBuffer
+    from stmltm_nb.metrics import comparison as C
+    from stmltm_nb.metrics.recall import check_passages, retention_nll
+
+    texts = list(passages) if passages is not None else check_passages()
+    resid = [f.to_item() for f in residual]
+    nll: dict[str, dict[Any, list[float]]] = {C.NO_MEMORY: {None: retention_nll(STMBuffer(model, tok), texts)},
+                                              C.STEP0: {None: retention_nll(init.memory(), texts)}}
+    nll[C.LTM] = {s: retention_nll(c.memory(), texts) for s, c in carts.items()}
+    nll[C.SERVED] = {s: retention_nll(c.memory(residual=resid), texts) for s, c in carts.items()}
+    tokens = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    return C.retention_rows(nll, tokens)
 
 
 def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated: int) -> dict[str, Any]:
@@ -144,4 +197,5 @@ def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated:
 
 
 __all__ = ["recall_fits", "recall_section", "cost_section", "consolidation_section", "signal_section",
-           "compression_section", "comparison_section", "governance_section"]
+           "compression_section", "comparison_section", "governance_section", "retrieval_section",
+           "records_section", "comparison_from", "retention_section"]

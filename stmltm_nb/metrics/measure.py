@@ -27,6 +27,29 @@ from stmltm_nb.prompts import encode
 POSITIONS = ("start", "middle", "end")
 
 
+def curve_plan(n: int, n_facts: int, per_position: int = 8, min_questions: int = 24,
+               positions: Sequence[str] = POSITIONS) -> list[tuple[int, str, list[int]]]:
+    """Which facts the recall curve asks at STM size ``n``: ``(window start, position, fact indices)`` rows.
+
+    Every question at a size is distinct: positions whose slices would overlap are merged away (n = 1 has one
+    position, n = 2 two), each position asks ``min(per_position, n // positions)`` facts, and when one buffer
+    gives fewer than ``min_questions`` questions, further buffers of the *next* n facts (disjoint windows) are
+    built until it does, as far as ``n_facts`` allows. Indices are into the fact list."""
+    if n < 1 or n > n_facts:
+        raise ValueError(f"STM size n={n} must be in [1, {n_facts}]")
+    pos = list(positions)[: max(1, min(len(positions), n))]
+    if len(pos) == 2 and "end" in positions:  # n = 2: start and end, not start and middle
+        pos = [pos[0], "end"]
+    k = max(1, min(per_position, n // len(pos)))
+    windows = max(1, min(n_facts // n, -(-min_questions // (k * len(pos)))))
+    plan = []
+    for w in range(windows):
+        start = w * n
+        for p in pos:
+            plan.append((start, p, [start + i for i in _position_slice(n, p, k)]))
+    return plan
+
+
 def _position_slice(n: int, position: str, k: int) -> list[int]:
     k = min(k, n)
     if position == "start":
@@ -38,38 +61,51 @@ def _position_slice(n: int, position: str, k: int) -> list[int]:
     return list(range(lo, lo + k))
 
 
-def recall_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int = 4,
-                 positions: Sequence[str] = POSITIONS, kind: str = "train", progress: bool = False
-                 ) -> list[dict[str, Any]]:
-    """q_ctx(n) and L_ctx(n): STM of the first n facts; ask about ``per_position`` items at the start, middle
-    and end of the buffer. One row per (n, position) with hits, total, recall, Wilson 95 % interval and mean
-    answer NLL (nats/token). ``progress``: a bar over the sizes."""
+def recall_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int = 8,
+                 positions: Sequence[str] = POSITIONS, kind: str = "train", progress: bool = False,
+                 min_questions: int = 24) -> list[dict[str, Any]]:
+    """q_ctx(n) and L_ctx(n): STM of n consecutive facts; ask about facts at the start, middle and end of the
+    buffer, every question distinct (:func:`curve_plan`: at small n several disjoint buffers, so that each size
+    asks at least ``min_questions``). One row per (n, position) with hits, total, recall, Wilson 95 % interval,
+    mean answer NLL (nats/token) and the ``facts`` asked (ids). ``progress``: a bar over the sizes."""
     from stmltm_nb.env import progress_bar
 
     rows = []
-    buf = STMBuffer(model, tokenizer)
     bar = progress_bar(len(sizes), f"STM recall ({kind})", progress)
     for n in sorted(sizes):
         bar.update(1)
-        if n > len(facts):
-            raise ValueError(f"n={n} exceeds the {len(facts)} facts given")
-        while buf.n < n:
-            buf.append(facts[buf.n].to_item())
-        for pos in positions:
-            asked = [facts[i] for i in _position_slice(n, pos, per_position)]
-            r = evaluate_recall(buf, asked, kind, first_question_only=True)
-            lo, hi = wilson_interval(r.hits, r.total)
-            rows.append({"n": n, "tokens": buf.n_tokens, "position": pos, "hits": r.hits, "total": r.total,
-                         "recall": r.recall, "lo": lo, "hi": hi, "nll": r.nll})
+        plan = curve_plan(n, len(facts), per_position, min_questions, positions)
+        by_pos: dict[str, list] = {}
+        tokens = 0
+        for start in sorted({s for s, _, _ in plan}):
+            buf = STMBuffer(model, tokenizer)
+            buf.extend([f.to_item() for f in facts[start : start + n]])
+            tokens = buf.n_tokens
+            for s, pos, idx in plan:
+                if s == start:
+                    asked = [facts[i] for i in idx]
+                    r = evaluate_recall(buf, asked, kind, first_question_only=True)
+                    by_pos.setdefault(pos, []).append((r, [f.id for f in asked]))
+        for pos, parts in by_pos.items():
+            hits, total = sum(r.hits for r, _ in parts), sum(r.total for r, _ in parts)
+            nll = sum(r.nll * r.total for r, _ in parts) / total
+            lo, hi = wilson_interval(hits, total)
+            rows.append({"n": n, "tokens": tokens, "position": pos, "hits": hits, "total": total,
+                         "recall": hits / total, "lo": lo, "hi": hi, "nll": nll,
+                         "facts": [i for _, ids in parts for i in ids]})
     bar.close()
     return rows
 
 
 def pooled_recall(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pool the per-position rows of :func:`recall_curve` into one row per n (Wilson interval on the pool)."""
+    """Pool the per-position rows of :func:`recall_curve` into one row per n (Wilson interval on the pool). A
+    question counted twice at one size is an error: the fits treat questions as independent."""
     out = []
     for n in sorted({r["n"] for r in rows}):
         rs = [r for r in rows if r["n"] == n]
+        ids = [i for r in rs for i in r.get("facts", [])]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"recall curve: a question is asked twice at n={n}; the pool would count it twice")
         hits, total = sum(r["hits"] for r in rs), sum(r["total"] for r in rs)
         lo, hi = wilson_interval(hits, total)
         nll = sum(r["nll"] * r["total"] for r in rs) / total
@@ -124,6 +160,31 @@ def cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequenc
         rows.append({"n": n, "tokens": buf.n_tokens, "ttft_cached_s": ttft_cached(buf, question, repeats),
                      "ttft_stateless_s": ttft_stateless(model, tokenizer, buf.context_ids(), question, buf.fmt, repeats),
                      "kv_bytes": buf.total_tokens * per_tok})
+        bar.update(1)
+    bar.close()
+    return rows
+
+
+def retrieval_cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], k: int = 4,
+                         repeats: int = 3, question: str = "Which river flows through Tounkur?",
+                         progress: bool = False) -> list[dict[str, Any]]:
+    """c_ret(n): per-query cost of STM + retrieval with n notes in the BM25 index. Each query searches (``search_s``)
+    and prefills the top-``k`` notes with the question, since the context changes with every question
+    (``ttft_s``: stateless time to first token). ``excess_s`` = search + TTFT − TTFT with no memory, seconds."""
+    from stmltm_nb.env import progress_bar
+    from stmltm_nb.memory.retrieval import RetrievalMemory
+
+    empty = STMBuffer(model, tokenizer)
+    t_none = ttft_stateless(model, tokenizer, empty.context_ids(), question, empty.fmt, repeats)
+    rows = []
+    bar = progress_bar(len(sizes), "retrieval cost", progress)
+    for n in sorted(sizes):
+        mem = RetrievalMemory(model, tokenizer, [f.to_item() for f in facts[:n]], k=k)
+        search = _timed(lambda m=mem: m.retrieve(question), repeats)
+        ctx = mem.context(question)
+        ttft = ttft_stateless(model, tokenizer, ctx.context_ids(), question, ctx.fmt, repeats)
+        rows.append({"n": n, "k": min(k, n), "tokens": ctx.total_tokens, "search_s": search, "ttft_s": ttft,
+                     "excess_s": search + ttft - t_none})
         bar.update(1)
     bar.close()
     return rows
@@ -233,6 +294,6 @@ def item_code_bits(buf: STMBuffer, items: Sequence[STMItem]) -> list[float]:
     return out
 
 
-__all__ = ["recall_curve", "pooled_recall", "cost_curve", "cartridge_overhead", "forward_flops", "training_flops",
+__all__ = ["curve_plan", "retrieval_cost_curve", "recall_curve", "pooled_recall", "cost_curve", "cartridge_overhead", "forward_flops", "training_flops",
            "per_item_gradient_signal", "two_batch_noise_scale", "cartridge_dl", "item_code_bits", "spread",
            "ttft_cached", "ttft_stateless"]

@@ -78,7 +78,6 @@ def spread(seq: Sequence, k: int) -> list:
 
 
 RETENTION_QUESTION = "Tell me some general facts about the world."
-RESIDUAL_ONLY = "STM (residual items only)"  # the baseline for the residual facts: no cartridge in front of them
 
 
 def text_nll(buf: STMBuffer, text: str, question: str = RETENTION_QUESTION) -> float:
@@ -88,10 +87,6 @@ def text_nll(buf: STMBuffer, text: str, question: str = RETENTION_QUESTION) -> f
     return buf.continuation_nll(encode(buf.tokenizer, buf.fmt.query(question)), encode(buf.tokenizer, text.strip()))
 
 
-def _rate(hits: Sequence[bool]) -> float:
-    return sum(hits) / len(hits) if hits else float("nan")
-
-
 def fact_buffer(model, tokenizer, facts: Sequence[Fact]) -> STMBuffer:
     """An STM holding ``facts`` (as items, in order)."""
     buf = STMBuffer(model, tokenizer)
@@ -99,75 +94,123 @@ def fact_buffer(model, tokenizer, facts: Sequence[Fact]) -> STMBuffer:
     return buf
 
 
-def _memories(model, tokenizer, facts: Sequence[Fact], cartridge, residual: Sequence[Fact]) -> dict:
-    """Memory mode → (buffer, facts asked about). The oracle's buffer is None: it is built per chunk."""
-    everything = list(facts) + list(residual)
-    out = {"no memory": (STMBuffer(model, tokenizer), everything),
-           "STM (all items)": (fact_buffer(model, tokenizer, everything), everything),
-           "STM (own chunk, oracle)": (None, everything)}
-    if cartridge is not None:
-        out["LTM (cartridge)"] = (cartridge.memory(), everything)
-        out["LTM + residual STM"] = (cartridge.memory(residual=[f.to_item() for f in residual]), everything)
-        if residual:
-            out[RESIDUAL_ONLY] = (fact_buffer(model, tokenizer, residual), list(residual))
+def ask(memory, facts: Sequence[Fact], kind: str, mode: str, role: str, split: str | None = None,
+        seed: int | None = None, max_new_tokens: int = 32, first_question_only: bool = True,
+        with_nll: bool = False) -> list[dict]:
+    """One record per question (see :mod:`stmltm_nb.metrics.comparison`): each fact's questions of ``kind``
+    asked of ``memory`` (anything with ``answer``/``answer_nll``: an STM, a cartridge's memory, a retrieval
+    memory). Training questions: the first template only unless ``first_question_only`` is false; held-out: every
+    wording of ``split`` (the fact's single paraphrase without a split)."""
+    out = []
+    for f in facts:
+        qs = questions_for(f, kind, split=split) if split is not None else questions_for(f, kind)
+        if kind == "train" and first_question_only:
+            qs = qs[:1]
+        for j, q in enumerate(qs):
+            t0 = time.perf_counter()
+            text = memory.answer(q, max_new_tokens=max_new_tokens)
+            rec = {"mode": mode, "kind": kind, "fact": f.id, "relation": f.relation, "role": role, "seed": seed,
+                   "w": j, "hit": int(answer_found(f.answer, text)), "s": time.perf_counter() - t0}
+            if with_nll:
+                rec["nll"] = memory.answer_nll(q, f.answer)
+            out.append(rec)
     return out
 
 
-def _ask(buf: STMBuffer | None, asked: Sequence[Fact], chunk_size: int, model, tokenizer,
-         **kw) -> tuple[list[bool], float, float]:
-    """(hit per question in fact order, mean answer NLL in nats/token, seconds per query) of one memory; with
-    ``buf=None`` each chunk of ``chunk_size`` facts is asked against an STM of that chunk alone (the oracle)."""
-    if buf is not None:
-        r = evaluate_recall(buf, asked, **kw)
-        return [o[3] for o in r.outputs], r.nll, r.seconds_per_query
+def question_records(model, tokenizer, facts: Sequence[Fact], cartridges=None, residual: Sequence[Fact] = (),
+                     split: str | None = None, chunk_size: int = 4, k: int = 4,
+                     kinds: Sequence[str] = QUESTION_KINDS, modes: Sequence[str] | None = None,
+                     max_new_tokens: int = 32, first_question_only: bool = True, with_nll: bool = False,
+                     progress: bool = False) -> list[dict]:
+    """Every question of the comparison, one record each (:mod:`stmltm_nb.metrics.comparison` turns them into the
+    table). ``facts`` are the consolidated facts (role "cart"), ``residual`` the newer ones kept in STM (role
+    "resid"). ``cartridges``: one cartridge or ``{training seed: cartridge}`` trained on ``facts``; without it
+    the cartridge modes are skipped. ``modes``: a subset of :data:`~stmltm_nb.metrics.comparison.MODES` (default:
+    all that apply). Memory modes: no memory; STM of every fact; STM + retrieval (BM25 top-``k`` of every fact);
+    each fact asked with its own chunk of ``chunk_size`` facts in STM (oracle); the fact alone in STM (teacher);
+    the cartridge; the cartridge + residual STM; the residual facts alone in STM."""
+    from stmltm_nb.env import progress_bar
     from stmltm_nb.memory.facts import chunks
+    from stmltm_nb.memory.retrieval import RetrievalMemory
+    from stmltm_nb.metrics import comparison as C
 
-    parts = [evaluate_recall(fact_buffer(model, tokenizer, g), g, **kw) for g in chunks(asked, chunk_size)]
-    total = sum(p.total for p in parts)
-    return ([o[3] for p in parts for o in p.outputs], sum(p.nll * p.total for p in parts) / total,
-            sum(p.seconds_per_query * p.total for p in parts) / total)
+    if cartridges is not None and not isinstance(cartridges, dict):
+        cartridges = {None: cartridges}
+    carts = cartridges or {}
+    everything = list(facts) + list(residual)
+    roles = {f.id: "cart" for f in facts} | {f.id: "resid" for f in residual}
+    want = [m for m in C.MODES if modes is None or m in modes]
+    if not carts:  # the residual-only row is the cartridge's baseline: asked without one only when named
+        want = [m for m in want if m not in (C.LTM, C.SERVED) and (modes is not None or m != C.RESIDUAL_ONLY)]
+    if not residual:
+        want = [m for m in want if m != C.RESIDUAL_ONLY]
+    unknown = set(modes or ()) - set(C.MODES)
+    if unknown:
+        raise ValueError(f"unknown memory modes {sorted(unknown)}; known: {list(C.MODES)}")
+    kw = {"split": split, "max_new_tokens": max_new_tokens, "first_question_only": first_question_only,
+          "with_nll": with_nll}
+
+    def run(memory, asked, mode, seed=None):
+        recs = []
+        for kind in kinds:
+            for role in ("cart", "resid"):
+                group = [f for f in asked if roles[f.id] == role]
+                recs += ask(memory, group, kind, mode, role, seed=seed, **kw)
+        return recs
+
+    def per_chunk(mode, size):
+        return [r for g in chunks(everything, size) for r in run(fact_buffer(model, tokenizer, g), g, mode)]
+
+    jobs = {C.NO_MEMORY: lambda: run(STMBuffer(model, tokenizer), everything, C.NO_MEMORY),
+            C.STM_ALL: lambda: run(fact_buffer(model, tokenizer, everything), everything, C.STM_ALL),
+            C.RETRIEVAL: lambda: run(RetrievalMemory(model, tokenizer, [f.to_item() for f in everything], k=k),
+                                     everything, C.RETRIEVAL),
+            C.ORACLE: lambda: per_chunk(C.ORACLE, chunk_size),
+            C.TEACHER: lambda: per_chunk(C.TEACHER, 1),
+            C.LTM: lambda: [r for s, c in carts.items() for r in run(c.memory(), everything, C.LTM, s)],
+            C.SERVED: lambda: [r for s, c in carts.items() for r in run(
+                c.memory(residual=[f.to_item() for f in residual]), everything, C.SERVED, s)],
+            C.RESIDUAL_ONLY: lambda: run(fact_buffer(model, tokenizer, residual), list(residual),
+                                         C.RESIDUAL_ONLY)}
+    out: list[dict] = []
+    bar = progress_bar(len(want), "memory modes", progress)
+    for mode in want:
+        bar.set_postfix(mode=mode[:24])
+        out += jobs[mode]()
+        bar.update(1)
+    bar.close()
+    return out
 
 
 def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
                      chunk_size: int = 4, kinds: Sequence[str] = QUESTION_KINDS, max_new_tokens: int = 32,
-                     first_question_only: bool = True, retention_text: str | None = None, progress: bool = False,
-                     with_nll: bool = True):
-    """The STM-vs-LTM table: recall (with Wilson 95 % interval), answer NLL and seconds per query for each
-    memory mode and question kind, asked about ``facts + residual`` (``recall``), split into the facts the
-    cartridge was trained on (``recall_cart``) and the residual ones (``recall_resid``); plus retention rows
-    (NLL of a general text, nats/token) for each mode. ``cartridge`` was trained on ``facts``; ``residual`` facts
-    are newer items kept in STM. With both, the row ``STM (residual items only)`` asks the residual facts alone
-    against an STM of just them (its ``recall_cart`` is NaN). ``progress``: a bar over mode × kind; without
-    ``with_nll`` the answer NLL is left out (NaN; about a third of the time). Returns a pandas DataFrame (one row
-    per mode × kind).
-    """
+                     first_question_only: bool = True, split: str | None = None, k: int = 4,
+                     progress: bool = False, with_nll: bool = False, n_boot: int = 2000):
+    """The STM-vs-LTM table as a pandas DataFrame, one row per mode × kind
+    (:func:`~stmltm_nb.metrics.comparison.comparison_rows` over :func:`question_records`): recall with its
+    relation-clustered 95 % interval, split into the cartridge facts and the residual ones, as a fraction of the
+    teacher, seconds per query and (``with_nll``) mean answer NLL in nats/token."""
     import pandas as pd
 
-    from stmltm_nb.env import progress_bar
-    from stmltm_nb.memory.facts import general_text
-    from stmltm_nb.metrics.stats import wilson_interval
+    from stmltm_nb.metrics.comparison import comparison_rows
 
-    memories = _memories(model, tokenizer, facts, cartridge, residual)
-    rows = []
-    bar = progress_bar(len(memories) * len(kinds), "STM vs LTM", progress)
-    for mode, (buf, asked) in memories.items():
-        for kind in kinds:
-            bar.set_postfix(mode=mode[:24], questions=kind)
-            hit_list, nll, spq = _ask(buf, asked, chunk_size, model, tokenizer, kind=kind, with_nll=with_nll,
-                                      max_new_tokens=max_new_tokens, first_question_only=first_question_only)
-            n_cart = 0 if mode == RESIDUAL_ONLY else sum(  # outputs come in fact order: consolidated facts first
-                len(questions_for(f, kind)[:1] if first_question_only else questions_for(f, kind)) for f in facts)
-            hits, total = sum(hit_list), len(hit_list)
-            lo, hi = wilson_interval(hits, total)
-            rows.append({"mode": mode, "questions": kind, "recall": hits / total, "lo": lo, "hi": hi,
-                         "recall_cart": _rate(hit_list[:n_cart]), "recall_resid": _rate(hit_list[n_cart:]),
-                         "answer_nll": nll, "n_questions": total, "s_per_query": spq})
-            bar.update(1)
-    bar.close()
-    text = retention_text or general_text()
-    for mode, (buf, _) in memories.items():
-        if buf is not None:
-            rows.append({"mode": mode, "questions": "retention (general text NLL)", "recall": float("nan"),
-                         "lo": float("nan"), "hi": float("nan"), "answer_nll": text_nll(buf, text),
-                         "n_questions": 0, "s_per_query": float("nan")})
-    return pd.DataFrame(rows)
+    recs = question_records(model, tokenizer, facts, cartridge, residual, split=split, chunk_size=chunk_size, k=k,
+                            kinds=kinds, max_new_tokens=max_new_tokens, first_question_only=first_question_only,
+                            with_nll=with_nll, progress=progress)
+    return pd.DataFrame(comparison_rows(recs, split=split, n_boot=n_boot))
+
+
+def retention_nll(memory, passages: Sequence[str], question: str = RETENTION_QUESTION) -> list[float]:
+    """Mean NLL (nats/token) of each passage as the reply to ``question`` with ``memory`` in context."""
+    return [text_nll(memory, p, question) for p in passages]
+
+
+def check_passages(path=None) -> list[str]:
+    """The retention *check* passages (``data/retention_check.txt``, separated by blank lines): everyday and
+    general prose never used in training (the retention rows of training read ``retention_text.txt``)."""
+    from pathlib import Path
+
+    from stmltm_nb.shipped import data_dir
+
+    p = Path(path) if path is not None else data_dir() / "retention_check.txt"
+    return [" ".join(b.split()) for b in p.read_text(encoding="utf-8").split("\n\n") if b.strip()]
