@@ -59,8 +59,11 @@ facts = load_facts()
 # %% [markdown]
 # ## 02.1 The recall curve
 #
-# For each n the STM holds the first n facts; we ask about items at its start, middle and end. A hit means the
-# greedy answer contains the gold value. Intervals are Wilson 95 %.
+# For each n the STM holds n consecutive facts; we ask about items at its start, middle and end. A hit means the
+# greedy answer contains the gold value. **Every question at a size is a different fact**: at small n the start,
+# middle and end would be the same item, so positions that would overlap are merged, and further buffers of the next
+# n facts are built until each size asks at least {{ min(pooled[1].total, pooled[2].total, pooled[4].total) }} distinct questions (`metrics.measure.curve_plan`;
+# the fits below count each question once). Intervals are Wilson 95 % over those questions.
 
 # %%
 fig_recall(curves).show()

@@ -31,13 +31,12 @@ def test_residual_facts_need_ninety_percent_of_stm_alone_and_half_absolute():
 def test_a_comparison_table_is_read_by_mode_and_questions():
     row = lambda **kw: kw  # noqa: E731
     table = {
-        "no memory": {"retention": row(answer_nll=2.0)},
-        "LTM (cartridge)": {"train": row(recall_cart=0.95), "heldout": row(recall_cart=0.6),
-                            "retention": row(answer_nll=2.1)},
-        "LTM + residual STM": {"train": row(recall_cart=0.9, recall_resid=0.75), "retention": row(answer_nll=2.02)},
+        "LTM (cartridge)": {"train": row(recall_cart=0.95), "heldout": row(recall_cart=0.6)},
+        "LTM + residual STM": {"train": row(recall_cart=0.9, recall_resid=0.75)},
         "STM (residual items only)": {"train": row(recall=0.75)},
     }
-    misses = comparison_misses(table)
+    retention = {"LTM (cartridge)": row(delta_nll=0.1), "LTM + residual STM": row(delta_nll=0.02)}
+    misses = comparison_misses(table, retention)
     assert [m.split(" 0.")[0].split(" +")[0] for m in misses] == ["LTM held-out", "ΔNLL LTM"]
 
 

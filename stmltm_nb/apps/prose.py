@@ -89,7 +89,7 @@ def half_recall_n(curves: Mapping[str, Any], family: str | None = None) -> float
 
 def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The names a template may use. ``curves`` (the measured-curves JSON) and views of it:
-    ``fits[family]``, ``comparison[mode][questions]`` (``"retention"`` for the general-text row), ``pooled[n]``,
+    ``fits[family]``, ``comparison[mode][questions]``, ``retention[mode]`` (ΔNLL rows), ``retrieval``, ``pooled[n]``,
     ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
     ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``);
@@ -106,18 +106,20 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     c = dict(curves) if curves is not None else load_curves()
     comparison: dict[str, dict[str, Any]] = {}
     for r in c.get("comparison", []):
-        q = "retention" if r["questions"].startswith("retention") else r["questions"]
-        comparison.setdefault(r["mode"], {})[q] = r
+        comparison.setdefault(r["mode"], {})[r["questions"]] = r
+    retention = {r["mode"]: r for r in c.get("retention", {}).get("rows", [])}
     recipe_path = data_dir() / "ltm_recipe.jsonl"
     recipe = ({r["name"]: r for r in map(json.loads, recipe_path.read_text().splitlines()) if r}
               if recipe_path.is_file() else None)
     probes = all_probe_results()
     return {
-        "ltm_misses": _ltm_misses(comparison),
+        "ltm_misses": _ltm_misses(comparison, retention),
         "ltm_bars": thresholds(),
         "curves": c,
         "fits": {f["model"]: f for f in c.get("recall", {}).get("fits", [])},
         "comparison": comparison,
+        "retention": retention,
+        "retrieval": c.get("retrieval"),
         "pooled": {r["n"]: r for r in c.get("recall", {}).get("pooled", [])},
         "cost": {r["n"]: r for r in c.get("cost", {}).get("rows", [])},
         "n_max": half_recall_n(c) if "recall" in c else None,
@@ -131,11 +133,11 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def _ltm_misses(comparison: Mapping[str, Any]) -> str | None:
+def _ltm_misses(comparison: Mapping[str, Any], retention: Mapping[str, Any]) -> str | None:
     from stmltm_nb.metrics.ltm_bars import comparison_misses
 
     try:
-        return "; ".join(comparison_misses(comparison)) or "none"
+        return "; ".join(comparison_misses(comparison, retention)) or "none"
     except KeyError:  # a comparison without the served modes (e.g. a fast or older run)
         return None
 

@@ -121,15 +121,16 @@ def retrieval_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequen
 
 def records_section(model: Any, tok: Any, facts: Sequence[Fact], residual: Sequence[Fact],
                     cartridges: dict[int, Cartridge] | None, split: str | None, chunk_size: int,
-                    progress: bool = False, k: int = 4) -> list[dict[str, Any]]:
-    """Per-question records (:func:`stmltm_nb.metrics.recall.question_records`): without ``cartridges`` every
-    memory mode that has none; with them, only the cartridge modes."""
+                    progress: bool = False, k: int = 4, with_nll: bool = True) -> list[dict[str, Any]]:
+    """Per-question records (:func:`stmltm_nb.metrics.recall.question_records`, with the answer NLL unless
+    ``with_nll`` is false): without ``cartridges`` every memory mode that has none; with them, only the cartridge
+    modes."""
     from stmltm_nb.metrics import comparison as C
     from stmltm_nb.metrics.recall import question_records
 
     modes = [C.LTM, C.SERVED] if cartridges else [m for m in C.MODES if m not in (C.LTM, C.SERVED)]
     return question_records(model, tok, facts, cartridges, residual, split=split, chunk_size=chunk_size, k=k,
-                            modes=modes, progress=progress)
+                            modes=modes, progress=progress, with_nll=with_nll)
 
 
 def comparison_from(evaluation: dict[str, list[dict[str, Any]]], split: str | None) -> list[dict[str, Any]]:

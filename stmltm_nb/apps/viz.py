@@ -100,12 +100,12 @@ def fig_training(curves: dict[str, Any]) -> go.Figure:
 
 
 def fig_comparison(rows: Sequence[dict[str, Any]]) -> go.Figure:
-    """STM-vs-LTM table as grouped bars with Wilson intervals."""
+    """STM-vs-LTM table as grouped bars with the rows' 95 % intervals (relations, then facts, resampled)."""
     fig = go.Figure()
     for kind in ("train", "heldout"):
         rs = [r for r in rows if r["questions"] == kind]
         fig.add_trace(go.Bar(x=[r["mode"] for r in rs], y=[r["recall"] for r in rs],
-                             name="trained templates" if kind == "train" else "held-out paraphrases",
+                             name="trained templates" if kind == "train" else "held-out wordings",
                              error_y={"type": "data", "symmetric": False,
                                       "array": [r["hi"] - r["recall"] for r in rs],
                                       "arrayminus": [r["recall"] - r["lo"] for r in rs]}))

@@ -103,5 +103,34 @@ def retention_rows(nll: dict[str, dict[Any, Sequence[float]]], tokens: int, n_bo
     return {"passages": int(base.size), "tokens": int(tokens), "rows": rows}
 
 
-__all__ = ["MODES", "CARTRIDGE_MODES", "KINDS", "NO_MEMORY", "STM_ALL", "RETRIEVAL", "ORACLE", "TEACHER", "LTM",
+def _ci(v: float | None, lo: float | None, hi: float | None) -> str:
+    return "not measured" if v is None else f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def display_table(rows: Sequence[dict[str, Any]], kind: str = "heldout"):
+    """The comparison rows of one question kind as a readable pandas DataFrame: recall with its interval over every
+    fact, the cartridge facts and the residual ones, the share of the teacher's recall, each seed's value."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "memory": r["mode"], "all facts": _ci(r["recall"], r["lo"], r["hi"]),
+        "cartridge facts": _ci(r["recall_cart"], r["recall_cart_lo"], r["recall_cart_hi"]),
+        "residual facts": _ci(r["recall_resid"], r["recall_resid_lo"], r["recall_resid_hi"]),
+        "of teacher": "" if r["frac_of_teacher"] is None else f"{r['frac_of_teacher']:.0%}",
+        "seeds": "" if not r["seeds"] else " / ".join(f"{v:.2f}" for v in r["seeds"]),
+        "questions": r["n_questions"], "relations": r["n_relations"], "s/query": round(r["s_per_query"], 3),
+    } for r in rows if r["questions"] == kind])
+
+
+def retention_table(retention: dict[str, Any]):
+    """The retention rows as a DataFrame: ΔNLL over no memory (nats/token) with its interval over passages."""
+    import pandas as pd
+
+    return pd.DataFrame([{"memory": r["mode"], "NLL": round(r["nll"], 3),
+                          "ΔNLL vs no memory": f"{r['delta_nll']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]",
+                          "seeds": "" if not r["seeds"] else " / ".join(f"{v:+.3f}" for v in r["seeds"])}
+                         for r in retention["rows"]])
+
+
+__all__ = ["display_table", "retention_table", "MODES", "CARTRIDGE_MODES", "KINDS", "NO_MEMORY", "STM_ALL", "RETRIEVAL", "ORACLE", "TEACHER", "LTM",
            "SERVED", "RESIDUAL_ONLY", "STEP0", "comparison_rows", "retention_rows"]

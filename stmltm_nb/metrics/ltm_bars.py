@@ -35,11 +35,12 @@ def ltm_bar_misses(ltm_train: float, ltm_heldout: float, both_cart: float, both_
     return misses
 
 
-def comparison_misses(comparison: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+def comparison_misses(comparison: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                      retention: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """:func:`ltm_bar_misses` of a measured comparison table, as ``comparison[mode][questions]`` rows
-    (``questions``: "train", "heldout", "retention"; the table of ``stmltm measure``)."""
+    (``questions``: "train", "heldout"; the table of ``stmltm measure``), and its retention rows by mode (ΔNLL over
+    no memory on the check passages, nats/token: ``retention[mode]["delta_nll"]``)."""
     ltm, both = comparison["LTM (cartridge)"], comparison["LTM + residual STM"]
-    base = comparison["no memory"]["retention"]["answer_nll"]
     return ltm_bar_misses(ltm["train"]["recall_cart"], ltm["heldout"]["recall_cart"], both["train"]["recall_cart"],
                           both["train"]["recall_resid"], comparison["STM (residual items only)"]["train"]["recall"],
-                          ltm["retention"]["answer_nll"] - base, both["retention"]["answer_nll"] - base)
+                          retention["LTM (cartridge)"]["delta_nll"], retention["LTM + residual STM"]["delta_nll"])
