@@ -29,7 +29,7 @@ from typing import Any
 
 from stmltm_nb.decision.checks import candidate_checks, verdict
 from stmltm_nb.decision.controller_config import ControllerConfig
-from stmltm_nb.decision.online import OnlineDecision, OnlineRule
+from stmltm_nb.decision.online import OnlineDecision, rule_spec
 from stmltm_nb.decision.state import ControllerState
 from stmltm_nb.decision.store import EVENTS_FILE, ITEMS_FILE, STATE_FILE, FolderBusyError, Store
 from stmltm_nb.decision.switching import Decision, SwitchInputs, advantage, decide
@@ -67,8 +67,9 @@ class Controller:
             self.store.close()
             raise
         c = self.cfg
-        self.rule = OnlineRule(beta=c.beta, eta=c.eta, m_floor=c.m_floor, ema=c.ema, prior_rate=c.queries_per_item,
-                               retry_at_n=self.state.retry_at_n)
+        spec = rule_spec(c.policy)  # the simulator's rule table (issue #28); the controller keeps its η, m_floor
+        self.rule = spec.rule(eta=c.eta, m_floor=c.m_floor, ema=c.ema, prior_rate=c.queries_per_item,
+                              retry_at_n=self.state.retry_at_n, **({"beta": c.beta} if spec.mode == "renewal" else {}))
         self.rule.elapsed = float(len(self.residual()))  # after a restart: the cycle so far, in items
         self.queries_seen = self.queries_since_check = 0
         self.ingested_since_check = 0

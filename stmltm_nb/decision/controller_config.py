@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from stmltm_nb.decision.online import SHIPPED, rule_spec
 from stmltm_nb.decision.switching import CostModel, RecallModel
 
 
@@ -21,7 +22,8 @@ class ControllerConfig:
     gamma_reg: float = 0.1  # allowed recall drop on protected (previously absorbed) items, each served mode
     retention_tol: float = 0.25  # allowed rise of the general-text NLL, nats/token, each served mode
     lam: float = 5.0  # seconds per wrong answer
-    beta: float = 1.0  # ski-rental factor
+    beta: float = 1.0  # ski-rental factor (of the "renewal" policy; the other policies carry their own)
+    policy: str = SHIPPED  # the online rule, an id of decision.online.RULES (issue #28: chosen on the tuning streams)
     queries_per_item: float = 4.0  # prior for ω (queries per ingested item) until queries are observed
     ema: float = 0.1  # EMA weight of one ingested item in the query-rate estimate
     cost: CostModel = field(default_factory=lambda: CostModel(0.0, 0.001))
@@ -52,6 +54,7 @@ class ControllerConfig:
     backoff_retention: float = 3.0
 
     def __post_init__(self) -> None:
+        rule_spec(self.policy)  # ValueError naming the known ids
         for name in ("backoff_recall", "backoff_regression", "backoff_retention"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 1):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stmltm_nb.decision.online import OnlineRule
+from stmltm_nb.decision.online import OnlineRule, RuleSpec, rule_spec
 from stmltm_nb.decision.switching import CostModel, RecallModel
 
 
@@ -63,13 +63,27 @@ class Scenario:
     contradictions: np.ndarray  # of the arriving items, how many contradict a consolidated item
 
     def __post_init__(self):
+        raw = {"items": self.items, "queries": self.queries, "contradictions": self.contradictions}
+        for name, v in raw.items():
+            a = np.asarray(v, dtype=float)
+            if a.ndim != 1:
+                raise ValueError(f"scenario {self.name!r}: {name} must be one count per step (1-d), got shape {a.shape}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"scenario {self.name!r}: {name} must be finite, got {a[~np.isfinite(a)][0]} at step "
+                                 f"{int(np.flatnonzero(~np.isfinite(a))[0])}")
+            if (a < 0).any():
+                raise ValueError(f"scenario {self.name!r}: {name} must be >= 0, got {a[a < 0][0]} at step "
+                                 f"{int(np.flatnonzero(a < 0)[0])}")
         self.items = np.asarray(self.items, dtype=int)
         self.queries = np.asarray(self.queries, dtype=float)
         self.contradictions = np.asarray(self.contradictions, dtype=int)
         if not (self.items.shape == self.queries.shape == self.contradictions.shape):
-            raise ValueError("items, queries and contradictions need one entry per step")
-        if (self.items < 0).any() or (self.queries < 0).any() or (self.contradictions > self.items).any():
-            raise ValueError("counts must be >= 0 and contradictions <= items")
+            raise ValueError(f"scenario {self.name!r}: items, queries and contradictions need one entry per step, got "
+                             f"{len(self.items)}, {len(self.queries)}, {len(self.contradictions)}")
+        if len(self.items) == 0:
+            raise ValueError(f"scenario {self.name!r}: length (steps) must be >= 1, got 0")
+        if (self.contradictions > self.items).any():
+            raise ValueError(f"scenario {self.name!r}: contradictions must be <= items in every step")
 
     @property
     def steps(self) -> int:
@@ -77,7 +91,10 @@ class Scenario:
 
 
 def scenarios(steps: int = 400, seed: int = 0) -> list[Scenario]:
-    """Four stream shapes: steady, bursty, drifting with contradictions, query-heavy."""
+    """Four stream shapes: steady, bursty, drifting with contradictions, query-heavy (one stream each; the
+    seeded families of :mod:`~stmltm_nb.decision.evaluation` draw many)."""
+    if steps < 1:
+        raise ValueError(f"steps (scenario length) must be >= 1, got {steps}")
     rng = np.random.default_rng(seed)
     t = np.arange(steps)
     steady = Scenario("steady", (t % 2 == 0).astype(int), np.full(steps, 2.0), np.zeros(steps, int))
@@ -144,6 +161,9 @@ class SimResult:
     quality: float
     updates: float
     consolidations: list[int] = field(default_factory=list)  # steps at which it consolidated
+    rents: list[float] = field(default_factory=list)  # per step: queries × A of the state served (s)
+    buys: list[float] = field(default_factory=list)  # c_upd paid at each consolidation (s)
+    costs: list[float] = field(default_factory=list)  # per step: serving + quality + update cost (s)
 
 
 def _step(world: World, n_cart: int, n_res: int, q: float) -> tuple[float, float]:
@@ -187,10 +207,13 @@ def simulate(world: World, sc: Scenario, policy: Policy, name: str = "") -> SimR
         n_cart_before = _state(items, contra, last, t - 1)[0] if t > 0 else 0
         if pending > 0 and policy(State(t, n_cart_before, pending, seen), world, view):
             res.updates += world.c_upd(pending)
+            res.buys.append(world.c_upd(pending))
             last = t
             res.consolidations.append(t)
         n_cart, n_res = _state(items, contra, last, t)
         c, l = _step(world, n_cart, n_res, float(sc.queries[t]))
+        res.rents.append(float(sc.queries[t]) * world.advantage(n_cart, n_res) if n_res > 0 else 0.0)
+        res.costs.append(c + l + (res.buys[-1] if res.consolidations and res.consolidations[-1] == t else 0.0))
         if hasattr(policy, "observe"):
             policy.observe(t, world, n_cart, n_res, float(sc.queries[t]))
         res.compute += c
@@ -250,6 +273,90 @@ class InequalityPolicy:
         if d.go:  # a simulated consolidation always succeeds
             self.rule.consolidated()
         return d.go
+
+
+class RulePolicy:
+    """One rule of the policy table (:class:`~stmltm_nb.decision.online.RuleSpec`, or its id) in the simulator: one
+    tick is one step; the rule observes each step's queries and the advantage A of the state they were served in,
+    and decides at the start of the next step with A(n_res) and c_upd(n_res) of the world. ``seed`` seeds a
+    randomised rule. Horizon-free: it never reads the stream's length or future arrivals."""
+
+    def __init__(self, spec: RuleSpec | str, seed: int | None = None):
+        self.spec = rule_spec(spec) if isinstance(spec, str) else spec
+        self.seed = seed
+        self.reset()
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def reset(self) -> None:
+        self.rule = self.spec.rule(seed=self.seed)
+
+    def observe(self, t: int, world: World, n_cart: int, n_res: int, queries: float) -> None:
+        self.rule.observe(world.advantage(n_cart, n_res), ticks=1.0, queries=queries)
+
+    def __call__(self, s: State, world: World, sc: ScenarioView) -> bool:
+        d = self.rule.evaluate(s.n_res, world.advantage(s.n_cart, s.n_res), world.c_upd(s.n_res))
+        if d.go:
+            self.rule.consolidated()
+        return d.go
+
+
+def _segments(world: World, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised per-step costs: ``G[i, t]`` = cost of step t (queries × per-query cost) when the last
+    consolidation was at the start of step ``i`` (row 0: none yet), ``P[i, e]`` = items a consolidation at the
+    start of e trains on, and the floor f(N_t, 0) per step. Entries with t < i are 0."""
+    T = sc.steps
+    items, contra = _cums(sc)
+    n_max = int(items[-1]) + 1
+    q_tab = np.array([world.recall(n) for n in range(n_max)])
+    cost_tab = np.array([world.cost(n) for n in range(n_max)])
+    t = np.arange(T)
+    starts = np.arange(T)  # row i: consolidation at start of step i (i >= 1); row 0: none yet
+    n_res = items[t + 1][None, :] - items[starts][:, None]
+    n_cart = np.maximum(0, items[starts][:, None] - contra[t + 1][None, :])
+    n_res[0] = items[t + 1] - contra[t + 1]
+    n_cart[0] = 0
+    valid = t[None, :] >= starts[:, None]
+    n_res = np.where(valid, n_res, 0)
+    n_cart = np.where(valid, n_cart, 0)
+    total = n_cart + n_res
+    compute = np.where(n_res > 0, cost_tab[n_res], 0.0) + np.where(n_cart > 0, world.r_cart, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q_bar = (n_cart * world.q_cart + n_res * q_tab[n_res]) / total
+    loss = np.where(total > 0, world.lam * world.Delta * (1.0 - q_bar), 0.0)
+    G = np.where(valid, (compute + loss) * sc.queries[None, :], 0.0)
+    e = np.arange(T)
+    P = np.where(e[None, :] > starts[:, None], items[e][None, :] - items[starts][:, None], 0)
+    P[0] = items[e] - contra[e]
+    live = items[t + 1] - contra[t + 1]
+    floor = np.array([world.per_query(n, 0)[0] + world.per_query(n, 0)[1] for n in live]) * sc.queries
+    return G, P, floor
+
+
+def oracle_prefix_totals(world: World, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hindsight optimum of every prefix, by a forward dynamic program over consolidation steps (O(T²)).
+
+    Returns ``(opt, last, floor)``: ``opt[T'-1]`` the least total cost (s) of steps 0..T'−1, ``last[T'-1]`` the
+    step of that schedule's last consolidation (−1: none), and ``floor[T'-1]`` the cumulative cost if every item
+    were in the cartridge the moment it arrived (what every schedule pays whatever it does: the rest is rent and
+    update costs). Agrees with :func:`oracle` on the full stream (tested)."""
+    G, P, floor = _segments(world, sc)
+    T = sc.steps
+    cum = np.cumsum(G, axis=1)  # cum[i, t]: cost of steps i..t after a consolidation at i (row 0: from step 0)
+    c_upd = world.c_upd0 + world.c_upd_item * P.astype(float)
+    F = np.full(T, math.inf)  # F[i]: least cost of steps 0..i−1 with a consolidation at the start of i (i >= 1)
+    F[0] = 0.0  # row 0 = the start, nothing consolidated
+    for e in range(1, T):
+        cand = F[:e] + cum[:e, e - 1] + np.where(P[:e, e] > 0, c_upd[:e, e], math.inf)
+        F[e] = cand.min()
+    opt, last = np.empty(T), np.empty(T, dtype=int)
+    for t in range(T):
+        cand = F[: t + 1] + cum[: t + 1, t]
+        k = int(np.argmin(cand))
+        opt[t], last[t] = cand[k], (k if k > 0 else -1)
+    return opt, last, np.cumsum(floor)
 
 
 def oracle(world: World, sc: Scenario) -> SimResult:
