@@ -214,9 +214,11 @@ def test_overflowing_products_are_rejected_not_decided():
 
 
 def test_decide_waits_at_n_zero_for_every_q_on_the_measured_curves():
-    from stmltm_nb.decision.curves import load_curves, priors
+    from curves_v2 import v2_curves
 
-    p = priors(load_curves())
+    from stmltm_nb.decision.curves import priors
+
+    p = priors(v2_curves())
     for Q in (0.0, 1.0, 1e2, 1e4, 1e8):
         x = SwitchInputs(n=0, Q=Q, c_upd=p.c_upd, r_cart=p.r_cart, cost=p.cost, recall=p.recall, q_cart=p.q_cart,
                          lam=5.0, m=0.0)
@@ -242,7 +244,8 @@ def test_gates_log_value_threshold_and_unit():
     gates = {g.name: g for g in decide(x).gates}
     assert {n: g.unit for n, g in gates.items()} == {
         "G1 sample size": "items", "G2 SNR": "dimensionless (SNR of the mean gradient over the m items)",
-        "G3 MDL": "bits", "G4 quality": "error rate", "G5 hold-out": "pass/fail"}
+        "G3 MDL": "bits", "G4 quality": "error rate", "G5 hold-out": "pass/fail",
+        "G6 retention": "nats/token (served memory minus no memory, general text)"}
     q_stm = x.recall(20)  # 0.3: G1's m* is the Chernoff sample size between 0.3 and 0.8
     g1 = gates["G1 sample size"]
     assert g1.threshold == pytest.approx(math.log(20) / bernoulli_kl(q_stm, 0.8)) and g1.passed and g1.value == 20
@@ -270,3 +273,107 @@ def test_g1_bar_includes_the_quality_margin():
     assert strict.threshold == pytest.approx(math.log(20) / bernoulli_kl(0.5, 0.8))
     assert strict.threshold > loose.threshold  # a stricter margin needs more evidence
     assert g1(20.0, None, 0.95, 0.9, gamma=0.1).threshold == math.inf  # bar 1.0 (clamped): never passable
+
+
+# ----- issue 26: the rule priced on the served memory, retrieval as a third arm, unmeasured gates --------------
+def _from_curves(c, **kw):
+    from stmltm_nb.decision.curves import curve_values
+    from stmltm_nb.decision.inputs import inputs_from
+
+    return inputs_from(None, {**curve_values(c), "n": 64, "Q": 1000.0, "lam": 5.0, **kw})
+
+
+def test_the_decision_changes_when_only_the_served_recall_changes():
+    from curves_v2 import v2_curves
+
+    from stmltm_nb.decision.curves import priors
+
+    good = v2_curves()
+    good["retrieval"] = None  # two arms: the served cartridge against STM
+    poor = v2_curves()
+    poor["retrieval"] = None
+    served = next(r for r in poor["comparison"] if (r["mode"], r["questions"]) == ("LTM + residual STM", "heldout"))
+    served.update(recall_cart=0.15, recall_cart_lo=0.08, recall_cart_hi=0.24)  # nothing else changes
+    alone = [r for r in poor["comparison"] if r["mode"] == "LTM (cartridge)"]
+    assert alone == [r for r in good["comparison"] if r["mode"] == "LTM (cartridge)"]
+    assert priors(good).q_cart == 0.8 and priors(poor).q_cart == 0.15
+    d_good, d_poor = decide(_from_curves(good, Q=1e5)), decide(_from_curves(poor, Q=1e5))
+    assert d_good.consolidate and d_good.arm == "cartridge"
+    assert not d_poor.consolidate and d_poor.arm == "stm" and d_poor.terms["q_cart"] == 0.15
+
+
+def test_retrieval_is_named_when_it_is_cheaper_at_equal_quality():
+    from curves_v2 import v2_curves
+
+    x = _from_curves(v2_curves(), Q=1000.0)  # retrieval 0.86 [0.77, 0.93] vs served 0.80 [0.70, 0.88]: overlap
+    d = decide(x)
+    assert d.arm == "retrieval" and not d.consolidate and d.blocked_by == ["arm: retrieval"]
+    assert d.arms["retrieval"].equal_quality and d.arms["cartridge"].equal_quality
+    assert not d.arms["stm"].equal_quality  # 0.23 at n = 64 with the STM row's widths: resolved worse
+    assert d.arms["retrieval"].cost_s < d.arms["cartridge"].cost_s  # c_upd/Q = 1.5 s/query amortised
+    assert "STM + retrieval" in d.explanation and d.to_json()["arm"] == "retrieval"
+    many = decide(replace(x, Q=1e8))  # the update amortised over many queries: the cartridge is cheaper
+    assert many.arm == "cartridge" and many.consolidate
+    worse = decide(replace(x, retrieval=replace(x.retrieval, q=0.3, lo=0.2, hi=0.4), Q=1e8))
+    assert worse.arm == "cartridge"
+    # resolved better quality wins over a cheaper arm when λ prices the errors
+    better = decide(replace(x, Q=1e8, retrieval=replace(x.retrieval, q=0.99, lo=0.97, hi=1.0)))
+    assert better.arm == "retrieval" and not better.arms["cartridge"].equal_quality
+
+
+def test_without_retrieval_or_intervals_the_rule_is_the_two_arm_inequality():
+    x = inputs(recall=RECALLS["hyperbolic"])
+    d = decide(x)
+    assert set(d.arms) == {"stm", "cartridge"} and d.arm == ("cartridge" if d.consolidate else "stm")
+    assert d.consolidate == (x.Q * d.terms["A"] >= (1 + x.eta) * x.c_upd)
+    # with intervals that overlap, the quality gain is inside the noise: the cheaper arm per query is named
+    noisy = decide(replace(x, q_ctx_lo=0.2, q_ctx_hi=0.95, q_cart_lo=0.5, q_cart_hi=1.0, Q=20.0))
+    assert noisy.arms["stm"].equal_quality and noisy.arm == "stm"
+
+
+def test_an_unmeasured_gate_prints_not_measured_and_is_listed():
+    d = decide(inputs(recall=RECALLS["hyperbolic"], m=None, snr=None))
+    states = {g.name: g.state for g in d.gates}
+    assert states["G1 sample size"] == states["G2 SNR"] == states["G6 retention"] == "not measured"
+    assert states["G4 quality"] in ("pass", "BLOCK")
+    assert d.not_evaluated == ["G1 sample size", "G2 SNR", "G3 MDL", "G5 hold-out", "G6 retention"]
+    j = d.to_json()
+    assert j["not_evaluated"] == d.not_evaluated and all(g["state"] != "pass" for g in j["gates"] if not g["measured"])
+    assert "not evaluated" in d.explanation and "every evaluated gate" in decide(
+        inputs(recall=RECALLS["hyperbolic"], Q=1e6)).explanation
+
+
+def test_retention_gate_blocks_on_its_lower_bound():
+    from stmltm_nb.decision.switching import DNLL_TOL
+    from stmltm_nb.metrics.ltm_bars import MAX_DNLL
+
+    assert DNLL_TOL == MAX_DNLL  # one home: the recipe's ΔNLL bar
+    x = inputs(recall=RECALLS["hyperbolic"], Q=1e6)
+    assert decide(x).consolidate
+    resolved = decide(replace(x, dnll=0.14, dnll_lo=0.09, dnll_hi=0.19))
+    assert not resolved.consolidate and resolved.blocked_by[0] == "G6 retention"
+    noisy = decide(replace(x, dnll=0.07, dnll_lo=0.02, dnll_hi=0.12))  # above the bar, not resolved: passes
+    assert noisy.consolidate and {g.name: g.state for g in noisy.gates}["G6 retention"] == "pass"
+    assert not decide(replace(x, dnll=0.07)).consolidate  # no interval: the point value is tested
+    with pytest.raises(SwitchingInputError, match="dnll_tol"):
+        decide(replace(x, dnll_tol=-1.0))
+
+
+def test_the_schema_takes_the_retrieval_arm_from_json_and_flags():
+    import argparse
+
+    from stmltm_nb.decision.inputs import add_flags, given_flags, inputs_from
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    args = parser.parse_args(["--retrieval-q", "0.9", "--retrieval-kappa0", "0.01", "--kappa1", "0.002"])
+    from_flags = inputs_from(None, given_flags(args))
+    from_json = inputs_from({"retrieval": {"q": 0.9, "kappa0": 0.01}, "cost": {"kappa1": 0.002}})
+    assert from_flags == from_json and from_json.retrieval.cost.kappa0 == 0.01 and from_json.cost.kappa1 == 0.002
+    assert inputs_from({}).retrieval is None
+    with pytest.raises(SwitchingInputError, match="retrieval.q"):
+        inputs_from({"retrieval": {"q": 1.5}})
+    with pytest.raises(SwitchingInputError, match="without 'retrieval.q'"):
+        inputs_from({"retrieval": {"lo": 0.5}})
+    with pytest.raises(SwitchingInputError, match="interval"):
+        inputs_from({"q_cart_lo": 0.9, "q_cart_hi": 0.5})

@@ -53,15 +53,10 @@ def test_bad_values_show_an_error_not_a_crash(tuner):
     assert "Invalid input" in tuner.decision.value and tuner.last is None
 
 
-def test_presets_from_measured_curves(tmp_path):
-    import json
+def test_presets_from_measured_curves():
+    from curves_v2 import v2_curves
 
-    from stmltm_nb.shipped import data_dir
-
-    p = data_dir() / "measured_curves.json"
-    if not p.exists():
-        pytest.skip("measured curves not generated yet")
-    t = make_tuner(json.loads(p.read_text()))
+    t = make_tuner(v2_curves())
     assert len(t.presets) == 2
     for name in t.presets:
         t.preset.value = name
@@ -69,17 +64,47 @@ def test_presets_from_measured_curves(tmp_path):
     assert set(t.values()) == set(SLIDERS)
 
 
+def test_the_tuner_shows_served_recall_retention_and_the_retrieval_arm():
+    from curves_v2 import v2_curves
+
+    t = make_tuner(v2_curves())
+    assert t.sliders["q_cart"].value == 0.8  # the served memory, not the cartridge alone (0.6)
+    text = t.decision.value
+    assert "served (cartridge + residual STM) 0.80 [0.70, 0.88]" in text and "cartridge alone 0.60" in text
+    assert "retention ΔNLL" in text and "served +0.030 [+0.010, +0.050]" in text
+    assert set(t.last.arms) == {"stm", "retrieval", "cartridge"}
+    t.sliders["Q"].value = 1e2
+    assert t.last.arm == "retrieval" and "SERVE RETRIEVAL" in t.decision.value
+    t.sliders["dnll"].value = 0.2  # the served ΔNLL lower bound above the tolerance: G6 blocks the cartridge
+    t.sliders["Q"].value = 1e6
+    assert not t.last.consolidate and "G6 retention" in t.decision.value
+    t.sliders["dnll"].value = 0.0
+    t.sliders["q_ret"].value = 0.3  # retrieval resolved worse than the served cartridge
+    assert t.last.arm == "cartridge" and t.last.consolidate
+
+
+def test_built_in_defaults_list_the_unmeasured_gates(tuner):
+    assert "Not evaluated (not measured)" in tuner.decision.value and "G6 retention" in tuner.decision.value
+    assert set(tuner.last.arms) == {"stm", "cartridge"}  # no retrieval measured: two arms
+
+
 def test_a_curves_path_is_read_and_checked(tmp_path):
     import json
 
+    from curves_v2 import v2_curves
+
     from stmltm_nb.apps.tuner import CurvesError
-    from stmltm_nb.shipped import data_dir
 
     p = tmp_path / "curves.json"
-    p.write_text((data_dir() / "measured_curves.json").read_text())
+    p.write_text(json.dumps(v2_curves()))
     assert make_tuner(str(p)).curves is not None
-    c = json.loads(p.read_text())
+    c = v2_curves()
     c["recall"]["best_fit"] = "cubic"
     p.write_text(json.dumps(c))
     with pytest.raises(CurvesError, match="recall.best_fit"):
+        make_tuner(p)
+    old = v2_curves()
+    del old["schema_version"]
+    p.write_text(json.dumps(old))
+    with pytest.raises(CurvesError, match="schema_version missing.*stmltm measure --out"):
         make_tuner(p)

@@ -104,15 +104,18 @@ def _decide(args: argparse.Namespace) -> int:
     except SwitchingInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(("CONSOLIDATE" if dec.consolidate else "WAIT") + f" — {dec.explanation}")
+    print(("CONSOLIDATE" if dec.consolidate else "SERVE RETRIEVAL" if dec.arm == "retrieval" else "WAIT")
+          + f" — {dec.explanation}")
+    print(f"arm: {dec.arm}; " + "; ".join(f"{k} {a.cost_s:.4g} s/query, recall {a.q:.2f} [{a.lo:.2f}, {a.hi:.2f}]"
+                                          for k, a in dec.arms.items()))
     print("terms (seconds unless noted):")
     for k, v in dec.terms.items():
         print(f"  {k:>12} = {v:.6g}")
     print("gates:")
     for g in dec.gates:
-        state = "pass" if g.passed else ("BLOCK" if g.blocks else "fail (logged, not enforced)")
-        note = "" if g.measured else " (not measured)"
-        print(f"  {g.name:<16} {state:<5} {g.rule}: value={g.value} threshold={g.threshold}{note}")
+        print(f"  {g.name:<16} {g.state:<12} {g.rule}: value={g.value} threshold={g.threshold}")
+    if dec.not_evaluated:
+        print(f"not evaluated (not measured): {', '.join(dec.not_evaluated)}")
     if args.as_json:
         print(json.dumps(dec.to_json(), indent=2, default=str))
     return 0 if dec.consolidate else 1

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from stmltm_nb.apps.log import json_clean, log
+from stmltm_nb.decision.curves_record import SCHEMA_VERSION
 from stmltm_nb.io import atomic_write_json, atomic_write_text
 
 DEMO_FACTS, DEMO_STEPS = 16, 80  # sized for a first run: about 4 minutes on 2 cores (README: measured)
+DEMO_Q, DEMO_ETA = 1000.0, 0.1  # queries expected before the next consolidation; hysteresis on c_upd
 
 
 def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int = DEMO_FACTS,
@@ -21,8 +23,6 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     """Run the whole pipeline at demo size and write the report. Returns the JSON-ready dict. Every phase
     longer than a couple of seconds shows a progress bar (``progress``) after a timestamped line."""
     from stmltm_nb.apps import sections as S
-    from stmltm_nb.decision.curves import priors
-    from stmltm_nb.decision.switching import SwitchInputs, decide
     from stmltm_nb.memory.config import ConsolidationConfig
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.measure import cartridge_overhead
@@ -39,7 +39,7 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     model, tok = lm.model, lm.tokenizer
     facts = load_facts()
     train = facts[:n_facts]
-    res: dict[str, Any] = {"model": lm.name, "n_facts": n_facts, "fast": fast}
+    res: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": lm.name, "n_facts": n_facts, "fast": fast}
 
     log("STM recall curve")
     sizes = [1, 4, 16] if fast else [1, 4, 16, 32, 64]
@@ -58,17 +58,75 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     res["comparison"] = S.comparison_section(model, tok, asked, run.cartridge, facts[n_facts : n_facts + 4],
                                              cfg.chunk_size, progress=progress)
 
-    log("the switching rule")
-    pri = priors(res).require("cost", "recall", "q_cart", "c_upd", "r_cart")
-    x = SwitchInputs(n=n_facts, Q=1000, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=pri.recall,
-                     q_cart=pri.q_cart, lam=5.0, eta=0.1)
-    dec = decide(x)
-    res["decision"] = {"inputs": {k: v for k, v in asdict(x).items()}, **dec.to_json()}
+    log("the switching rule, on this run's cartridge")
+    res["decision"] = demo_decision(res)
     res["total_seconds"] = time.perf_counter() - t0
     atomic_write_json(out / "report.json", json_clean(res))
     write_html(res, out / "report.html")
     log(f"wrote {out / 'report.json'} and {out / 'report.html'} in {res['total_seconds']:.0f} s")
     return res
+
+
+def demo_decision(res: dict[str, Any], Q: float = DEMO_Q, lam: float | None = None, eta: float = DEMO_ETA,
+                  gamma: float = 0.0) -> dict[str, Any]:
+    """The switching decision on what this run measured (torch-free: ``res`` is the demo's results dict, schema 2,
+    read through :func:`~stmltm_nb.decision.curves_record.read_curves`).
+
+    - q_cart: the served memory (this run's cartridge + residual STM) on held-out wordings of the consolidated
+      facts, with its interval; c_upd and r_cart: this run's consolidation and cartridge; q_ctx(n) and c_ctx(n):
+      this run's STM curves, n = m = the facts consolidated.
+    - Gates: G1 with m = the facts consolidated; G5 (hold-out) = the served held-out recall on the cartridge facts
+      beats the bar q_ctx(n) + γ; G2 (SNR), G6 (retention) when this run measured them; the others "not measured".
+    - Retrieval arm: this run's ``retrieval`` cost curve, else the "STM + retrieval" row's s/query excess over
+      "no memory" (a constant c_ret at this n), with the row's held-out recall on the cartridge facts.
+    """
+    from stmltm_nb.apps.tuner import LAM
+    from stmltm_nb.decision.curves import band, priors, read_curves
+    from stmltm_nb.decision.switching import CostModel, RetrievalArm, SwitchInputs, decide
+
+    rec = read_curves(res, source="this demo run")
+    pri = priors(rec).require("cost", "recall", "q_cart", "c_upd", "r_cart")
+    n = float(res["n_facts"])
+    served = pri.q_cart_ci
+    retr = None
+    row, none = rec.row("STM + retrieval"), rec.row("no memory")
+    if pri.q_retrieval is not None:
+        cost = pri.retrieval_cost
+        if cost is None and row is not None and none is not None and None not in (row.s_per_query, none.s_per_query):
+            cost = CostModel(max(0.0, row.s_per_query - none.s_per_query))
+        if cost is not None:
+            retr = RetrievalArm(cost, pri.q_retrieval.value, pri.q_retrieval.lo, pri.q_retrieval.hi)
+    q_stm = pri.recall(n)
+    ctx_lo, ctx_hi = band(q_stm, pri.q_stm)
+    x = SwitchInputs(n=n, Q=Q, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=pri.recall,
+                     q_cart=pri.q_cart, q_cart_lo=served.lo, q_cart_hi=served.hi, q_ctx_lo=ctx_lo, q_ctx_hi=ctx_hi,
+                     lam=LAM if lam is None else lam, eta=eta, gamma=gamma, m=n,
+                     snr=pri.snr_m, snr_lo=pri.snr_m_lo, holdout_pass=served.value > min(1.0, q_stm + gamma),
+                     retrieval=retr, dnll=None if pri.dnll is None else pri.dnll.value,
+                     dnll_lo=None if pri.dnll is None else pri.dnll.lo,
+                     dnll_hi=None if pri.dnll is None else pri.dnll.hi)
+    dec = decide(x)
+    source = (f"this run's cartridge: served memory (cartridge + residual STM) held-out recall on the {n:g} "
+              f"consolidated facts {served.value:.2f} [{served.lo:.2f}, {served.hi:.2f}], c_upd {pri.c_upd:.0f} s "
+              f"measured here; STM q_ctx({n:g}) = {q_stm:.2f} from this run's recall curve")
+    return {"source": source, "inputs": asdict(x), **dec.to_json()}
+
+
+def _gate_state(g: dict[str, Any]) -> str:
+    """A gate's printed state; a gate without a value is "not measured", never "pass"."""
+    if "state" in g:
+        return str(g["state"])
+    if not g.get("measured", g.get("value") is not None):
+        return "not measured"
+    return "pass" if g["passed"] else ("BLOCK" if g.get("enforced", True) else "fail (logged, not enforced)")
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return html.escape(f"{v:.3g}")
+    if isinstance(v, list):
+        return html.escape(", ".join(f"{e:.3g}" if isinstance(e, float) else str(e) for e in v))
+    return html.escape("—" if v is None else str(v))
 
 
 def write_html(res: dict[str, Any], path: str | Path) -> Path:
@@ -82,24 +140,37 @@ def write_html(res: dict[str, Any], path: str | Path) -> Path:
     d = res["decision"]
     terms = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in d["terms"].items()
                     if isinstance(v, (int, float)))
-    gates = "".join(f"<tr><td>{html.escape(g['name'])}</td><td>{'pass' if g['passed'] else 'BLOCK'}</td>"
-                    f"<td>{html.escape(g['rule'])}</td><td>{html.escape(str(g['value']))}</td></tr>" for g in d["gates"])
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(round(v, 3) if isinstance(v, float) else v))}</td>"
-                                    for v in r.values()) + "</tr>" for r in res["comparison"])
+    gates = "".join(f"<tr><td>{html.escape(g['name'])}</td><td>{html.escape(_gate_state(g))}</td>"
+                    f"<td>{html.escape(g['rule'])}</td><td>{_cell(g['value'])}</td><td>{_cell(g['threshold'])}</td>"
+                    "</tr>" for g in d["gates"])
+    not_eval = [g["name"] for g in d["gates"] if _gate_state(g) == "not measured"]
+    not_eval_p = (f"<p>Not evaluated (not measured in this run): {html.escape(', '.join(not_eval))}.</p>"
+                  if not_eval else "<p>Every gate was evaluated.</p>")
+    arms = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(a['cost_s'])}</td><td>{_cell(a['q'])} "
+                   f"[{_cell(a['lo'])}, {_cell(a['hi'])}]</td><td>{'yes' if a['equal_quality'] else 'no'}</td>"
+                   f"<td>{_cell(a['priced_s']) if a['available'] else 'unavailable: ' + html.escape(a['why_unavailable'])}"
+                   "</td></tr>" for k, a in d.get("arms", {}).items())
+    rows = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r.values()) + "</tr>" for r in res["comparison"])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in res["comparison"][0])
-    verdict = "CONSOLIDATE" if d["consolidate"] else "WAIT"
+    verdict = "CONSOLIDATE" if d["consolidate"] else ("SERVE STM + RETRIEVAL" if d.get("arm") == "retrieval"
+                                                      else "WAIT")
     cons = res["consolidation"]["seconds"]
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>stmltm report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
 </head><body><h1>stmltm report — {html.escape(res['model'])}</h1>
 <p>{res['n_facts']} facts consolidated into a cartridge of p={res['cartridge']['p']} tokens in
 {cons['total']:.0f} s (teacher {cons['teacher']:.0f} s, training {cons['train']:.0f} s). Whole run {res['total_seconds']:.0f} s.</p>
-<h2>Decision: {verdict}</h2><p>{html.escape(d['explanation'])}</p>
+<h2>Decision: {verdict}</h2><p>Decided on {html.escape(d.get('source', 'the measured curves'))}.</p>
+<p>{html.escape(d['explanation'])}</p>
+<h3>Arms (held-out recall on the consolidated facts; cost per query, the update amortised over Q)</h3>
+<table><tr><th>arm</th><th>cost [s/query]</th><th>recall [95 % interval]</th><th>equal quality</th>
+<th>priced [s/query]</th></tr>{arms}</table>
 <table><tr><th>term</th><th>value</th></tr>{terms}</table>
-<h3>Gates</h3><table><tr><th>gate</th><th>state</th><th>rule</th><th>value</th></tr>{gates}</table>
+<h3>Gates</h3><table><tr><th>gate</th><th>state</th><th>rule</th><th>value</th><th>threshold</th></tr>{gates}</table>
+{not_eval_p}
 <h2>STM recall</h2>{parts[0]}<h2>STM vs LTM</h2>{parts[1]}
 <table><tr>{head}</tr>{rows}</table></body></html>"""
     return atomic_write_text(path, body)
 
 
-__all__ = ["run_demo", "write_html"]
+__all__ = ["demo_decision", "run_demo", "write_html"]

@@ -13,16 +13,27 @@ from typing import Any
 
 import numpy as np
 
-from stmltm_nb.decision.curves import curves_path, load_curves, ltm_recall, recall_model_from  # noqa: F401 - re-exported
+from stmltm_nb.decision.curves import (  # noqa: F401 - re-exported
+    Priors,
+    band,
+    curves_path,
+    load_curves,
+    ltm_recall,
+    priors,
+    recall_model_from,
+)
 from stmltm_nb.decision.inputs import CurvesError, check_curves  # noqa: F401 - CurvesError re-exported
 from stmltm_nb.decision.switching import (
     CostModel,
     RecallModel,
+    RetrievalArm,
     SwitchingInputError,
     SwitchInputs,
     advantage,
     decide,
 )
+
+LAM = 5.0  # the tuner's and the demo's price of a wrong answer, s (ControllerConfig.lam is the controller's)
 
 # name: (label, min, max, step, log?) ; log sliders take exponents of 10
 SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
@@ -32,7 +43,10 @@ SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
     "r_cart": ("cartridge overhead r_cart [s/query]", 0, 0.5, 0.001, False),
     "kappa1": ("STM cost slope κ1 [s/item]", 0, 0.05, 0.0001, False),
     "lam": ("price of an error λ [s]", 0, 60, 0.5, False),
-    "q_cart": ("cartridge recall q_cart", 0, 1, 0.01, False),
+    "q_cart": ("served recall q_cart (cartridge + residual STM, held-out)", 0, 1, 0.01, False),
+    "q_ret": ("STM + retrieval recall (held-out)", 0, 1, 0.01, False),
+    "c_ret": ("STM + retrieval cost c_ret(n) [s/query]", 0, 0.5, 0.001, False),
+    "dnll": ("served ΔNLL lower bound [nats/token]", -0.5, 1, 0.005, False),
     "gamma": ("quality margin γ", -0.5, 0.5, 0.01, False),
     "tau": ("SNR threshold τ", 0.1, 10, 0.1, False),
     "snr": ("measured SNR of the batch", 0, 20, 0.1, False),
@@ -42,14 +56,17 @@ SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
 
 def presets(curves: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Slider presets from the measured curves (:func:`~stmltm_nb.decision.curves.priors`): the cached and the
-    stateless serving regime. KeyError names the priors a partial file lacks."""
-    from stmltm_nb.decision.curves import priors
-
+    stateless serving regime. q_cart is the served memory's held-out recall; the retrieval arm and the served
+    retention (ΔNLL lower bound) where the file has them. KeyError names the priors a partial file lacks."""
     need = ("cost", "q_cart", "c_upd", "r_cart")
     cached, stateless = (priors(curves, regime).require(*need) for regime in ("cached", "stateless"))
     base = {"n": 64.0, "Q": 3.0, "c_upd": math.log10(max(1.0, cached.c_upd)), "q_cart": cached.q_cart,
-            "r_cart": cached.r_cart, "lam": 5.0, "gamma": 0.0, "tau": 1.0,
+            "r_cart": cached.r_cart, "lam": LAM, "gamma": 0.0, "tau": 1.0,
             "snr": float(min(20.0, cached.snr_m or 0.0)), "eta": 0.1}
+    if cached.q_retrieval is not None and cached.retrieval_cost is not None:
+        base.update(q_ret=cached.q_retrieval.value, c_ret=min(0.5, cached.retrieval_cost(64.0)))
+    if cached.dnll is not None:
+        base["dnll"] = cached.dnll.lo
     return {"measured (cached STM)": dict(base, kappa1=cached.cost.kappa1),
             "measured (stateless STM)": dict(base, kappa1=stateless.cost.kappa1)}
 
@@ -64,12 +81,15 @@ class Tuner:
 
         self.curves = check_curves(curves) if curves is not None else None  # NaN or a missing field: CurvesError
         self.recall = recall_model_from(curves) if curves else RecallModel("hyperbolic", q0=1.0, n50=16.0)
+        self.priors = priors(curves) if curves else Priors()  # intervals, retrieval, retention: measured only
+        self.retrieval = self.priors.q_retrieval is not None and self.priors.retrieval_cost is not None
         self.presets = presets(curves) if curves else {}
         start = self.presets.get(preset or "measured (cached STM)", {}) if self.presets else {}
         self.sliders: dict[str, Any] = {}
         for name, (label, lo, hi, step, log) in SLIDERS.items():
-            default = start.get(name, {"n": 64, "Q": 3, "c_upd": 2.7, "r_cart": 0.01, "kappa1": 0.002, "lam": 5,
-                                       "q_cart": 0.9, "gamma": 0.0, "tau": 1.0, "snr": 5.0, "eta": 0.1}[name])
+            default = start.get(name, {"n": 64, "Q": 3, "c_upd": 2.7, "r_cart": 0.01, "kappa1": 0.002, "lam": LAM,
+                                       "q_cart": 0.9, "gamma": 0.0, "tau": 1.0, "snr": 5.0, "eta": 0.1,
+                                       "q_ret": 0.0, "c_ret": 0.0, "dnll": 0.0}[name])
             cls = w.FloatLogSlider if log else w.FloatSlider
             kw = dict(base=10, min=lo, max=hi, step=step, value=10 ** default) if log else dict(
                 min=lo, max=hi, step=step, value=default)
@@ -107,10 +127,40 @@ class Tuner:
         return {k: float(s.value) for k, s in self.sliders.items()}
 
     def inputs(self, **override: float) -> SwitchInputs:
+        """The rule's inputs from the sliders. With measured curves, each recall carries the measured interval's
+        widths around the slider (STM: around q_ctx(n)); the retrieval arm and G6 (retention) enter only when the
+        file measured them (the retrieval cost slider is c_ret at any n: measured, it barely moves with n)."""
         v = {**self.values(), **override}
+        p = self.priors
+        q_stm = self.recall(v["n"])
+        ctx_lo, ctx_hi = band(q_stm, p.q_stm)
+        cart_lo, cart_hi = band(v["q_cart"], p.q_cart_ci)
+        retr = None
+        if self.retrieval:
+            retr = RetrievalArm(CostModel(v["c_ret"]), v["q_ret"], *band(v["q_ret"], p.q_retrieval))
+        d = p.dnll
         return SwitchInputs(n=v["n"], Q=v["Q"], c_upd=v["c_upd"], r_cart=v["r_cart"], cost=CostModel(0.0, v["kappa1"]),
                             recall=self.recall, q_cart=v["q_cart"], lam=v["lam"], eta=v["eta"], gamma=v["gamma"],
-                            tau=v["tau"], snr=v["snr"])
+                            tau=v["tau"], snr=v["snr"], q_ctx_lo=ctx_lo, q_ctx_hi=ctx_hi, q_cart_lo=cart_lo,
+                            q_cart_hi=cart_hi, retrieval=retr, dnll=None if d is None else d.value,
+                            dnll_lo=None if d is None else v["dnll"], dnll_hi=None if d is None else d.hi)
+
+    def measured_text(self) -> str:
+        """The measured figures behind the sliders: recall (held-out, cartridge facts) of every arm with its
+        interval, and retention (ΔNLL vs no memory, nats/token)."""
+        p = self.priors
+
+        def iv(label: str, i: Any, fmt: str = ".2f") -> str:
+            return f"{label} {i.value:{fmt}} [{i.lo:{fmt}}, {i.hi:{fmt}}]" if i is not None else f"{label} not measured"
+
+        if self.curves is None:
+            return "built-in defaults: no measured recall, retrieval or retention"
+        return ("measured, held-out, cartridge facts: " + "; ".join([
+            iv("served (cartridge + residual STM)", p.q_cart_ci), iv("cartridge alone", p.q_ltm_alone),
+            iv("STM (all items)", p.q_stm), iv("STM + retrieval", p.q_retrieval)])
+            + "<br>retention ΔNLL vs no memory [nats/token]: " + "; ".join([
+                iv("served", p.dnll, "+.3f"), iv("cartridge alone", p.dnll_ltm, "+.3f"),
+                iv("step 0 (untrained)", p.dnll_step0, "+.3f")]))
 
     def update(self) -> None:
         try:
@@ -122,14 +172,19 @@ class Tuner:
             return
         self.last = d
         colour = "#1a7f37" if d.consolidate else "#a33"
-        verdict = "CONSOLIDATE" if d.consolidate else "WAIT"
+        verdict = "CONSOLIDATE" if d.consolidate else ("SERVE RETRIEVAL" if d.arm == "retrieval" else "WAIT")
         blocked = "" if d.consolidate else f"<br>Blocking: <b>{', '.join(d.blocked_by)}</b>"
         t = d.terms
+        arms = "; ".join(f"{k}: {a.cost_s:.3g} s/query, recall {a.q:.2f} [{a.lo:.2f}, {a.hi:.2f}], priced "
+                         f"{a.priced_s:.3g} s" if a.available else f"{k}: unavailable ({a.why_unavailable})"
+                         for k, a in d.arms.items())
+        not_eval = f"<br>Not evaluated (not measured): {', '.join(d.not_evaluated)}" if d.not_evaluated else ""
         self.decision.value = (
             f"<b style='color:{colour};font-size:1.2em'>{verdict}</b> — {d.explanation}{blocked}<br>"
             f"A(n) = {t['A']:.4g} s/query (cost saving {t['cost_saving']:.3g} + quality {t['quality_gain']:.3g}); "
             f"Q·A = {t['lhs_QA']:.4g} s vs (1+η)·c_upd = {t['rhs_upd']:.4g} s; "
-            f"q_ctx(n) = {t['q_ctx_n']:.2f}, Q* = {t['Q_star']:.4g}")
+            f"q_ctx(n) = {t['q_ctx_n']:.2f}, Q* = {t['Q_star']:.4g}<br>Arm: <b>{d.arm}</b> ({arms}){not_eval}<br>"
+            f"{self.measured_text()}")
         ns = np.linspace(1, SLIDERS["n"][2], 120)
         qa = np.array([x.Q * advantage(x, v) for v in ns])
         with self.fig.batch_update():

@@ -1,15 +1,27 @@
-"""The measured curves (``data/measured_curves.json``, written by ``stmltm measure``) and the models fitted to
-them, read without torch so the tuner, the policy simulator and the controller share one reader.
-:func:`priors` is the only place that turns those sections into the rule's priors."""
+"""The measured curves (``data/measured_curves.json``, schema 2, written by ``stmltm measure``) and the models
+fitted to them, read without torch through one validated record
+(:func:`~stmltm_nb.decision.curves_record.read_curves`) so the tuner, the policy simulator and the controller
+share one reader. :func:`priors` is the only place that turns those sections into the rule's priors."""
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stmltm_nb.decision.curves_record import (  # noqa: F401 - re-exported: the record and its reader
+    REBUILD,
+    RETRIEVAL,
+    SERVED,
+    STM_ALL,
+    ComparisonRow,
+    CurvesError,
+    Interval,
+    MeasuredCurves,
+    read_curves,
+)
 from stmltm_nb.decision.switching import CostModel, RecallModel
 
 
@@ -20,51 +32,85 @@ def curves_path() -> Path:
 
 
 def load_curves(path: str | Path | None = None) -> dict[str, Any]:
-    """The measured-curves JSON written by ``stmltm measure``."""
+    """The measured-curves JSON written by ``stmltm measure``, checked by the one reader
+    (:func:`~stmltm_nb.decision.curves_record.read_curves`: an older schema or a bad field raises
+    :class:`~stmltm_nb.decision.curves_record.CurvesError` naming it). Returns the plain dict; use
+    :func:`read_curves` for the typed record."""
     p = Path(path) if path is not None else curves_path()
     try:
-        return json.loads(p.read_text())
+        raw = json.loads(p.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{p} not found: run `stmltm measure` to create it") from None
+        raise FileNotFoundError(f"{p} not found: run `{REBUILD}` to create it") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{p} is not valid JSON ({e}); re-run `stmltm measure`") from e
+        raise ValueError(f"{p} is not valid JSON ({e}); re-run `{REBUILD}`") from e
+    read_curves(raw, source=str(p))
+    return raw
 
 
-def recall_model_from(curves: dict[str, Any], family: str | None = None) -> RecallModel:
+Curves = Mapping[str, Any] | MeasuredCurves
+
+
+def _record(curves: Curves) -> MeasuredCurves:
+    return curves if isinstance(curves, MeasuredCurves) else read_curves(curves)
+
+
+def recall_model_from(curves: Curves, family: str | None = None) -> RecallModel:
     """The fitted q_ctx(n) family from the measured curves (best AIC unless ``family`` is given)."""
-    fits = {f["model"]: f for f in curves["recall"]["fits"]}
-    fam = family or curves["recall"]["best_fit"]
-    p = fits[fam]["params"]
+    rec = _record(curves).recall
+    if rec is None:
+        raise KeyError("measured curves lack the 'recall' section")
+    fam = family or rec.best
+    if fam not in rec.params:
+        raise KeyError(f"measured curves have no recall fit {fam!r}; fitted: {sorted(rec.params)}")
+    p = rec.params[fam]
     return RecallModel(fam, q0=p.get("q0", 1.0), rho=p.get("rho", 0.0), nu=p.get("nu", 1.0),
                        n50=p.get("n50", 1.0), k=p.get("k", 1.0))
 
 
-def ltm_recall(curves: dict[str, Any], default: float = 0.7, questions: str = "heldout") -> float:
-    """q_cart: the cartridge's recall on held-out paraphrases of the facts it was trained on (``questions="train"``:
-    on its trained templates, an optimistic figure the rule does not use; older files, without the split, give
-    the recall over every fact asked)."""
-    for r in curves.get("comparison", []):
-        if r["mode"] == "LTM (cartridge)" and r["questions"] == questions:
-            v = r.get("recall_cart", r["recall"])
-            return float(r["recall"] if v is None else v)
-    return default
+def ltm_recall(curves: Curves, default: float = 0.7, questions: str = "heldout", mode: str = SERVED) -> float:
+    """Recall of memory ``mode`` on the consolidated facts (``recall_cart``; the row's overall recall where that is
+    null). Default: the served memory (cartridge + residual STM) on held-out wordings, the rule's q_cart;
+    ``mode="LTM (cartridge)"``: the cartridge alone; ``questions="train"``: on its trained wordings, an optimistic
+    figure the rule does not use. ``default`` when the file has no such row."""
+    row = _record(curves).row(mode, questions)
+    if row is None:
+        return default
+    return row.recall if row.recall_cart is None else row.recall_cart
+
+
+def _cart_interval(row: ComparisonRow | None) -> Interval | None:
+    """A row's recall on the consolidated facts with its interval (overall recall where those are null)."""
+    if row is None:
+        return None
+    return row.cart or row.overall
 
 
 @dataclass
 class Priors:
     """The switching rule's priors from one measured-curves file; a field is None when its section is missing
-    (a partial file, a measurement still running). Seconds, per query unless named otherwise."""
+    (a partial file, a measurement still running). Seconds, per query unless named otherwise; recall in [0, 1]
+    with its 95 % interval (relations, then facts) where the file has one."""
 
     cost: CostModel | None = None  # c_ctx(n): slope of the chosen regime's linear fit, s/query (κ0 = 0)
     regime: str = "cached"  # the serving regime of ``cost``: "cached" or "stateless"
     recall: RecallModel | None = None  # q_ctx(n), best fit
-    q_cart: float | None = None  # LTM recall on held-out paraphrases of the facts it was trained on
+    q_cart: float | None = None  # the SERVED memory (cartridge + residual STM) on held-out wordings, cartridge facts
+    q_cart_ci: Interval | None = None  # ... with its interval
     q_cart_points: tuple[tuple[float, float], ...] | None = None  # probe-predicted (n items, q̂_cart) points
+    q_ltm_alone: Interval | None = None  # the cartridge alone, held-out, cartridge facts (shown, not used)
+    q_stm: Interval | None = None  # STM (all items), held-out, cartridge facts (the like-for-like STM figure)
+    q_retrieval: Interval | None = None  # STM + retrieval, held-out, cartridge facts
+    retrieval_cost: CostModel | None = None  # c_ret(n) = a + b·n, s/query over no memory (BM25 top-k + search)
+    retrieval_k: int | None = None
+    dnll: Interval | None = None  # retention: ΔNLL of the served memory vs no memory, nats/token, with interval
+    dnll_ltm: Interval | None = None  # ... of the cartridge alone (shown)
+    dnll_step0: Interval | None = None  # ... of the untrained cartridge (the control, shown)
     c_upd: float | None = None  # s per consolidation (as measured: teacher + questions + training)
     c_upd_fixed: float | None = None  # s: the student-training part, fixed per consolidation
     c_upd_per_item: float | None = None  # s/item: teacher targets and questions per consolidated item
     r_cart: float | None = None  # s/query overhead of the cartridge
     snr_m: float | None = None  # G2: SNR of the mean gradient over the measured items at initialisation
+    snr_m_lo: float | None = None  # its bootstrap lower bound
 
     def require(self, *names: str) -> Priors:
         """Self, or KeyError naming every missing prior."""
@@ -74,51 +120,57 @@ class Priors:
         return self
 
 
-def _finite(v: Any, field: str) -> float:
-    """``v`` as a float, or a ValueError naming the field (NaN/inf in a curves file is reported, never clamped)."""
-    x = float(v)
-    if not math.isfinite(x):
-        raise ValueError(f"measured curves: {field} is {v!r}, not a finite number; re-run `stmltm measure`")
-    return x
-
-
-def priors(curves: dict[str, Any], regime: str = "cached") -> Priors:
-    """Every prior the rule takes from ``stmltm measure`` (or ``stmltm demo``) output: the one place that
-    parses those sections. Tolerates partial and older files (no ``seconds["questions"]``, no recall split)."""
+def priors(curves: Curves, regime: str = "cached") -> Priors:
+    """Every prior the rule takes from ``stmltm measure`` (or ``stmltm demo``) output, read through the one
+    validated record (:func:`~stmltm_nb.decision.curves_record.read_curves`). q_cart is the served memory's
+    held-out recall on the consolidated facts (row "LTM + residual STM", held-out: ``recall_cart``), not the
+    cartridge alone. Tolerates partial files (sections missing)."""
     if regime not in ("cached", "stateless"):
         raise ValueError(f"regime must be 'cached' or 'stateless', got {regime!r}")
+    c = _record(curves)
     p = Priors(regime=regime)
-    fit = curves.get("cost", {}).get(f"fit_{regime}_linear")
+    fit = None if c.cost is None else getattr(c.cost, regime)
     if fit is not None:
-        p.cost = CostModel(0.0, max(0.0, _finite(fit["coef"]["b"], f"cost.fit_{regime}_linear.coef.b")))
-    if "recall" in curves:
-        p.recall = recall_model_from(curves)
-    if curves.get("comparison"):
-        p.q_cart = ltm_recall(curves)
-    probe = (curves.get("q_cart_probe") or {}).get("points")
-    if probe:
-        p.q_cart_points = tuple((_finite(n, "q_cart_probe.points.n"), _finite(q, "q_cart_probe.points.q"))
-                                for n, q in probe)
-    cons = curves.get("consolidation")
+        p.cost = CostModel(0.0, max(0.0, fit.b))
+    if c.recall is not None:
+        p.recall = recall_model_from(c)
+    served = c.served
+    if served is not None:
+        p.q_cart_ci = _cart_interval(served)
+        p.q_cart = p.q_cart_ci.value
+    p.q_ltm_alone = _cart_interval(c.row("LTM (cartridge)"))
+    p.q_stm = _cart_interval(c.row(STM_ALL))
+    p.q_retrieval = _cart_interval(c.row(RETRIEVAL))
+    if c.retrieval is not None:
+        p.retrieval_cost = CostModel(max(0.0, c.retrieval.a), max(0.0, c.retrieval.b))
+        p.retrieval_k = c.retrieval.k
+    if c.retention is not None:
+        for attr, mode in (("dnll", SERVED), ("dnll_ltm", "LTM (cartridge)"), ("dnll_step0", "LTM (step 0)")):
+            r = c.retention.row(mode)
+            setattr(p, attr, None if r is None else Interval(r.delta_nll, r.lo, r.hi))
+    p.q_cart_points = c.q_cart_points
+    cons = c.consolidation
     if cons is not None:
-        secs = cons.get("seconds", {})
-        total = cons.get("c_upd_s", secs.get("total"))
-        p.c_upd = None if total is None else _finite(total, "consolidation.c_upd_s")
-        if "train" in secs:
-            p.c_upd_fixed = float(secs["train"])
-        if "teacher" in secs and curves.get("n_facts"):
-            p.c_upd_per_item = float(secs["teacher"] + secs.get("questions", 0.0)) / int(curves["n_facts"])
-    if "cartridge" in curves:
-        p.r_cart = _finite(curves["cartridge"]["r_cart_s"], "cartridge.r_cart_s")
-    snr = curves.get("signal", {}).get("per_item_at_init", {}).get("snr_m")
-    p.snr_m = None if snr is None else float(snr)
+        p.c_upd, p.c_upd_fixed = cons.c_upd_s, cons.train_s
+        if cons.teacher_s is not None and c.n_facts:
+            p.c_upd_per_item = (cons.teacher_s + (cons.questions_s or 0.0)) / c.n_facts
+    p.r_cart, p.snr_m, p.snr_m_lo = c.r_cart_s, c.snr_m, c.snr_m_lo
     return p
 
 
-def curve_values(curves: dict[str, Any]) -> dict[str, Any]:
+def band(q: float, ref: Interval | None) -> tuple[float | None, float | None]:
+    """An interval around ``q`` with the widths of the measured ``ref`` (a fit's value at another n carries the
+    measured uncertainty), clipped to [0, 1]; (None, None) without a measurement."""
+    if ref is None:
+        return None, None
+    return max(0.0, q - (ref.value - ref.lo)), min(1.0, q + (ref.hi - ref.value))
+
+
+def curve_values(curves: Curves) -> dict[str, Any]:
     """The :mod:`~stmltm_nb.decision.inputs` fields (by path) that a measured-curves file supplies: c_upd (s),
-    r_cart (s/query), the cost slope κ1 (s/item, cached regime), the recall fit and q_cart. ``stmltm decide
-    --curves FILE`` starts from these; a ``--json`` file and flags given override them."""
+    r_cart (s/query), the cost slope κ1 (s/item, cached regime), the recall fit, q_cart (the served memory) with
+    its interval, the STM interval at the measured n, the retrieval arm, retention (G6) and SNR (G2).
+    ``stmltm decide --curves FILE`` starts from these; a ``--json`` file and flags given override them."""
     from dataclasses import asdict
 
     p = priors(curves)
@@ -131,6 +183,16 @@ def curve_values(curves: dict[str, Any]) -> dict[str, Any]:
         out.update({"cost.kappa0": p.cost.kappa0, "cost.kappa1": p.cost.kappa1, "cost.kappa2": p.cost.kappa2})
     if p.recall is not None:
         out.update({f"recall.{k}": v for k, v in asdict(p.recall).items()})
-    if p.q_cart is not None:
-        out["q_cart"] = p.q_cart
+    if p.q_cart_ci is not None:
+        out.update(q_cart=p.q_cart_ci.value, q_cart_lo=p.q_cart_ci.lo, q_cart_hi=p.q_cart_ci.hi)
+    if p.q_retrieval is not None and p.retrieval_cost is not None:
+        out.update({"retrieval.q": p.q_retrieval.value, "retrieval.lo": p.q_retrieval.lo,
+                    "retrieval.hi": p.q_retrieval.hi, "retrieval.kappa0": p.retrieval_cost.kappa0,
+                    "retrieval.kappa1": p.retrieval_cost.kappa1})
+    if p.dnll is not None:
+        out.update(dnll=p.dnll.value, dnll_lo=p.dnll.lo, dnll_hi=p.dnll.hi)
+    if p.snr_m is not None:
+        out["snr"] = p.snr_m
+        if p.snr_m_lo is not None:
+            out["snr_lo"] = p.snr_m_lo
     return out

@@ -8,14 +8,14 @@ vacuous on this model (G3) is logged with its value and never blocks. The rule t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 @dataclass
 class Gate:
     name: str
-    passed: bool  # the test's outcome (True when not measured)
+    passed: bool  # the test's outcome (True when not measured: an unmeasured gate does not block; see ``state``)
     value: float | bool | None
     threshold: float | None
     measured: bool
@@ -28,6 +28,16 @@ class Gate:
     def blocks(self) -> bool:
         return self.enforced and not self.passed
 
+    @property
+    def state(self) -> str:
+        """What a report prints: "not measured" (never "pass" without a value), "pass", "BLOCK", or
+        "fail (logged, not enforced)"."""
+        if not self.measured:
+            return "not measured"
+        return "pass" if self.passed else ("BLOCK" if self.enforced else "fail (logged, not enforced)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "state": self.state}
 
 
 def bernoulli_kl(p: float, q: float) -> float:
@@ -73,3 +83,13 @@ def g2(snr: float | None, snr_lo: float | None, tau: float) -> Gate:
     rule = "SNR_m lower bound ≥ τ" if snr_lo is not None else "SNR_m ≥ τ"
     return Gate("G2 SNR", v is None or v >= tau, v, tau, v is not None, rule,
                 "dimensionless (SNR of the mean gradient over the m items)", detail={"snr_m": snr})
+
+
+def g6(dnll: float | None, dnll_lo: float | None, dnll_hi: float | None, tol: float) -> Gate:
+    """G6 retention (nats/token): the served memory's general-text NLL rise over no memory, paired over passages.
+    Blocks when the rise is resolved above the tolerance: its bootstrap lower bound (else the point value) > ``tol``."""
+    v = dnll_lo if dnll_lo is not None else dnll
+    rule = "ΔNLL lower bound ≤ tolerance" if dnll_lo is not None else "ΔNLL ≤ tolerance"
+    return Gate("G6 retention", v is None or v <= tol, v, tol, v is not None, rule,
+                "nats/token (served memory minus no memory, general text)",
+                detail={"delta_nll": dnll, "lo": dnll_lo, "hi": dnll_hi})

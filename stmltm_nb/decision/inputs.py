@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from stmltm_nb.decision.controller_config import ControllerConfig
+from stmltm_nb.decision.curves_record import CurvesError, read_curves
 from stmltm_nb.decision.switching import (
+    DNLL_TOL,
+    Q_TOL,
     RECALL_KINDS,
     CostModel,
     RecallModel,
+    RetrievalArm,
     SwitchingInputError,
     SwitchInputs,
     validate,
@@ -44,7 +47,10 @@ class Field:
     @property
     def flag(self) -> str:
         """The command-line flag: the last path component (``--kappa1``); ``recall.kind`` is ``--recall``."""
-        name = "recall" if self.path == "recall.kind" else self.path.split(".")[-1]
+        if self.path.startswith("retrieval."):
+            name = self.path.replace(".", "_")
+        else:
+            name = "recall" if self.path == "recall.kind" else self.path.split(".")[-1]
         return "--" + name.replace("_", "-")
 
 
@@ -64,6 +70,20 @@ FIELDS: tuple[Field, ...] = (
     Field("snr", None, "measured SNR_m (G2)", "optional"),
     Field("snr_lo", None, "bootstrap lower bound of SNR_m (G2 tests it when given)", "optional"),
     Field("g_mdl", None, "G_MDL (G3)", "optional"), Field("holdout_pass", None, "hold-out check passed (G5)", "bool"),
+    Field("q_ctx_lo", None, "STM recall at n: interval lower bound", "optional"),
+    Field("q_ctx_hi", None, "STM recall at n: interval upper bound", "optional"),
+    Field("q_cart_lo", None, "served cartridge recall: interval lower bound", "optional"),
+    Field("q_cart_hi", None, "served cartridge recall: interval upper bound", "optional"),
+    Field("q_tol", Q_TOL, "equal-quality slack, recall (0: intervals must overlap)"),
+    Field("retrieval.q", None, "STM + retrieval held-out recall (given: retrieval is an arm)", "optional"),
+    Field("retrieval.lo", None, "STM + retrieval recall: interval lower bound", "optional"),
+    Field("retrieval.hi", None, "STM + retrieval recall: interval upper bound", "optional"),
+    Field("retrieval.kappa0", 0.0, "c_ret intercept, s/query"),
+    Field("retrieval.kappa1", 0.0, "c_ret slope, s/query per item"),
+    Field("dnll", None, "served memory's ΔNLL vs no memory, nats/token (G6)", "optional"),
+    Field("dnll_lo", None, "its interval lower bound (G6 tests it when given)", "optional"),
+    Field("dnll_hi", None, "its interval upper bound", "optional"),
+    Field("dnll_tol", DNLL_TOL, "G6 retention tolerance, nats/token"),
 )
 BY_PATH = {f.path: f for f in FIELDS}
 
@@ -98,7 +118,7 @@ def flatten(obj: Any, source: str = "JSON") -> dict[str, Any]:
         raise SwitchingInputError(f"{source}: the switching inputs must be a JSON object, got {type(obj).__name__}")
     out: dict[str, Any] = {}
     for key, v in obj.items():
-        if key in ("cost", "recall"):
+        if key in ("cost", "recall", "retrieval"):
             if not isinstance(v, Mapping):
                 raise SwitchingInputError(f"{source}: field '{key}' must be an object, got {type(v).__name__}")
             out.update({f"{key}.{k}": val for k, val in v.items()})
@@ -133,9 +153,15 @@ def build_inputs(values: Mapping[str, Any], source: str = "input") -> SwitchInpu
         raise SwitchingInputError(f"{source}: unknown field(s) {unknown}")
     v = {f.path: _typed(f, values.get(f.path, f.default), source) for f in FIELDS}
     top = {p: val for p, val in v.items() if "." not in p}
+    retr = None
+    if v["retrieval.q"] is not None:
+        retr = RetrievalArm(CostModel(v["retrieval.kappa0"], v["retrieval.kappa1"]), v["retrieval.q"],
+                            v["retrieval.lo"], v["retrieval.hi"])
+    elif v["retrieval.lo"] is not None or v["retrieval.hi"] is not None:
+        raise SwitchingInputError(f"{source}: 'retrieval.lo'/'retrieval.hi' given without 'retrieval.q'")
     x = SwitchInputs(cost=CostModel(v["cost.kappa0"], v["cost.kappa1"], v["cost.kappa2"]),
                      recall=RecallModel(v["recall.kind"], q0=v["recall.q0"], rho=v["recall.rho"], nu=v["recall.nu"],
-                                        n50=v["recall.n50"], k=v["recall.k"]), **top)
+                                        n50=v["recall.n50"], k=v["recall.k"]), retrieval=retr, **top)
     validate(x)
     return x
 
@@ -158,55 +184,24 @@ def inputs_from(json_obj: Any = None, flags: Mapping[str, Any] | None = None, so
 
 
 # ----- measured curves -----------------------------------------------------------------------------------------
-class CurvesError(ValueError):
-    """A measured-curves file lacks a field the switching side reads, or holds NaN/inf or a wrong type there."""
-
-
-# (path, lower bound or None, None allowed); every value must be a finite number
-CURVE_NUMBERS = (("consolidation.c_upd_s", 0.0, False), ("cartridge.r_cart_s", 0.0, False),
-                 ("signal.per_item_at_init.snr_m", 0.0, True), ("cost.fit_cached_linear.coef.b", None, False),
-                 ("cost.fit_stateless_linear.coef.b", None, False))
-
-
-def _at(curves: Any, path: str, source: str) -> Any:
-    node = curves
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise CurvesError(f"{source}: missing field '{path}' (is it a measured-curves file from `stmltm measure`?)")
-        node = node[part]
-    return node
-
-
-def _number(v: Any, path: str, lo: float | None, source: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise CurvesError(f"{source}: field '{path}' must be a number, got {type(v).__name__} {v!r}")
-    if not math.isfinite(v):
-        raise CurvesError(f"{source}: field '{path}' is {v} (not measured?); re-run `stmltm measure`")
-    if lo is not None and v < lo:
-        raise CurvesError(f"{source}: field '{path}' must be >= {lo}, got {v}")
+# the sections the switching side needs from a complete file (the record reader tolerates partial files)
+CURVE_REQUIRED = ("consolidation.c_upd_s", "cartridge.r_cart_s", "signal.per_item_at_init.snr_m",
+                  "cost.fit_cached_linear.coef.b", "cost.fit_stateless_linear.coef.b", "recall.best_fit")
 
 
 def check_curves(curves: Any, source: str = "measured curves") -> dict[str, Any]:
-    """Return ``curves`` unchanged if every value the switching side reads is there and finite; else
-    :class:`CurvesError` naming the field. NaN is reported, never clamped."""
-    if not isinstance(curves, Mapping):
-        raise CurvesError(f"{source}: measured curves must be a JSON object, got {type(curves).__name__}")
-    for path, lo, nullable in CURVE_NUMBERS:
-        v = _at(curves, path, source)
-        if not (v is None and nullable):
-            _number(v, path, lo, source)
-    fits = _at(curves, "recall.fits", source)
-    best = _at(curves, "recall.best_fit", source)
-    by_model = {f.get("model"): f for f in fits if isinstance(f, Mapping)} if isinstance(fits, list) else {}
-    if best not in by_model:
-        raise CurvesError(f"{source}: field 'recall.best_fit' = {best!r} names no entry of 'recall.fits'")
-    params = by_model[best].get("params")
-    if not isinstance(params, Mapping):
-        raise CurvesError(f"{source}: field 'recall.fits[{best}].params' must be an object")
-    for k, v in params.items():
-        _number(v, f"recall.fits[{best}].params.{k}", None, source)
-    for row in curves.get("comparison", []) or []:
-        if isinstance(row, Mapping) and row.get("mode") == "LTM (cartridge)" and row.get("questions") == "train":
-            v = row.get("recall_cart", row.get("recall"))
-            _number(row.get("recall") if v is None else v, "comparison[LTM (cartridge), train].recall", 0.0, source)
+    """Return ``curves`` unchanged if it is a schema-2 measured-curves file (:func:`read_curves` validates every
+    field it reads) with every section the switching side needs; else :class:`CurvesError` naming the field or the
+    old schema version. NaN is reported, never clamped."""
+    rec = read_curves(curves, source=source)
+    for path in CURVE_REQUIRED:
+        node = curves
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise CurvesError(f"{source}: missing field '{path}' (is it a measured-curves file from "
+                                  "`stmltm measure`?)")
+            node = node[part]
+    if rec.served is None:
+        raise CurvesError(f"{source}: field 'comparison' has no row (LTM + residual STM, heldout): the served "
+                          "memory's recall the rule prices")
     return dict(curves)

@@ -32,6 +32,22 @@ No items, nothing to gain: q̂_cart(n) is anchored at q̂_cart(0) = q_ctx(0) (a 
 empty STM) and interpolated linearly to the predicted points, so A(0) = c_ctx(0) − r_cart = −r_cart (κ0 = 0 when
 c_ctx is the STM overhead, as measured) and ``decide`` waits at n = 0 for every Q.
 
+Three arms (:func:`choose_arm`). Besides STM and the cartridge, **STM + retrieval** (a BM25 index puts the top-k
+items into the context for each query) is an arm when its inputs are given. Each arm has a per-query cost
+(STM c_ctx(n); retrieval c_ret(n) = a + b·n, measured; cartridge r_cart + (1+η)·c_upd/Q, the update amortised
+over Q) and a held-out recall with its measured interval. Priced cost per query = cost + λ·Δ·(1 − q_eff)
+(+ λ·ε_d for the cartridge). **Equal quality**: an arm whose interval reaches the best arm's lower bound
+(hi + q_tol ≥ lo_best, the best = the highest point recall among the available arms) is not resolved below it, so
+its q_eff is the best's (the difference is inside the noise and is not priced); an arm resolved below pays for its
+own errors. The named arm is the one with the lowest priced cost, i.e. **the cheapest at the measured quality**;
+ties go to the cartridge, then STM, then retrieval. The cartridge is available only when no gate blocks and A > 0.
+``consolidate`` is True iff the named arm is the cartridge. With two arms and no intervals this is the inequality
+above (Q·A ≥ (1+η)·c_upd ⇔ the cartridge's priced cost ≤ STM's), and ``decide`` evaluates it as that inequality.
+
+G6 retention (nats/token): the served memory's general-text NLL rise over no memory, paired over passages, blocks
+when its lower bound exceeds :data:`DNLL_TOL` (the recipe bar ``metrics.ltm_bars.MAX_DNLL``); unmeasured: not
+evaluated. A gate without a value is reported as "not measured" and listed in ``Decision.not_evaluated``.
+
 Unknown Q (ski rental): accumulate the realised per-query advantage since the last consolidation,
 rent = Σ_j max(0, A(n_j)), and consolidate once rent ≥ β·c_upd (β = 1: break-even, 2-competitive).
 """
@@ -42,7 +58,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from stmltm_nb.decision.gates import Gate, g1, g2
+from stmltm_nb.decision.gates import Gate, g1, g2, g6
 from stmltm_nb.decision.symbolic import (  # noqa: F401 - re-exported: the rule's notation and expressions
     CLOSED_FORMS,
     COST_KINDS,
@@ -82,10 +98,17 @@ from stmltm_nb.decision.symbolic import (  # noqa: F401 - re-exported: the rule'
     rho,
     ski_rental_cycle_expr,
 )
+from stmltm_nb.metrics.ltm_bars import MAX_DNLL
 
 
 class SwitchingInputError(ValueError):
     """An input to the switching rule is NaN, infinite, negative or out of range."""
+
+
+# the one home of the rule's quality tolerance and retention tolerance (inputs.FIELDS and the tuner use these)
+Q_TOL = 0.0  # recall: extra slack of the equal-quality test (0: intervals must overlap)
+DNLL_TOL = MAX_DNLL  # nats/token: G6 blocks when the served memory's ΔNLL lower bound exceeds it
+ARMS = ("stm", "retrieval", "cartridge")
 
 
 @dataclass
@@ -121,6 +144,17 @@ class RecallModel:
 
 
 @dataclass
+class RetrievalArm:
+    """STM + retrieval: per-query cost c_ret(n) = ``cost``(n) (s/query over no memory: top-k prefill + search) and
+    its held-out recall ``q`` with the measured interval [lo, hi] (None: the point value)."""
+
+    cost: CostModel
+    q: float
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass
 class SwitchInputs:
     """Everything the rule needs. Costs in seconds; losses as error rates in [0, 1]."""
 
@@ -148,6 +182,18 @@ class SwitchInputs:
     dl_bits: float | None = None  # DL(Δφ), bits: for the textbook m* shown beside G1
     epsilon: float = 0.05  # the textbook m*'s error rate
     holdout_pass: bool | None = None
+    # measured intervals of the held-out recall (absolute bounds at this n; None: the point value alone)
+    q_ctx_lo: float | None = None
+    q_ctx_hi: float | None = None
+    q_cart_lo: float | None = None
+    q_cart_hi: float | None = None
+    q_tol: float = Q_TOL  # slack of the equal-quality test, recall units
+    retrieval: RetrievalArm | None = None  # the third arm (STM + retrieval); None: not compared
+    # G6: the served memory's general-text NLL rise over no memory, nats/token (None: not measured)
+    dnll: float | None = None
+    dnll_lo: float | None = None
+    dnll_hi: float | None = None
+    dnll_tol: float = DNLL_TOL
 
     def q_cart_at(self, n_items: float) -> float:
         """q̂_cart(n): linear through (0, q_ctx(0)) and ``q_cart_points`` (default: (1, q_cart)), flat beyond."""
@@ -208,6 +254,23 @@ def validate(x: SwitchInputs) -> None:
         _check(name, getattr(x, name), allow_none=True)
     if x.g_mdl is not None:
         _check("g_mdl", x.g_mdl, -math.inf, math.inf)
+    for name in ("q_ctx_lo", "q_ctx_hi", "q_cart_lo", "q_cart_hi"):
+        _check(name, getattr(x, name), 0, 1, allow_none=True)
+    _check("q_tol", x.q_tol, 0, 1)
+    for name in ("dnll", "dnll_lo", "dnll_hi"):
+        _check(name, getattr(x, name), -1e6, 1e6, allow_none=True)
+    _check("dnll_tol", x.dnll_tol, 0, 1e6)
+    if x.retrieval is not None:
+        r = x.retrieval
+        for name in ("kappa0", "kappa1", "kappa2"):
+            _check(f"retrieval.{name}", getattr(r.cost, name), 0, 1e9)
+        _check("retrieval.q", r.q, 0, 1)
+        _check("retrieval.lo", r.lo, 0, 1, allow_none=True)
+        _check("retrieval.hi", r.hi, 0, 1, allow_none=True)
+    for name, lo, hi in (("q_ctx", x.q_ctx_lo, x.q_ctx_hi), ("q_cart", x.q_cart_lo, x.q_cart_hi),
+                         ("retrieval", *((x.retrieval.lo, x.retrieval.hi) if x.retrieval else (None, None)))):
+        if lo is not None and hi is not None and lo > hi:
+            raise SwitchingInputError(f"{name} interval: lower bound {lo} exceeds upper bound {hi}")
 
 
 def _check_finite(values: dict[str, float], x: SwitchInputs) -> None:
@@ -219,16 +282,69 @@ def _check_finite(values: dict[str, float], x: SwitchInputs) -> None:
 
 
 @dataclass
+class Arm:
+    """One arm of :func:`choose_arm`: per-query cost (s/query, the cartridge's update amortised over Q), held-out
+    recall with its interval, the recall it is priced at (q_eff) and its priced cost per query (s)."""
+
+    name: str
+    cost_s: float
+    q: float
+    lo: float
+    hi: float
+    available: bool = True
+    why_unavailable: str = ""
+    equal_quality: bool = False  # not resolved below the best available arm
+    q_eff: float = 0.0
+    priced_s: float = math.inf
+
+
+@dataclass
 class Decision:
     consolidate: bool
     terms: dict[str, float]  # every term of the inequality, seconds unless named otherwise
     gates: list[Gate]
-    blocked_by: list[str]  # names of failing gates, and "inequality" if Q·A < (1+η)c_upd
+    blocked_by: list[str]  # names of failing gates, "inequality" if Q·A < (1+η)c_upd, "arm: …" if another arm wins
     explanation: str
+    arm: str = "stm"  # the memory to serve: "stm", "retrieval" or "cartridge" (consolidate ⇔ "cartridge")
+    arms: dict[str, Arm] = field(default_factory=dict)  # every compared arm with its costs and quality
+    not_evaluated: list[str] = field(default_factory=list)  # gates without a measured value ("not measured")
 
     def to_json(self) -> dict[str, Any]:
-        return {"consolidate": self.consolidate, "terms": self.terms, "gates": [asdict(gt) for gt in self.gates],
+        return {"consolidate": self.consolidate, "arm": self.arm, "terms": self.terms,
+                "gates": [gt.to_json() for gt in self.gates], "not_evaluated": self.not_evaluated,
+                "arms": {k: asdict(v) for k, v in self.arms.items()},
                 "blocked_by": self.blocked_by, "explanation": self.explanation}
+
+
+def _bounds(q: float, lo: float | None, hi: float | None) -> tuple[float, float]:
+    """An interval that contains its point value (a missing bound: the point)."""
+    return min(q, q if lo is None else lo), max(q, q if hi is None else hi)
+
+
+def choose_arm(x: SwitchInputs, q_stm: float, q_c: float, cartridge_ok: bool,
+               why_not: str = "") -> tuple[str, dict[str, Arm]]:
+    """The arm to serve (see the module docstring): among the available arms, the lowest priced cost per query,
+    cost + λ·Δ·(1 − q_eff), where q_eff is the best arm's recall for every arm at equal quality (its interval
+    reaches the best's lower bound, with slack ``q_tol``) and its own recall otherwise. Ties: cartridge, STM,
+    retrieval. ``cartridge_ok``: no gate blocks and A > 0 (else the cartridge is listed, unavailable)."""
+    if x.Q > 0:
+        amort = (1 + x.eta) * x.c_upd / x.Q
+    else:
+        amort = 0.0 if x.c_upd == 0 else math.inf
+    arms = {"stm": Arm("stm", x.cost(x.n), q_stm, *_bounds(q_stm, x.q_ctx_lo, x.q_ctx_hi))}
+    if x.retrieval is not None:
+        r = x.retrieval
+        arms["retrieval"] = Arm("retrieval", r.cost(x.n), r.q, *_bounds(r.q, r.lo, r.hi))
+    arms["cartridge"] = Arm("cartridge", x.r_cart + amort, q_c, *_bounds(q_c, x.q_cart_lo, x.q_cart_hi),
+                            available=cartridge_ok, why_unavailable="" if cartridge_ok else why_not)
+    avail = [a for a in arms.values() if a.available]
+    best = max(avail, key=lambda a: a.q)
+    for a in avail:
+        a.equal_quality = a.hi + x.q_tol >= best.lo
+        a.q_eff = best.q if a.equal_quality else a.q
+        a.priced_s = a.cost_s + x.lam * x.Delta * (1 - a.q_eff) + (x.lam * x.eps_d if a.name == "cartridge" else 0.0)
+    order = {"cartridge": 0, "stm": 1, "retrieval": 2}
+    return min(avail, key=lambda a: (a.priced_s, order[a.name])).name, arms
 
 
 def advantage(x: SwitchInputs, n_items: float | None = None) -> float:
@@ -269,19 +385,42 @@ def decide(x: SwitchInputs) -> Decision:
              x.holdout_pass is not None, "hold-out check passed (evaluated after training, decision.checks)",
              "pass/fail"),
     ]
+    gates.append(g6(x.dnll, x.dnll_lo, x.dnll_hi, x.dnll_tol))
     blocked = [gt.name for gt in gates if gt.blocks]
     pays = lhs >= rhs and A > 0
-    if not pays:
+    three = x.retrieval is not None or any(v is not None for v in (x.q_ctx_lo, x.q_ctx_hi, x.q_cart_lo, x.q_cart_hi))
+    gate_blocks = list(blocked)
+    arm, arms = choose_arm(x, q_stm, q_c, not gate_blocks and A > 0,
+                           ", ".join(gate_blocks) if gate_blocks else ("" if A > 0 else "A ≤ 0"))
+    if not three:  # two arms, point values: exactly the inequality (the priced rule's two-arm form)
+        arm = "cartridge" if (pays and not gate_blocks) else "stm"
+    if not pays and arm != "cartridge":
         blocked.append("inequality")
-    ok = not blocked
+    if arm == "retrieval" or (arm == "stm" and pays and not gate_blocks):
+        blocked.append(f"arm: {arm}")
+    ok = arm == "cartridge"
     if ok:
-        why = (f"consolidate: Q·A = {lhs:.4g} s ≥ (1+η)·c_upd = {rhs:.4g} s and all gates pass")
+        why = (f"consolidate: Q·A = {lhs:.4g} s ≥ (1+η)·c_upd = {rhs:.4g} s and every evaluated gate passes" if pays else
+               "consolidate: the cartridge is the cheapest arm at the measured quality and every evaluated gate passes")
+    elif arm == "retrieval" or blocked == ["arm: stm"]:
+        why = (f"{'serve STM + retrieval' if arm == 'retrieval' else 'wait'}: {_ARM_NAMES[arm]} has the lowest "
+               "priced cost per query (cost + λ·Δ·(1 − q_eff); q_eff: the best recall for arms at equal quality): "
+               + ", ".join(f"{_ARM_NAMES[k]} {a.priced_s:.4g} s" + ("" if a.equal_quality else " (resolved worse)")
+                           for k, a in arms.items() if a.available))
+        if gate_blocks or not pays:
+            why += "; the cartridge is blocked by " + ", ".join(gate_blocks + ["inequality"] * (not pays))
     elif blocked == ["inequality"]:
         why = (f"wait: the update does not pay yet (Q·A = {lhs:.4g} s < {rhs:.4g} s; needs Q ≥ {terms['Q_star']:.4g})"
                if A > 0 else f"wait: a cartridge has no per-query advantage here (A = {A:.4g} s ≤ 0)")
     else:
         why = "wait: blocked by " + ", ".join(blocked)
-    return Decision(ok, terms, gates, blocked, why)
+    not_eval = [gt.name for gt in gates if not gt.measured]
+    if not_eval:
+        why += f" [not evaluated (not measured): {', '.join(not_eval)}]"
+    return Decision(ok, terms, gates, blocked, why, arm, arms, not_eval)
+
+
+_ARM_NAMES = {"stm": "STM", "retrieval": "STM + retrieval", "cartridge": "the cartridge"}
 
 
 def break_even_n_numeric(x: SwitchInputs, n_max: float = 1e7) -> float:
