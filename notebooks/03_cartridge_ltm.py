@@ -139,11 +139,15 @@ pd.DataFrame(rows)
 # %% [markdown]
 # ## 03.3 The STM-vs-LTM table on {{ curves.n_facts }} facts
 #
-# `stmltm measure --split {{ curves.split.name }}` trained a p = {{ curves.cartridge.p }} cartridge on {{ curves.n_facts }} facts ({{ curves.split.consolidated[0] }}–{{ curves.split.consolidated[1] }}, settings below) and evaluated every
-# memory mode on trained templates and on held-out paraphrases that were never trained on. {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} newer
-# facts were kept as residual STM. `recall` is over all {{ comparison["LTM (cartridge)"].train.n_questions }} facts asked; `recall_cart` over
-# the {{ curves.n_facts }} the cartridge was trained on, `recall_resid` over the {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} residual ones. Retention rows give the NLL of a general text (nats/token): damage to
-# base behaviour shows there.
+# `stmltm measure --split {{ curves.split.name }}` trained a p = {{ curves.cartridge.p }} cartridge on {{ curves.n_facts }} facts ({{ curves.split.consolidated[0] }}–{{ curves.split.consolidated[1] }}, settings below), once per training
+# seed ({{ len(curves.seeds) }} seeds), and asked every memory mode on the first trained template of each fact and on the split's
+# **{{ comparison["teacher (fact alone)"].heldout.n_questions // comparison["teacher (fact alone)"].train.n_questions }} held-out wordings**, written by hand and never trained on or read by a recipe choice. {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} newer
+# facts were kept as residual STM. Each cell is recall with its 95 % interval: the bootstrap resamples **relations**,
+# then facts within them, because a model that fails one birthplace tends to fail them all ({{ comparison["teacher (fact alone)"].heldout.n_relations }} relations here, so
+# the intervals are wide, honestly). "of teacher" divides by the **teacher**: the base model with the fact alone in
+# its context, the best this model can do with the fact; "seeds" lists each training seed's value. The retention
+# table below gives the NLL of {{ curves.retention.passages }} everyday passages ({{ curves.retention.tokens }} tokens, never trained on) with each memory,
+# paired against no memory; "LTM (step 0)" is the untrained cartridge, the control.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -154,8 +158,13 @@ print("config:", {k: cons["config"][k] for k in ("p", "chunk_size", "k", "steps"
 print("split:", curves.get("split", {"name": "tune (facts from the start)"}))
 print(f"c_upd = {cons['c_upd_s']:.0f} s: teacher {cons['seconds']['teacher']:.0f} s + training {cons['seconds']['train']:.0f} s "
       f"({cons['examples']} examples); guard rows' targets {cons['seconds'].get('teacher_guard', 0):.0f} s, paid once per model (cached)")
-table = pd.DataFrame(curves["comparison"])
-print(table.round(3).to_string(index=False))
+from stmltm_nb.metrics.comparison import display_table, retention_table
+
+for kind, title in (("heldout", "held-out wordings"), ("train", "first trained template")):
+    print(f"\n{title}:")
+    print(display_table(curves["comparison"], kind).to_string(index=False))
+print("\nretention (nats/token):")
+print(retention_table(curves["retention"]).to_string(index=False))
 
 # %%
 from stmltm_nb.apps.viz import fig_comparison, fig_training
@@ -229,7 +238,7 @@ from stmltm_nb.shipped import data_dir
 
 runs = [json.loads(line) for line in (data_dir() / "ltm_recipe.jsonl").read_text().splitlines() if line.strip()]
 before = {r["mode"]: r for r in curves["comparison"] if r["questions"] == "train"}
-ret = {r["mode"]: r["answer_nll"] for r in curves["comparison"] if r["questions"].startswith("retention")}
+ret = {r["mode"]: r["nll"] for r in curves["retention"]["rows"]}
 split = curves.get("split", {}).get("name", "tune")
 old = {"name": "defaults, `stmltm measure` (data/measured_curves.json)", "split": split,
        "ltm_train": before["LTM (cartridge)"]["recall_cart"],

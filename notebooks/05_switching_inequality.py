@@ -184,15 +184,16 @@ print(d.explanation)
 for k, v in d.terms.items():
     print(f"  {k:<12} {v:10.4g}")
 for g in d.gates:
-    state = "pass" if g.passed else ("BLOCK" if g.enforced else "fail (logged, not enforced)")
-    print(f"  {g.name:<15} {state:<6} {g.rule}: value = {g.value} vs {g.threshold} [{g.unit}]")
+    print(f"  {g.name:<15} {g.state:<12} {g.rule}: value = {'not measured' if g.value is None else g.value} "
+          f"vs {g.threshold} [{g.unit}]")
 
 # %% [markdown]
 # ## 05.7 The inequality on the measured curves
 #
 # Now with the numbers of `data/measured_curves.json` (notebook 06 does the sizing): c_ctx(n) from the cached-regime
-# cost fit, q_ctx(n) from the best recall fit, r_cart and c_upd as measured, and q̂_cart the cartridge's recall on
-# held-out questions. With no items there is nothing to gain: q̂_cart(0) = q_ctx(0), so **A(0) = −r_cart** and the rule
+# cost fit, q_ctx(n) from the best recall fit, r_cart and c_upd as measured, and q̂_cart the recall of the memory
+# that is actually served after a consolidation, the cartridge **plus** the newer notes still in STM, on held-out
+# wordings of the cartridge's facts (not the cartridge asked alone, which nobody is served). With no items there is nothing to gain: q̂_cart(0) = q_ctx(0), so **A(0) = −r_cart** and the rule
 # waits at n = 0 whatever Q is. The break-even n* is where A(n) crosses (1+η)·c_upd/Q; it is capped at the STM's
 # capacity N_max (items that fit the window) and flagged when it lies beyond the largest measured n.
 

@@ -52,7 +52,7 @@ def test_comparison_rows_seeds_roles_and_teacher_fraction():
     assert served["recall_cart"] == pytest.approx(4 / 8) and served["recall_resid"] == pytest.approx(3 / 4)
     assert served["n_questions"] == 18 and served["n_facts"] == 6 and served["n_relations"] == 3
     assert served["lo"] <= served["recall"] <= served["hi"]
-    assert rows[C.TEACHER]["frac_of_teacher"] is None and rows[C.TEACHER]["seeds"] is None
+    assert rows[C.TEACHER]["frac_of_teacher"] == 1.0 and rows[C.TEACHER]["seeds"] is None
     # the teacher was asked about facts a0,a1,b0,b1 only: 3/4 of them right
     assert served["frac_of_teacher"] == pytest.approx((7 / 12) / 0.75)
     assert list(rows) == [C.TEACHER, C.SERVED] and served["split"] == "report"

@@ -21,6 +21,10 @@ def test_json_clean_makes_structures_json_safe(capsys):
     assert out.endswith("] hello\n") and out.startswith("[") and len(out) == len("[HH:MM:SS] hello\n")
 
 
+def rec_rows(res, n):
+    return [r for r in res["recall"]["by_position"] if r["n"] == n]
+
+
 @pytest.fixture
 def on_tiny(tiny, tmp_path, monkeypatch):
     """Jobs load the tiny model instead of the default one; caches go to a temporary folder."""
@@ -36,8 +40,22 @@ def test_measure_writes_every_section_and_resumes(on_tiny):
 
     out = on_tiny / "curves.json"
     res = run_measurements(fast=True, out=out, progress=False)
-    sections = ("recall", "cost", "consolidation", "signal", "cartridge", "compression", "comparison", "governance")
-    assert all(s in res for s in sections) and set(res["section_seconds"]) == set(sections)
+    sections = ("recall", "cost", "retrieval", "consolidation", "consolidation_seed1", "signal", "cartridge",
+                "compression", "retention", "governance")
+    parts = ("evaluation.memory", "evaluation.seed0", "evaluation.seed1")
+    assert all(s in res for s in sections) and set(res["section_seconds"]) == set(sections) | set(parts)
+    assert res["schema_version"] == 2 and res["seeds"] == [0, 1]
+    pooled_ids = {r["n"]: [i for p in rec_rows(res, r["n"]) for i in p["facts"]] for r in res["recall"]["pooled"]}
+    assert all(len(ids) == len(set(ids)) for ids in pooled_ids.values())  # distinct questions at every size
+    rows = {(r["mode"], r["questions"]): r for r in res["comparison"]}
+    served = rows[("LTM + residual STM", "heldout")]
+    assert len(served["seeds"]) == 2 and served["lo"] <= served["recall"] <= served["hi"]
+    assert ("STM + retrieval", "heldout") in rows and ("teacher (fact alone)", "train") in rows
+    assert res["retrieval"]["library"] == "bm25s" and "fit_linear" in res["retrieval"]["cost"]
+    ret = {r["mode"]: r for r in res["retention"]["rows"]}
+    assert res["retention"]["passages"] >= 10 and set(ret) == {"no memory", "LTM (step 0)", "LTM (cartridge)",
+                                                               "LTM + residual STM"}
+    assert len(ret["LTM (cartridge)"]["seeds"]) == 2 and ret["no memory"]["delta_nll"] == 0
     assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == res
     rec = res["recall"]
     assert [r["n"] for r in rec["pooled"]] == [1, 4, 16] and {r["position"] for r in rec["heldout"]} == {"middle"}
@@ -50,7 +68,8 @@ def test_measure_writes_every_section_and_resumes(on_tiny):
     modes = {r["mode"] for r in res["comparison"]}
     assert {"LTM (cartridge)", "STM (residual items only)"} <= modes
     again = run_measurements(fast=True, out=out, progress=False, resume=True)  # every section kept, none re-run
-    assert all(again[s] == res[s] for s in sections) and again["section_seconds"] == res["section_seconds"]
+    assert all(again[s] == res[s] for s in (*sections, "evaluation", "comparison"))
+    assert again["section_seconds"] == res["section_seconds"]
     assert res["split"] == {"name": "tune", "consolidated": ["f001", "f016"], "residual": ["f017", "f020"]}
     g = res["signal"]["per_item_at_init"]  # G2's bootstrap bound over the consolidated items (guard rows excluded)
     assert g["m"] == 16 and g["snr_m_lo"] is not None and g["snr_m_lo"] <= g["snr_m"]

@@ -81,33 +81,15 @@ def demo_decision(res: dict[str, Any], Q: float = DEMO_Q, lam: float | None = No
       "no memory" (a constant c_ret at this n), with the row's held-out recall on the cartridge facts.
     """
     from stmltm_nb.apps.tuner import LAM
-    from stmltm_nb.decision.curves import band, priors, read_curves
-    from stmltm_nb.decision.switching import CostModel, RetrievalArm, SwitchInputs, decide
+    from stmltm_nb.decision.curves import measured_inputs
+    from stmltm_nb.decision.switching import decide
 
-    rec = read_curves(res, source="this demo run")
-    pri = priors(rec).require("cost", "recall", "q_cart", "c_upd", "r_cart")
     n = float(res["n_facts"])
-    served = pri.q_cart_ci
-    retr = None
-    row, none = rec.row("STM + retrieval"), rec.row("no memory")
-    if pri.q_retrieval is not None:
-        cost = pri.retrieval_cost
-        if cost is None and row is not None and none is not None and None not in (row.s_per_query, none.s_per_query):
-            cost = CostModel(max(0.0, row.s_per_query - none.s_per_query))
-        if cost is not None:
-            retr = RetrievalArm(cost, pri.q_retrieval.value, pri.q_retrieval.lo, pri.q_retrieval.hi)
-    q_stm = pri.recall(n)
-    ctx_lo, ctx_hi = band(q_stm, pri.q_stm)
-    x = SwitchInputs(n=n, Q=Q, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=pri.recall,
-                     q_cart=pri.q_cart, q_cart_lo=served.lo, q_cart_hi=served.hi, q_ctx_lo=ctx_lo, q_ctx_hi=ctx_hi,
-                     lam=LAM if lam is None else lam, eta=eta, gamma=gamma, m=n,
-                     snr=pri.snr_m, snr_lo=pri.snr_m_lo, holdout_pass=served.value > min(1.0, q_stm + gamma),
-                     retrieval=retr, dnll=None if pri.dnll is None else pri.dnll.value,
-                     dnll_lo=None if pri.dnll is None else pri.dnll.lo,
-                     dnll_hi=None if pri.dnll is None else pri.dnll.hi)
+    x = measured_inputs(res, n, Q, LAM if lam is None else lam, eta, gamma, source="this demo run")
+    q_stm = x.recall(n)
     dec = decide(x)
     source = (f"this run's cartridge: served memory (cartridge + residual STM) held-out recall on the {n:g} "
-              f"consolidated facts {served.value:.2f} [{served.lo:.2f}, {served.hi:.2f}], c_upd {pri.c_upd:.0f} s "
+              f"consolidated facts {x.q_cart:.2f} [{x.q_cart_lo:.2f}, {x.q_cart_hi:.2f}], c_upd {x.c_upd:.0f} s "
               f"measured here; STM q_ctx({n:g}) = {q_stm:.2f} from this run's recall curve")
     return {"source": source, "inputs": asdict(x), **dec.to_json()}
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from stmltm_nb.apps.log import json_clean, log
+from stmltm_nb.decision.curves_record import SCHEMA_VERSION
 from stmltm_nb.io import atomic_write_json
 from stmltm_nb.memory.notes import Note
 
 MIN_NOTES = 4  # measuring your notes needs some consolidated and some residual ones
-SCHEMA_VERSION = 2  # data/measured_curves.json: comparison rows with relation-clustered intervals, seeds,
-# retrieval and retention sections (read by stmltm_nb.decision.curves)
 SEEDS = (0, 1)  # training seeds of the measured cartridge (headline numbers run on at least two)
 SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) of each split: recipes are tuned
 # on facts 1-104 and reported on 105-208, which no recipe choice saw (issue #13)

@@ -166,6 +166,37 @@ def band(q: float, ref: Interval | None) -> tuple[float | None, float | None]:
     return max(0.0, q - (ref.value - ref.lo)), min(1.0, q + (ref.hi - ref.value))
 
 
+def measured_inputs(curves: Curves, n: float, Q: float, lam: float, eta: float = 0.1, gamma: float = 0.0,
+                    source: str = "measured curves") -> Any:
+    """:class:`~stmltm_nb.decision.switching.SwitchInputs` at ``n`` STM items and ``Q`` queries from a measured-curves
+    file (or a demo's results): q_cart = the served memory's held-out recall on the cartridge facts with its
+    interval, q_ctx(n) and c_ctx(n) from the STM fits (the STM row's interval widths moved onto q_ctx(n)), the
+    retrieval arm from its cost curve (else the "STM + retrieval" row's seconds per query over "no memory") and
+    held-out recall, G1 with m = ``n``, G2 and G6 where measured. ``lam`` in s per wrong answer."""
+    from stmltm_nb.decision.switching import RetrievalArm, SwitchInputs
+
+    rec = read_curves(curves, source=source)
+    pri = priors(rec).require("cost", "recall", "q_cart", "c_upd", "r_cart")
+    served = pri.q_cart_ci
+    retr = None
+    row, none = rec.row("STM + retrieval"), rec.row("no memory")
+    if pri.q_retrieval is not None:
+        cost = pri.retrieval_cost
+        if cost is None and row is not None and none is not None and None not in (row.s_per_query, none.s_per_query):
+            cost = CostModel(max(0.0, row.s_per_query - none.s_per_query))
+        if cost is not None:
+            retr = RetrievalArm(cost, pri.q_retrieval.value, pri.q_retrieval.lo, pri.q_retrieval.hi)
+    q_stm = pri.recall(n)
+    ctx_lo, ctx_hi = band(q_stm, pri.q_stm)
+    dnll = pri.dnll
+    return SwitchInputs(n=n, Q=Q, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=pri.recall,
+                        q_cart=pri.q_cart, q_cart_lo=served.lo, q_cart_hi=served.hi, q_ctx_lo=ctx_lo,
+                        q_ctx_hi=ctx_hi, lam=lam, eta=eta, gamma=gamma, m=n, snr=pri.snr_m, snr_lo=pri.snr_m_lo,
+                        holdout_pass=served.value > min(1.0, q_stm + gamma), retrieval=retr,
+                        dnll=None if dnll is None else dnll.value, dnll_lo=None if dnll is None else dnll.lo,
+                        dnll_hi=None if dnll is None else dnll.hi)
+
+
 def curve_values(curves: Curves) -> dict[str, Any]:
     """The :mod:`~stmltm_nb.decision.inputs` fields (by path) that a measured-curves file supplies: c_upd (s),
     r_cart (s/query), the cost slope κ1 (s/item, cached regime), the recall fit, q_cart (the served memory) with
