@@ -92,7 +92,9 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``fits[family]``, ``comparison[mode][questions]``, ``retention[mode]`` (ΔNLL rows), ``retrieval``, ``pooled[n]``,
     ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
-    ``policy[set][scenario][variant]`` and ``policy_summary["set|variant"]`` (``benchmarks/results/policy_regret.json``);
+    ``policy[set][scenario][rule id]`` (rows), ``policy_rules[id]``, ``policy_verdict``, ``policy_shipped``,
+    ``policy_every_k[scenario]``, ``policy_n``, ``policy_seeds`` and ``policy_world`` (its c_upd0, c_upd_item, λ)
+    (``benchmarks/results/policy_regret.json``);
     ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
     ``probe`` (:func:`~stmltm_nb.metrics.probe.probe_table` of ``benchmarks/results/probe_recall.jsonl``, the shipped
     design) and ``probes[variant]`` (every design measured there); ``ltm_misses``: the issue-#13 bars the measured
@@ -173,12 +175,15 @@ def _stream(path: Path) -> dict[str, Any] | None:
 
 
 def _policy(res: Mapping[str, Any] | None) -> dict[str, Any]:
+    keys = ("policy", "policy_rules", "policy_verdict", "policy_shipped", "policy_every_k", "policy_n", "policy_seeds",
+            "policy_world")
     if res is None:
-        return {"policy": None, "policy_summary": None}
+        return dict.fromkeys(keys)
     table: dict[str, Any] = {}
     for r in res["rows"]:
-        table.setdefault(r["set"], {}).setdefault(r["scenario"], {})[r["variant"]] = r
-    return {"policy": table, "policy_summary": res["summary"]}
+        table.setdefault(r["set"], {}).setdefault(r["scenario"], {})[r["rule"]] = r
+    return dict(zip(keys, (table, res["rules"], res["verdict"], res["shipped"], res["every_k"], res["n_streams"],
+                           res["random_seeds"], res["world"])))
 
 
 # ---- the expression evaluator -------------------------------------------------------------------------------

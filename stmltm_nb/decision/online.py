@@ -224,7 +224,7 @@ RULES: dict[str, RuleSpec] = {r.id: r for r in (
 )}
 """The policy table: every online rule the simulator, the benchmark, notebook 08 and the controller know."""
 
-SHIPPED = "break-even"
+SHIPPED = "patient-2"
 """The default rule (:class:`~stmltm_nb.decision.controller_config.ControllerConfig` ``policy``): the rule with a
 bound whose mean regret over the tuning streams is lowest (``benchmarks/policies.py``; a test checks it)."""
 

@@ -135,7 +135,7 @@ def write_bounds_png(res: dict[str, Any], path: str | Path, scenarios: tuple[str
                 _line(img, a, b, col, 2, dash=8)
     ly = top + ph + 70
     for j, rid in enumerate(r for r in res["rules"] if res["rules"][r]["plain_bound"] is not None):
-        x = left + (j % 3) * 560
+        x = left + (j % 3) * 400
         y = ly + (j // 3) * 30
         _line(img, (x, y + 7), (x + 40, y + 7), COLORS.get(rid, (0, 0, 0)), 3)
         _text(img, x + 50, y, rid, scale=2)
