@@ -149,7 +149,59 @@ for Q in (100, 1000, 10000):
 # | η (hysteresis) | 0.1 | damps thrashing when Q·A hovers around c_upd |
 # | m_floor | 16 items | a configured floor of the online rule (not a bound): enough items per update for a stable per-item SNR estimate |
 # | check interval | every 8 items | one evaluation of the rule is microseconds; the gates run only when it passes |
+
+# %% [markdown]
+# ## 06.5 When does a cartridge beat retrieval, and when not?
 #
+# A practitioner's first question: *why not retrieve the right note into the context?* The rule has three arms:
+# STM (every note in the context), **STM + retrieval** (a BM25 index puts the top-k notes in the context for each
+# question) and the cartridge, served with the newer notes after it. Each arm is priced per query: its compute (the
+# cartridge's training amortised over the Q queries before the next consolidation) plus λ·(1 − recall). Recall is
+# each arm's measured held-out recall with its interval; arms whose intervals do not separate are treated as equal
+# quality, so the cheaper one wins. The table asks the rule at several sizes n and query counts Q (λ as in the
+# tuner), first as the rule runs (gates included), then on price alone, as if every gate passed.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from stmltm_nb.apps.tuner import LAM
+from stmltm_nb.decision.curves import measured_inputs
+from stmltm_nb.decision.switching import choose_arm
+
+grid_n = [16, 64, 128, 256]
+grid_Q = [100, 1_000, 10_000, 100_000, 1_000_000]
+
+
+def arm_on_price(n, Q):
+    x = measured_inputs(curves, n, Q, LAM)
+    return choose_arm(x, x.recall(n), x.q_cart_at(n), cartridge_ok=True)
+
+
+x = measured_inputs(curves, 64, 1_000, LAM)
+d = decide(x)
+print(f"at n = 64, Q = 1000, λ = {LAM:g} s: the rule names **{d.arm}**; gates not evaluated: {d.not_evaluated or 'none'}")
+for a in d.arms.values():
+    state = "" if a.available else f"  (unavailable: {a.why_unavailable})"
+    print(f"  {a.name:<10} {a.cost_s * 1000:9.2f} ms/query  recall {a.q:.2f} [{a.lo:.2f}, {a.hi:.2f}]  "
+          f"priced {a.priced_s:8.3f} s{state}")
+print()
+print("arm named by the rule (rows: n notes; columns: Q queries)")
+print(f"{'n':>5} " + " ".join(f"{q:>10,}" for q in grid_Q))
+for n in grid_n:
+    print(f"{n:>5} " + " ".join(f"{decide(measured_inputs(curves, n, q, LAM)).arm:>10}" for q in grid_Q))
+print("\non price alone (every gate passing)")
+print(f"{'n':>5} " + " ".join(f"{q:>10,}" for q in grid_Q))
+for n in grid_n:
+    print(f"{n:>5} " + " ".join(f"{arm_on_price(n, q)[0]:>10}" for q in grid_Q))
+
+# %% [markdown]
+# How to read it: where retrieval's recall interval overlaps the served cartridge's, the two are equal quality and the
+# cartridge must also be *cheaper per query*, which needs enough queries to amortise its training: retrieval costs a
+# prefill of k short notes per query, nearly flat in n, so a cartridge beats it only at very large Q. Where the
+# served cartridge's held-out recall is resolved *below* retrieval's (the table in notebook 03.3), no Q makes it
+# win: a cartridge then pays only if its recall improves (the next round of memory work), or where retrieval is not
+# available (no index, or questions that no note's words match).
+
+# %% [markdown]
 # ## Summary
 #
 # - In the cached regime compute alone rarely justifies a cartridge for a 135M model; recall loss does.

@@ -89,3 +89,20 @@ def test_pooled_recall_refuses_a_question_counted_twice():
     assert ok[0]["total"] == 2 and np.isclose(ok[0]["recall"], 1.0)
     with pytest.raises(ValueError, match="asked twice"):
         pooled_recall([{**row, "position": "start", "facts": ["f1"]}, {**row, "position": "end", "facts": ["f1"]}])
+
+
+def test_retention_check_passages_are_held_out_from_training_text():
+    import re
+
+    from stmltm_nb.memory.facts import general_text, retention_passages
+    from stmltm_nb.metrics.recall import check_passages
+
+    passages = check_passages()
+
+    def runs(text):
+        w = re.findall(r"[a-z']+", text.lower())
+        return {" ".join(w[i : i + 5]) for i in range(len(w) - 4)}
+
+    seen = set().union(*map(runs, passages))
+    assert len(passages) >= 10 and sum(len(p.split()) for p in passages) >= 1500  # ≥ 2,000 tokens (stored per run)
+    assert not seen & runs(general_text()) and not seen & set().union(*map(runs, retention_passages()))

@@ -158,7 +158,7 @@ def test_controller_config_from_measured_curves():
     assert cfg.cost.kappa1 == pytest.approx(max(0.0, curves["cost"]["fit_cached_linear"]["coef"]["b"]))
     assert cfg.recall == recall_model_from(curves)
     assert 0 <= cfg.q_cart_prior <= 1
-    partial = ControllerConfig.from_curves({"recall": curves["recall"]}, tau=2.0)
+    partial = ControllerConfig.from_curves({"schema_version": 2, "recall": curves["recall"]}, tau=2.0)
     assert partial.c_upd_prior == ControllerConfig.c_upd_prior and partial.tau == 2.0
     assert partial.recall == recall_model_from(curves)
 

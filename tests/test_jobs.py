@@ -42,7 +42,9 @@ def test_measure_writes_every_section_and_resumes(on_tiny):
     res = run_measurements(fast=True, out=out, progress=False)
     sections = ("recall", "cost", "retrieval", "consolidation", "consolidation_seed1", "signal", "cartridge",
                 "compression", "retention", "governance")
-    parts = ("evaluation.memory", "evaluation.seed0", "evaluation.seed1")
+    from stmltm_nb.apps.measure_job import EVAL_ORDER
+
+    parts = ("evaluation.seed0", "evaluation.seed1", *(f"evaluation.{m}" for m in EVAL_ORDER))
     assert all(s in res for s in sections) and set(res["section_seconds"]) == set(sections) | set(parts)
     assert res["schema_version"] == 2 and res["seeds"] == [0, 1]
     pooled_ids = {r["n"]: [i for p in rec_rows(res, r["n"]) for i in p["facts"]] for r in res["recall"]["pooled"]}

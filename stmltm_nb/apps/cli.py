@@ -79,8 +79,8 @@ def _check_measure_args(args: argparse.Namespace) -> Path:
     import json
 
     _need(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
-    _need(bool(args.notes) or args.facts + 8 <= 104, f"--facts {args.facts}: the consolidated facts and 8 residual "
-                                                     f"ones must fit one split of 104 shipped facts (at most 96)")
+    _need(bool(args.notes) or args.facts + 16 <= 104, f"--facts {args.facts}: the consolidated facts and 16 residual "
+                                                      f"ones must fit one split of 104 shipped facts (at most 88)")
     out = _out_path(args.out, "measured_curves.json")
     if args.resume and out.exists():
         try:

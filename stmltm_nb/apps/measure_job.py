@@ -23,6 +23,8 @@ from stmltm_nb.io import atomic_write_json
 from stmltm_nb.memory.notes import Note
 
 MIN_NOTES = 4  # measuring your notes needs some consolidated and some residual ones
+EVAL_ORDER = ("teacher (fact alone)", "STM (all items)", "STM + retrieval", "STM (residual items only)",
+              "no memory", "STM (own chunk, oracle)")  # the memories without a cartridge, in the order asked
 SEEDS = (0, 1)  # training seeds of the measured cartridge (headline numbers run on at least two)
 SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) of each split: recipes are tuned
 # on facts 1-104 and reported on 105-208, which no recipe choice saw (issue #13)
@@ -128,11 +130,6 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     sizes = [n for n in ([1, 4, 16] if fast else [1, 2, 4, 8, 16, 32, 64, 128]) if n <= len(facts)]
     cost_sizes = [n for n in ([1, 4, 16] if fast else [1, 4, 16, 64, 128, 200]) if n <= len(facts)]
     per_position = 2 if fast else 8
-    section("recall", lambda: S.recall_section(model, tok, facts, sizes, per_position,
-                                               heldout_sizes=sizes if fast else sizes[::2],
-                                               min_questions=6 if fast else 24))
-    section("cost", lambda: S.cost_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
-    section("retrieval", lambda: S.retrieval_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
     carts: dict[int, Any] = {}
     state: dict[str, Any] = {}
 
@@ -161,18 +158,28 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
                                                repeats=2 if fast else 4))
     section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
     section("compression", lambda: S.compression_section(model, tok, train_facts, cart, init_vec, cfg0, progress))
-    ev = res.setdefault("evaluation", {})  # per-question records: the memories without a cartridge, then a seed each
-    for part, seed in [("memory", None), *((f"seed{s}", s) for s in seeds)]:
+    # Per-question records, one resumable part each, the most telling first: each cartridge seed (LTM and
+    # LTM + residual STM), then the memories without a cartridge.
+    ev = res.setdefault("evaluation", {})
+    parts = [(f"seed{s}", s, None) for s in seeds] + [(m, None, m) for m in EVAL_ORDER]
+    for part, seed, mode in parts:
         if part not in ev:
-            log(f"questions: {'memories without a cartridge' if seed is None else f'cartridge seed {seed}'}")
+            log(f"questions: {f'cartridge seed {seed}' if seed is not None else mode}")
             t0 = time.perf_counter()
             ev[part] = S.records_section(model, tok, train_facts, residual, None if seed is None
-                                         else {seed: carts[seed]}, q_split, cfg0.chunk_size, progress)
+                                         else {seed: carts[seed]}, q_split, cfg0.chunk_size, progress,
+                                         modes=None if seed is not None else [mode])
             res.setdefault("section_seconds", {})[f"evaluation.{part}"] = time.perf_counter() - t0
+            res["comparison"] = S.comparison_from(ev, split=q_split)
             if out is not None:
                 atomic_write_json(out, json_clean(res))
     res["comparison"] = S.comparison_from(ev, split=q_split)
     section("retention", lambda: S.retention_section(model, tok, init, carts, residual))
+    section("recall", lambda: S.recall_section(model, tok, facts, sizes, per_position,
+                                               heldout_sizes=sizes if fast else sizes[::2],
+                                               min_questions=6 if fast else 24))
+    section("cost", lambda: S.cost_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
+    section("retrieval", lambda: S.retrieval_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
     if notes is None:
         section("governance", lambda: S.governance_section(model, tok, facts, n_unrelated=8 if fast else 24))
     res["recall"].update(S.recall_fits(res["recall"]["pooled"]))  # refit (cheap): fitting fixes reach resumed runs

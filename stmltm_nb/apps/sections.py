@@ -121,16 +121,30 @@ def retrieval_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequen
 
 def records_section(model: Any, tok: Any, facts: Sequence[Fact], residual: Sequence[Fact],
                     cartridges: dict[int, Cartridge] | None, split: str | None, chunk_size: int,
-                    progress: bool = False, k: int = 4, with_nll: bool = True) -> list[dict[str, Any]]:
-    """Per-question records (:func:`stmltm_nb.metrics.recall.question_records`, with the answer NLL unless
-    ``with_nll`` is false): without ``cartridges`` every memory mode that has none; with them, only the cartridge
-    modes."""
+                    progress: bool = False, k: int = 4, modes: Sequence[str] | None = None
+                    ) -> list[dict[str, Any]]:
+    """Per-question records (:func:`stmltm_nb.metrics.recall.question_records`): with ``cartridges`` the cartridge
+    modes, without them ``modes`` (default: every mode that needs no cartridge). Training questions are asked where
+    a bar or a ceiling reads them (STM of every fact, the cartridge modes, the residual facts alone, the teacher);
+    held-out wordings everywhere. Answer NLL (nats/token) for STM of every fact and the cartridge modes."""
     from stmltm_nb.metrics import comparison as C
     from stmltm_nb.metrics.recall import question_records
 
-    modes = [C.LTM, C.SERVED] if cartridges else [m for m in C.MODES if m not in (C.LTM, C.SERVED)]
-    return question_records(model, tok, facts, cartridges, residual, split=split, chunk_size=chunk_size, k=k,
-                            modes=modes, progress=progress, with_nll=with_nll)
+    if cartridges:
+        modes = [C.LTM, C.SERVED]
+    elif modes is None:
+        modes = [m for m in C.MODES if m not in (C.LTM, C.SERVED)]
+    out: list[dict[str, Any]] = []
+    for mode in modes:
+        kinds = ("train", "heldout") if mode in TRAIN_ASKED else ("heldout",)
+        out += question_records(model, tok, facts, cartridges, residual, split=split, chunk_size=chunk_size, k=k,
+                                modes=[mode], kinds=kinds, progress=progress, with_nll=mode in NLL_ASKED)
+    return out
+
+
+TRAIN_ASKED = ("STM (all items)", "teacher (fact alone)", "LTM (cartridge)", "LTM + residual STM",
+               "STM (residual items only)")
+NLL_ASKED = ("STM (all items)", "LTM (cartridge)", "LTM + residual STM")
 
 
 def comparison_from(evaluation: dict[str, list[dict[str, Any]]], split: str | None) -> list[dict[str, Any]]:
