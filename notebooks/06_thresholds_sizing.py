@@ -194,12 +194,11 @@ for n in grid_n:
     print(f"{n:>5} " + " ".join(f"{arm_on_price(n, q)[0]:>10}" for q in grid_Q))
 
 # %% [markdown]
-# How to read it: where retrieval's recall interval overlaps the served cartridge's, the two are equal quality and the
-# cartridge must also be *cheaper per query*, which needs enough queries to amortise its training: retrieval costs a
-# prefill of k short notes per query, nearly flat in n, so a cartridge beats it only at very large Q. Where the
-# served cartridge's held-out recall is resolved *below* retrieval's (the table in notebook 03.3), no Q makes it
-# win: a cartridge then pays only if its recall improves (the next round of memory work), or where retrieval is not
-# available (no index, or questions that no note's words match).
+# How to read it: when retrieval's recall interval overlaps the served cartridge's, the two are equal quality and
+# the cartridge must also be cheaper per query, which takes enough queries Q to amortise its training against
+# retrieval's per-query prefill of k short notes (nearly flat in n). When the served cartridge's held-out recall is
+# resolved *below* retrieval's, a larger Q does not help: the cartridge must first recall better. The "price
+# alone" table separates the two reasons from the gates that block a consolidation in the first table.
 
 # %% [markdown]
 # ## Summary

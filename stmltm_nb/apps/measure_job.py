@@ -21,10 +21,11 @@ from stmltm_nb.apps.log import json_clean, log
 from stmltm_nb.decision.curves_record import SCHEMA_VERSION
 from stmltm_nb.io import atomic_write_json
 from stmltm_nb.memory.notes import Note
+from stmltm_nb.metrics import comparison as _C
 
 MIN_NOTES = 4  # measuring your notes needs some consolidated and some residual ones
-EVAL_ORDER = ("teacher (fact alone)", "STM (all items)", "STM + retrieval", "STM (residual items only)",
-              "no memory", "STM (own chunk, oracle)")  # the memories without a cartridge, in the order asked
+EVAL_ORDER = (_C.TEACHER, _C.STM_ALL, _C.RETRIEVAL, _C.RESIDUAL_ONLY, _C.NO_MEMORY, _C.ORACLE)  # the memories
+# without a cartridge, in the order asked (the cartridge seeds come first)
 SEEDS = (0, 1)  # training seeds of the measured cartridge (headline numbers run on at least two)
 SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) of each split: recipes are tuned
 # on facts 1-104 and reported on 105-208, which no recipe choice saw (issue #13)
@@ -100,6 +101,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
             raise ValueError(f"{out} holds sections measured on the {kept} split; resume it with --split {kept} "
                              f"or delete its cartridge sections")
         log(f"resuming with sections {sorted(k for k, v in res.items() if isinstance(v, dict))}")
+    res.setdefault("carried_note", "")  # sections kept from an earlier run say so here (rendered in the README)
     res.update({"schema_version": SCHEMA_VERSION, "model": lm.name, "fast": fast, "n_facts": n_facts,
                 "n_resid": len(residual), "seeds": seeds, "created": _dt.date.today().isoformat(),
                 "machine": machine()})
@@ -134,10 +136,11 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     state: dict[str, Any] = {}
 
     def seed_dir(seed: int) -> Path:
-        return cart_dir if seed == seeds[0] and seed == 0 else cart_dir.with_name(f"{cart_dir.name}-seed{seed}")
+        return cart_dir if seed == 0 else cart_dir.with_name(f"{cart_dir.name}-seed{seed}")
 
     for seed in seeds:
-        key = "consolidation" if seed == seeds[0] else f"consolidation_seed{seed}"
+        key = "consolidation" if seed == seeds[0] else f"consolidation_seed{seed}"  # the first seed's is the
+        # section every other reader uses (c_upd, losses, probe)
         cfg = replace(cfg0, seed=seed)
 
         def run_consolidation(cfg=cfg, seed=seed):
@@ -146,6 +149,10 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
             return {**summary, "probe": probe_prediction(summary["losses"], probe_steps=max(6, cfg.steps // 4))}
 
         section(key, run_consolidation)
+        kept_seed = res[key].get("config", {}).get("seed", seed)
+        if kept_seed != seed:
+            raise ValueError(f"{out}: section {key} holds a cartridge of seed {kept_seed}, not {seed}; resume with "
+                             f"the seeds in their first order or delete the section")
         run = state.get("runs", {}).get(seed)
         carts[seed] = run.cartridge if run is not None else Cartridge.load(seed_dir(seed), model, tok)
     run = state.get("runs", {}).get(seeds[0])

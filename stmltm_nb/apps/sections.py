@@ -15,6 +15,7 @@ from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import Consolidation, consolidate, templates_of
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.teacher import TeacherTargets
+from stmltm_nb.metrics import comparison as _C
 from stmltm_nb.metrics import measure as M
 from stmltm_nb.metrics.stats import fit_all_recall, fit_cost
 
@@ -142,9 +143,8 @@ def records_section(model: Any, tok: Any, facts: Sequence[Fact], residual: Seque
     return out
 
 
-TRAIN_ASKED = ("STM (all items)", "teacher (fact alone)", "LTM (cartridge)", "LTM + residual STM",
-               "STM (residual items only)")
-NLL_ASKED = ("STM (all items)", "LTM (cartridge)", "LTM + residual STM")
+TRAIN_ASKED = (_C.STM_ALL, _C.TEACHER, _C.LTM, _C.SERVED, _C.RESIDUAL_ONLY)  # training questions asked
+NLL_ASKED = (_C.STM_ALL, _C.LTM, _C.SERVED)  # answer NLL recorded
 
 
 def comparison_from(evaluation: dict[str, list[dict[str, Any]]], split: str | None) -> list[dict[str, Any]]:

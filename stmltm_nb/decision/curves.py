@@ -166,11 +166,25 @@ def band(q: float, ref: Interval | None) -> tuple[float | None, float | None]:
     return max(0.0, q - (ref.value - ref.lo)), min(1.0, q + (ref.hi - ref.value))
 
 
+def held_out_recall(rec: MeasuredCurves, recall: RecallModel) -> RecallModel:
+    """q_ctx(n) on the footing of the other arms: the recall curve is asked with each fact's first template, the
+    cartridge and retrieval with held-out wordings, which are harder for every memory. The fit is scaled by STM's
+    own held-out / template recall on the cartridge facts, both measured with every fact in context (the comparison
+    rows "STM (all items)"); unchanged when either row is missing or the template recall is 0."""
+    from dataclasses import replace
+
+    held, tmpl = rec.row("STM (all items)", "heldout"), rec.row("STM (all items)", "train")
+    if held is None or tmpl is None or not held.recall_cart or not tmpl.recall_cart:
+        return recall
+    return replace(recall, q0=recall.q0 * min(1.0, held.recall_cart / tmpl.recall_cart))
+
+
 def measured_inputs(curves: Curves, n: float, Q: float, lam: float, eta: float = 0.1, gamma: float = 0.0,
                     source: str = "measured curves") -> Any:
     """:class:`~stmltm_nb.decision.switching.SwitchInputs` at ``n`` STM items and ``Q`` queries from a measured-curves
     file (or a demo's results): q_cart = the served memory's held-out recall on the cartridge facts with its
-    interval, q_ctx(n) and c_ctx(n) from the STM fits (the STM row's interval widths moved onto q_ctx(n)), the
+    interval, q_ctx(n) and c_ctx(n) from the STM fits (q_ctx on held-out wordings, :func:`held_out_recall`; the STM
+    row's interval widths moved onto it), the
     retrieval arm from its cost curve (else the "STM + retrieval" row's seconds per query over "no memory") and
     held-out recall, G1 with m = ``n``, G2 and G6 where measured. ``lam`` in s per wrong answer."""
     from stmltm_nb.decision.switching import RetrievalArm, SwitchInputs
@@ -186,10 +200,11 @@ def measured_inputs(curves: Curves, n: float, Q: float, lam: float, eta: float =
             cost = CostModel(max(0.0, row.s_per_query - none.s_per_query))
         if cost is not None:
             retr = RetrievalArm(cost, pri.q_retrieval.value, pri.q_retrieval.lo, pri.q_retrieval.hi)
-    q_stm = pri.recall(n)
+    recall = held_out_recall(rec, pri.recall)
+    q_stm = recall(n)
     ctx_lo, ctx_hi = band(q_stm, pri.q_stm)
     dnll = pri.dnll
-    return SwitchInputs(n=n, Q=Q, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=pri.recall,
+    return SwitchInputs(n=n, Q=Q, c_upd=pri.c_upd, r_cart=pri.r_cart, cost=pri.cost, recall=recall,
                         q_cart=pri.q_cart, q_cart_lo=served.lo, q_cart_hi=served.hi, q_ctx_lo=ctx_lo,
                         q_ctx_hi=ctx_hi, lam=lam, eta=eta, gamma=gamma, m=n, snr=pri.snr_m, snr_lo=pri.snr_m_lo,
                         holdout_pass=served.value > min(1.0, q_stm + gamma), retrieval=retr,

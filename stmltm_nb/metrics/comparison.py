@@ -50,9 +50,14 @@ def comparison_rows(records: Iterable[dict[str, Any]], split: str | None = None,
                     seed: int = 0) -> list[dict[str, Any]]:
     """One row per (mode, kind) in :data:`MODES` order: recall over every fact asked, over the cartridge facts
     (``recall_cart``) and the residual ones (``recall_resid``), each with ``_lo``/``_hi`` (``lo``/``hi`` for the
-    whole), ``frac_of_teacher`` (recall / the teacher's recall on the same facts and kind), ``seeds`` (per-seed
+    whole), ``frac_of_teacher`` (recall / the teacher's recall on the same facts and kind),
+    ``frac_of_teacher_cart`` (recall_cart / the teacher's recall on the cartridge facts), ``seeds`` (per-seed
     recall of a cartridge mode), counts and mean seconds per query."""
     recs = list(records)
+    keys = [(r["mode"], r["kind"], r["fact"], r.get("w", 0), r.get("seed")) for r in recs]
+    if len(keys) != len(set(keys)):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"comparison: the question {dup} (mode, kind, fact, wording, seed) is recorded twice")
     out: list[dict[str, Any]] = []
     modes = [m for m in MODES if any(r["mode"] == m for r in recs)]
     modes += sorted({r["mode"] for r in recs} - set(modes))
@@ -70,10 +75,14 @@ def comparison_rows(records: Iterable[dict[str, Any]], split: str | None = None,
             asked = {r["fact"] for r in rs}
             t = [r["hit"] for r in teacher[kind] if r["fact"] in asked]
             t_rate = float(np.mean(t)) if t else None
+            cart_facts = {r["fact"] for r in cart}
+            tc = [r["hit"] for r in teacher[kind] if r["fact"] in cart_facts]
+            tc_rate = float(np.mean(tc)) if tc else None
             out.append({"mode": mode, "questions": kind, "split": split, "recall": rec, "lo": lo, "hi": hi,
                         "recall_cart": c, "recall_cart_lo": c_lo, "recall_cart_hi": c_hi,
                         "recall_resid": d, "recall_resid_lo": d_lo, "recall_resid_hi": d_hi,
                         "frac_of_teacher": rec / t_rate if t_rate else None,
+                        "frac_of_teacher_cart": c / tc_rate if tc_rate and c is not None else None,
                         "seeds": _per_seed(rs), "n_questions": len(rs) // max(1, len(_per_seed(rs) or [1])),
                         "n_facts": len(asked), "n_relations": len({r["relation"] for r in rs}),
                         "s_per_query": float(np.mean([r["s"] for r in rs])),
@@ -116,7 +125,8 @@ def display_table(rows: Sequence[dict[str, Any]], kind: str = "heldout"):
         "memory": r["mode"], "all facts": _ci(r["recall"], r["lo"], r["hi"]),
         "cartridge facts": _ci(r["recall_cart"], r["recall_cart_lo"], r["recall_cart_hi"]),
         "residual facts": _ci(r["recall_resid"], r["recall_resid_lo"], r["recall_resid_hi"]),
-        "of teacher": "" if r["frac_of_teacher"] is None else f"{r['frac_of_teacher']:.0%}",
+        "cartridge facts, of teacher": "" if r.get("frac_of_teacher_cart") is None
+        else f"{r['frac_of_teacher_cart']:.0%}",
         "seeds": "" if not r["seeds"] else " / ".join(f"{v:.2f}" for v in r["seeds"]),
         "questions": r["n_questions"], "relations": r["n_relations"], "s/query": round(r["s_per_query"], 3),
     } for r in rows if r["questions"] == kind])
