@@ -68,7 +68,7 @@ def _measure(args: argparse.Namespace) -> int:
     out = _check_measure_args(args)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
                            notes=notes, device=device, split=args.split,
-                           **({"seeds": args.seeds} if args.seeds else {}))
+                           skip=args.skip or (), **({"seeds": args.seeds} if args.seeds else {}))
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
           f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
     return 0
@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "final = the sealed final split, read once when the recipe is frozen (never to choose)")
     m.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="training seeds of the cartridge (default 0 1: headline numbers run on two)")
+    m.add_argument("--skip", action="append", metavar="MODE",
+                   help="a memory mode without a cartridge not to ask (repeatable), e.g. 'STM (own chunk, oracle)'")
     m.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA, then MPS, else CPU), cuda or mps")
     m.set_defaults(func=_measure)
 

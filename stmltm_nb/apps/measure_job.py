@@ -34,8 +34,8 @@ SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) 
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
                      notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2,
-                     split: str = "tune", seeds: Sequence[int] = SEEDS, n_resid: int | None = None
-                     ) -> dict[str, Any]:
+                     split: str = "tune", seeds: Sequence[int] = SEEDS, n_resid: int | None = None,
+                     skip: Sequence[str] = ()) -> dict[str, Any]:
     """Measure everything and return the JSON-ready dict (written to ``out`` when given).
 
     ``notes``: measure on your notes instead of the shipped facts (self-study writes ``questions`` training
@@ -46,7 +46,8 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     (``data/final_facts.jsonl``); held-out questions are that split's wordings. The STM recall and cost curves use
     the shipped facts from the start either way (no recipe is involved). ``seeds``: one cartridge is trained per
     training seed; the cartridge rows report their mean and each seed's value (signal and compression use the
-    first seed). ``n_resid``: newer facts kept in STM after the cartridge (default 16; 4 fast). Partial results
+    first seed). ``n_resid``: newer facts kept in STM after the cartridge (default 16; 4 fast). ``skip``: memory
+    modes of :data:`EVAL_ORDER` not to ask (their rows are absent, listed under ``skipped``). Partial results
     are written after every section; with ``resume=True`` sections already present in ``out`` are kept and
     skipped (trained cartridges are reloaded from the cache folder).
     """
@@ -67,6 +68,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     if split not in SPLITS and split != "final":
         raise ValueError(f"split must be one of {sorted([*SPLITS, 'final'])}, got {split!r}")
     seeds = list(dict.fromkeys(int(s) for s in seeds))
+    unknown = set(skip) - set(EVAL_ORDER)
+    if unknown:
+        raise ValueError(f"skip: unknown memory modes {sorted(unknown)}; these can be skipped: {list(EVAL_ORDER)}")
     if not seeds:
         raise ValueError("seeds: at least one training seed")
     if notes is not None and len(notes) < MIN_NOTES:
@@ -168,25 +172,32 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     # Per-question records, one resumable part each, the most telling first: each cartridge seed (LTM and
     # LTM + residual STM), then the memories without a cartridge.
     ev = res.setdefault("evaluation", {})
-    parts = [(f"seed{s}", s, None) for s in seeds] + [(m, None, m) for m in EVAL_ORDER]
-    for part, seed, mode in parts:
-        if part not in ev:
-            log(f"questions: {f'cartridge seed {seed}' if seed is not None else mode}")
-            t0 = time.perf_counter()
-            ev[part] = S.records_section(model, tok, train_facts, residual, None if seed is None
-                                         else {seed: carts[seed]}, q_split, cfg0.chunk_size, progress,
-                                         modes=None if seed is not None else [mode])
-            res.setdefault("section_seconds", {})[f"evaluation.{part}"] = time.perf_counter() - t0
-            res["comparison"] = S.comparison_from(ev, split=q_split)
-            if out is not None:
-                atomic_write_json(out, json_clean(res))
-    res["comparison"] = S.comparison_from(ev, split=q_split)
+
+    def ask_part(part: str, seed: int | None, mode: str | None) -> None:
+        if part in ev or part in skip:
+            return
+        log(f"questions: {f'cartridge seed {seed}' if seed is not None else mode}")
+        t0 = time.perf_counter()
+        ev[part] = S.records_section(model, tok, train_facts, residual, None if seed is None
+                                     else {seed: carts[seed]}, q_split, cfg0.chunk_size, progress,
+                                     modes=None if seed is not None else [mode])
+        res.setdefault("section_seconds", {})[f"evaluation.{part}"] = time.perf_counter() - t0
+        res["comparison"] = S.comparison_from(ev, split=q_split)
+        if out is not None:
+            atomic_write_json(out, json_clean(res))
+
+    for s in seeds:  # the cartridge seeds first, then what the rule's priors need, then the other memories
+        ask_part(f"seed{s}", s, None)
     section("retention", lambda: S.retention_section(model, tok, init, carts, residual))
     section("recall", lambda: S.recall_section(model, tok, facts, sizes, per_position,
                                                heldout_sizes=sizes if fast else sizes[::2],
                                                min_questions=6 if fast else 24))
     section("cost", lambda: S.cost_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
     section("retrieval", lambda: S.retrieval_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
+    for mode in EVAL_ORDER:
+        ask_part(mode, None, mode)
+    res["comparison"] = S.comparison_from(ev, split=q_split)
+    res["skipped"] = [p for p in skip if p not in ev]
     if notes is None:
         section("governance", lambda: S.governance_section(model, tok, facts, n_unrelated=8 if fast else 24))
     res["recall"].update(S.recall_fits(res["recall"]["pooled"]))  # refit (cheap): fitting fixes reach resumed runs

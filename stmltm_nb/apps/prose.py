@@ -89,7 +89,8 @@ def half_recall_n(curves: Mapping[str, Any], family: str | None = None) -> float
 
 def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The names a template may use. ``curves`` (the measured-curves JSON) and views of it:
-    ``fits[family]``, ``comparison[mode][questions]``, ``retention[mode]`` (ΔNLL rows), ``retrieval``, ``pooled[n]``,
+    ``fits[family]``, ``comparison[mode][questions]``, ``retention[mode]`` (ΔNLL rows), ``versus[a][b]``
+    (:func:`versus`), ``retrieval``, ``pooled[n]``,
     ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
     ``policy[set][scenario][rule id]`` (rows), ``policy_rules[id]``, ``policy_verdict``, ``policy_shipped``,
@@ -121,6 +122,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "fits": {f["model"]: f for f in c.get("recall", {}).get("fits", [])},
         "comparison": comparison,
         "retention": retention,
+        "versus": versus(comparison),
         "retrieval": c.get("retrieval"),
         "pooled": {r["n"]: r for r in c.get("recall", {}).get("pooled", [])},
         "cost": {r["n"]: r for r in c.get("cost", {}).get("rows", [])},
@@ -133,6 +135,24 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "probes": probes,
         **_policy(_read_json(POLICY)),
     }
+
+
+def versus(comparison: Mapping[str, Mapping[str, Any]], kind: str = "heldout") -> dict[str, dict[str, str]]:
+    """``versus[a][b]``: "above", "below" or "not resolved", memory a against memory b on the cartridge facts'
+    recall (``kind`` questions), by their 95 % intervals (above: a's low end over b's high end). Prose says a
+    difference only where this resolves it."""
+    rows = {m: r[kind] for m, r in comparison.items() if kind in r and r[kind].get("recall_cart") is not None}
+    out: dict[str, dict[str, str]] = {}
+    for a, ra in rows.items():
+        for b, rb in rows.items():
+            if ra["recall_cart_lo"] > rb["recall_cart_hi"]:
+                v = "above"
+            elif ra["recall_cart_hi"] < rb["recall_cart_lo"]:
+                v = "below"
+            else:
+                v = "not resolved"
+            out.setdefault(a, {})[b] = v
+    return out
 
 
 def _ltm_misses(comparison: Mapping[str, Any], retention: Mapping[str, Any]) -> str | None:
