@@ -82,6 +82,8 @@ def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(on_tiny)
 
     with pytest.raises(ValueError, match="split"):
         run_measurements(fast=True, split="holdout", progress=False)
+    with pytest.raises(ValueError, match="skip: unknown memory modes"):
+        run_measurements(fast=True, skip=["crystal ball"], progress=False)
     out = on_tiny / "report.json"
     res = run_measurements(fast=True, out=out, progress=False, split="report")
     assert res["split"] == {"name": "report", "consolidated": ["f105", "f120"], "residual": ["f121", "f124"]}
