@@ -165,7 +165,7 @@ print(f"m* (agnostic)          = {sig['m_star_agnostic']:.3g}")
 # %%
 # NBVAL_CHECK_OUTPUT
 p = priors(curves)
-print(f"q̂_cart (LTM, held-out questions) = {p.q_cart:.2f}")
+print(f"q̂_cart (served memory: cartridge + residual STM, held-out wordings) = {p.q_cart:.2f}")
 for n_items in (4, 8, 16, 32, 64):
     q_stm = p.recall(n_items)
     m_req = m_star_evidence(q_stm, p.q_cart, delta=0.05)

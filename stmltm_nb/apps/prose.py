@@ -90,7 +90,7 @@ def half_recall_n(curves: Mapping[str, Any], family: str | None = None) -> float
 def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The names a template may use. ``curves`` (the measured-curves JSON) and views of it:
     ``fits[family]``, ``comparison[mode][questions]``, ``retention[mode]`` (ΔNLL rows), ``versus[a][b]``
-    (:func:`versus`), ``retrieval``, ``pooled[n]``,
+    (:func:`versus`), ``cell[mode][kind][part]`` (:func:`cells`), ``retrieval``, ``pooled[n]``,
     ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
     ``policy[set][scenario][rule id]`` (rows), ``policy_rules[id]``, ``policy_verdict``, ``policy_shipped``,
@@ -123,6 +123,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "comparison": comparison,
         "retention": retention,
         "versus": versus(comparison),
+        "cell": cells(comparison),
         "retrieval": c.get("retrieval"),
         "pooled": {r["n"]: r for r in c.get("recall", {}).get("pooled", [])},
         "cost": {r["n"]: r for r in c.get("cost", {}).get("rows", [])},
@@ -135,6 +136,33 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "probes": probes,
         **_policy(_read_json(POLICY)),
     }
+
+
+def cells(comparison: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
+    """``cell[mode][kind][part]``: a comparison value with its 95 % interval as text, e.g. "0.61 [0.45, 0.75]", for
+    ``part`` "cart" (cartridge facts), "resid" (residual facts) or "all"; "not measured" where the run did not ask
+    it (a mode left out with ``--skip``, training questions where no bar reads them). Every mode and kind of the
+    comparison is present."""
+    from stmltm_nb.metrics.comparison import KINDS, MODES
+
+    def fmt(r: Mapping[str, Any] | None, key: str, lo: str, hi: str) -> str:
+        if r is None or r.get(key) is None:
+            return "not measured"
+        return f"{r[key]:.2f} [{r[lo]:.2f}, {r[hi]:.2f}]"
+
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for mode in MODES:
+        for kind in KINDS:
+            r = comparison.get(mode, {}).get(kind)
+            out.setdefault(mode, {})[kind] = {
+                "cart": fmt(r, "recall_cart", "recall_cart_lo", "recall_cart_hi"),
+                "resid": fmt(r, "recall_resid", "recall_resid_lo", "recall_resid_hi"),
+                "all": fmt(r, "recall", "lo", "hi"),
+                "teacher": "not measured" if r is None or r.get("frac_of_teacher_cart") is None
+                else f"{r['frac_of_teacher_cart']:.0%}",
+                "ms": "not measured" if r is None else f"{r['s_per_query'] * 1000:.0f} ms",
+            }
+    return out
 
 
 def versus(comparison: Mapping[str, Mapping[str, Any]], kind: str = "heldout") -> dict[str, dict[str, str]]:
