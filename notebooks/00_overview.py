@@ -143,6 +143,9 @@ comp = {(r["mode"], r["questions"]): r for r in curves["comparison"]}
 print(f"cartridge of p={cart['p']} tokens on {curves['n_facts']} facts: c_upd = {cons['c_upd_s']:.0f} s, "
       f"KV {cart['cartridge_kv_bytes'] / 2**20:.1f} MiB")
 for mode in ("STM (all items)", "LTM (cartridge)"):
+    if (mode, "train") not in comp:
+        print(f"{mode:<16} not measured in this run")
+        continue
     r = comp[(mode, "train")]
     print(f"{mode:<16} recall {r['recall']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]")
 

@@ -328,8 +328,8 @@ with tempfile.TemporaryDirectory() as d:
 # - Initialising from the STM's own KV starts training from truncated STM; random vectors start far away.
 # - On {{ curves.n_facts }} facts (report split, held-out wordings, 95 % intervals over relations) the memory that is served
 #   after a consolidation, cartridge + {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} newer notes, recalls {{ comparison["LTM + residual STM"].heldout.recall_cart :.2f }} [{{ comparison["LTM + residual STM"].heldout.recall_cart_lo :.2f }}, {{ comparison["LTM + residual STM"].heldout.recall_cart_hi :.2f }}] of the
-#   cartridge's facts. Against STM with every item ({{ comparison["STM (all items)"].heldout.recall_cart :.2f }}): **{{ versus["LTM + residual STM"]["STM (all items)"] }}**; against
-#   retrieval ({{ comparison["STM + retrieval"].heldout.recall_cart :.2f }}): **{{ versus["LTM + residual STM"]["STM + retrieval"] }}**. That is {{ comparison["LTM + residual STM"].heldout.frac_of_teacher_cart :.0% }} of what the model does with
+#   cartridge's facts. Against STM with every item ({{ cell["STM (all items)"].heldout.cart }}): **{{ versus_text["LTM + residual STM"]["STM (all items)"] }}**; against
+#   retrieval ({{ cell["STM + retrieval"].heldout.cart }}): **{{ versus_text["LTM + residual STM"]["STM + retrieval"] }}**. That is {{ comparison["LTM + residual STM"].heldout.frac_of_teacher_cart :.0% }} of what the model does with
 #   the fact alone in context ({{ comparison["teacher (fact alone)"].heldout.recall_cart :.2f }}).
 #   The cartridge asked alone: {{ comparison["LTM (cartridge)"].heldout.recall_cart :.2f }} held-out, {{ comparison["LTM (cartridge)"].train.recall_cart :.2f }} on its trained templates.
 # - Where the teacher misses, the item's own text is the target; hard targets on the tokens where that text leaves

@@ -24,7 +24,7 @@ from stmltm_nb.memory.notes import Note
 from stmltm_nb.metrics import comparison as _C
 
 MIN_NOTES = 4  # measuring your notes needs some consolidated and some residual ones
-EVAL_ORDER = (_C.TEACHER, _C.RESIDUAL_ONLY, _C.STM_ALL, _C.RETRIEVAL, _C.NO_MEMORY, _C.ORACLE)  # the memories
+EVAL_ORDER = (_C.TEACHER, _C.RESIDUAL_ONLY, _C.RETRIEVAL, _C.STM_ALL, _C.NO_MEMORY, _C.ORACLE)  # the memories
 # without a cartridge, in the order asked (the cartridge seeds come first)
 SEEDS = (0, 1)  # training seeds of the measured cartridge (headline numbers run on at least two)
 SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) of each split: recipes are tuned

@@ -123,6 +123,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "comparison": comparison,
         "retention": retention,
         "versus": versus(comparison),
+        "versus_text": versus_text(comparison),
         "cell": cells(comparison),
         "retrieval": c.get("retrieval"),
         "pooled": {r["n"]: r for r in c.get("recall", {}).get("pooled", [])},
@@ -163,6 +164,15 @@ def cells(comparison: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, di
                 "ms": "not measured" if r is None else f"{r['s_per_query'] * 1000:.0f} ms",
             }
     return out
+
+
+def versus_text(comparison: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """:func:`versus` for every pair of :data:`~stmltm_nb.metrics.comparison.MODES`, "not measured" where either
+    memory was not asked in the run."""
+    from stmltm_nb.metrics.comparison import MODES
+
+    v = versus(comparison)
+    return {a: {b: v.get(a, {}).get(b, "not measured") for b in MODES} for a in MODES}
 
 
 def versus(comparison: Mapping[str, Mapping[str, Any]], kind: str = "heldout") -> dict[str, dict[str, str]]:
