@@ -209,9 +209,8 @@ def test_claims_in_words_still_hold_on_the_data():
     a, b = sig["per_item_at_init"], sig["per_item_after_training"]  # 04: the noise shrank faster than the signal
     assert b["trace_cov"] / a["trace_cov"] < b["mean_sq_norm"] / a["mean_sq_norm"]
     assert sig["m_snr_tau2"] > sig["m_items"] >= sig["per_item_at_init"]["b_simple"]  # 04: τ=2 asks more; τ=1 suffices
-    comp = NS["comparison"]
-    for q in ("train", "heldout"):  # 03 summary: the cartridge beats STM-all
-        assert comp["LTM (cartridge)"][q]["recall_cart"] > comp["STM (all items)"][q]["recall_cart"]
+    # 03's summary no longer states a direction in words: it renders versus_text (above / below / not resolved)
+    assert "beats STM-with-all-items" not in " ".join(" ".join(t.split()) for t in _texts("03"))
 
 
 def test_02_prints_the_n_max_its_prose_defines():
