@@ -144,12 +144,10 @@ def cells(comparison: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, di
     ``part`` "cart" (cartridge facts), "resid" (residual facts) or "all"; "not measured" where the run did not ask
     it (a mode left out with ``--skip``, training questions where no bar reads them). Every mode and kind of the
     comparison is present."""
-    from stmltm_nb.metrics.comparison import KINDS, MODES
+    from stmltm_nb.metrics.comparison import KINDS, MODES, ci_text
 
     def fmt(r: Mapping[str, Any] | None, key: str, lo: str, hi: str) -> str:
-        if r is None or r.get(key) is None:
-            return "not measured"
-        return f"{r[key]:.2f} [{r[lo]:.2f}, {r[hi]:.2f}]"
+        return ci_text(*((None, None, None) if r is None else (r.get(key), r.get(lo), r.get(hi))))
 
     out: dict[str, dict[str, dict[str, str]]] = {}
     for mode in MODES:

@@ -68,6 +68,7 @@ def comparison_rows(records: Iterable[dict[str, Any]], split: str | None = None,
             if not rs:
                 continue
             rec, lo, hi = _interval(rs, n_boot, seed)
+            seeds = _per_seed(rs)
             cart = [r for r in rs if r["role"] == "cart"]
             resid = [r for r in rs if r["role"] == "resid"]
             c, c_lo, c_hi = _interval(cart, n_boot, seed)
@@ -83,7 +84,7 @@ def comparison_rows(records: Iterable[dict[str, Any]], split: str | None = None,
                         "recall_resid": d, "recall_resid_lo": d_lo, "recall_resid_hi": d_hi,
                         "frac_of_teacher": rec / t_rate if t_rate else None,
                         "frac_of_teacher_cart": c / tc_rate if tc_rate and c is not None else None,
-                        "seeds": _per_seed(rs), "n_questions": len(rs) // max(1, len(_per_seed(rs) or [1])),
+                        "seeds": seeds, "n_questions": len(rs) // max(1, len(seeds or [1])),
                         "n_facts": len(asked), "n_relations": len({r["relation"] for r in rs}),
                         "s_per_query": float(np.mean([r["s"] for r in rs])),
                         "answer_nll": float(np.mean(nll)) if (nll := [r["nll"] for r in rs if "nll" in r]) else None})
@@ -112,7 +113,8 @@ def retention_rows(nll: dict[str, dict[Any, Sequence[float]]], tokens: int, n_bo
     return {"passages": int(base.size), "tokens": int(tokens), "rows": rows}
 
 
-def _ci(v: float | None, lo: float | None, hi: float | None) -> str:
+def ci_text(v: float | None, lo: float | None, hi: float | None) -> str:
+    """A recall with its interval as text, "0.61 [0.45, 0.75]"; "not measured" for None."""
     return "not measured" if v is None else f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
@@ -122,9 +124,9 @@ def display_table(rows: Sequence[dict[str, Any]], kind: str = "heldout"):
     import pandas as pd
 
     return pd.DataFrame([{
-        "memory": r["mode"], "all facts": _ci(r["recall"], r["lo"], r["hi"]),
-        "cartridge facts": _ci(r["recall_cart"], r["recall_cart_lo"], r["recall_cart_hi"]),
-        "residual facts": _ci(r["recall_resid"], r["recall_resid_lo"], r["recall_resid_hi"]),
+        "memory": r["mode"], "all facts": ci_text(r["recall"], r["lo"], r["hi"]),
+        "cartridge facts": ci_text(r["recall_cart"], r["recall_cart_lo"], r["recall_cart_hi"]),
+        "residual facts": ci_text(r["recall_resid"], r["recall_resid_lo"], r["recall_resid_hi"]),
         "cartridge facts, of teacher": "" if r.get("frac_of_teacher_cart") is None
         else f"{r['frac_of_teacher_cart']:.0%}",
         "seeds": "" if not r["seeds"] else " / ".join(f"{v:.2f}" for v in r["seeds"]),
@@ -142,5 +144,5 @@ def retention_table(retention: dict[str, Any]):
                          for r in retention["rows"]])
 
 
-__all__ = ["display_table", "retention_table", "MODES", "CARTRIDGE_MODES", "KINDS", "NO_MEMORY", "STM_ALL", "RETRIEVAL", "ORACLE", "TEACHER", "LTM",
+__all__ = ["ci_text", "display_table", "retention_table", "MODES", "CARTRIDGE_MODES", "KINDS", "NO_MEMORY", "STM_ALL", "RETRIEVAL", "ORACLE", "TEACHER", "LTM",
            "SERVED", "RESIDUAL_ONLY", "STEP0", "comparison_rows", "retention_rows"]

@@ -208,9 +208,7 @@ def retention_nll(memory, passages: Sequence[str], question: str = RETENTION_QUE
 def check_passages(path=None) -> list[str]:
     """The retention *check* passages (``data/retention_check.txt``, separated by blank lines): everyday and
     general prose never used in training (the retention rows of training read ``retention_text.txt``)."""
-    from pathlib import Path
-
+    from stmltm_nb.memory.facts import retention_passages
     from stmltm_nb.shipped import data_dir
 
-    p = Path(path) if path is not None else data_dir() / "retention_check.txt"
-    return [" ".join(b.split()) for b in p.read_text(encoding="utf-8").split("\n\n") if b.strip()]
+    return retention_passages(path if path is not None else data_dir() / "retention_check.txt")
