@@ -29,7 +29,7 @@ lint: venv
 	$(BIN)/ruff check stmltm_nb tests benchmarks
 
 test-unit: venv
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=30 tests
 
 test-notebooks: venv
 	STMLTM_FAST=1 $(BIN)/python -m pytest -q -p no:python --nbval-lax --nbval-current-env \

@@ -175,7 +175,7 @@ fig_training(curves).show()
 # %% [markdown]
 # ## 03.4 LTM must join memory, not replace it
 #
-# A cartridge trained on its facts alone breaks the rest of the memory (issue #13 measured it on the first recipe):
+# A cartridge trained on its facts alone breaks the rest of the memory (measured on the first recipe):
 # served as "LTM + residual STM", the residual facts scored far below what the same items get in STM without a
 # cartridge, the cartridge's own facts dropped once notes followed it, and retention (general-text NLL) rose. The
 # table above is the recipe after the fixes below. Three kinds of training rows target those failures
@@ -337,7 +337,7 @@ with tempfile.TemporaryDirectory() as d:
 # - **LTM + residual STM needs more than residual-aware training.** Stand-in residual items in {{ curves.consolidation.config.residual_prob :.0% }} of
 #   the batches (up to {{ curves.consolidation.config.residual_max }}) keep the cartridge's own facts answerable with notes after it; practice rows ({{ curves.consolidation.config.practice_frac :.0% }} of each batch,
 #   03.4) teach the model to read those notes, and prose retention rows ({{ curves.consolidation.config.retention_frac :.0% }}) hold general text
-#   closer to the base model. The defaults use all three; the bars of issue #13 still missed: {{ ltm_misses }}.
+#   closer to the base model. The defaults use all three; the LTM bars still missed: {{ ltm_misses }}.
 #
 # ## Exercises
 #

@@ -74,7 +74,7 @@ curves = load_curves()
 # - **forecast, trust λ** (Purohit, Svitkina, Kumar 2018): θ = λ when the forecast says waiting will cost c_upd, else
 #   1/λ. The forecast is the rate estimate the rule already keeps: ω̂·t·A(n) ≥ c_upd, "the next t steps bring as
 #   many queries as the last t". λ = 1 ignores the forecast; small λ trusts it.
-# - **renewal + rent**, the rule shipped before issue #28, is kept for comparison: its renewal trigger can fire on a
+# - **renewal + rent**, the rule shipped before the online rules, is kept for comparison: its renewal trigger can fire on a
 #   tiny rent, so it has no bound.
 #
 # Every rule but the hindsight oracle sees the stream through a view that raises if it reads the stream's length or
@@ -281,7 +281,7 @@ fig_timeline(ev).show()
 #   worse than the memory served before it ({{ stream.candidates[1].regression_old :.2f }}), so the regression check let it commit.
 # - After that the measured held-out recall is below what STM would give, and G4 blocked every later decision.
 #
-# At the end the served memory answers **{{ stream.contradictions_new_value }} of the {{ stream.contradictions }} contradicted facts** with the newer value (issue #13 asks for 4):
+# At the end the served memory answers **{{ stream.contradictions_new_value }} of the {{ stream.contradictions }} contradicted facts** with the newer value (the bar asks for 4):
 # the newer values that were trained into the second version failed their held-out check and the others arrived after
 # it, so they sit in a residual STM that has grown to {{ stream.residual }} items, where the model recalls little and the cartridge's
 # facts fare no better. The

@@ -107,7 +107,7 @@ for variant, rp in (all_probe_results() or {}).items():
 #   split's teacher scores {{ probes.teacher.calibration[0].q_probe :.2f }} where its cartridge reached {{ probes.teacher.calibration[0].q_full :.2f }}; the report split's {{ probes.teacher.rows[2].q_probe :.2f }} where the cartridge reached
 #   {{ probes.teacher.rows[2].measured :opt.2f }}. What the teacher can answer does not say what {{ curves.consolidation.config.steps }} steps of distillation keep.
 #
-# Issue #15's bar is ±0.10 at 16, 32 and 64 items (the verdicts above). The measured values themselves carry a
+# The recall-curve bar is ±0.10 at 16, 32 and 64 items (the verdicts above). The measured values themselves carry a
 # standard error over the items (one held-out question each) of {{ probes.steps.rows[0].measured_se :opt.2f }} at {{ probes.steps.rows[0].n }} items and {{ probes.steps.rows[2].measured_se :opt.2f }} at {{ probes.steps.rows[2].n }}:
 # the shipped probe's error at {{ probes.steps.rows[2].n }} items ({{ probes.steps.rows[2].error :opt+.2f }}) is {{ abs(probes.steps.rows[2].error) / probes.steps.rows[2].measured_se :.1f }} standard errors, while at {{ probes.steps.rows[0].n }} items a
 # ±0.10 bar spans {{ 0.10 / probes.steps.rows[0].measured_se :.1f }} standard errors. So the package does not feed these points to the rule: the shipped

@@ -155,3 +155,13 @@ def test_no_markdown_image_syntax(src):
     nb = json.loads(src.with_suffix(".ipynb").read_text())
     md = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert "![" not in md
+
+
+@pytest.mark.parametrize("src", SRCS, ids=lambda p: p.stem)
+def test_no_issue_numbers_in_the_course(src):
+    """Students cannot see the tracker: no notebook text (source or saved output) cites an issue number."""
+    import re
+
+    for path in (src, src.with_suffix(".ipynb")):
+        hits = re.findall(r"(?i)\bissues?\s*(?:#\s*|no\.\s*)?\d+", path.read_text())
+        assert not hits, (path.name, hits)
