@@ -19,8 +19,10 @@ import json
 import time
 from pathlib import Path
 
+from stmltm_nb.decision.defaults import DEFAULTS
 
-def run(lam: float = 5.0, n_streams: int = 50, random_seeds: int = 20) -> dict:
+
+def run(lam: float = DEFAULTS.lam, n_streams: int = 50, random_seeds: int = 20) -> dict:
     from stmltm_nb.decision.curves import load_curves
     from stmltm_nb.decision.evaluation import evaluate
     from stmltm_nb.decision.policies import world_from_curves
@@ -36,7 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="policy_regret.json")
     ap.add_argument("--figure", default=None, help="also write the ratio-vs-bound PNG here")
-    ap.add_argument("--lam", type=float, default=5.0)
+    ap.add_argument("--lam", type=float, default=DEFAULTS.lam, help="s per wrong answer (default: the shipped λ)")
     ap.add_argument("--streams", type=int, default=50)
     ap.add_argument("--random-seeds", type=int, default=20)
     args = ap.parse_args()

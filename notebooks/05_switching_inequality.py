@@ -64,9 +64,10 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 import sympy as sp
 
 from stmltm_nb.decision import switching as sw
+from stmltm_nb.decision import symbolic as sym
 
-for sym, meaning, unit in sw.SYMBOL_TABLE:
-    print(f"{sym:<22} {meaning:<48} [{unit}]")
+for symbol, meaning, unit in sym.SYMBOL_TABLE:
+    print(f"{symbol:<22} {meaning:<48} [{unit}]")
 
 # %% [markdown]
 # ## 05.2 Per-query advantage A(n)
@@ -76,7 +77,7 @@ for sym, meaning, unit in sw.SYMBOL_TABLE:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-A = sw.advantage_expr("linear", "hyperbolic")
+A = sym.advantage_expr("linear", "hyperbolic")
 A
 
 # %% [markdown]
@@ -90,7 +91,7 @@ A
 
 # %%
 # NBVAL_CHECK_OUTPUT
-sw.break_even_Q_expr("linear", "hyperbolic")
+sym.break_even_Q_expr("linear", "hyperbolic")
 
 # %% [markdown]
 # ## 05.3 Break-even STM size n* in closed form
@@ -100,8 +101,8 @@ sw.break_even_Q_expr("linear", "hyperbolic")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for cost, recall in sw.CLOSED_FORMS:
-    sols = sw.break_even_n_solutions(cost, recall)
+for cost, recall in sym.CLOSED_FORMS:
+    sols = sym.break_even_n_solutions(cost, recall)
     print(f"c_ctx {cost:<9} q_ctx {recall:<11}: {len(sols)} root(s)")
     for s in sols:
         print("   n* =", sp.sstr(s)[:160], "..." if len(sp.sstr(s)) > 160 else "")
@@ -116,14 +117,14 @@ from stmltm_nb.decision.switching import CostModel, RecallModel, SwitchInputs
 
 recalls = {"linear": RecallModel("linear", q0=0.95, rho=0.006), "exponential": RecallModel("exponential", q0=0.95, nu=35.0),
            "hyperbolic": RecallModel("hyperbolic", q0=0.95, n50=18.0)}
-for cost, recall in sw.CLOSED_FORMS:
+for cost, recall in sym.CLOSED_FORMS:
     cm = CostModel(0.02, 0.004, 2e-5 if cost == "quadratic" else 0.0)
     x = SwitchInputs(n=40, Q=200.0, c_upd=300.0, r_cart=0.05, cost=cm, recall=recalls[recall], lam=2.0, q_cart=0.9, eta=0.1)
     numeric = sw.break_even_n_numeric(x)
-    subs = {sw.kappa0: cm.kappa0, sw.kappa1: cm.kappa1, sw.kappa2: cm.kappa2, sw.r_cart: x.r_cart, sw.lam: x.lam,
-            sw.Delta: 1, sw.eps_d: 0, sw.q0: x.recall.q0, sw.q_cart: x.q_cart, sw.rho: x.recall.rho, sw.nu: x.recall.nu,
-            sw.n50: x.recall.n50, sw.Q: x.Q, sw.c_upd: x.c_upd, sw.eta: x.eta}
-    closed = [complex(sp.N(s.subs(subs))) for s in sw.break_even_n_solutions(cost, recall)]
+    subs = {sym.kappa0: cm.kappa0, sym.kappa1: cm.kappa1, sym.kappa2: cm.kappa2, sym.r_cart: x.r_cart, sym.lam: x.lam,
+            sym.Delta: 1, sym.eps_d: 0, sym.q0: x.recall.q0, sym.q_cart: x.q_cart, sym.rho: x.recall.rho, sym.nu: x.recall.nu,
+            sym.n50: x.recall.n50, sym.Q: x.Q, sym.c_upd: x.c_upd, sym.eta: x.eta}
+    closed = [complex(sp.N(s.subs(subs))) for s in sym.break_even_n_solutions(cost, recall)]
     real = [round(c.real, 6) for c in closed if abs(c.imag) < 1e-9 and c.real > 0]
     print(f"{cost:<9} {recall:<11} closed form n* = {real}  numeric n* = {numeric:.6f}")
 
@@ -141,11 +142,11 @@ for cost, recall in sw.CLOSED_FORMS:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("EOQ cycle T* =", sw.eoq_cycle_expr())
-print("ski-rental cycle T =", sw.ski_rental_cycle_expr())
-vals = {sw.kappa1: 0.004, sw.lam: 2.0, sw.Delta: 1, sw.rho: 0.006, sw.g: 0.5, sw.c_upd: 3000, sw.beta: 1}
+print("EOQ cycle T* =", sym.eoq_cycle_expr())
+print("ski-rental cycle T =", sym.ski_rental_cycle_expr())
+vals = {sym.kappa1: 0.004, sym.lam: 2.0, sym.Delta: 1, sym.rho: 0.006, sym.g: 0.5, sym.c_upd: 3000, sym.beta: 1}
 print(f"with K·g = {float(((0.004 + 2 * 0.006) * 0.5)):.3f} s/query² and c_upd = 3000 s: "
-      f"EOQ T* = {float(sw.eoq_cycle_expr().subs(vals)):.1f}, ski rental T = {float(sw.ski_rental_cycle_expr().subs(vals)):.1f} queries")
+      f"EOQ T* = {float(sym.eoq_cycle_expr().subs(vals)):.1f}, ski rental T = {float(sym.ski_rental_cycle_expr().subs(vals)):.1f} queries")
 
 # %% [markdown]
 # ## 05.5 The evidence gates, with consistent units
@@ -155,8 +156,8 @@ print(f"with K·g = {float(((0.004 + 2 * 0.006) * 0.5)):.3f} s/query² and c_upd
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("m* (Occam)    =", sw.m_star_expr())
-print("m* (agnostic) =", sw.m_star_expr(agnostic=True))
+print("m* (Occam)    =", sym.m_star_expr())
+print("m* (agnostic) =", sym.m_star_expr(agnostic=True))
 
 # %% [markdown]
 # These are vacuous at the measured DL(Δφ) (≈ 10⁸ items, notebook 04), so gate G1 enforces a different sample size:

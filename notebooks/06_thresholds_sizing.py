@@ -163,8 +163,8 @@ for Q in (100, 1000, 10000):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from stmltm_nb.apps.tuner import LAM
 from stmltm_nb.decision.curves import measured_inputs
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.switching import choose_arm
 
 grid_n = [16, 64, 128, 256]
@@ -172,13 +172,13 @@ grid_Q = [100, 1_000, 10_000, 100_000, 1_000_000]
 
 
 def arm_on_price(n, Q):
-    x = measured_inputs(curves, n, Q, LAM)
+    x = measured_inputs(curves, n, Q, DEFAULTS.lam)
     return choose_arm(x, x.recall(n), x.q_cart_at(n), cartridge_ok=True)
 
 
-x = measured_inputs(curves, 64, 1_000, LAM)
+x = measured_inputs(curves, 64, 1_000, DEFAULTS.lam)
 d = decide(x)
-print(f"at n = 64, Q = 1000, λ = {LAM:g} s: the rule names **{d.arm}**; gates not evaluated: {d.not_evaluated or 'none'}")
+print(f"at n = 64, Q = 1000, λ = {DEFAULTS.lam:g} s: the rule names **{d.arm}**; gates not evaluated: {d.not_evaluated or 'none'}")
 for a in d.arms.values():
     state = "" if a.available else f"  (unavailable: {a.why_unavailable})"
     print(f"  {a.name:<10} {a.cost_s * 1000:9.2f} ms/query  recall {a.q:.2f} [{a.lo:.2f}, {a.hi:.2f}]  "
@@ -187,7 +187,7 @@ print()
 print("arm named by the rule (rows: n notes; columns: Q queries)")
 print(f"{'n':>5} " + " ".join(f"{q:>10,}" for q in grid_Q))
 for n in grid_n:
-    print(f"{n:>5} " + " ".join(f"{decide(measured_inputs(curves, n, q, LAM)).arm:>10}" for q in grid_Q))
+    print(f"{n:>5} " + " ".join(f"{decide(measured_inputs(curves, n, q, DEFAULTS.lam)).arm:>10}" for q in grid_Q))
 print("\non price alone (every gate passing)")
 print(f"{'n':>5} " + " ".join(f"{q:>10,}" for q in grid_Q))
 for n in grid_n:

@@ -222,7 +222,8 @@ def test_decide_json_and_flags_share_defaults(tmp_path, capsys):
     main(["decide", "--json", str(f)])
     from_json = _terms(capsys)
     main(["decide", "--n", "64", "--Q", "1000", "--c-upd", "600", "--r-cart", "0.01"])
-    assert from_json == _terms(capsys) and from_json["A"] == pytest.approx(0.6188648648648649)  # q_cart 0.7 (held-out prior)
+    # DEFAULTS: q_cart 0.7 (held-out prior), λ = 5, q_ctx(64) = 1/(1 + 64/16) = 0.2: A = 0.064 − 0.01 + 5·(0.7 − 0.2)
+    assert from_json == _terms(capsys) and from_json["A"] == pytest.approx(2.554)
     main(["decide", "--json", str(f), "--n", "200"])  # an explicit flag overrides the file
     assert _terms(capsys)["c_ctx_n"] == pytest.approx(0.2)
 
@@ -255,7 +256,8 @@ def _curves() -> dict:
 @pytest.mark.parametrize("path", ["consolidation.c_upd_s", "signal.per_item_at_init.snr_m",
                                   "cost.fit_cached_linear.coef.b", "cartridge.r_cart_s"])
 def test_nan_in_curves_is_reported_not_clamped(path):
-    from stmltm_nb.apps.tuner import CurvesError, make_tuner
+    from stmltm_nb.apps.tuner import make_tuner
+    from stmltm_nb.decision.curves_record import CurvesError
 
     c = _curves()
     node = c
@@ -282,7 +284,8 @@ def test_nan_in_the_shipped_curves_warns_naming_the_field(tmp_path, monkeypatch)
 
 
 def test_report_json_given_to_the_tuner_is_a_clear_error(tmp_path):
-    from stmltm_nb.apps.tuner import CurvesError, make_tuner
+    from stmltm_nb.apps.tuner import make_tuner
+    from stmltm_nb.decision.curves_record import CurvesError
 
     f = tmp_path / "report.json"
     f.write_text(json.dumps({"decision": {"consolidate": False}, "comparison": []}))

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stmltm_nb.decision import switching as sw
+from stmltm_nb.decision import symbolic as sym
 from stmltm_nb.decision.switching import CostModel, RecallModel, SwitchingInputError, SwitchInputs, decide
 from stmltm_nb.metrics.signal import m_star
 
@@ -26,22 +27,22 @@ RECALLS = {
 }
 
 
-@pytest.mark.parametrize("cost, recall", sw.CLOSED_FORMS)
+@pytest.mark.parametrize("cost, recall", sym.CLOSED_FORMS)
 def test_every_closed_form_equals_the_numeric_root(cost, recall):
     cm = CostModel(0.02, 0.004, 2e-5 if cost == "quadratic" else 0.0)
     x = inputs(cost=cm, recall=RECALLS[recall], Q=200.0)
     numeric = sw.break_even_n_numeric(x)
     assert 0 < numeric < 1e6
-    subs = {sw.kappa0: cm.kappa0, sw.kappa1: cm.kappa1, sw.kappa2: cm.kappa2, sw.r_cart: x.r_cart, sw.lam: x.lam,
-            sw.Delta: x.Delta, sw.eps_d: x.eps_d, sw.q0: x.recall.q0, sw.q_cart: x.q_cart, sw.rho: x.recall.rho,
-            sw.nu: x.recall.nu, sw.n50: x.recall.n50, sw.Q: x.Q, sw.c_upd: x.c_upd, sw.eta: x.eta}
-    roots = [complex(sp.N(s.subs(subs))) for s in sw.break_even_n_solutions(cost, recall)]
+    subs = {sym.kappa0: cm.kappa0, sym.kappa1: cm.kappa1, sym.kappa2: cm.kappa2, sym.r_cart: x.r_cart, sym.lam: x.lam,
+            sym.Delta: x.Delta, sym.eps_d: x.eps_d, sym.q0: x.recall.q0, sym.q_cart: x.q_cart, sym.rho: x.recall.rho,
+            sym.nu: x.recall.nu, sym.n50: x.recall.n50, sym.Q: x.Q, sym.c_upd: x.c_upd, sym.eta: x.eta}
+    roots = [complex(sp.N(s.subs(subs))) for s in sym.break_even_n_solutions(cost, recall)]
     real = [r.real for r in roots if abs(r.imag) < 1e-9 and r.real > 0]
     assert any(math.isclose(r, numeric, rel_tol=1e-6) for r in real), (real, numeric)
 
 
 def test_hill_has_no_closed_form_but_a_numeric_root():
-    assert sw.break_even_n_solutions("linear", "hill") == []
+    assert sym.break_even_n_solutions("linear", "hill") == []
     x = inputs(recall=RecallModel("hill", q0=0.95, n50=20, k=1.6), Q=200.0)
     nstar = sw.break_even_n_numeric(x)
     assert x.Q * sw.advantage(x, nstar) == pytest.approx((1 + x.eta) * x.c_upd, rel=1e-6)
@@ -136,9 +137,9 @@ def test_advantage_is_non_decreasing_in_n(x):
 
 
 def test_ski_rental_and_eoq_agree_for_linear_growth():
-    vals = {sw.kappa1: 0.004, sw.lam: 2.0, sw.Delta: 1.0, sw.rho: 0.006, sw.g: 0.5, sw.c_upd: 3000.0, sw.beta: 1}
-    eoq = float(sw.eoq_cycle_expr().subs(vals))
-    ski = float(sw.ski_rental_cycle_expr().subs(vals))
+    vals = {sym.kappa1: 0.004, sym.lam: 2.0, sym.Delta: 1.0, sym.rho: 0.006, sym.g: 0.5, sym.c_upd: 3000.0, sym.beta: 1}
+    eoq = float(sym.eoq_cycle_expr().subs(vals))
+    ski = float(sym.ski_rental_cycle_expr().subs(vals))
     assert ski == pytest.approx(eoq, rel=0.02)
     rent = sw.SkiRental()
     K, gg = 0.004 + 2.0 * 0.006, 0.5
@@ -152,9 +153,9 @@ def test_ski_rental_and_eoq_agree_for_linear_growth():
 
 
 def test_m_star_expression_matches_estimator():
-    e = sw.m_star_expr().subs({sw.dl_bits: 5000, sw.delta_: 0.05, sw.eps_: 0.05})
+    e = sym.m_star_expr().subs({sym.dl_bits: 5000, sym.delta_: 0.05, sym.eps_: 0.05})
     assert float(e) == pytest.approx(m_star(5000, 0.05, 0.05))
-    e2 = sw.m_star_expr(agnostic=True).subs({sw.dl_bits: 5000, sw.delta_: 0.05, sw.eps_: 0.05})
+    e2 = sym.m_star_expr(agnostic=True).subs({sym.dl_bits: 5000, sym.delta_: 0.05, sym.eps_: 0.05})
     assert float(e2) == pytest.approx(m_star(5000, 0.05, 0.05, agnostic=True))
 
 
@@ -165,22 +166,26 @@ def test_numpy_scalars_are_accepted():
     assert d.terms["A"] == decide(inputs(n=40, Q=500.0, recall=RECALLS["hyperbolic"])).terms["A"]
 
 
-def test_public_names_stay_importable_from_switching():
-    """switching.py was split (sympy expressions in symbolic.py); every public name still comes from here."""
-    from stmltm_nb.decision import symbolic
+def test_each_public_name_has_one_home():
+    """switching.py was split: the rule's notation and sympy expressions live in symbolic.py (import them from
+    there), the rule in switching.py, the gates in gates.py; switching re-exports none of symbolic's names."""
+    from stmltm_nb.decision import gates, symbolic
 
-    names = ["CLOSED_FORMS", "COST_KINDS", "RECALL_KINDS", "SYMBOL_TABLE", "advantage_expr", "advantage_fn",
-             "break_even_Q_expr", "break_even_n_solutions", "c_ctx_expr", "eoq_cycle_expr", "m_star_expr",
-             "q_ctx_expr", "q_ctx_fn", "ski_rental_cycle_expr", "n", "Q", "c_upd", "r_cart", "lam", "Delta", "eps_d",
-             "eta", "kappa0", "kappa1", "kappa2", "q0", "q_cart", "rho", "nu", "n50", "k_hill", "g", "beta", "T",
-             "dl_bits", "delta_", "eps_", "CostModel", "RecallModel", "SwitchInputs", "SwitchingInputError",
-             "validate", "decide", "advantage", "break_even_n_numeric", "SkiRental", "Gate", "Decision"]
-    missing = [name for name in names if not hasattr(sw, name)]
-    assert not missing
-    assert sw.advantage_expr is symbolic.advantage_expr and sw.n is symbolic.n
+    notation = ["CLOSED_FORMS", "COST_KINDS", "RECALL_KINDS", "SYMBOL_TABLE", "advantage_expr", "advantage_fn",
+                "break_even_Q_expr", "break_even_n_solutions", "c_ctx_expr", "eoq_cycle_expr", "m_star_expr",
+                "q_ctx_expr", "q_ctx_fn", "ski_rental_cycle_expr", "n", "Q", "c_upd", "r_cart", "lam", "Delta",
+                "eps_d", "eta", "kappa0", "kappa1", "kappa2", "q0", "q_cart", "rho", "nu", "n50", "k_hill", "g", "beta",
+                "T", "dl_bits", "delta_", "eps_"]
+    rule = ["CostModel", "RecallModel", "SwitchInputs", "SwitchingInputError", "validate", "decide", "advantage",
+            "break_even_n_numeric", "SkiRental", "Decision", "default_cost", "default_recall"]
+    assert [name for name in notation if not hasattr(symbolic, name)] == []
+    assert [name for name in rule if not hasattr(sw, name)] == [] and hasattr(gates, "Gate")
+    used_by_the_rule = {"RECALL_KINDS", "advantage_fn", "q_ctx_fn"}  # imported by switching.py for its own use
+    assert [name for name in notation if hasattr(sw, name) and name not in used_by_the_rule] == []
 
 
-@pytest.mark.parametrize("module", ["stmltm_nb.decision.symbolic", "stmltm_nb.decision.inputs"])
+@pytest.mark.parametrize("module", ["stmltm_nb.decision.symbolic", "stmltm_nb.decision.inputs",
+                                    "stmltm_nb.decision.defaults"])
 def test_split_modules_import_no_torch(module):
     import subprocess
     import sys
@@ -344,10 +349,10 @@ def test_an_unmeasured_gate_prints_not_measured_and_is_listed():
 
 
 def test_retention_gate_blocks_on_its_lower_bound():
-    from stmltm_nb.decision.switching import DNLL_TOL
+    from stmltm_nb.decision.defaults import DEFAULTS
     from stmltm_nb.metrics.ltm_bars import MAX_DNLL
 
-    assert DNLL_TOL == MAX_DNLL  # one home: the recipe's ΔNLL bar
+    assert DEFAULTS.dnll_tol == MAX_DNLL == inputs().dnll_tol  # one home: the recipe's ΔNLL bar
     x = inputs(recall=RECALLS["hyperbolic"], Q=1e6)
     assert decide(x).consolidate
     resolved = decide(replace(x, dnll=0.14, dnll_lo=0.09, dnll_hi=0.19))

@@ -93,7 +93,7 @@ def test_a_curves_path_is_read_and_checked(tmp_path):
 
     from curves_v2 import v2_curves
 
-    from stmltm_nb.apps.tuner import CurvesError
+    from stmltm_nb.decision.curves_record import CurvesError
 
     p = tmp_path / "curves.json"
     p.write_text(json.dumps(v2_curves()))

@@ -156,6 +156,11 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``stmltm`` parser; the switching inputs' defaults (``decide``'s flags, ``stream``'s ``--lam`` and
+    ``--tau``) come from :data:`~stmltm_nb.decision.defaults.DEFAULTS`, ``demo``'s sizes from
+    :mod:`~stmltm_nb.apps.demo`."""
+    from stmltm_nb.apps.demo import DEMO_FACTS, DEMO_STEPS
+    from stmltm_nb.decision.defaults import DEFAULTS
     from stmltm_nb.decision.inputs import add_flags
 
     p = argparse.ArgumentParser(prog="stmltm", description="STM vs LTM memory for language models.")
@@ -163,8 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job: STM curves, one consolidation, the rule, STM vs LTM; writes a report")
     d.add_argument("--model", default="default", help="'default' (embedded SmolLM2-135M), a local folder or Hub id")
     d.add_argument("--out", default="report", help="folder for report.html and report.json")
-    d.add_argument("--facts", type=int, default=16, help="facts consolidated into the cartridge (bigger runs: 64)")
-    d.add_argument("--steps", type=int, default=80, help="training steps (bigger runs: 400)")
+    d.add_argument("--facts", type=int, default=DEMO_FACTS,
+                   help=f"facts consolidated into the cartridge (default {DEMO_FACTS}; bigger runs: 64)")
+    d.add_argument("--steps", type=int, default=DEMO_STEPS,
+                   help=f"training steps (default {DEMO_STEPS}; bigger runs: 400)")
     d.add_argument("--fast", action="store_true", help="tiny sizes (also when STMLTM_FAST=1)")
     d.set_defaults(func=_demo)
 
@@ -206,9 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", help="copy of the event log, a file or folder (default: ./controller_events.jsonl; a "
                                   "shipped data file is replaced only when named here)")
     st.add_argument("--check-every", type=int, default=8)
-    st.add_argument("--lam", type=float, default=5.0, help="seconds per wrong answer")
+    st.add_argument("--lam", type=float, default=DEFAULTS.lam,
+                    help=f"seconds per wrong answer (default {DEFAULTS.lam}, the same λ as `stmltm decide`)")
     st.add_argument("--queries-per-item", type=float, default=50.0, help="expected queries per ingested item")
-    st.add_argument("--tau", type=float, default=1.0, help="SNR threshold of gate G2")
+    st.add_argument("--tau", type=float, default=DEFAULTS.tau,
+                    help=f"SNR threshold of gate G2 (default {DEFAULTS.tau})")
     st.add_argument("--no-snr-gate", action="store_true", help="do not measure SNR online (G2 unmeasured)")
     st.add_argument("--curves", help="measured curves JSON for the priors (default: data/measured_curves.json)")
     st.add_argument("--p", type=int, default=128)

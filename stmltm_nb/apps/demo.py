@@ -12,10 +12,10 @@ from typing import Any
 
 from stmltm_nb.apps.log import json_clean, log
 from stmltm_nb.decision.curves_record import SCHEMA_VERSION
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.io import atomic_write_json, atomic_write_text
 
 DEMO_FACTS, DEMO_STEPS = 16, 80  # sized for a first run: about 4 minutes on 2 cores (README: measured)
-DEMO_Q, DEMO_ETA = 1000.0, 0.1  # queries expected before the next consolidation; hysteresis on c_upd
 
 
 def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int = DEMO_FACTS,
@@ -67,10 +67,11 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     return res
 
 
-def demo_decision(res: dict[str, Any], Q: float = DEMO_Q, lam: float | None = None, eta: float = DEMO_ETA,
-                  gamma: float = 0.0) -> dict[str, Any]:
+def demo_decision(res: dict[str, Any], Q: float = DEFAULTS.Q, lam: float = DEFAULTS.lam,
+                  eta: float = DEFAULTS.eta, gamma: float = DEFAULTS.gamma) -> dict[str, Any]:
     """The switching decision on what this run measured (torch-free: ``res`` is the demo's results dict, schema 2,
-    read through :func:`~stmltm_nb.decision.curves_record.read_curves`).
+    read through :func:`~stmltm_nb.decision.curves_record.read_curves`). Q, λ, η and γ default to
+    :data:`~stmltm_nb.decision.defaults.DEFAULTS`, as for ``stmltm decide``, the controller and the tuner.
 
     - q_cart: the served memory (this run's cartridge + residual STM) on held-out wordings of the consolidated
       facts, with its interval; c_upd and r_cart: this run's consolidation and cartridge; q_ctx(n) and c_ctx(n):
@@ -80,12 +81,11 @@ def demo_decision(res: dict[str, Any], Q: float = DEMO_Q, lam: float | None = No
     - Retrieval arm: this run's ``retrieval`` cost curve, else the "STM + retrieval" row's s/query excess over
       "no memory" (a constant c_ret at this n), with the row's held-out recall on the cartridge facts.
     """
-    from stmltm_nb.apps.tuner import LAM
     from stmltm_nb.decision.curves import measured_inputs
     from stmltm_nb.decision.switching import decide
 
     n = float(res["n_facts"])
-    x = measured_inputs(res, n, Q, LAM if lam is None else lam, eta, gamma, source="this demo run")
+    x = measured_inputs(res, n, Q, lam, eta, gamma, source="this demo run")
     q_stm = x.recall(n)
     dec = decide(x)
     source = (f"this run's cartridge: served memory (cartridge + residual STM) held-out recall on the {n:g} "

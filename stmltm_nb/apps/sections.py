@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import Consolidation, consolidate, templates_of
@@ -77,12 +78,14 @@ def consolidation_section(model: Any, tok: Any, facts: Sequence[Fact], cfg: Cons
 def signal_section(init: Cartridge, cart: Cartridge, tt: TeacherTargets, m_items: int, b_big: int,
                    repeats: int) -> dict[str, Any]:
     """Gradient SNR and B_simple per item (at init and after training) and by two batch sizes (2 and ``b_big``
-    examples, ``repeats`` batches each); m_snr_tau2 is the items needed for SNR_m = 2."""
+    examples, ``repeats`` batches each); m_snr_tau2 is the items needed for SNR_m = 2; ε and δ are G1's
+    (:data:`~stmltm_nb.decision.defaults.DEFAULTS`), recorded beside the measurement."""
     sig0 = M.per_item_gradient_signal(init, tt)
     sig1 = M.per_item_gradient_signal(cart, tt)
     two = M.two_batch_noise_scale(init, tt, b_small=2, b_big=b_big, repeats=repeats)
     return {"per_item_at_init": asdict(sig0), "per_item_after_training": asdict(sig1), "two_batch_at_init": two,
-            "m_items": m_items, "m_snr_tau2": sig0.m_needed(2.0), "epsilon": 0.05, "delta": 0.05}
+            "m_items": m_items, "m_snr_tau2": sig0.m_needed(2.0), "epsilon": DEFAULTS.epsilon,
+            "delta": DEFAULTS.delta}
 
 
 def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, init_vector: Any,

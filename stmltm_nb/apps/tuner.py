@@ -13,27 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from stmltm_nb.decision.curves import (  # noqa: F401 - re-exported
-    Priors,
-    band,
-    curves_path,
-    load_curves,
-    ltm_recall,
-    priors,
-    recall_model_from,
-)
-from stmltm_nb.decision.inputs import CurvesError, check_curves  # noqa: F401 - CurvesError re-exported
+from stmltm_nb.decision.curves import Priors, band, curves_path, load_curves, priors, recall_model_from
+from stmltm_nb.decision.defaults import DEFAULTS
+from stmltm_nb.decision.inputs import check_curves
 from stmltm_nb.decision.switching import (
     CostModel,
-    RecallModel,
     RetrievalArm,
     SwitchingInputError,
     SwitchInputs,
     advantage,
     decide,
+    default_recall,
 )
-
-LAM = 5.0  # the tuner's and the demo's price of a wrong answer, s (ControllerConfig.lam is the controller's)
 
 # name: (label, min, max, step, log?) ; log sliders take exponents of 10
 SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
@@ -54,15 +45,26 @@ SLIDERS: dict[str, tuple[str, float, float, float, bool]] = {
 }
 
 
+def start_values() -> dict[str, float]:
+    """Every slider's start value without measured curves (log sliders: exponents of 10): the rule's inputs from
+    :data:`~stmltm_nb.decision.defaults.DEFAULTS`; the measured-only sliders (SNR, retrieval, ΔNLL) at a value
+    that lets their gate pass (their gates enter only with measured curves, except G2)."""
+    d = DEFAULTS
+    return {"n": d.n, "Q": math.log10(d.Q), "c_upd": math.log10(d.c_upd), "r_cart": d.r_cart, "kappa1": d.kappa1,
+            "lam": d.lam, "q_cart": d.q_cart, "gamma": d.gamma, "tau": d.tau, "snr": 5.0, "eta": d.eta,
+            "q_ret": 0.0, "c_ret": 0.0, "dnll": 0.0}
+
+
 def presets(curves: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Slider presets from the measured curves (:func:`~stmltm_nb.decision.curves.priors`): the cached and the
     stateless serving regime. q_cart is the served memory's held-out recall; the retrieval arm and the served
     retention (ΔNLL lower bound) where the file has them. KeyError names the priors a partial file lacks."""
     need = ("cost", "q_cart", "c_upd", "r_cart")
     cached, stateless = (priors(curves, regime).require(*need) for regime in ("cached", "stateless"))
-    base = {"n": 64.0, "Q": 3.0, "c_upd": math.log10(max(1.0, cached.c_upd)), "q_cart": cached.q_cart,
-            "r_cart": cached.r_cart, "lam": LAM, "gamma": 0.0, "tau": 1.0,
-            "snr": float(min(20.0, cached.snr_m or 0.0)), "eta": 0.1}
+    d = DEFAULTS
+    base = {"n": d.n, "Q": math.log10(d.Q), "c_upd": math.log10(max(1.0, cached.c_upd)), "q_cart": cached.q_cart,
+            "r_cart": cached.r_cart, "lam": d.lam, "gamma": d.gamma, "tau": d.tau,
+            "snr": float(min(20.0, cached.snr_m or 0.0)), "eta": d.eta}
     if cached.q_retrieval is not None and cached.retrieval_cost is not None:
         base.update(q_ret=cached.q_retrieval.value, c_ret=min(0.5, cached.retrieval_cost(64.0)))
     if cached.dnll is not None:
@@ -80,16 +82,15 @@ class Tuner:
         from plotly.subplots import make_subplots
 
         self.curves = check_curves(curves) if curves is not None else None  # NaN or a missing field: CurvesError
-        self.recall = recall_model_from(curves) if curves else RecallModel("hyperbolic", q0=1.0, n50=16.0)
+        self.recall = recall_model_from(curves) if curves else default_recall()
         self.priors = priors(curves) if curves else Priors()  # intervals, retrieval, retention: measured only
         self.retrieval = self.priors.q_retrieval is not None and self.priors.retrieval_cost is not None
         self.presets = presets(curves) if curves else {}
-        start = self.presets.get(preset or "measured (cached STM)", {}) if self.presets else {}
+        chosen = self.presets.get(preset or "measured (cached STM)", {}) if self.presets else {}
+        start = {**start_values(), **chosen}
         self.sliders: dict[str, Any] = {}
         for name, (label, lo, hi, step, log) in SLIDERS.items():
-            default = start.get(name, {"n": 64, "Q": 3, "c_upd": 2.7, "r_cart": 0.01, "kappa1": 0.002, "lam": LAM,
-                                       "q_cart": 0.9, "gamma": 0.0, "tau": 1.0, "snr": 5.0, "eta": 0.1,
-                                       "q_ret": 0.0, "c_ret": 0.0, "dnll": 0.0}[name])
+            default = start[name]
             cls = w.FloatLogSlider if log else w.FloatSlider
             kw = dict(base=10, min=lo, max=hi, step=step, value=10 ** default) if log else dict(
                 min=lo, max=hi, step=step, value=default)
@@ -208,8 +209,9 @@ class Tuner:
 def make_tuner(curves: dict[str, Any] | None | str | Path = "measured", preset: str | None = None) -> Tuner:
     """Build the tuner. ``curves``: ``"measured"`` reads ``data/measured_curves.json`` (missing or unusable: a
     warning naming the problem, then built-in defaults), a path reads that curves file, a dict is used as is,
-    None means built-in defaults. An explicit file or dict with a missing field or a NaN raises
-    :class:`CurvesError` naming the field; values are never clamped silently."""
+    None means built-in defaults (:func:`start_values`). An explicit file or dict with a missing field or a NaN
+    raises :class:`~stmltm_nb.decision.curves_record.CurvesError` naming the field; values are never clamped
+    silently."""
     if isinstance(curves, str) and curves == "measured":
         try:
             curves = check_curves(load_curves(), source="data/measured_curves.json")

@@ -1,4 +1,7 @@
-"""The streaming controller's knobs (defaults documented in notebook 06), and its priors from measured curves."""
+"""The streaming controller's knobs (defaults documented in notebook 06), and its priors from measured curves.
+
+The switching inputs among them (λ, η, γ, τ, δ and the priors c_ctx, q_ctx, q_cart, c_upd, r_cart) default to
+:data:`~stmltm_nb.decision.defaults.DEFAULTS`, the one home they share with ``stmltm decide`` and the tuner."""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.online import SHIPPED, rule_spec
-from stmltm_nb.decision.switching import CostModel, RecallModel
+from stmltm_nb.decision.switching import CostModel, RecallModel, default_cost, default_recall
 
 
 @dataclass
@@ -16,25 +20,25 @@ class ControllerConfig:
 
     check_every: int = 8  # evaluate the rule every k ingested items
     m_floor: int = 16  # a configured floor of the online rule (items), not a bound; G1's m* is computed (gates.g1)
-    delta: float = 0.05  # G1: a cartridge as good as predicted fails the hold-out check by chance w.p. ≤ δ
-    eta: float = 0.1  # hysteresis on c_upd
-    gamma: float = 0.0  # required margin of LTM over STM (error rate)
+    delta: float = DEFAULTS.delta  # G1: a cartridge as good as predicted fails the hold-out check by chance w.p. ≤ δ
+    eta: float = DEFAULTS.eta  # hysteresis on c_upd
+    gamma: float = DEFAULTS.gamma  # required margin of LTM over STM (error rate)
     gamma_reg: float = 0.1  # allowed recall drop on protected (previously absorbed) items, each served mode
     retention_tol: float = 0.25  # allowed rise of the general-text NLL, nats/token, each served mode
-    lam: float = 5.0  # seconds per wrong answer
+    lam: float = DEFAULTS.lam  # seconds per wrong answer
     beta: float = 1.0  # ski-rental factor (of the "renewal" policy; the other policies carry their own)
     policy: str = SHIPPED  # the online rule, an id of decision.online.RULES (issue #28: chosen on the tuning streams)
     queries_per_item: float = 4.0  # prior for ω (queries per ingested item) until queries are observed
     ema: float = 0.1  # EMA weight of one ingested item in the query-rate estimate
-    cost: CostModel = field(default_factory=lambda: CostModel(0.0, 0.001))
-    recall: RecallModel = field(default_factory=lambda: RecallModel("hyperbolic", q0=1.0, n50=16.0))
-    q_cart_prior: float = 0.7  # held-out recall of a cartridge, until one is measured
+    cost: CostModel = field(default_factory=default_cost)
+    recall: RecallModel = field(default_factory=default_recall)
+    q_cart_prior: float = DEFAULTS.q_cart  # held-out recall of a cartridge, until one is measured
     q_cart_points: tuple[tuple[float, float], ...] = ()  # probe-predicted q̂_cart(n) (items, recall); until one
     # is measured they replace q_cart_prior (SwitchInputs.q_cart_at interpolates them)
-    c_upd_prior: float = 600.0  # s
-    r_cart_prior: float = 0.01  # s/query
+    c_upd_prior: float = DEFAULTS.c_upd  # s
+    r_cart_prior: float = DEFAULTS.r_cart  # s/query
     force_every: int | None = None  # consolidate every k checks regardless (for tests/demos)
-    tau: float = 1.0  # G2: SNR_m of the residual items' mean gradient must reach τ (notebook 06)
+    tau: float = DEFAULTS.tau  # G2: SNR_m of the residual items' mean gradient must reach τ (notebook 06)
     snr_gate: bool = True  # measure SNR_m online when every other gate passes (costs a teacher pass, reused)
     snr_max_items: int = 64  # per-item gradients computed at most for this many residual items
     # backoff after a rejected candidate: retry once the residual STM is this many times larger, by reason.

@@ -11,17 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stmltm_nb.decision.curves_record import (  # noqa: F401 - re-exported: the record and its reader
+from stmltm_nb.decision.curves_record import (
     REBUILD,
     RETRIEVAL,
     SERVED,
     STM_ALL,
     ComparisonRow,
-    CurvesError,
     Interval,
     MeasuredCurves,
     read_curves,
 )
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.switching import CostModel, RecallModel
 
 
@@ -67,11 +67,13 @@ def recall_model_from(curves: Curves, family: str | None = None) -> RecallModel:
                        n50=p.get("n50", 1.0), k=p.get("k", 1.0))
 
 
-def ltm_recall(curves: Curves, default: float = 0.7, questions: str = "heldout", mode: str = SERVED) -> float:
+def ltm_recall(curves: Curves, default: float = DEFAULTS.q_cart, questions: str = "heldout",
+               mode: str = SERVED) -> float:
     """Recall of memory ``mode`` on the consolidated facts (``recall_cart``; the row's overall recall where that is
     null). Default: the served memory (cartridge + residual STM) on held-out wordings, the rule's q_cart;
     ``mode="LTM (cartridge)"``: the cartridge alone; ``questions="train"``: on its trained wordings, an optimistic
-    figure the rule does not use. ``default`` when the file has no such row."""
+    figure the rule does not use. ``default`` (the q_cart prior of :data:`~stmltm_nb.decision.defaults.DEFAULTS`)
+    when the file has no such row."""
     row = _record(curves).row(mode, questions)
     if row is None:
         return default
@@ -179,14 +181,15 @@ def held_out_recall(rec: MeasuredCurves, recall: RecallModel) -> RecallModel:
     return replace(recall, q0=recall.q0 * min(1.0, held.recall_cart / tmpl.recall_cart))
 
 
-def measured_inputs(curves: Curves, n: float, Q: float, lam: float, eta: float = 0.1, gamma: float = 0.0,
-                    source: str = "measured curves") -> Any:
+def measured_inputs(curves: Curves, n: float, Q: float, lam: float, eta: float = DEFAULTS.eta,
+                    gamma: float = DEFAULTS.gamma, source: str = "measured curves") -> Any:
     """:class:`~stmltm_nb.decision.switching.SwitchInputs` at ``n`` STM items and ``Q`` queries from a measured-curves
     file (or a demo's results): q_cart = the served memory's held-out recall on the cartridge facts with its
     interval, q_ctx(n) and c_ctx(n) from the STM fits (q_ctx on held-out wordings, :func:`held_out_recall`; the STM
     row's interval widths moved onto it), the
     retrieval arm from its cost curve (else the "STM + retrieval" row's seconds per query over "no memory") and
-    held-out recall, G1 with m = ``n``, G2 and G6 where measured. ``lam`` in s per wrong answer."""
+    held-out recall, G1 with m = ``n``, G2 and G6 where measured. ``lam`` in s per wrong answer (callers pass
+    ``DEFAULTS.lam`` for the shipped price); η and γ default to :data:`~stmltm_nb.decision.defaults.DEFAULTS`."""
     from stmltm_nb.decision.switching import RetrievalArm, SwitchInputs
 
     rec = read_curves(curves, source=source)

@@ -1,6 +1,6 @@
 """One schema for the switching inputs, however they arrive: ``stmltm decide`` flags, a JSON file, or the measured
-curves. One set of defaults (:data:`FIELDS`), and every bad value fails with the field's name before anything is
-evaluated. Torch-free.
+curves. One set of defaults (:data:`FIELDS`, taken from :data:`~stmltm_nb.decision.defaults.DEFAULTS`), and every
+bad value fails with the field's name before anything is evaluated. Torch-free.
 
 JSON form: the :class:`~stmltm_nb.decision.switching.SwitchInputs` fields, ``cost`` and ``recall`` as objects::
 
@@ -20,12 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stmltm_nb.decision.controller_config import ControllerConfig
 from stmltm_nb.decision.curves_record import CurvesError, read_curves
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.switching import (
-    DNLL_TOL,
-    Q_TOL,
-    RECALL_KINDS,
     CostModel,
     RecallModel,
     RetrievalArm,
@@ -33,6 +30,7 @@ from stmltm_nb.decision.switching import (
     SwitchInputs,
     validate,
 )
+from stmltm_nb.decision.symbolic import RECALL_KINDS
 
 
 @dataclass(frozen=True)
@@ -54,19 +52,22 @@ class Field:
         return "--" + name.replace("_", "-")
 
 
+_D = DEFAULTS  # every default below is the one in decision.defaults
 FIELDS: tuple[Field, ...] = (
-    Field("n", 64.0, "STM items"), Field("Q", 1000.0, "future queries before the next consolidation"),
-    Field("c_upd", 600.0, "update cost, s"), Field("r_cart", 0.01, "cartridge overhead, s/query"),
-    Field("cost.kappa0", 0.0, "c_ctx intercept, s"), Field("cost.kappa1", 0.001, "c_ctx slope, s/item"),
-    Field("cost.kappa2", 0.0, "c_ctx curvature, s/item²"),
-    Field("recall.kind", "hyperbolic", "recall family", "choice"), Field("recall.q0", 1.0, "recall at n→0"),
-    Field("recall.rho", 0.0, "linear recall slope, 1/item"), Field("recall.nu", 50.0, "exponential scale, items"),
-    Field("recall.n50", 10.0, "hyperbolic/Hill half-recall size, items"), Field("recall.k", 1.0, "Hill exponent"),
-    Field("q_cart", ControllerConfig.q_cart_prior, "cartridge recall on held-out questions (the controller's prior)"), Field("lam", 1.0, "price of loss, s per unit loss"),
-    Field("Delta", 1.0, "L_miss − L_hit, loss"), Field("eps_d", 0.0, "distillation gap, loss"),
-    Field("eta", 0.0, "hysteresis on c_upd"), Field("gamma", 0.0, "required quality margin, loss"),
-    Field("tau", 1.0, "SNR threshold"), Field("m", None, "evidence units (G1)", "optional"),
-    Field("m_star", None, "m*, evidence units (G1)", "optional"), Field("delta", 0.05, "G1 risk δ, in (0, 1)"),
+    Field("n", _D.n, "STM items"), Field("Q", _D.Q, "future queries before the next consolidation"),
+    Field("c_upd", _D.c_upd, "update cost, s"), Field("r_cart", _D.r_cart, "cartridge overhead, s/query"),
+    Field("cost.kappa0", _D.kappa0, "c_ctx intercept, s"), Field("cost.kappa1", _D.kappa1, "c_ctx slope, s/item"),
+    Field("cost.kappa2", _D.kappa2, "c_ctx curvature, s/item²"),
+    Field("recall.kind", _D.recall_kind, "recall family", "choice"), Field("recall.q0", _D.q0, "recall at n→0"),
+    Field("recall.rho", _D.rho, "linear recall slope, 1/item"), Field("recall.nu", _D.nu, "exponential scale, items"),
+    Field("recall.n50", _D.n50, "hyperbolic/Hill half-recall size, items"), Field("recall.k", _D.k, "Hill exponent"),
+    Field("q_cart", _D.q_cart, "cartridge recall on held-out questions (the controller's prior)"),
+    Field("lam", _D.lam, "price of a wrong answer, s per unit loss (the same λ as the controller, `stmltm stream`, "
+                         "the tuner and the demo)"),
+    Field("Delta", _D.Delta, "L_miss − L_hit, loss"), Field("eps_d", _D.eps_d, "distillation gap, loss"),
+    Field("eta", _D.eta, "hysteresis on c_upd"), Field("gamma", _D.gamma, "required quality margin, loss"),
+    Field("tau", _D.tau, "SNR threshold"), Field("m", None, "evidence units (G1)", "optional"),
+    Field("m_star", None, "m*, evidence units (G1)", "optional"), Field("delta", _D.delta, "G1 risk δ, in (0, 1)"),
     Field("snr", None, "measured SNR_m (G2)", "optional"),
     Field("snr_lo", None, "bootstrap lower bound of SNR_m (G2 tests it when given)", "optional"),
     Field("g_mdl", None, "G_MDL (G3)", "optional"), Field("holdout_pass", None, "hold-out check passed (G5)", "bool"),
@@ -74,16 +75,16 @@ FIELDS: tuple[Field, ...] = (
     Field("q_ctx_hi", None, "STM recall at n: interval upper bound", "optional"),
     Field("q_cart_lo", None, "served cartridge recall: interval lower bound", "optional"),
     Field("q_cart_hi", None, "served cartridge recall: interval upper bound", "optional"),
-    Field("q_tol", Q_TOL, "equal-quality slack, recall (0: intervals must overlap)"),
+    Field("q_tol", _D.q_tol, "equal-quality slack, recall (0: intervals must overlap)"),
     Field("retrieval.q", None, "STM + retrieval held-out recall (given: retrieval is an arm)", "optional"),
     Field("retrieval.lo", None, "STM + retrieval recall: interval lower bound", "optional"),
     Field("retrieval.hi", None, "STM + retrieval recall: interval upper bound", "optional"),
-    Field("retrieval.kappa0", 0.0, "c_ret intercept, s/query"),
-    Field("retrieval.kappa1", 0.0, "c_ret slope, s/query per item"),
+    Field("retrieval.kappa0", _D.retrieval_kappa0, "c_ret intercept, s/query"),
+    Field("retrieval.kappa1", _D.retrieval_kappa1, "c_ret slope, s/query per item"),
     Field("dnll", None, "served memory's ΔNLL vs no memory, nats/token (G6)", "optional"),
     Field("dnll_lo", None, "its interval lower bound (G6 tests it when given)", "optional"),
     Field("dnll_hi", None, "its interval upper bound", "optional"),
-    Field("dnll_tol", DNLL_TOL, "G6 retention tolerance, nats/token"),
+    Field("dnll_tol", _D.dnll_tol, "G6 retention tolerance, nats/token"),
 )
 BY_PATH = {f.path: f for f in FIELDS}
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.online import OnlineRule, RuleSpec, rule_spec
 from stmltm_nb.decision.switching import CostModel, RecallModel
 
@@ -33,8 +34,8 @@ class World:
     r_cart: float  # s/query
     c_upd0: float  # s per consolidation
     c_upd_item: float = 0.0  # s per consolidated item
-    lam: float = 1.0  # s per unit loss per query
-    Delta: float = 1.0
+    lam: float = DEFAULTS.lam  # s per unit loss per query
+    Delta: float = DEFAULTS.Delta
 
     def c_upd(self, n_res: float) -> float:
         return self.c_upd0 + self.c_upd_item * n_res
@@ -411,11 +412,11 @@ def compare(world: World, sc: Scenario, k_grid: range | None = None, n_thr: int 
     return out
 
 
-def world_from_curves(curves: dict, lam: float = 5.0, regime: str = "cached") -> World:
+def world_from_curves(curves: dict, lam: float = DEFAULTS.lam, regime: str = "cached") -> World:
     """A World from ``stmltm measure`` output (through :func:`~stmltm_nb.decision.curves.priors`): c_ctx(n)
     slope of the chosen regime, the best q_ctx family, q_cart and r_cart as measured, and c_upd split into a
     fixed part (student training) and a per-item part (teacher targets and questions per consolidated item).
-    λ (s per error) is a choice. KeyError names the priors a partial file lacks."""
+    λ (s per error) is a choice (default: the shipped one, ``DEFAULTS.lam``). KeyError names the priors a partial file lacks."""
     from stmltm_nb.decision.curves import priors
 
     p = priors(curves, regime).require("cost", "recall", "q_cart", "r_cart", "c_upd_fixed", "c_upd_per_item")

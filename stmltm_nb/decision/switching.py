@@ -45,7 +45,7 @@ ties go to the cartridge, then STM, then retrieval. The cartridge is available o
 above (Q·A ≥ (1+η)·c_upd ⇔ the cartridge's priced cost ≤ STM's), and ``decide`` evaluates it as that inequality.
 
 G6 retention (nats/token): the served memory's general-text NLL rise over no memory, paired over passages, blocks
-when its lower bound exceeds :data:`DNLL_TOL` (the recipe bar ``metrics.ltm_bars.MAX_DNLL``); unmeasured: not
+when its lower bound exceeds ``dnll_tol`` (default: the recipe bar ``metrics.ltm_bars.MAX_DNLL``); unmeasured: not
 evaluated. A gate without a value is reported as "not measured" and listed in ``Decision.not_evaluated``.
 
 Unknown Q (ski rental): accumulate the realised per-query advantage since the last consolidation,
@@ -58,56 +58,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.gates import Gate, g1, g2, g6
-from stmltm_nb.decision.symbolic import (  # noqa: F401 - re-exported: the rule's notation and expressions
-    CLOSED_FORMS,
-    COST_KINDS,
-    RECALL_KINDS,
-    SYMBOL_TABLE,
-    Delta,
-    Q,
-    T,
-    advantage_expr,
-    advantage_fn,
-    beta,
-    break_even_n_solutions,
-    break_even_Q_expr,
-    c_ctx_expr,
-    c_upd,
-    delta_,
-    dl_bits,
-    eoq_cycle_expr,
-    eps_,
-    eps_d,
-    eta,
-    g,
-    k_hill,
-    kappa0,
-    kappa1,
-    kappa2,
-    lam,
-    m_star_expr,
-    n,
-    n50,
-    nu,
-    q0,
-    q_cart,
-    q_ctx_expr,
-    q_ctx_fn,
-    r_cart,
-    rho,
-    ski_rental_cycle_expr,
-)
-from stmltm_nb.metrics.ltm_bars import MAX_DNLL
+from stmltm_nb.decision.symbolic import RECALL_KINDS, advantage_fn, q_ctx_fn
 
 
 class SwitchingInputError(ValueError):
     """An input to the switching rule is NaN, infinite, negative or out of range."""
 
 
-# the one home of the rule's quality tolerance and retention tolerance (inputs.FIELDS and the tuner use these)
-Q_TOL = 0.0  # recall: extra slack of the equal-quality test (0: intervals must overlap)
-DNLL_TOL = MAX_DNLL  # nats/token: G6 blocks when the served memory's ΔNLL lower bound exceeds it
 ARMS = ("stm", "retrieval", "cartridge")
 
 
@@ -154,25 +113,37 @@ class RetrievalArm:
     hi: float | None = None
 
 
+def default_cost() -> CostModel:
+    """c_ctx(n) until measured: the prior of :data:`~stmltm_nb.decision.defaults.DEFAULTS`."""
+    return CostModel(DEFAULTS.kappa0, DEFAULTS.kappa1, DEFAULTS.kappa2)
+
+
+def default_recall() -> RecallModel:
+    """q_ctx(n) until measured: the prior of :data:`~stmltm_nb.decision.defaults.DEFAULTS`."""
+    d = DEFAULTS
+    return RecallModel(d.recall_kind, q0=d.q0, rho=d.rho, nu=d.nu, n50=d.n50, k=d.k)
+
+
 @dataclass
 class SwitchInputs:
-    """Everything the rule needs. Costs in seconds; losses as error rates in [0, 1]."""
+    """Everything the rule needs. Costs in seconds; losses as error rates in [0, 1]. Every default is
+    :data:`~stmltm_nb.decision.defaults.DEFAULTS`' (n, Q, c_upd and r_cart must be given)."""
 
     n: float  # STM items now
     Q: float  # expected future queries before the next consolidation
     c_upd: float  # one-off update cost, s
     r_cart: float  # per-query cartridge overhead, s
-    cost: CostModel = field(default_factory=CostModel)
-    recall: RecallModel = field(default_factory=RecallModel)
-    q_cart: float = 1.0  # cartridge recall on questions it did not train on (probe-predicted or measured)
+    cost: CostModel = field(default_factory=default_cost)
+    recall: RecallModel = field(default_factory=default_recall)
+    q_cart: float = DEFAULTS.q_cart  # cartridge recall on questions it did not train on (probe-predicted or measured)
     q_cart_points: tuple[tuple[float, float], ...] = ()  # predicted (n items, q̂_cart) points; () → ((1, q_cart),)
-    lam: float = 1.0  # s per unit loss per query
-    Delta: float = 1.0
-    eps_d: float = 0.0
-    eta: float = 0.0
-    gamma: float = 0.0  # required margin of LTM over STM, loss units, in [-1, 1]
-    tau: float = 1.0  # SNR threshold (default: measured, notebook 04/06)
-    delta: float = 0.05  # G1 confidence: 1 − δ
+    lam: float = DEFAULTS.lam  # s per unit loss per query (s per wrong answer)
+    Delta: float = DEFAULTS.Delta
+    eps_d: float = DEFAULTS.eps_d
+    eta: float = DEFAULTS.eta
+    gamma: float = DEFAULTS.gamma  # required margin of LTM over STM, loss units, in [-1, 1]
+    tau: float = DEFAULTS.tau  # SNR threshold (notebook 04/06)
+    delta: float = DEFAULTS.delta  # G1 confidence: 1 − δ
     # gate measurements (None = not measured: the gate is reported but does not block)
     m: float | None = None  # evidence units: items with a training question
     m_star: float | None = None  # G1 threshold; None → the Chernoff sample size (:func:`m_star_evidence`)
@@ -180,20 +151,20 @@ class SwitchInputs:
     snr_lo: float | None = None  # its bootstrap lower bound over items (G2 tests this when given)
     g_mdl: float | None = None  # bits; logged, never blocking
     dl_bits: float | None = None  # DL(Δφ), bits: for the textbook m* shown beside G1
-    epsilon: float = 0.05  # the textbook m*'s error rate
+    epsilon: float = DEFAULTS.epsilon  # the textbook m*'s error rate
     holdout_pass: bool | None = None
     # measured intervals of the held-out recall (absolute bounds at this n; None: the point value alone)
     q_ctx_lo: float | None = None
     q_ctx_hi: float | None = None
     q_cart_lo: float | None = None
     q_cart_hi: float | None = None
-    q_tol: float = Q_TOL  # slack of the equal-quality test, recall units
+    q_tol: float = DEFAULTS.q_tol  # slack of the equal-quality test, recall units
     retrieval: RetrievalArm | None = None  # the third arm (STM + retrieval); None: not compared
     # G6: the served memory's general-text NLL rise over no memory, nats/token (None: not measured)
     dnll: float | None = None
     dnll_lo: float | None = None
     dnll_hi: float | None = None
-    dnll_tol: float = DNLL_TOL
+    dnll_tol: float = DEFAULTS.dnll_tol
 
     def q_cart_at(self, n_items: float) -> float:
         """q̂_cart(n): linear through (0, q_ctx(0)) and ``q_cart_points`` (default: (1, q_cart)), flat beyond."""
