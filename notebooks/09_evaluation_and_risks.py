@@ -71,9 +71,13 @@ curves = load_curves()
 p = curves["consolidation"]["probe"]
 print(f"loss probe: {p['probe_steps']} steps predict {p['predicted']:.3f} nats/token after {p['total_steps']} steps "
       f"(UCB {p['ucb']:.3f}); measured {p['actual']:.3f}; error {p['error']:+.3f}")
-from stmltm_nb.apps.prose import all_probe_results
+from pathlib import Path
 
-for variant, rp in (all_probe_results() or {}).items():
+from stmltm_nb.metrics.probe import all_probe_results
+
+# the rows of benchmarks/probe.py in this checkout (on Colab: in the clone the set-up cell made)
+PROBE_ROWS = Path("stmltm-nb" if IN_COLAB else "..") / "benchmarks" / "results" / "probe_recall.jsonl"
+for variant, rp in (all_probe_results(PROBE_ROWS) or {}).items():
     if not rp["rows"]:
         continue
     print(f"\nrecall probe, design '{variant}': log-odds offset {rp['offset']:+.3f} from the tuning split; "

@@ -31,11 +31,18 @@ def test_decide_exit_codes_and_terms(capsys, tmp_path):
     assert main(["decide", "--json", str(f)]) == 2
 
 
-@pytest.mark.parametrize("cmd", ["demo", "measure", "decide", "stream", "notebooks"])
+@pytest.mark.parametrize("cmd", ["demo", "measure", "decide", "stream"])
 def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])
     assert e.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def test_the_notebook_build_is_not_a_package_command(capsys):
+    """The build is development tooling of the checkout (`make notebooks`, `python -m tools.notebooks`)."""
+    with pytest.raises(SystemExit) as e:
+        main(["notebooks", "--help"])
+    assert e.value.code == 2 and "invalid choice: 'notebooks'" in capsys.readouterr().err
 
 
 def test_stream_command_loses_no_item_and_writes_the_log(tiny, tmp_path, monkeypatch, capsys):

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from stmltm_nb.apps.notebooks import drift, sources
+from tools.notebooks import drift, sources
 
 SRCS = sources()
 
 
 def test_every_source_has_an_up_to_date_notebook():
     assert len(SRCS) == 10
-    assert drift() == [], "run `stmltm notebooks --only NN` to regenerate"
+    assert drift() == [], "run `python -m tools.notebooks --only NN` to regenerate"
 
 
 @pytest.mark.parametrize("src", SRCS, ids=lambda p: p.stem)
@@ -45,7 +45,7 @@ def test_setup_cell_is_one_call_with_the_committed_printout(src):
 
 
 # Notebooks whose committed outputs come from a fast build (STMLTM_FAST=1), each with its reason. The rule is a full
-# build; an entry here is a debt the next full `stmltm notebooks` build pays (the test above then fails until the
+# build; an entry here is a debt the next full `make notebooks` build pays (the test above then fails until the
 # entry is removed).
 BUILT_FAST = {
     "03_cartridge_ltm": "2026-12-06: re-executed at fast size on the re-measured curves for time (its data cells read "

@@ -1,5 +1,6 @@
 """Prose that cannot drift: notebook text and the README's measured blocks are rendered from the data
-(``stmltm_nb.apps.prose``), and these checks fail when a committed text disagrees with the data files. No torch."""
+(``tools.prose``, ``tools.readme``), and these checks fail when a committed text disagrees with the data files.
+No torch."""
 
 from __future__ import annotations
 
@@ -12,26 +13,24 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from stmltm_nb.apps.notebooks import (
+from stmltm_nb.decision.curves import half_recall_n
+from tools.notebooks import (
     _merge_cells,
+    build_parser,
     record_runtimes,
     sources,
     sync_sources,
     template_of,
     to_notebook,
 )
-from stmltm_nb.apps.prose import (
-    README,
+from tools.prose import (
     TemplateError,
     evaluate,
-    half_recall_n,
     load_runtimes,
     namespace,
-    readme_blocks,
-    readme_templates,
     render,
-    render_readme,
 )
+from tools.readme import README, readme_blocks, readme_templates, render_readme
 
 ROOT = Path(__file__).resolve().parents[1]
 SRCS = sources()
@@ -139,7 +138,7 @@ def test_committed_markdown_renders_from_current_data(src):
             continue
         assert render(template, NS) == cell.source, (
             f"{src.stem}: the committed text differs from its template rendered on the current data; "
-            f"run `stmltm notebooks --sources-only --only {src.stem[:2]}`")
+            f"run `python -m tools.notebooks --sources-only --only {src.stem[:2]}`")
 
 
 @pytest.mark.parametrize("src", SRCS, ids=lambda p: p.stem)
@@ -170,7 +169,7 @@ def test_readme_blocks_equal_their_rendering():
     text = README.read_text()
     assert set(readme_blocks(text)) == set(readme_templates()) >= {"notebooks", "measured", "comparison"}
     for name, body in readme_blocks(render_readme(text, NS)).items():
-        assert readme_blocks(text)[name] == body, f"README block {name!r} is stale: run `stmltm notebooks --readme`"
+        assert readme_blocks(text)[name] == body, f"README block {name!r} is stale: run `make readme`"
 
 
 def test_readme_runtime_column_is_rendered_for_every_notebook():
@@ -282,16 +281,24 @@ def test_every_allowed_number_is_still_used():
 @pytest.mark.parametrize("src", LINTED, ids=lambda p: p.stem)
 def test_notebook_prose_has_no_hand_typed_measurements(src):
     md = "\n".join(template_of(c) or c.source for c in to_notebook(src, NS).cells if c.cell_type == "markdown")
-    assert hand_typed_numbers(md, _sections()) == [], "render it from the data: {{ curves... }} (stmltm_nb.apps.prose)"
+    assert hand_typed_numbers(md, _sections()) == [], "render it from the data: {{ curves... }} (tools.prose)"
 
 
 # ---- the machinery ------------------------------------------------------------------------------------------
 
 def test_prose_and_the_notebook_sync_import_no_torch():
-    code = ("import sys, stmltm_nb.apps.prose, stmltm_nb.apps.notebooks, stmltm_nb.apps.cli; "
-            "stmltm_nb.apps.prose.namespace(); bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+    code = ("import sys, tools.prose, tools.readme, tools.notebooks, stmltm_nb.apps.cli; "
+            "tools.prose.namespace(); bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_build_command_keeps_the_options_of_the_old_subcommand():
+    """`python -m tools.notebooks` (make notebooks / make readme) took over `stmltm notebooks`, options and all."""
+    opts = {a.dest for a in build_parser()._actions} - {"help"}
+    assert opts == {"out", "only", "fast", "no_execute", "sources_only", "new_cells", "readme"}
+    args = build_parser().parse_args(["--only", "00,05", "--fast", "--sources-only", "--new-cells"])
+    assert (args.only, args.fast, args.sources_only, args.new_cells, args.readme) == ("00,05", True, True, True, False)
 
 
 def test_record_runtimes_merges_per_notebook(tmp_path):

@@ -142,7 +142,7 @@ def test_load_facts_never_returns_the_final_split(shipped, final):
 def test_only_the_loader_and_the_cli_name_the_final_file():
     allowed = {"stmltm_nb/memory/facts.py", "stmltm_nb/apps/measure_job.py", "stmltm_nb/apps/cli.py"}
     found = []
-    for top in ("stmltm_nb", "benchmarks", "notebooks"):
+    for top in ("stmltm_nb", "benchmarks", "notebooks", "tools"):
         for p in sorted((ROOT / top).rglob("*")):
             if not p.is_file() or "__pycache__" in p.parts or p.suffix in (".png", ".pt", ".safetensors"):
                 continue

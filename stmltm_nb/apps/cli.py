@@ -133,28 +133,6 @@ def _curves_values(path: str) -> dict:
         raise SwitchingInputError(f"--curves {path}: {e}") from e
 
 
-def _notebooks(args: argparse.Namespace) -> int:
-    from stmltm_nb.apps.notebooks import build, notebook_dir, sources, sync_sources
-    from stmltm_nb.apps.prose import TemplateError, update_readme
-
-    srcs = sources(notebook_dir())
-    if args.only:
-        srcs = [s for s in srcs if any(s.name.startswith(o) for o in args.only.split(","))]
-    try:
-        if args.readme:
-            print("README.md: measured blocks re-rendered" if update_readme() else "README.md already matches the data")
-            return 0
-        if args.sources_only or args.new_cells:
-            print("\n".join(sync_sources(srcs, new_cells=args.new_cells))
-                  or "every notebook's cells already match its source")
-            return 0
-    except (TemplateError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    build(srcs, execute=not args.no_execute, fast=args.fast, out_dir=Path(args.out) if args.out else None)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``stmltm`` parser; the switching inputs' defaults (``decide``'s flags, ``stream``'s ``--lam`` and
     ``--tau``) come from :data:`~stmltm_nb.decision.defaults.DEFAULTS`, ``demo``'s sizes from
@@ -226,19 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=_stream)
     add_note_parsers(sub)
 
-    nb = sub.add_parser("notebooks", help="execute the notebook sequence headless")
-    nb.add_argument("--out", help="output folder (default: next to the sources, in place)")
-    nb.add_argument("--only", help="comma-separated prefixes, e.g. 00,05")
-    nb.add_argument("--fast", action="store_true", help="STMLTM_FAST=1 for the kernels")
-    nb.add_argument("--no-execute", action="store_true", help="convert only")
-    nb.add_argument("--sources-only", action="store_true",
-                    help="copy the .py cell text into the committed .ipynb, keeping outputs (edits that change no result); "
-                         "markdown {{ placeholders }} are rendered from the data")
-    nb.add_argument("--new-cells", action="store_true",
-                    help="with --sources-only: insert cells new in the source unexecuted (run them later)")
-    nb.add_argument("--readme", action="store_true",
-                    help="re-render the README's measured blocks from the data files (runs no notebook)")
-    nb.set_defaults(func=_notebooks)
     return p
 
 

@@ -13,7 +13,9 @@ class UsageError(Exception):
 
 def _shipped_dirs() -> set[Path]:
     """The package's shipped data folders (this checkout's ``data/`` and ``$STMLTM_DATA``)."""
-    dirs = {(Path(__file__).resolve().parents[2] / "data").resolve()}
+    from stmltm_nb.shipped import CHECKOUT_DATA
+
+    dirs = {CHECKOUT_DATA.resolve()}
     try:
         from stmltm_nb.shipped import data_dir
 

@@ -6,6 +6,7 @@ share one reader. :func:`priors` is the only place that turns those sections int
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,21 @@ def recall_model_from(curves: Curves, family: str | None = None) -> RecallModel:
     p = rec.params[fam]
     return RecallModel(fam, q0=p.get("q0", 1.0), rho=p.get("rho", 0.0), nu=p.get("nu", 1.0),
                        n50=p.get("n50", 1.0), k=p.get("k", 1.0))
+
+
+def half_recall_n(curves: Mapping[str, Any], family: str | None = None) -> float:
+    """N_max: the n where the fitted q_ctx(n) falls to half its n → 0 value (n50 for hyperbolic and Hill,
+    ν·ln 2 for exponential, q0/2ρ for linear), in items. ``inf`` when it never halves."""
+    fits = {f["model"]: f for f in curves["recall"]["fits"]}
+    fam = family or curves["recall"]["best_fit"]
+    p = fits[fam]["params"]
+    if fam in ("hyperbolic", "hill"):
+        return float(p["n50"])
+    if fam == "exponential":
+        return float(p["nu"]) * math.log(2)
+    if fam == "linear":
+        return float(p["q0"]) / (2 * float(p["rho"])) if p["rho"] > 0 else math.inf
+    raise ValueError(f"half_recall_n: unknown recall family {fam!r}")
 
 
 def ltm_recall(curves: Curves, default: float = DEFAULTS.q_cart, questions: str = "heldout",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,3 +158,24 @@ def probe_table(rows: Sequence[Mapping[str, Any]], share: float, variant: str = 
                              "q_full": get[("tune", k[1], "full")]["q"]} for k in tuned],
             "rows": table, "verdict": verdict, "within": sum(judged),
             "measured_sizes": sum(1 for r in table if r["measured"] is not None)}
+
+
+def probe_results(path: str | Path, variant: str = "steps") -> dict[str, Any] | None:
+    """:func:`probe_table` of the recall-probe rows in the JSONL file ``path`` (``benchmarks/probe.py`` writes
+    them; a notebook passes the file of its checkout) for one probe design (default: the shipped one); None when
+    the file is absent."""
+    if variant not in PROBE_VARIANTS:
+        raise ValueError(f"probe variant must be one of {PROBE_VARIANTS}, got {variant!r}")
+    tables = all_probe_results(path)
+    return None if tables is None else tables[variant]
+
+
+def all_probe_results(path: str | Path) -> dict[str, dict[str, Any]] | None:
+    """:func:`probe_results` for every design in :data:`PROBE_VARIANTS` (the rows read once); None when the file
+    is absent."""
+    from stmltm_nb.io import read_jsonl
+
+    if not Path(path).is_file():
+        return None
+    rows = read_jsonl(path)
+    return {v: probe_table(rows, PROBE_SHARE, v) for v in PROBE_VARIANTS}

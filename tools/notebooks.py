@@ -1,29 +1,35 @@
 """Build the notebook sequence: jupytext percent sources (``notebooks/NN_slug.py``) → executed ``.ipynb``.
 
+Development tooling (``tools/``, not shipped): ``python -m tools.notebooks`` (``make notebooks``; ``--readme``:
+``make readme``), options in :func:`build_parser`.
+
 ``build()`` converts each source, executes it headless (nbclient, kernel cwd = ``notebooks/``), strips widget
 state (``metadata.widgets``), keeps execution counts, and writes the ``.ipynb`` next to the source (or into
 ``out_dir``). ``drift()`` reports sources whose committed ``.ipynb`` has different cells (a regenerate-then-diff
 check that does not trust file timestamps).
 
 Markdown cells with ``{{ expr }}`` placeholders are rendered from the data on conversion
-(:mod:`stmltm_nb.apps.prose`); the template stays in the cell's ``metadata["stmltm"]["template"]``. A full
+(:mod:`tools.prose`); the template stays in the cell's ``metadata["stmltm"]["template"]``. A full
 in-place build records each notebook's run time in ``notebooks/runtimes.json`` (which the headers and the README's
 notebook table render) and re-renders the README's marked blocks.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-from stmltm_nb.apps.prose import RUNTIMES, has_placeholders, load_runtimes, namespace, render, update_readme
+from tools.prose import ROOT, RUNTIMES, has_placeholders, load_runtimes, namespace, render
+from tools.readme import update_readme
 
 
 def notebook_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "notebooks"
+    return ROOT / "notebooks"
 
 
 def sources(folder: Path | None = None) -> list[Path]:
@@ -83,7 +89,7 @@ def notebook_seconds(nb) -> float | None:
 def record_runtimes(seconds: dict[str, float], source: str, path: Path = RUNTIMES) -> None:
     """Merge measured seconds per notebook (by stem) into ``notebooks/runtimes.json``."""
     data = load_runtimes(path)
-    data.setdefault("note", "Seconds per notebook of the last full (non-fast) `stmltm notebooks` build: last cell "
+    data.setdefault("note", "Seconds per notebook of the last full (non-fast) `make notebooks` build: last cell "
                             "reply minus first cell input, from nbclient's cell timestamps (kernel start excluded). "
                             "Written by build(); `source` says where each value came from.")
     for stem, s in seconds.items():
@@ -217,9 +223,54 @@ def sync_sources(paths: list[Path] | None = None, new_cells: bool = False) -> li
                 c.setdefault("id", uuid.uuid4().hex[:8])
             changed, nb.cells = True, cells
         else:
-            raise ValueError(f"{ipynb.name}: cells were added or removed; re-run it with `stmltm notebooks` (or "
+            raise ValueError(f"{ipynb.name}: cells were added or removed; re-run it with `python -m tools.notebooks` (or "
                              "`--sources-only --new-cells` to insert them unexecuted)")
         if changed:
             nbformat.write(nb, str(ipynb))
             done.append(ipynb.name + (f" ({fresh} new code cell(s) not executed yet)" if fresh else ""))
     return done
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.notebooks",
+                                description="Execute the notebook sequence headless (run from the checkout's root).")
+    p.add_argument("--out", help="output folder (default: next to the sources, in place)")
+    p.add_argument("--only", help="comma-separated prefixes, e.g. 00,05")
+    p.add_argument("--fast", action="store_true", help="STMLTM_FAST=1 for the kernels")
+    p.add_argument("--no-execute", action="store_true", help="convert only")
+    p.add_argument("--sources-only", action="store_true",
+                   help="copy the .py cell text into the committed .ipynb, keeping outputs (edits that change no result); "
+                        "markdown {{ placeholders }} are rendered from the data")
+    p.add_argument("--new-cells", action="store_true",
+                   help="with --sources-only: insert cells new in the source unexecuted (run them later)")
+    p.add_argument("--readme", action="store_true",
+                   help="re-render the README's measured blocks from the data files (runs no notebook)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stmltm_nb.env import silence_foreign_deprecations
+    from tools.prose import TemplateError
+
+    silence_foreign_deprecations()
+    args = build_parser().parse_args(argv)
+    srcs = sources(notebook_dir())
+    if args.only:
+        srcs = [s for s in srcs if any(s.name.startswith(o) for o in args.only.split(","))]
+    try:
+        if args.readme:
+            print("README.md: measured blocks re-rendered" if update_readme() else "README.md already matches the data")
+            return 0
+        if args.sources_only or args.new_cells:
+            print("\n".join(sync_sources(srcs, new_cells=args.new_cells))
+                  or "every notebook's cells already match its source")
+            return 0
+    except (TemplateError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    build(srcs, execute=not args.no_execute, fast=args.fast, out_dir=Path(args.out) if args.out else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,8 @@
 """Prose rendered from data, so that the numbers in notebook text and in the README cannot drift (no torch).
 
+Development tooling of the checkout (``tools/``, not shipped in the wheel): it reads ``data/``, ``notebooks/`` and
+``benchmarks/results/``; the package ``stmltm_nb`` never does.
+
 A template is Markdown with placeholders ``{{ expr }}`` or ``{{ expr :fmt }}``. ``expr`` is a restricted
 expression over the data sources of :func:`namespace` (``curves`` = ``data/measured_curves.json``, ``runtimes``,
 ...): names, ``.key`` / ``[key]`` access, numbers, ``+ - * / //`` and the calls ``round min max abs len``; anything
@@ -7,33 +10,31 @@ else is a :class:`TemplateError`. ``fmt`` is a Python format spec (``.2f``, ``,.
 :data:`NAMED_FORMATS` (``minutes``: "about 5 minutes"; ``min``: "≈ 5.2" for a table column of minutes; ``sci``: "1e-3"); ``opt`` before
 any spec (``opt.2f``) formats a null value as "not measured".
 
-Notebook markdown cells are rendered by :func:`stmltm_nb.apps.notebooks.to_notebook` (the template is kept in the
+Notebook markdown cells are rendered by :func:`tools.notebooks.to_notebook` (the template is kept in the
 cell's ``metadata["stmltm"]["template"]``); the README's blocks between ``<!-- stmltm:begin NAME -->`` and
-``<!-- stmltm:end NAME -->`` are rendered from the templates in ``readme_blocks.md`` beside this module
-(``stmltm notebooks --readme``). ``tests/test_prose.py`` re-renders both and compares.
+``<!-- stmltm:end NAME -->`` are rendered by :mod:`tools.readme` from the templates in ``tools/readme_blocks.md``
+(``make readme``). ``tests/test_prose.py`` re-renders both and compares.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout (README.md, notebooks/, benchmarks/)
-README = ROOT / "README.md"
-README_TEMPLATES = Path(__file__).resolve().parent / "readme_blocks.md"
+from stmltm_nb.decision.curves import half_recall_n
+from stmltm_nb.metrics.probe import all_probe_results
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout (README.md, notebooks/, benchmarks/)
 RUNTIMES = ROOT / "notebooks" / "runtimes.json"
 INCREMENTAL = ROOT / "benchmarks" / "results" / "incremental_tune.json"
 POLICY = ROOT / "benchmarks" / "results" / "policy_regret.json"
 PROBE = ROOT / "benchmarks" / "results" / "probe_recall.jsonl"
 
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
-BLOCK = re.compile(r"(<!-- stmltm:begin (?P<name>[\w-]+) -->\n)(?P<body>.*?)(\n<!-- stmltm:end (?P=name) -->)", re.S)
-TEMPLATE_HEAD = re.compile(r"^<!-- stmltm:template (?P<name>[\w-]+) -->\n", re.M)
 CALLS: dict[str, Callable] = {"round": round, "min": min, "max": max, "abs": abs, "len": len}
 OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
        ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b}
@@ -72,21 +73,6 @@ def load_runtimes(path: Path | None = None) -> dict[str, Any]:
     return _read_json(path or RUNTIMES) or {}
 
 
-def half_recall_n(curves: Mapping[str, Any], family: str | None = None) -> float:
-    """N_max: the n where the fitted q_ctx(n) falls to half its n → 0 value (n50 for hyperbolic and Hill,
-    ν·ln 2 for exponential, q0/2ρ for linear), in items. ``inf`` when it never halves."""
-    fits = {f["model"]: f for f in curves["recall"]["fits"]}
-    fam = family or curves["recall"]["best_fit"]
-    p = fits[fam]["params"]
-    if fam in ("hyperbolic", "hill"):
-        return float(p["n50"])
-    if fam == "exponential":
-        return float(p["nu"]) * math.log(2)
-    if fam == "linear":
-        return float(p["q0"]) / (2 * float(p["rho"])) if p["rho"] > 0 else math.inf
-    raise TemplateError(f"half_recall_n: unknown recall family {fam!r}")
-
-
 def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The names a template may use. ``curves`` (the measured-curves JSON) and views of it:
     ``fits[family]``, ``comparison[mode][questions]``, ``retention[mode]`` (ΔNLL rows), ``versus[a][b]``
@@ -114,7 +100,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     recipe_path = data_dir() / "ltm_recipe.jsonl"
     recipe = ({r["name"]: r for r in map(json.loads, recipe_path.read_text().splitlines()) if r}
               if recipe_path.is_file() else None)
-    probes = all_probe_results()
+    probes = all_probe_results(PROBE)
     return {
         "ltm_misses": _ltm_misses(comparison, retention),
         "ltm_bars": thresholds(),
@@ -198,30 +184,6 @@ def _ltm_misses(comparison: Mapping[str, Any], retention: Mapping[str, Any]) -> 
         return "; ".join(comparison_misses(comparison, retention)) or "none"
     except KeyError:  # a comparison without the served modes (e.g. a fast or older run)
         return None
-
-
-def probe_results(path: Path = PROBE, variant: str = "steps") -> dict[str, Any] | None:
-    """:func:`~stmltm_nb.metrics.probe.probe_table` of the recall-probe rows (``benchmarks/probe.py``) for one probe
-    design (default: the shipped one); None when the file is absent (e.g. an installed package without the
-    checkout)."""
-    from stmltm_nb.metrics.probe import PROBE_VARIANTS
-
-    if variant not in PROBE_VARIANTS:
-        raise ValueError(f"probe variant must be one of {PROBE_VARIANTS}, got {variant!r}")
-    tables = all_probe_results(path)
-    return None if tables is None else tables[variant]
-
-
-def all_probe_results(path: Path = PROBE) -> dict[str, dict[str, Any]] | None:
-    """:func:`probe_results` for every design in :data:`~stmltm_nb.metrics.probe.PROBE_VARIANTS` (the rows read
-    once); None when the file is absent."""
-    from stmltm_nb.io import read_jsonl
-    from stmltm_nb.metrics.probe import PROBE_SHARE, PROBE_VARIANTS, probe_table
-
-    if not path.is_file():
-        return None
-    rows = read_jsonl(path)
-    return {v: probe_table(rows, PROBE_SHARE, v) for v in PROBE_VARIANTS}
 
 
 def _stream(path: Path) -> dict[str, Any] | None:
@@ -358,40 +320,3 @@ def render(text: str, ns: Mapping[str, Any] | None = None) -> str:
         return text
     ns = namespace() if ns is None else ns
     return PLACEHOLDER.sub(lambda m: render_placeholder(m.group(1), ns), text)
-
-
-# ---- the README's rendered blocks ---------------------------------------------------------------------------
-
-def readme_templates(path: Path | None = None) -> dict[str, str]:
-    """``readme_blocks.md``: one template per ``<!-- stmltm:template NAME -->`` heading (up to the next one)."""
-    text = (path or README_TEMPLATES).read_text()
-    heads = list(TEMPLATE_HEAD.finditer(text))
-    return {h["name"]: text[h.end(): nxt.start() if nxt else len(text)].strip("\n")
-            for h, nxt in zip(heads, [*heads[1:], None])}
-
-
-def readme_blocks(text: str) -> dict[str, str]:
-    """The current content of each marked block of a README text."""
-    return {m["name"]: m["body"] for m in BLOCK.finditer(text)}
-
-
-def render_readme(text: str, ns: Mapping[str, Any] | None = None, templates: Mapping[str, str] | None = None
-                  ) -> str:
-    """``text`` with every marked block replaced by its rendered template. A block without a template, or a
-    template without a block, is a :class:`TemplateError`."""
-    templates = readme_templates() if templates is None else templates
-    names = list(readme_blocks(text))
-    if sorted(names) != sorted(templates):
-        raise TemplateError(f"README blocks {sorted(names)} and templates {sorted(templates)} differ")
-    ns = namespace() if ns is None else ns
-    return BLOCK.sub(lambda m: m.group(1) + render(templates[m["name"]], ns) + m.group(4), text)
-
-
-def update_readme(path: Path | None = None) -> bool:
-    """Re-render the README's marked blocks in place; True when the file changed."""
-    p = path or README
-    old = p.read_text()
-    new = render_readme(old)
-    if new != old:
-        p.write_text(new)
-    return new != old
