@@ -39,7 +39,7 @@ test: lint test-unit test-notebooks
 
 # Regenerate the committed artefacts (slow; not part of CI)
 measure: venv
-	$(BIN)/stmltm measure --out data/measured_curves.json
+	$(BIN)/stmltm measure --split report --seeds 0 1 --out data/measured_curves.json
 
 # Development tooling (tools/, not shipped): the notebook build and the README's rendered blocks.
 # Options of the build: make notebooks NB_ARGS="--only 00,05 --fast" (python -m tools.notebooks --help)

@@ -62,11 +62,9 @@ facts = load_facts()
 # For each n the STM holds n consecutive facts; we ask about items at its start, middle and end. A hit means the
 # greedy answer contains the gold value. Intervals are Wilson 95 % over the questions asked.
 #
-# **Read the small-n points with care.** The committed curve is carried from the run of {{ curves.carried.recall }}: at n ≤ 4 its
-# start, middle and end are the same facts, so the pooled point at n = 1 counts {{ pooled[1].total }} answers to one question and its
-# interval is too narrow. `stmltm measure` now asks distinct questions, at least 24 per size (`metrics.measure.curve_plan`:
-# positions that would overlap are merged and further buffers of the next n facts are built; the fits count each
-# question once); the next full measurement replaces this curve.
+# Every point asks **distinct questions**, at least 24 per size ({{ pooled[1].total }} at n = 1): where start, middle and end
+# would be the same facts at small n, further buffers of the next n facts are built (`metrics.measure.curve_plan`),
+# and the fits count each question once.
 
 # %%
 fig_recall(curves).show()

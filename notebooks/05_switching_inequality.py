@@ -271,9 +271,10 @@ for name, a, b in (("error rate (1 − held-out recall)", 1 - stm["recall"], 1 -
 print(f"{'sentence NLL, bits/item':<34}{'(copied)':>16}{sent_cart:>17.1f}   base model alone: {sent_base:.1f}")
 
 # %% [markdown]
-# Read the table: by **error rate** the cartridge wins (the STM of all items loses most facts in the crowd), by **answer
-# NLL** it loses — the gold answer's exact tokens are likelier when the fact sits in context, even when the model then
-# fails to say it, and the cartridge paraphrases. **Sentence NLL** (the fact's own words) cannot be compared fairly:
+# Read the table: held-out recall is {{ cell["STM (all items)"].heldout.all }} for the STM of all items and
+# {{ cell["LTM (cartridge)"].heldout.all }} for the cartridge (95 % intervals over relations); the last column gives G4's verdict under
+# each loss, and the two losses need not agree: the gold answer's exact tokens can be likelier when the fact sits in
+# context even when the model then fails to say it, while the cartridge answers in its own words. **Sentence NLL** (the fact's own words) cannot be compared fairly:
 # with the fact in context STM can copy it, so it would always win; against the base model the cartridge saves a
 # few bits per fact. The package uses error rate because it is what a user experiences (was the answer right?), it
 # is bounded in [0, 1] so λ has one meaning (seconds per wrong answer), and it scores paraphrases as right. The price:

@@ -37,7 +37,7 @@ def test_load_curves_errors_are_clear(tmp_path):
 def test_load_curves_refuses_an_old_schema(tmp_path):
     c = v2_curves()
     del c["schema_version"]
-    with pytest.raises(ValueError, match="schema_version missing.*stmltm measure --out data/measured_curves.json"):
+    with pytest.raises(ValueError, match="schema_version missing.*stmltm measure --split report --seeds 0 1 --out data/measured_curves.json"):
         load_curves(_write(tmp_path, c))
     assert load_curves(_write(tmp_path, v2_curves())) == v2_curves()  # the plain dict, validated
 

@@ -40,7 +40,7 @@ def test_an_older_schema_names_the_version_and_the_rebuild_command(version, foun
         c["schema_version"] = version
     with pytest.raises(CurvesError, match=f"schema_version {found}") as e:
         read_curves(c)
-    assert REBUILD in str(e.value) and "stmltm measure --out data/measured_curves.json" in str(e.value)
+    assert REBUILD in str(e.value) and "stmltm measure --split report --seeds 0 1 --out data/measured_curves.json" in str(e.value)
 
 
 def test_a_newer_schema_is_refused():
@@ -121,3 +121,28 @@ def test_the_shipped_file_reads_or_names_its_old_version():
     else:
         rec = read_curves()
         assert rec.served is not None and rec.retention is not None and rec.retrieval is not None
+
+
+def test_the_shipped_curves_follow_the_protocol():
+    """data/measured_curves.json as shipped: two training seeds or more, every memory mode asked (or listed under
+    ``skipped``), retention over ≥ 10 passages and ≥ 2,000 tokens, and a recall curve of distinct questions (≥ 24 per
+    size) measured by this protocol, not carried from an older run."""
+    from collections import defaultdict
+
+    from stmltm_nb.decision.curves_record import MODES
+    from stmltm_nb.shipped import data_dir
+
+    d = json.loads((data_dir() / "measured_curves.json").read_text())
+    read_curves(data_dir() / "measured_curves.json")  # the one reader accepts it
+    assert len(d["seeds"]) >= 2
+    asked = {r["mode"] for r in d["comparison"]}
+    assert set(MODES) <= asked | set(d.get("skipped", [])) and not asked & set(d.get("skipped", []))
+    cart = [r for r in d["comparison"] if r["mode"] == "LTM + residual STM"]
+    assert cart and all(len(r["seeds"]) == len(d["seeds"]) for r in cart)
+    assert d["retention"]["passages"] >= 10 and d["retention"]["tokens"] >= 2000
+    assert "recall" not in d.get("carried", {})
+    asked_at = defaultdict(list)
+    for r in d["recall"]["by_position"]:
+        assert r["facts"], r
+        asked_at[r["n"]] += r["facts"]
+    assert all(len(v) == len(set(v)) >= 24 for v in asked_at.values()), {n: len(v) for n, v in asked_at.items()}

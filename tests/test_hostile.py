@@ -289,7 +289,7 @@ def test_report_json_given_to_the_tuner_is_a_clear_error(tmp_path):
 
     f = tmp_path / "report.json"
     f.write_text(json.dumps({"decision": {"consolidate": False}, "comparison": []}))
-    with pytest.raises(CurvesError, match="schema_version.*stmltm measure --out data/measured_curves.json"):
+    with pytest.raises(CurvesError, match="schema_version.*stmltm measure --split report --seeds 0 1 --out data/measured_curves.json"):
         make_tuner(str(f))
     f.write_text(json.dumps({"schema_version": 2, "decision": {"consolidate": False}, "comparison": []}))
     with pytest.raises(CurvesError, match="consolidation.c_upd_s"):

@@ -89,6 +89,16 @@ def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(on_tiny)
     assert res["split"] == {"name": "report", "consolidated": ["f105", "f120"], "residual": ["f121", "f124"]}
 
 
+def test_measure_final_split_is_the_one_reader_of_the_sealed_facts(on_tiny):
+    """The sealed split's only path, exercised on the tiny random model (no result of the real recipe is read)."""
+    from stmltm_nb.apps.measure_job import run_measurements
+
+    res = run_measurements(fast=True, out=on_tiny / "final.json", progress=False, split="final", seeds=[0],
+                           skip=["STM (all items)", "STM (own chunk, oracle)", "no memory"])
+    assert res["split"]["name"] == "final" and res["split"]["consolidated"][0].startswith("x")
+    assert {r["mode"] for r in res["comparison"]} >= {"LTM (cartridge)", "LTM + residual STM", "teacher (fact alone)"}
+
+
 def test_demo_runs_the_shared_sections_and_writes_the_report(on_tiny):
     from stmltm_nb.apps.demo import run_demo
 

@@ -84,7 +84,7 @@ def browser():
     drv.quit()
 
 
-VERDICTS = ("CONSOLIDATE", "WAIT", "SERVE RETRIEVAL")  # the tuner's three verdicts (stmltm_nb/apps/tuner.py)
+from stmltm_nb.decision.switching import VERDICTS  # noqa: E402 - the tuner's three verdicts
 
 
 def _decision(drv):

@@ -22,12 +22,13 @@ from stmltm_nb.apps.cli_stream import _stream
 
 def _demo(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.demo import run_demo
+    from stmltm_nb.decision.switching import verdict
     from stmltm_nb.env import fast
 
     _check_demo_args(args)
     res = run_demo(args.model, out_dir=args.out, n_facts=args.facts, steps=args.steps, fast=args.fast or fast())
     d = res["decision"]
-    print(("CONSOLIDATE" if d["consolidate"] else "WAIT") + f" — {d['explanation']}")
+    print(f"{verdict(d['consolidate'], d.get('arm', 'stm'))} — {d['explanation']}")
     for r in res["comparison"]:
         if r["questions"] in ("train", "heldout"):
             print(f"  {r['mode']:<26} {r['questions']:<8} recall {r['recall']:.2f}")
@@ -93,7 +94,7 @@ def _check_measure_args(args: argparse.Namespace) -> Path:
 
 def _decide(args: argparse.Namespace) -> int:
     from stmltm_nb.decision.inputs import flatten, given_flags, inputs_from, read_json
-    from stmltm_nb.decision.switching import SwitchingInputError, decide
+    from stmltm_nb.decision.switching import SwitchingInputError, decide, verdict
 
     try:  # one schema: the measured curves (if any), then the JSON file, then the flags given, then defaults
         values = _curves_values(args.curves) if args.curves else {}
@@ -104,8 +105,7 @@ def _decide(args: argparse.Namespace) -> int:
     except SwitchingInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(("CONSOLIDATE" if dec.consolidate else "SERVE RETRIEVAL" if dec.arm == "retrieval" else "WAIT")
-          + f" — {dec.explanation}")
+    print(f"{verdict(dec.consolidate, dec.arm)} — {dec.explanation}")
     print(f"arm: {dec.arm}; " + "; ".join(f"{k} {a.cost_s:.4g} s/query, recall {a.q:.2f} [{a.lo:.2f}, {a.hi:.2f}]"
                                           for k, a in dec.arms.items()))
     print("terms (seconds unless noted):")

@@ -13,6 +13,7 @@ from typing import Any
 from stmltm_nb.apps.log import json_clean, log
 from stmltm_nb.decision.curves_record import SCHEMA_VERSION
 from stmltm_nb.decision.defaults import DEFAULTS
+from stmltm_nb.decision.switching import verdict
 from stmltm_nb.io import atomic_write_json, atomic_write_text
 
 DEMO_FACTS, DEMO_STEPS = 16, 80  # sized for a first run: about 4 minutes on 2 cores (README: measured)
@@ -35,9 +36,9 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    facts = load_facts()  # the question bank is checked before the model loads
     lm = load_model(model_name)
     model, tok = lm.model, lm.tokenizer
-    facts = load_facts()
     train = facts[:n_facts]
     res: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": lm.name, "n_facts": n_facts, "fast": fast}
 
@@ -134,15 +135,14 @@ def write_html(res: dict[str, Any], path: str | Path) -> Path:
                    "</td></tr>" for k, a in d.get("arms", {}).items())
     rows = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r.values()) + "</tr>" for r in res["comparison"])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in res["comparison"][0])
-    verdict = "CONSOLIDATE" if d["consolidate"] else ("SERVE STM + RETRIEVAL" if d.get("arm") == "retrieval"
-                                                      else "WAIT")
+    shown = verdict(d["consolidate"], d.get("arm", "stm"))
     cons = res["consolidation"]["seconds"]
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>stmltm report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
 </head><body><h1>stmltm report — {html.escape(res['model'])}</h1>
 <p>{res['n_facts']} facts consolidated into a cartridge of p={res['cartridge']['p']} tokens in
 {cons['total']:.0f} s (teacher {cons['teacher']:.0f} s, training {cons['train']:.0f} s). Whole run {res['total_seconds']:.0f} s.</p>
-<h2>Decision: {verdict}</h2><p>Decided on {html.escape(d.get('source', 'the measured curves'))}.</p>
+<h2>Decision: {shown}</h2><p>Decided on {html.escape(d.get('source', 'the measured curves'))}.</p>
 <p>{html.escape(d['explanation'])}</p>
 <h3>Arms (held-out recall on the consolidated facts; cost per query, the update amortised over Q)</h3>
 <table><tr><th>arm</th><th>cost [s/query]</th><th>recall [95 % interval]</th><th>equal quality</th>

@@ -24,6 +24,7 @@ from stmltm_nb.decision.switching import (
     advantage,
     decide,
     default_recall,
+    verdict,
 )
 
 # name: (label, min, max, step, log?) ; log sliders take exponents of 10
@@ -173,7 +174,7 @@ class Tuner:
             return
         self.last = d
         colour = "#1a7f37" if d.consolidate else "#a33"
-        verdict = "CONSOLIDATE" if d.consolidate else ("SERVE RETRIEVAL" if d.arm == "retrieval" else "WAIT")
+        shown = verdict(d.consolidate, d.arm)
         blocked = "" if d.consolidate else f"<br>Blocking: <b>{', '.join(d.blocked_by)}</b>"
         t = d.terms
         arms = "; ".join(f"{k}: {a.cost_s:.3g} s/query, recall {a.q:.2f} [{a.lo:.2f}, {a.hi:.2f}], priced "
@@ -181,7 +182,7 @@ class Tuner:
                          for k, a in d.arms.items())
         not_eval = f"<br>Not evaluated (not measured): {', '.join(d.not_evaluated)}" if d.not_evaluated else ""
         self.decision.value = (
-            f"<b style='color:{colour};font-size:1.2em'>{verdict}</b> — {d.explanation}{blocked}<br>"
+            f"<b style='color:{colour};font-size:1.2em'>{shown}</b> — {d.explanation}{blocked}<br>"
             f"A(n) = {t['A']:.4g} s/query (cost saving {t['cost_saving']:.3g} + quality {t['quality_gain']:.3g}); "
             f"Q·A = {t['lhs_QA']:.4g} s vs (1+η)·c_upd = {t['rhs_upd']:.4g} s; "
             f"q_ctx(n) = {t['q_ctx_n']:.2f}, Q* = {t['Q_star']:.4g}<br>Arm: <b>{d.arm}</b> ({arms}){not_eval}<br>"

@@ -287,6 +287,15 @@ class Decision:
                 "blocked_by": self.blocked_by, "explanation": self.explanation}
 
 
+VERDICTS = ("CONSOLIDATE", "SERVE RETRIEVAL", "WAIT")  # what the CLI, the tuner and the demo print
+
+
+def verdict(consolidate: bool, arm: str) -> str:
+    """The decision in one word for people: CONSOLIDATE (serve the cartridge), SERVE RETRIEVAL (STM + retrieval is
+    the cheapest arm at the measured quality) or WAIT (keep the items in STM)."""
+    return VERDICTS[0] if consolidate else VERDICTS[1] if arm == "retrieval" else VERDICTS[2]
+
+
 def _bounds(q: float, lo: float | None, hi: float | None) -> tuple[float, float]:
     """An interval that contains its point value (a missing bound: the point)."""
     return min(q, q if lo is None else lo), max(q, q if hi is None else hi)
