@@ -1,5 +1,6 @@
 """The cartridge folder format: file names, :class:`CartridgeError`, and the checks a folder must pass before its
-weights are read (``cartridge.json`` fields, tensor names and shapes). Torch-free."""
+weights are read (``cartridge.json`` fields, tensor names and shapes; the backend's own fields and checks come from
+its :class:`~stmltm_nb.memory.backends.Backend`). Torch-free."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from stmltm_nb.io import apply_umask
-from stmltm_nb.memory.config import BACKENDS
 
 FORMAT_VERSION = 1
 
@@ -31,13 +31,17 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(mfile.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CartridgeError(f"{mfile} is corrupt: {e}") from e
-    if not isinstance(meta, dict) or meta.get("backend") not in BACKENDS:
+    # imported here: the backends import CartridgeError from this module
+    from stmltm_nb.memory.backends import BACKENDS
+
+    backend = meta.get("backend") if isinstance(meta, dict) else None
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise CartridgeError(f"{mfile} has no valid 'backend'")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CartridgeError(f"{mfile}: unsupported format_version {meta.get('format_version')}")
-    prefix = meta["backend"] == "prefix"
-    fields = [("base_fingerprint", str, None, True), ("p", int, 2 if prefix else 0, True), ("num_frozen", int, 0, True),
-              ("lora_rank", int, 1, not prefix), ("weights_sha256", str, None, False), ("stats", dict, None, False)]
+    impl = BACKENDS[backend]
+    fields = [("base_fingerprint", str, None, True), *impl.meta_fields, ("weights_sha256", str, None, False),
+              ("stats", dict, None, False)]
     for name, kind, lo, required in fields:
         v = meta.get(name)
         if v is None and not required:
@@ -45,19 +49,21 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, kind) or (lo is not None and v < lo):
             want = kind.__name__ + (f" >= {lo}" if lo is not None else "")
             raise CartridgeError(f"{mfile}: field {name!r} must be {want}, got {v!r}")
-    if prefix and meta["num_frozen"] >= meta["p"]:
-        raise CartridgeError(f"{mfile}: field 'num_frozen' must be < p = {meta['p']}, got {meta['num_frozen']}")
+    impl.check_meta(meta, mfile)
     return meta
 
 
 def _check_shapes(wfile: Path, got: dict[str, Any], want: dict[str, Any], meta: dict[str, Any]) -> None:
     """Raise :class:`CartridgeError` unless the saved tensors have exactly the names and shapes ``meta`` implies."""
+    # imported here: the backends import CartridgeError from this module
+    from stmltm_nb.memory.backends import BACKENDS
+
     if set(got) != set(want):
         raise CartridgeError(f"{wfile}: tensors {sorted(set(got) ^ set(want))[:3]} do not match cartridge.json "
                              f"(backend {meta['backend']!r})")
     for k, t in got.items():
         if tuple(t.shape) != tuple(want[k].shape):
-            field = "p" if k == "prompt_embeddings" else "lora_rank"
+            field = BACKENDS[meta["backend"]].shape_field(k)
             raise CartridgeError(f"{wfile}: tensor {k!r} has shape {tuple(t.shape)} but cartridge.json field "
                                  f"{field!r} = {meta.get(field)} implies {tuple(want[k].shape)}")
 

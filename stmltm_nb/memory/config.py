@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-BACKENDS = ("prefix", "lora")
+from stmltm_nb.memory.backends import BACKENDS, DEFAULT_BACKEND, backend_names
+
 INITS = ("stm", "text", "random")
 DTYPES = ("float32", "bfloat16")  # the student's compute dtype (autocast; weights and teacher targets stay float32)
 RETENTION_CORPORA = ("prompts", "prose", "both")  # the model's own answers to generic prompts, everyday prose
@@ -28,8 +29,9 @@ class ConsolidationConfig:
     fractions in [0, 1].
     """
 
-    p: int = 128  # cartridge tokens
-    backend: str = "prefix"  # or "lora"
+    p: int = 128  # cartridge tokens (prefix backend)
+    backend: str = DEFAULT_BACKEND  # a key of memory.backends.BACKENDS: "prefix" or "lora"; the backend reads its own
+    # fields (prefix: p; LoRA: lora_rank) and checks them (Backend.check_config)
     init: str = "stm"  # "stm" (the items' own KV), "text" (a general text's KV) or "random"
     chunk_size: int = 1  # STM items the teacher sees per chunk (q_ctx(1) = 1.00, q_ctx(2) = 0.50)
     k: int = 20  # teacher top-k
@@ -47,7 +49,7 @@ class ConsolidationConfig:
     # between this session's four benchmark runs on a 2-core machine whose speed drifts, 2 was faster than 1 in each)
     dtype: str = "float32"  # the student's forward/backward under autocast in this dtype (DTYPES); bfloat16: faster
     # steps (README benchmark table), but its recall is not measured, so it is not the default
-    lora_rank: int = 8
+    lora_rank: int = 8  # adapter rank (LoRA backend)
     residual_prob: float = 0.5  # share of batches with stand-in residual items before the question (raised from
     # 0.25 together with the switch to prose retention rows; the pair lifted the cartridge facts' recall with
     # residual STM from 0.45 to 0.53 on the tuning split, data/ltm_recipe.jsonl; not measured apart)
@@ -105,11 +107,9 @@ class ConsolidationConfig:
                 raise ValueError(f"ConsolidationConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if self.gold_boost < 1:
             raise ValueError(f"ConsolidationConfig.gold_boost must be >= 1, got {self.gold_boost!r}")
-        if self.backend == "prefix" and self.p < 2:
-            raise ValueError(f"ConsolidationConfig.p must be >= 2 for the prefix backend (one frozen attention-sink "
-                             f"token + trainable ones), got {self.p!r}")
         if self.backend not in BACKENDS:
-            raise ValueError(f"ConsolidationConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
+            raise ValueError(f"ConsolidationConfig.backend must be one of {backend_names()}, got {self.backend!r}")
+        BACKENDS[self.backend].check_config(self)
         if self.retention_corpus not in RETENTION_CORPORA:
             raise ValueError(f"ConsolidationConfig.retention_corpus must be one of {RETENTION_CORPORA}, "
                              f"got {self.retention_corpus!r}")

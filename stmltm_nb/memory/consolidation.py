@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from stmltm_nb.memory.backends import BACKENDS
 from stmltm_nb.memory.batching import residual_pool
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
@@ -60,10 +61,11 @@ def teacher_targets_for(model: Any, tokenizer: Any, items: Sequence[STMItem], te
 
 
 def untrained_cartridge(model: Any, tokenizer: Any, items: Sequence[STMItem], cfg: ConsolidationConfig) -> Cartridge:
-    """The cartridge :func:`consolidate` starts from (initialised from the items' STM text by default)."""
+    """The cartridge :func:`consolidate` starts from (initialised from the items' STM text by default), of the size
+    its backend reads from ``cfg`` (prefix: ``p``; LoRA: ``lora_rank``)."""
     stm_text = "".join(it.text.strip() + "\n" for it in items)
-    return Cartridge.create(model, tokenizer, p=cfg.p, backend=cfg.backend, init=cfg.init, stm_text=stm_text,
-                            lora_rank=cfg.lora_rank, seed=cfg.seed)
+    return Cartridge.create(model, tokenizer, backend=cfg.backend, init=cfg.init, stm_text=stm_text, seed=cfg.seed,
+                            **BACKENDS[cfg.backend].shape_from_config(cfg))
 
 
 def guard_targets(model: Any, tokenizer: Any, cfg: ConsolidationConfig, targets_cache: str | Path | None = "default",
@@ -147,8 +149,8 @@ def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items:
     has not seen (the replayed items' are cached from their own consolidation). Δφ = trained − committed φ.
 
     Raises :class:`~stmltm_nb.memory.cartridge.CartridgeError` before any teacher pass when the committed
-    cartridge is corrupt, belongs to another base model, or has another backend or p than ``config``; the
-    committed cartridge is never modified (the update trains a clone)."""
+    cartridge is corrupt, belongs to another base model, or has another backend or size (prefix: p; LoRA: rank)
+    than ``config``; the committed cartridge is never modified (the update trains a clone)."""
     _check_config(config)
     if not items:
         raise ValueError("nothing to update: no new items")
@@ -184,18 +186,14 @@ def _check_config(cfg: Any) -> None:
 
 
 def _check_compatible(base: Cartridge, model: Any, tokenizer: Any, cfg: ConsolidationConfig) -> None:
-    """A warm start needs the committed cartridge's base model, backend and p to be this run's."""
+    """A warm start needs the committed cartridge's base model, backend and size (its backend's config fields) to
+    be this run's."""
     from stmltm_nb.memory.cartridge import CartridgeError
     from stmltm_nb.models import model_fingerprint
 
     if base.meta.get("base_fingerprint") != model_fingerprint(model, tokenizer):
         raise CartridgeError("cannot warm-start: the committed cartridge was trained on another base model")
-    if base.backend != cfg.backend:
-        raise CartridgeError(f"cannot warm-start: the committed cartridge is a {base.backend} cartridge, the config "
-                             f"asks for {cfg.backend}")
-    if base.backend == "prefix" and base.p != cfg.p:
-        raise CartridgeError(f"cannot warm-start: the committed cartridge has p = {base.p} tokens, the config "
-                             f"asks for p = {cfg.p}")
+    base.impl.check_warm_start(base.meta, cfg)
 
 
 def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], templates: dict[str, Sequence[str]],

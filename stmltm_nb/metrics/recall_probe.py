@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stmltm_nb.memory.backends import BACKENDS
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, templates_of
 from stmltm_nb.memory.facts import Fact
@@ -67,8 +68,8 @@ def probe_plan(n: int, cfg: ConsolidationConfig, share: float = PROBE_SHARE,
                variant: str = "steps") -> tuple[int, ConsolidationConfig]:
     """(items probed, the probe's config) for a job of ``n`` items. ``"steps"``: all n items, ``share`` of the
     steps; ``"replica"``: m = max(PROBE_MIN_ITEMS, ⌈share·n⌉) items (all when n is smaller), p and steps scaled by
-    m/n (p ≥ 2 tokens for a prefix); ``"teacher"``: all n items, 0 steps (nothing trained). ``share`` = 1 is the
-    full run itself."""
+    m/n (the backend's :meth:`~stmltm_nb.memory.backends.Backend.scaled_fields`: p ≥ 2 tokens for a prefix);
+    ``"teacher"``: all n items, 0 steps (nothing trained). ``share`` = 1 is the full run itself."""
     if variant not in PROBE_VARIANTS:
         raise ValueError(f"probe variant must be one of {PROBE_VARIANTS}, got {variant!r}")
     if n < 1:
@@ -78,8 +79,7 @@ def probe_plan(n: int, cfg: ConsolidationConfig, share: float = PROBE_SHARE,
     if variant == "steps" or share == 1:
         return n, replace(cfg, steps=probe_steps(cfg, share))
     m = min(n, max(PROBE_MIN_ITEMS, math.ceil(share * n)))
-    p = max(2 if cfg.backend == "prefix" else 1, round(cfg.p * m / n))
-    return m, replace(cfg, p=p, steps=probe_steps(cfg, m / n))
+    return m, replace(cfg, **BACKENDS[cfg.backend].scaled_fields(cfg, m / n), steps=probe_steps(cfg, m / n))
 
 
 def probe_sample(facts: Sequence[Fact], m: int, seed: int = 0) -> list[Fact]:
