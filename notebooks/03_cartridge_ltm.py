@@ -202,7 +202,7 @@ fig_training(curves).show()
 # {{ recipe.prefix_r25_p25.n_resid }} residual); the **report split** (the facts after {{ recipe.prefix_r25_p25.facts[1] }}) is kept for reporting
 # and was not used for choosing. Each run: `python benchmarks/ltm_recipe.py`
 # (rows in `data/ltm_recipe.jsonl`, one question per fact). A third split, the **final split**
-# (`data/final_facts.jsonl`: new names, relations no other split uses, its own held-out wordings), is **sealed**: no
+# (its own file in `data/`: new names, relations no other split uses, its own held-out wordings), is **sealed**: no
 # run reads it until a recipe is frozen, then `stmltm measure --split final` reads it once.
 
 # %%

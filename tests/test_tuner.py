@@ -106,5 +106,5 @@ def test_a_curves_path_is_read_and_checked(tmp_path):
     old = v2_curves()
     del old["schema_version"]
     p.write_text(json.dumps(old))
-    with pytest.raises(CurvesError, match="schema_version missing.*stmltm measure --out"):
+    with pytest.raises(CurvesError, match="schema_version missing.*stmltm measure --split report"):
         make_tuner(p)
