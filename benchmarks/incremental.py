@@ -118,7 +118,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     def phase(name: str, fn, needed: bool = True) -> Cartridge | None:
         folder = work / name
         if name in res and folder.is_dir():
-            return Cartridge.load(folder, model, tok)
+            return Cartridge.from_pretrained(folder, model, tok)
         if name in res and not needed and measured(name):
             return None  # measured; its cartridge is not needed again
         log(name)

@@ -69,7 +69,7 @@ def main() -> None:
     run = consolidate(model, tok, [f.to_item() for f in cart_f], templates_of(cart_f), cfg, progress=True)
     cart = run.cartridge
     if args.save:
-        cart.save(args.save, overwrite=True)
+        cart.save_pretrained(args.save, overwrite=True)
 
     def recall(buf, fs, kind="train"):
         return evaluate_recall(buf, fs, kind, first_question_only=True, with_nll=False).recall

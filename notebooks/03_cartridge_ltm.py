@@ -319,8 +319,8 @@ from pathlib import Path
 from stmltm_nb.memory.cartridge import compose
 
 with tempfile.TemporaryDirectory() as d:
-    a = Cartridge.create(model, tok, p=16, stm_text=stm_text).save(Path(d) / "a")
-    b = Cartridge.create(model, tok, p=16, init="text").save(Path(d) / "b")
+    a = Cartridge.create(model, tok, p=16, stm_text=stm_text).save_pretrained(Path(d) / "a")
+    b = Cartridge.create(model, tok, p=16, init="text").save_pretrained(Path(d) / "b")
     ab = compose([a, b], Path(d) / "ab", model, tok)
     print("composed p =", ab.p, "| files:", sorted(p.name for p in (Path(d) / "ab").iterdir()))
 

@@ -249,7 +249,7 @@ for i, f in enumerate(stream):
 ev = ctl.events()
 print(f"{len(stream)} items ingested; events: " + ", ".join(f"{k}×{sum(e['event'] == k for e in ev)}"
       for k in dict.fromkeys(e["event"] for e in ev)))
-print("every item accounted for:", ctl.accounted(), "| version", ctl.state["version"], "| residual STM", len(ctl.residual()))
+print("every item accounted for:", ctl.accounted(), "| version", ctl.state.version, "| residual STM", len(ctl.residual()))
 
 # %%
 for e in ev:

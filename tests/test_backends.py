@@ -194,7 +194,7 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
     folder = cart.save_pretrained(tmp_path / "toy")
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["backend"] == toy.name and not {"p", "num_frozen", "lora_rank"} & set(meta)
-    loaded = Cartridge.load(folder, tiny.model, tiny.tokenizer)
+    loaded = Cartridge.from_pretrained(folder, tiny.model, tiny.tokenizer)
     assert loaded.impl is toy and torch.equal(loaded.delta_vector(), cart.delta_vector())
     assert (loaded.memory().query_logits("Q?") - cart.memory().query_logits("Q?")).abs().max() == 0
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from stmltm_nb.memory.batching import collate, pick_batch, residual_pool, sample_residual
-from stmltm_nb.memory.cartridge import Cartridge, CartridgeError, compose, kv_bytes_per_token
+from stmltm_nb.memory.cartridge import Cartridge, compose, kv_bytes_per_token
+from stmltm_nb.memory.cartridge_files import CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.questions import Query
 from stmltm_nb.memory.stm import STMBuffer
@@ -304,15 +305,15 @@ def test_save_load_round_trip_bit_exact(lm, items, facts, tmp_path, backend):
     cart = Cartridge.create(lm.model, lm.tokenizer, p=8, backend=backend, stm_text=stm_text(items))
     tt = make_targets(lm, items, facts)
     train_cartridge(cart, tt, recipe(steps=2, batch_size=2), progress=False)
-    path = cart.save(tmp_path / "c1")
-    loaded = Cartridge.load(path, lm.model, lm.tokenizer)
+    path = cart.save_pretrained(tmp_path / "c1")
+    loaded = Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
     a, b = cart._state_tensors(), loaded._state_tensors()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert loaded.meta["stats"]["steps"] == 2 and loaded.backend == backend
     assert (cart.memory().query_logits("Q?") - loaded.memory().query_logits("Q?")).abs().max() == 0
     with pytest.raises(CartridgeError, match="exists"):
-        cart.save(path)
-    cart.save(path, overwrite=True)
+        cart.save_pretrained(path)
+    cart.save_pretrained(path, overwrite=True)
 
 
 def test_lora_does_not_modify_the_shared_base_model(lm, items, facts):
@@ -326,34 +327,34 @@ def test_lora_does_not_modify_the_shared_base_model(lm, items, facts):
 
 
 def test_load_onto_another_model_fails(lm, items, tmp_path, tokenizer):
-    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save(tmp_path / "c")
+    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save_pretrained(tmp_path / "c")
     other = tiny_llama(tokenizer, seed=1)
     with pytest.raises(CartridgeError, match="another base model"):
-        Cartridge.load(path, other.model, other.tokenizer)
+        Cartridge.from_pretrained(path, other.model, other.tokenizer)
 
 
 def test_corrupt_or_truncated_files_fail_clearly(lm, items, tmp_path):
-    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save(tmp_path / "c")
+    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save_pretrained(tmp_path / "c")
     w = path / "adapter_model.safetensors"
     data = w.read_bytes()
     w.write_bytes(data[: len(data) // 2])
     with pytest.raises(CartridgeError, match="checksum"):
-        Cartridge.load(path, lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
     meta = json.loads((path / "cartridge.json").read_text())
     meta.pop("weights_sha256")
     (path / "cartridge.json").write_text(json.dumps(meta))
     with pytest.raises(CartridgeError, match="cannot read"):
-        Cartridge.load(path, lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
     (path / "cartridge.json").write_text("{trunc")
     with pytest.raises(CartridgeError, match="corrupt"):
-        Cartridge.load(path, lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
     with pytest.raises(CartridgeError, match="not a saved cartridge"):
-        Cartridge.load(tmp_path / "nothing", lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(tmp_path / "nothing", lm.model, lm.tokenizer)
 
 
 def test_compose_two_cartridges(lm, items, tmp_path):
-    a = Cartridge.create(lm.model, lm.tokenizer, p=6, stm_text=stm_text(items[:2])).save(tmp_path / "a")
-    b = Cartridge.create(lm.model, lm.tokenizer, p=5, stm_text=stm_text(items[2:])).save(tmp_path / "b")
+    a = Cartridge.create(lm.model, lm.tokenizer, p=6, stm_text=stm_text(items[:2])).save_pretrained(tmp_path / "a")
+    b = Cartridge.create(lm.model, lm.tokenizer, p=5, stm_text=stm_text(items[2:])).save_pretrained(tmp_path / "b")
     c = compose([a, b], tmp_path / "ab", lm.model, lm.tokenizer)
     assert c.p == 11 and c.meta["composed_from"] == ["a", "b"]
     assert c.kv_cache().get_seq_length() == 11
@@ -388,7 +389,7 @@ def test_a_cartridge_saved_with_the_older_fingerprint_still_loads(tiny, tmp_path
     meta = json.loads((path / "cartridge.json").read_text())
     meta["base_fingerprint"] = model_fingerprint(tiny.model, tiny.tokenizer, legacy=True)
     (path / "cartridge.json").write_text(json.dumps(meta))
-    assert Cartridge.load(path, tiny.model, tiny.tokenizer).meta["base_fingerprint"] == model_fingerprint(
+    assert Cartridge.from_pretrained(path, tiny.model, tiny.tokenizer).meta["base_fingerprint"] == model_fingerprint(
         tiny.model, tiny.tokenizer)
 
 

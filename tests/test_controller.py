@@ -11,7 +11,7 @@ import pytest
 
 from stmltm_nb.decision.controller import Controller, ControllerConfig, FolderBusyError
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.stm import STMError
+from stmltm_nb.memory.items import STMError
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -83,7 +83,7 @@ def test_snr_gate_is_measured_online_and_blocks_on_its_own(tiny, facts, tmp_path
     assert (g1["value"], g1["unit"], g1["detail"]["m_star_rule"]) == (4, "items", "ln(1/δ)/KL(q_ctx(n) + γ ‖ q̂_cart(n))")
     if tau > 1:
         assert ev["blocked_by"] == ["G2 SNR"] and not ev["consolidate"]
-        assert ctl.state["version"] == 0 and not any(e["event"] == "consolidate.start" for e in ctl.events())
+        assert ctl.state.version == 0 and not any(e["event"] == "consolidate.start" for e in ctl.events())
     else:
         assert ev["consolidate"] and any(e["event"] == "consolidate.start" for e in ctl.events())
     assert ctl.accounted()
@@ -183,7 +183,7 @@ def test_newer_item_supersedes_and_bad_items_are_rejected(ctl, facts):
     assert any(e["event"] == "supersede" for e in ctl.events())
     with pytest.raises(STMError, match="already"):
         ctl.ingest(c.to_item(time=3.0))
-    from stmltm_nb.memory.stm import STMItem
+    from stmltm_nb.memory.items import STMItem
 
     with pytest.raises(STMError):
         ctl.ingest(STMItem(text="   ", id="blank"))
@@ -283,7 +283,7 @@ def test_sigkill_during_consolidation_loses_nothing_and_resumes(tmp_path, mode):
     assert rc == -signal.SIGKILL, out
     assert "COMMITTED" not in out
     ctl, facts = _check_recovered(root)
-    assert ctl.state["version"] == 0 and len(ctl.residual()) == len(facts)
+    assert ctl.state.version == 0 and len(ctl.residual()) == len(facts)
     if mode == "save":  # the kill came after the weights were written but before the commit record
         assert not (root / "state.json").exists()
     res = ctl.consolidate()  # restart resumes cleanly
@@ -291,9 +291,9 @@ def test_sigkill_during_consolidation_loses_nothing_and_resumes(tmp_path, mode):
     if res["committed"]:
         from stmltm_nb.memory.cartridge import Cartridge
 
-        Cartridge.load(root / "versions" / f"v{ctl.state['version']:04d}", ctl.model, ctl.tokenizer)
+        Cartridge.from_pretrained(root / "versions" / f"v{ctl.state.version:04d}", ctl.model, ctl.tokenizer)
     state = json.loads((root / "state.json").read_text()) if (root / "state.json").exists() else {"version": 0}
-    assert state["version"] == ctl.state["version"]
+    assert state["version"] == ctl.state.version
 
 
 def test_a_second_process_is_refused_and_the_folder_reopens_after_a_kill(tmp_path):

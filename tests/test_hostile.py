@@ -304,7 +304,7 @@ def saved(tokenizer, tmp_path):
 
     lm = tiny_llama(tokenizer, seed=0)
     cart = Cartridge.create(lm.model, tokenizer, p=16, init="stm", stm_text="A note.\n")
-    return lm, cart.save(tmp_path / "cart")
+    return lm, cart.save_pretrained(tmp_path / "cart")
 
 
 @pytest.mark.parametrize("field, value, msg", [
@@ -313,31 +313,34 @@ def saved(tokenizer, tmp_path):
     ("p", 128, r"'prompt_embeddings' has shape \(16, .*'p' = 128 implies \(128,"),
 ])
 def test_bad_cartridge_metadata_names_the_field(saved, tokenizer, field, value, msg):
-    from stmltm_nb.memory.cartridge import META_FILE, Cartridge, CartridgeError
+    from stmltm_nb.memory.cartridge import Cartridge
+    from stmltm_nb.memory.cartridge_files import META_FILE, CartridgeError
 
     lm, path = saved
     meta = json.loads((path / META_FILE).read_text())
     meta[field] = value
     (path / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(CartridgeError, match=msg):
-        Cartridge.load(path, lm.model, tokenizer)
+        Cartridge.from_pretrained(path, lm.model, tokenizer)
 
 
 def test_lora_rank_mismatch_names_the_field(tokenizer, tmp_path):
-    from stmltm_nb.memory.cartridge import META_FILE, Cartridge, CartridgeError
+    from stmltm_nb.memory.cartridge import Cartridge
+    from stmltm_nb.memory.cartridge_files import META_FILE, CartridgeError
     from stmltm_nb.models import tiny_llama
 
     lm = tiny_llama(tokenizer, seed=0)
-    path = Cartridge.create(lm.model, tokenizer, backend="lora", lora_rank=4).save(tmp_path / "lora")
+    path = Cartridge.create(lm.model, tokenizer, backend="lora", lora_rank=4).save_pretrained(tmp_path / "lora")
     meta = json.loads((path / META_FILE).read_text())
     meta["lora_rank"] = 8
     (path / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(CartridgeError, match="'lora_rank' = 8"):
-        Cartridge.load(path, lm.model, tokenizer)
+        Cartridge.from_pretrained(path, lm.model, tokenizer)
 
 
 def test_compose_edge_cases(saved, tokenizer, tmp_path):
-    from stmltm_nb.memory.cartridge import WEIGHTS_FILE, CartridgeError, compose
+    from stmltm_nb.memory.cartridge import compose
+    from stmltm_nb.memory.cartridge_files import WEIGHTS_FILE, CartridgeError
 
     lm, path = saved
     with pytest.raises(CartridgeError, match="at least two saved cartridges, got 0"):
@@ -390,7 +393,7 @@ def test_interrupted_cartridge_save_leaves_nothing(saved, tokenizer, tmp_path, m
     from stmltm_nb.memory.cartridge import Cartridge
 
     lm, path = saved
-    cart = Cartridge.load(path, lm.model, tokenizer)
+    cart = Cartridge.from_pretrained(path, lm.model, tokenizer)
     before = sorted(p.name for p in tmp_path.iterdir())
 
     def interrupted(*a, **k):
@@ -398,11 +401,11 @@ def test_interrupted_cartridge_save_leaves_nothing(saved, tokenizer, tmp_path, m
 
     monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        cart.save(tmp_path / "second")
+        cart.save_pretrained(tmp_path / "second")
     with pytest.raises(KeyboardInterrupt):
-        cart.save(path, overwrite=True)
+        cart.save_pretrained(path, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == before and no_hidden(tmp_path) == []
-    Cartridge.load(path, lm.model, tokenizer)  # the old one is intact
+    Cartridge.from_pretrained(path, lm.model, tokenizer)  # the old one is intact
 
 
 def test_saved_files_get_umask_permissions(tokenizer, tmp_path, umask_022):
@@ -412,7 +415,7 @@ def test_saved_files_get_umask_permissions(tokenizer, tmp_path, umask_022):
 
     assert _mode(atomic_write_text(tmp_path / "a.txt", "x")) == 0o644
     lm = tiny_llama(tokenizer, seed=0)
-    path = Cartridge.create(lm.model, tokenizer, p=8, init="random").save(tmp_path / "cart")
+    path = Cartridge.create(lm.model, tokenizer, p=8, init="random").save_pretrained(tmp_path / "cart")
     assert _mode(path) == 0o755 and {_mode(f) for f in path.iterdir()} == {0o644}
     with atomic_dir(tmp_path / "model") as tmp:  # what the model conversion publishes
         (tmp / "w.bin").write_bytes(b"x")

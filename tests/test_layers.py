@@ -57,6 +57,19 @@ def test_no_module_over_the_size_limit(module, path):
     assert n <= MAX_LINES, f"{module} has {n} lines (limit {MAX_LINES}): split it by job"
 
 
+@pytest.mark.parametrize("module,path", _modules(), ids=[m for m, _ in _modules()])
+def test_no_reexport_shims_and_no_alias_names(module, path):
+    """A name lives in one module and is imported from there: no ``noqa: F401`` re-export, and no class attribute
+    that only renames a method (``save = save_pretrained``)."""
+    text = path.read_text()
+    assert "noqa: F401" not in text, f"{module} re-exports names: import them from their home module"
+    for cls in (n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ClassDef)):
+        methods = {f.name for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        aliases = [t.id for a in cls.body if isinstance(a, ast.Assign) and isinstance(a.value, ast.Name)
+                   and a.value.id in methods for t in a.targets if isinstance(t, ast.Name)]
+        assert not aliases, f"{module}.{cls.name} keeps alias names {aliases}: one name per method"
+
+
 @pytest.mark.parametrize("module", ["stmltm_nb.decision.switching", "stmltm_nb.decision.curves",
                                     "stmltm_nb.decision.policies", "stmltm_nb.decision.inputs",
                                     "stmltm_nb.decision.symbolic", "stmltm_nb.decision.online", "stmltm_nb.apps.tuner",

@@ -144,7 +144,7 @@ def test_key_conflicts_find_shipped_contradictions_only():
 
 
 def test_model_conflicts_with_a_stub_nll():
-    from stmltm_nb.memory.stm import STMItem
+    from stmltm_nb.memory.items import STMItem
 
     a = STMItem("The capital of Lusglaex is Kreistrov.", id="a", answer="Kreistrov", time=1)
     b = STMItem("The capital of Lusglaex is Brommel.", id="b", answer="Brommel", time=2)

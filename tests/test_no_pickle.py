@@ -25,7 +25,7 @@ def test_loading_user_files_never_calls_pickle(tiny, facts, tmp_path, monkeypatc
     from stmltm_nb.memory.stm import STMBuffer
 
     cart = Cartridge.create(tiny.model, tiny.tokenizer, p=8, stm_text=facts[0].text)
-    path = cart.save(tmp_path / "c")
+    path = cart.save_pretrained(tmp_path / "c")
     buf = STMBuffer(tiny.model, tiny.tokenizer)
     buf.append(facts[0].to_item())
     stm_path = buf.save(tmp_path / "stm.jsonl")
@@ -36,7 +36,7 @@ def test_loading_user_files_never_calls_pickle(tiny, facts, tmp_path, monkeypatc
     monkeypatch.setattr(torch, "load", forbidden)
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "loads", forbidden)
-    Cartridge.load(path, tiny.model, tiny.tokenizer)
+    Cartridge.from_pretrained(path, tiny.model, tiny.tokenizer)
     STMBuffer.load(stm_path, tiny.model, tiny.tokenizer)
 
 

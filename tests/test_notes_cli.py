@@ -48,8 +48,8 @@ def test_consolidate_writes_a_complete_cartridge_folder(consolidated):
     assert all(0 <= r["heldout"] <= 1 for r in report["rows"])
     log = json.loads((out / "training_log.json").read_text())
     assert len(log["losses"]) == 3 and log["config"]["p"] == 8
+    from stmltm_nb.memory.items import read_items
     from stmltm_nb.memory.notes import read_notes
-    from stmltm_nb.memory.stm import read_items
 
     studied = read_notes(out / "notes.jsonl")
     assert [n.text for n in studied] == NOTES and all(len(n.questions) >= 2 and n.heldout_question for n in studied)

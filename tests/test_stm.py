@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from stmltm_nb.memory.stm import STMBuffer, STMCapacityError, STMError, STMFileError, STMItem
+from stmltm_nb.memory.items import STMCapacityError, STMError, STMFileError, STMItem
+from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.prompts import encode
 
 

@@ -7,7 +7,8 @@ import hashlib
 import pytest
 import torch
 
-from stmltm_nb.memory.cartridge import Cartridge, CartridgeError
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.memory.cartridge_files import CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, replay_sample, templates_of, update
 

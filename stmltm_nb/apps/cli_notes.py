@@ -53,7 +53,7 @@ def consolidate_cmd(args: argparse.Namespace) -> int:
 
 def ask_cmd(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.own_notes import ask
-    from stmltm_nb.memory.cartridge import CartridgeError, read_meta
+    from stmltm_nb.memory.cartridge_files import CartridgeError, read_meta
 
     try:
         read_meta(args.folder)  # a folder that is not a cartridge fails before the model loads

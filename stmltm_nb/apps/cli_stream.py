@@ -73,7 +73,7 @@ def _stream(args: argparse.Namespace) -> int:
     served = _contradictions_served(ctl, contra, {f.id: f for f in allf})
     if contra:
         ctl.event("contradictions", served=served)
-    summary = {"event": "summary", "items": len(ctl.items), "versions": ctl.state["version"],
+    summary = {"event": "summary", "items": len(ctl.items), "versions": ctl.state.version,
                "absorbed": len(ctl.absorbed_ids()), "residual": len(ctl.residual()),
                "superseded": len(superseded_ids(ctl.items)), "lost": len(lost),
                "commits": sum(e["event"] == "commit" for e in ctl.events()),

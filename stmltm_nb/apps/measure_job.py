@@ -158,7 +158,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
             raise ValueError(f"{out}: section {key} holds a cartridge of seed {kept_seed}, not {seed}; resume with "
                              f"the seeds in their first order or delete the section")
         run = state.get("runs", {}).get(seed)
-        carts[seed] = run.cartridge if run is not None else Cartridge.load(seed_dir(seed), model, tok)
+        carts[seed] = run.cartridge if run is not None else Cartridge.from_pretrained(seed_dir(seed), model, tok)
     run = state.get("runs", {}).get(seeds[0])
     if run is None:  # resumed: the teacher targets come from the cache, no training
         run = consolidate(model, tok, items, templates_of(train_facts), replace(cfg0, steps=0), progress=False)

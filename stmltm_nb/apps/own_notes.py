@@ -44,7 +44,8 @@ def _recall(buf: Any, facts: Sequence[Fact], kind: str) -> float:
 
 def _stm_of(model: Any, tok: Any, items: list) -> Any:
     """All notes in plain STM, or None when they do not fit the window."""
-    from stmltm_nb.memory.stm import STMBuffer, STMCapacityError
+    from stmltm_nb.memory.items import STMCapacityError
+    from stmltm_nb.memory.stm import STMBuffer
 
     buf = STMBuffer(model, tok, allow_duplicates=True)
     try:
@@ -121,7 +122,8 @@ def ask(model: Any, tok: Any, folder: str | Path, question: str, residual: Seque
     ``compare``, also from STM only (the absorbed notes of ``stm.jsonl`` + ``residual``) and from no memory.
     Raises :class:`~stmltm_nb.memory.cartridge.CartridgeError` for a folder that is not a cartridge of this model."""
     from stmltm_nb.memory.cartridge import Cartridge
-    from stmltm_nb.memory.stm import STMBuffer, read_items
+    from stmltm_nb.memory.items import read_items
+    from stmltm_nb.memory.stm import STMBuffer
 
     cart = Cartridge.from_pretrained(folder, model, tok)
     items = [n.to_item() for n in residual]

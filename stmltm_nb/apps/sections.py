@@ -68,7 +68,7 @@ def consolidation_section(model: Any, tok: Any, facts: Sequence[Fact], cfg: Cons
     analytic FLOPs, ...; the run itself)."""
     run = consolidate(model, tok, [f.to_item() for f in facts], templates_of(facts), cfg, progress=progress)
     if save_to is not None:
-        run.cartridge.save(save_to, overwrite=True)
+        run.cartridge.save_pretrained(save_to, overwrite=True)
     flops = M.training_flops(model.config, run.targets, cfg.steps, cfg.batch_size, cfg.p)
     return {"config": asdict(cfg), "seconds": run.seconds, "c_upd_s": run.seconds["total"],
             "losses": run.train.losses, "examples": len(run.targets), "flops": flops,
@@ -191,7 +191,8 @@ def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated:
     """Contradictions among the shipped facts found by key and by the model (answer NLL rise ≥ 1 nat/token),
     probed on the contradiction pairs plus the first ``n_unrelated`` facts of ``facts``."""
     from stmltm_nb.memory.facts import load_facts
-    from stmltm_nb.memory.stm import STMBuffer, STMItem
+    from stmltm_nb.memory.items import STMItem
+    from stmltm_nb.memory.stm import STMBuffer
     from stmltm_nb.metrics.governance import key_conflicts, model_conflicts
 
     allf = load_facts(contradictions=True)

@@ -33,10 +33,12 @@ from stmltm_nb.decision.online import OnlineDecision, rule_spec
 from stmltm_nb.decision.state import ControllerState
 from stmltm_nb.decision.store import EVENTS_FILE, ITEMS_FILE, STATE_FILE, FolderBusyError, Store
 from stmltm_nb.decision.switching import Decision, SwitchInputs, advantage, decide
-from stmltm_nb.memory.cartridge import Cartridge, CartridgeError
+from stmltm_nb.memory.cartridge import Cartridge
+from stmltm_nb.memory.cartridge_files import CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import consolidate, update
-from stmltm_nb.memory.stm import STMBuffer, STMError, STMItem, validate_item
+from stmltm_nb.memory.items import STMError, STMItem, validate_item
+from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.metrics.governance import superseded_ids
 
 __all__ = ["Controller", "ControllerConfig", "FolderBusyError", "STATE_FILE", "ITEMS_FILE", "EVENTS_FILE"]
@@ -106,7 +108,7 @@ class Controller:
         self.cartridge = None
         if v:
             try:
-                self.cartridge = Cartridge.load(self.store.version_dir(v), self.model, self.tokenizer)
+                self.cartridge = Cartridge.from_pretrained(self.store.version_dir(v), self.model, self.tokenizer)
             except CartridgeError as e:
                 raise CartridgeError(f"committed cartridge v{v} cannot be loaded: {e}") from e
         self._rebuild_memory()
@@ -264,9 +266,10 @@ class Controller:
         absorbed = list(checks["holdout_passed"])
         kept = [it.id for it in residual if it.id not in set(absorbed)]
         cand, path = run.cartridge, self.store.version_dir(v_new)
-        cand.meta["manifest"] = {"parent": self.state.version, "absorbed": absorbed, "replay": [it.id for it in replay],
-                                 "checks": checks, "seconds": run.seconds, "mode": mode}
-        cand.save(path, overwrite=path.exists())  # an uncommitted leftover of a crashed run is replaced
+        cand.record = cand.record.with_manifest({"parent": self.state.version, "absorbed": absorbed,
+                                                 "replay": [it.id for it in replay], "checks": checks,
+                                                 "seconds": run.seconds, "mode": mode})
+        cand.save_pretrained(path, overwrite=path.exists())  # an uncommitted leftover of a crashed run is replaced
         self._set_state(self.state.commit(v_new, absorbed, kept, measured, mode=mode))
         self.rule.consolidated()
         self.cartridge = cand

@@ -58,13 +58,6 @@ class ControllerState:
         """A version number never used by a committed version (folders of old versions stay immutable)."""
         return max(self.parents, default=0) + 1
 
-    def __getitem__(self, key: str) -> Any:
-        """Read-only view of the JSON record (``state["version"]``), for callers of the old dict state."""
-        return self.to_json()[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.to_json()
-
     # ----- mutators -----------------------------------------------------------------------------------------
     def commit(self, version: int, absorbed: Iterable[str], kept_in_stm: Iterable[str] = (),
                measured: dict[str, float] | None = None, mode: str = "full") -> ControllerState:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stmltm_nb.memory.cartridge import Cartridge
-from stmltm_nb.memory.stm import STMItem
+from stmltm_nb.memory.items import STMItem
 from stmltm_nb.memory.teacher import Example, TeacherTargets
 from stmltm_nb.prompts import CHATML, ChatFormat, encode
 

@@ -25,19 +25,19 @@ frozen count, backend, format version, training stats, SHA-256 of the weights). 
 
 from __future__ import annotations
 
-import copy
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from stmltm_nb.io import atomic_dir, sha256_file
 from stmltm_nb.memory.backends import DEFAULT_BACKEND, Backend, backend_named, backend_names
-from stmltm_nb.memory.cartridge_files import (  # noqa: F401 - re-exported: the folder format
-    FORMAT_VERSION,
+from stmltm_nb.memory.cartridge_files import (
     META_FILE,
     WEIGHTS_FILE,
     CartridgeError,
+    CartridgeRecord,
     _check_shapes,
     _publishable,
     read_meta,
@@ -57,16 +57,25 @@ def kv_bytes_per_token(config: Any, bytes_per_value: int = 4) -> int:
 class Cartridge:
     """A trained memory φ: a KV prefix (PEFT CartridgeConfig) or a LoRA, on top of a frozen base model."""
 
-    def __init__(self, peft_model: Any, base_model: Any, tokenizer: Any, backend: str, meta: dict[str, Any],
+    def __init__(self, peft_model: Any, base_model: Any, tokenizer: Any, record: CartridgeRecord,
                  fmt: ChatFormat = CHATML, header: str = DEFAULT_HEADER):
         self.peft_model = peft_model
         self.base_model = base_model
         self.tokenizer = tokenizer
-        self.backend = backend
-        self.impl: Backend = backend_named(backend)  # what this kind of cartridge does its own way
-        self.meta = meta
+        self.impl: Backend = backend_named(record.backend)  # what this kind of cartridge does its own way
+        self.record = record  # what it records about itself (cartridge.json); stages replace it, never edit it
         self.fmt = fmt
         self.header = header
+
+    @property
+    def backend(self) -> str:
+        """The registry name of this cartridge's backend (``"prefix"``, ``"lora"``)."""
+        return self.record.backend
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """``cartridge.json`` as a dict (a copy: change the record with its methods, not this dict)."""
+        return self.record.to_json()
 
     # ----- construction ------------------------------------------------------------------------------
     @classmethod
@@ -86,13 +95,10 @@ class Cartridge:
         if init not in INITS:
             raise CartridgeError(f"init must be one of {INITS}, got {init!r}")
         shape = impl.shape(p=p, num_frozen=num_frozen, lora_rank=lora_rank)
-        meta: dict[str, Any] = {
-            "format_version": FORMAT_VERSION, "backend": backend, "init": init,
-            "base_fingerprint": model_fingerprint(model, tokenizer),
-            "base_model_type": model.config.model_type, "stats": {}, **shape,
-        }
+        record = CartridgeRecord(backend=backend, base_fingerprint=model_fingerprint(model, tokenizer), init=init,
+                                 shape=shape, base_model_type=model.config.model_type)
         torch.manual_seed(seed)
-        cart = cls(impl.attach(model, shape), model, tokenizer, backend, meta, fmt, header)
+        cart = cls(impl.attach(model, shape), model, tokenizer, record, fmt, header)
         impl.initialise(cart, init, stm_text)
         return cart
 
@@ -100,7 +106,7 @@ class Cartridge:
     @property
     def p(self) -> int:
         """Tokens the cartridge serves as context: the prefix's virtual tokens (0 for LoRA)."""
-        return self.impl.tokens(self.meta)
+        return self.impl.tokens(self.record.shape)
 
     @property
     def encoder(self) -> Any:
@@ -165,19 +171,17 @@ class Cartridge:
             self.peft_model.peft_config[self.peft_model.active_adapter].save_pretrained(str(tmp))
             tensors = self._state_tensors()
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "stmltm_backend": self.backend})
-            meta = dict(self.meta, weights_sha256=sha256_file(tmp / WEIGHTS_FILE))
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False, default=str))
+            record = self.record.saved(sha256_file(tmp / WEIGHTS_FILE))
+            (tmp / META_FILE).write_text(json.dumps(record.to_json(), indent=2, allow_nan=False, default=str))
             _publishable(tmp)
-        self.meta = meta
+        self.record = record
         return path
-
-    save = save_pretrained  # the original name, kept as an alias
 
     def _state_tensors(self) -> dict:
         return self.impl.state_tensors(self)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model: Any, tokenizer: Any, header: str = DEFAULT_HEADER,
+    def from_pretrained(cls, path: str | os.PathLike, model: Any, tokenizer: Any, header: str = DEFAULT_HEADER,
              fmt: ChatFormat = CHATML) -> Cartridge:
         """Load a saved cartridge onto ``model``. Fails with :class:`CartridgeError` if the files are missing,
         corrupt (checksum), or were trained on another base model (fingerprint)."""
@@ -207,7 +211,7 @@ class Cartridge:
         cart = cls._shaped_like(meta, model, tokenizer, header, fmt)
         _check_shapes(wfile, tensors, cart._state_tensors(), meta)
         cart._set_state(tensors)
-        cart.meta = meta
+        cart.record = CartridgeRecord.from_json(meta, (f.name for f in cart.impl.meta_fields))
         return cart
 
     @classmethod
@@ -226,13 +230,8 @@ class Cartridge:
         model: the warm start of an incremental update. Training the clone leaves this one untouched."""
         twin = type(self)._shaped_like(self.meta, self.base_model, self.tokenizer, self.header, self.fmt)
         twin._set_state(self._state_tensors())
-        twin.meta = copy.deepcopy(self.meta)
+        twin.record = self.record  # frozen: the twin's stages replace it, never edit it
         return twin
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, model: Any, tokenizer: Any, **kwargs: Any) -> Cartridge:
-        """:meth:`load` under the Hugging Face name."""
-        return cls.load(path, model, tokenizer, **kwargs)
 
 
 def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: Any, tokenizer: Any) -> Cartridge:
@@ -259,10 +258,12 @@ def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: An
     for p, m in zip(paths, metas):
         if m.get("weights_sha256") and sha256_file(Path(p) / WEIGHTS_FILE) != m["weights_sha256"]:
             raise CartridgeError(f"{Path(p) / WEIGHTS_FILE} is corrupt or truncated (checksum mismatch)")
-    meta = dict(metas[0], init="composed", stats={}, composed_from=[str(Path(p).name) for p in paths])
+    first = CartridgeRecord.from_json(metas[0], (f.name for f in impl.meta_fields))
     with atomic_dir(output) as tmp:
-        meta.update(impl.compose_into([str(p) for p in paths], metas, tmp))
-        meta["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        shape = {**first.shape, **impl.compose_into([str(p) for p in paths], metas, tmp)}
+        record = replace(first, init="composed", shape=shape, stats={}, manifest=None,
+                         items=tuple(dict.fromkeys(i for m in metas for i in m.get("items", []))),
+                         composed_from=tuple(Path(p).name for p in paths)).saved(sha256_file(tmp / WEIGHTS_FILE))
+        (tmp / META_FILE).write_text(json.dumps(record.to_json(), indent=2))
         _publishable(tmp)
-    return Cartridge.load(output, model, tokenizer)
+    return Cartridge.from_pretrained(output, model, tokenizer)

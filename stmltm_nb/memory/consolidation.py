@@ -17,8 +17,8 @@ from stmltm_nb.memory.batching import residual_pool
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.facts import Fact, load_practice_facts, retention_passages, retention_prompts
+from stmltm_nb.memory.items import STMItem
 from stmltm_nb.memory.questions import Query, build_queries
-from stmltm_nb.memory.stm import STMItem
 from stmltm_nb.memory.teacher import (
     TeacherTargets,
     compute_teacher_targets,
@@ -155,7 +155,7 @@ def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items:
     if not items:
         raise ValueError("nothing to update: no new items")
     _guard_inputs(config, practice, retention)
-    base = committed if isinstance(committed, Cartridge) else Cartridge.load(committed, model, tokenizer)
+    base = committed if isinstance(committed, Cartridge) else Cartridge.from_pretrained(committed, model, tokenizer)
     _check_compatible(base, model, tokenizer, config)
     ensure_cache_writable(_targets_cache(targets_cache))
     sample = replay_sample(replay, config.replay_size, config.seed)
@@ -163,9 +163,8 @@ def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items:
     run = _distil(model, tokenizer, cart, sample + list(items), templates, replace(config, lr=config.update_lr),
                   config.update_steps, targets_cache, progress, practice, retention,
                   emphasis=(len(sample), config.update_new_share))
-    cart.meta["items"] = list(dict.fromkeys([*base.meta.get("items", []), *(it.id for it in items)]))
-    cart.meta["stats"]["update"] = {"new_items": len(items), "replayed": len(sample),
-                                    "parent_items": len(base.meta.get("items", []))}
+    cart.record = cart.record.absorbing([*base.record.items, *(it.id for it in items)], update={
+        "new_items": len(items), "replayed": len(sample), "parent_items": len(base.record.items)})
     return run
 
 
@@ -188,12 +187,12 @@ def _check_config(cfg: Any) -> None:
 def _check_compatible(base: Cartridge, model: Any, tokenizer: Any, cfg: ConsolidationConfig) -> None:
     """A warm start needs the committed cartridge's base model, backend and size (its backend's config fields) to
     be this run's."""
-    from stmltm_nb.memory.cartridge import CartridgeError
+    from stmltm_nb.memory.cartridge_files import CartridgeError
     from stmltm_nb.models import model_fingerprint
 
-    if base.meta.get("base_fingerprint") != model_fingerprint(model, tokenizer):
+    if base.record.base_fingerprint != model_fingerprint(model, tokenizer):
         raise CartridgeError("cannot warm-start: the committed cartridge was trained on another base model")
-    base.impl.check_warm_start(base.meta, cfg)
+    base.impl.check_warm_start(base.record.shape, cfg)
 
 
 def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], templates: dict[str, Sequence[str]],
@@ -226,7 +225,7 @@ def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], t
             "train": t3 - t2}
     secs["total"] = secs["teacher"] + secs["train"]  # c_upd of this update with no cache
     secs["incurred"] = secs["teacher_wall"] + secs["train"]  # paid now (cached chunks free)
-    cart.meta["items"] = [it.id for it in items]
-    cart.meta["stats"].update({"c_upd_seconds": round(secs["total"], 2), "teacher_seconds": round(tt_items.seconds, 2),
-                               "teacher_cache_hits": tt_items.cache_hits, "teacher_computed": tt_items.computed})
+    cart.record = cart.record.absorbing((it.id for it in items), c_upd_seconds=round(secs["total"], 2),
+                                        teacher_seconds=round(tt_items.seconds, 2),
+                                        teacher_cache_hits=tt_items.cache_hits, teacher_computed=tt_items.computed)
     return Consolidation(cart, tt, res, init_vec, secs, cfg)

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stmltm_nb.memory.stm import STMItem
-from stmltm_nb.shipped import DataNotFoundError, data_dir  # noqa: F401 - re-exported
+from stmltm_nb.memory.items import STMItem
+from stmltm_nb.shipped import data_dir
 
 HELDOUT_SPLITS = ("tune", "report", "final")  # the held-out wording sets; "tune"/"report" as in measure_job.SPLITS
 FINAL_FILE = "final_facts.jsonl"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stmltm_nb.memory.stm import STMItem
+from stmltm_nb.memory.items import STMItem
 from stmltm_nb.prompts import CHATML, ChatFormat, encode
 
 SELF_STUDY_PROMPT = "Write one short question whose answer is stated in this sentence:\n{text}"

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from stmltm_nb.memory.stm import STMBuffer, STMItem
+from stmltm_nb.memory.items import STMItem
+from stmltm_nb.memory.stm import STMBuffer
 
 DEFAULT_K = 4  # notes put into the context per question
 

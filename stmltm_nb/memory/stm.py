@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from stmltm_nb.io import atomic_write_text
-from stmltm_nb.memory.items import (  # noqa: F401 - re-exported: the buffer's public types
+from stmltm_nb.memory.items import (
     STMCapacityError,
     STMError,
-    STMFileError,
     STMItem,
     items_jsonl,
     read_items,

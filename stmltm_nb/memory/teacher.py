@@ -25,8 +25,9 @@ from typing import Any
 from stmltm_nb.env import progress_bar
 from stmltm_nb.io import atomic_write_bytes
 from stmltm_nb.memory.facts import chunks
+from stmltm_nb.memory.items import STMItem
 from stmltm_nb.memory.questions import Query
-from stmltm_nb.memory.stm import STMBuffer, STMItem
+from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.models import model_fingerprint
 from stmltm_nb.prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
 

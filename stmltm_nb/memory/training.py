@@ -150,10 +150,10 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
         bar.close()
     res.seconds = time.perf_counter() - t0
     res.steps = steps
-    cart.meta["stats"] = {**{k: getattr(cfg, k) for k in TRAIN_FIELDS},
-                          "final_loss": res.losses[-1] if res.losses else None,
-                          "train_seconds": round(res.seconds, 2), "examples": len(pools["fact"]),
-                          "retention_examples": len(pools["retention"]), "practice_examples": len(pools["practice"])}
+    cart.record = cart.record.trained({
+        **{k: getattr(cfg, k) for k in TRAIN_FIELDS}, "final_loss": res.losses[-1] if res.losses else None,
+        "train_seconds": round(res.seconds, 2), "examples": len(pools["fact"]),
+        "retention_examples": len(pools["retention"]), "practice_examples": len(pools["practice"])})
     return res
 
 

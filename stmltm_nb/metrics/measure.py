@@ -15,7 +15,8 @@ import numpy as np
 from stmltm_nb.memory.batching import student_batch
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.facts import Fact
-from stmltm_nb.memory.stm import STMBuffer, STMItem
+from stmltm_nb.memory.items import STMItem
+from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.memory.teacher import TeacherTargets
 from stmltm_nb.memory.training import distill_loss, row_kind
 from stmltm_nb.metrics.compression import dl_quantized, nats_to_bits
