@@ -208,6 +208,36 @@ for n in grid_n:
 # alone" table separates the two reasons from the gates that block a consolidation in the first table.
 
 # %% [markdown]
+# ## 06.6 The verdict
+#
+# One figure answers the course's question on the measured curves. Each panel colours the (n, Q) plane by what
+# the rule serves: green where it consolidates, blue where STM + retrieval is the cheapest memory at the measured
+# quality, grey where the items stay in STM. Rows: the cached and the stateless serving regime as measured, then a
+# what-if (cached): the served memory recalling as well as the cartridge alone, with no forgetting of general text.
+# Columns: three prices of an error λ. The n axis stops at the largest n the recall curve was measured at. The
+# printout under the figure gives each panel's shares and what most often kept the cartridge out, from the same
+# computation.
+# %%
+from stmltm_nb.apps.viz import fig_verdict
+from stmltm_nb.decision.curves import load_curves, priors
+from stmltm_nb.decision.verdict_map import course_maps, summary_lines
+
+verdict_curves = load_curves()
+grid = {"ns": (1, 2, 4, 8, 16, 32, 64, 128), "Qs": tuple(10.0 ** k for k in range(7))} if FAST else {}
+maps = course_maps(verdict_curves, **grid)
+p = priors(verdict_curves)
+fig_verdict(maps, subtitle=f"served memory (cartridge + notes) held-out recall {p.q_cart:.2f} "
+            f"[{p.q_cart_ci.lo:.2f}, {p.q_cart_ci.hi:.2f}]; cartridge alone {p.q_ltm_alone.value:.2f}; "
+            f"STM + retrieval {p.q_retrieval.value:.2f}").show()
+print("\n".join(summary_lines(maps)))
+
+# %% [markdown]
+# **Caveats.** The map is the rule on one small model (135M parameters, 4-bit weights dequantised), one fact set
+# and one recipe, with the measured intervals: a verdict can flip inside them. The what-if row is not a
+# measurement; it shows how far the served memory's recall and retention are from the point where consolidation
+# pays off. Beyond the measured n the recall curve is a fit, so the map does not go there.
+
+# %% [markdown]
 # ## Summary
 #
 # - In the cached regime compute alone rarely justifies a cartridge for a 135M model; recall loss does.

@@ -180,6 +180,27 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 # - **Learned [λ](00_overview.ipynb#g-lambda) and [τ](00_overview.ipynb#g-tau)**: bandits over users; Bayesian posteriors over L_cart.
 # - **Compress vs consolidate**: STM compression (LLMLingua) or KV eviction as a third option.
 #
+# ## 09.6 The verdict, once more
+#
+# The course closes where it opened (00, 06.6): the rule's verdict over (n, Q) on the measured curves, with the
+# what-if row showing what the served memory would have to reach. Everything in 09.1-09.4 is what makes that map
+# trustworthy or not.
+
+# %%
+from stmltm_nb.apps.viz import fig_verdict
+from stmltm_nb.decision.curves import load_curves, priors
+from stmltm_nb.decision.verdict_map import course_maps, summary_lines
+
+verdict_curves = load_curves()
+grid = {"ns": (1, 2, 4, 8, 16, 32, 64, 128), "Qs": tuple(10.0 ** k for k in range(7))} if FAST else {}
+maps = course_maps(verdict_curves, **grid)
+p = priors(verdict_curves)
+fig_verdict(maps, subtitle=f"served memory (cartridge + notes) held-out recall {p.q_cart:.2f} "
+            f"[{p.q_cart_ci.lo:.2f}, {p.q_cart_ci.hi:.2f}]; cartridge alone {p.q_ltm_alone.value:.2f}; "
+            f"STM + retrieval {p.q_retrieval.value:.2f}").show()
+print("\n".join(summary_lines(maps)))
+
+# %% [markdown]
 # ## Summary
 #
 # - Each part of the evaluation protocol has a measurement and a notebook.

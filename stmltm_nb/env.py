@@ -12,6 +12,12 @@ def fast() -> bool:
     return os.environ.get("STMLTM_FAST", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def static_figures() -> bool:
+    """True when ``STMLTM_STATIC_FIGURES`` is set to a true value: every plotly figure a notebook shows is also
+    saved as a PNG output beside it (the notebook build sets it; needs ``kaleido`` and a Chromium)."""
+    return os.environ.get("STMLTM_STATIC_FIGURES", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, numpy and (if installed) torch."""
     import numpy as np

@@ -191,3 +191,59 @@ def test_the_model_disclosure_names_the_shipped_quantisation():
     for stem in (GLOSSARY_NB, "02_stm_recall"):
         text = " ".join(" ".join(markdown(by_stem(stem))).split())
         assert quant[1] in text and "STMLTM_USE_HUB" in text and "float32" in text, stem
+
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+def _figure_cells(nb: dict) -> list[tuple[int, int, int]]:
+    """(cell index, plotly figures, static PNG images) for every code cell that shows a plotly figure."""
+    out = []
+    for i, cell in enumerate(nb["cells"]):
+        outs = cell.get("outputs", []) if cell["cell_type"] == "code" else []
+        figs = sum(PLOTLY_MIME in o.get("data", {}) for o in outs)
+        pngs = sum("image/png" in o.get("data", {}) and PLOTLY_MIME not in o.get("data", {}) for o in outs)
+        if figs:
+            out.append((i, figs, pngs))
+    return out
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_every_plotly_figure_has_a_static_image_beside_it(src):
+    """The repository page and nbviewer run no JavaScript: each plotly output needs a PNG output in its cell."""
+    import json
+
+    nb = json.loads(src.with_suffix(".ipynb").read_text())
+    missing = [i for i, figs, pngs in _figure_cells(nb) if pngs < figs]
+    assert not missing, f"{src.stem}: cells {missing} show a plotly figure without a static image (rebuild with " \
+                        "python -m tools.notebooks, which sets STMLTM_STATIC_FIGURES=1)"
+
+
+def test_the_static_image_finder_counts_what_it_should():
+    fig = {"output_type": "display_data", "data": {PLOTLY_MIME: {}, "text/html": ""}}
+    png = {"output_type": "display_data", "data": {"image/png": "iVBOR"}}
+    nb = {"cells": [{"cell_type": "code", "outputs": [fig, png]}, {"cell_type": "code", "outputs": [fig]},
+                    {"cell_type": "markdown", "source": ""}, {"cell_type": "code", "outputs": [png]}]}
+    assert _figure_cells(nb) == [(0, 1, 1), (1, 1, 0)]
+
+
+def test_the_static_renderer_adds_a_png_output_of_its_own(monkeypatch):
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from stmltm_nb.apps import viz
+
+    shown = []
+    monkeypatch.setattr(pio, "to_image", lambda fig, **kw: b"\x89PNG\r\n\x1a\n" + repr(sorted(kw.items())).encode())
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    before = pio.renderers.default
+    try:
+        viz.setup_plotly(static=False)
+        assert viz.STATIC_RENDERER not in pio.renderers.default
+        viz.setup_plotly(static=True)
+        assert pio.renderers.default.endswith("+" + viz.STATIC_RENDERER)
+        pio.renderers[viz.STATIC_RENDERER].render(go.Figure(go.Scatter(y=[1, 2])).to_dict())
+    finally:
+        pio.renderers.default = before
+    assert len(shown) == 1 and shown[0].format == "png"
+    assert f"('height', {viz.STATIC_SIZE[1]})".encode() in shown[0].data

@@ -116,6 +116,7 @@ def build(paths: list[Path] | None = None, execute: bool = True, fast: bool = Fa
         if execute:
             env_fast = os.environ.get("STMLTM_FAST")
             os.environ["STMLTM_FAST"] = "1" if fast else ""
+            os.environ["STMLTM_STATIC_FIGURES"] = "1"  # a PNG beside every plotly figure (test_course checks)
             try:
                 NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                resources={"metadata": {"path": str(src.parent)}}).execute()

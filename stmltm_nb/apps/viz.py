@@ -14,12 +14,38 @@ import plotly.graph_objects as go
 
 from stmltm_nb.metrics.stats import RECALL_MODELS, CostFit, Fit
 
+STATIC_RENDERER = "stmltm_png"  # the renderer name that adds the static image (registered by setup_plotly)
+STATIC_SIZE = (900, 500)  # px, the static image's width and height when the figure sets none
 
-def setup_plotly() -> None:
-    """Render figures as Plotly JSON (JupyterLab) plus a small HTML stub (classic notebook, Colab)."""
+
+def setup_plotly(static: bool | None = None) -> None:
+    """Render figures as Plotly JSON (JupyterLab) plus a small HTML stub (classic notebook, Colab). With ``static``
+    (default: :func:`~stmltm_nb.env.static_figures`, which the notebook build turns on) every ``fig.show()`` also
+    writes a PNG output of its own beside the interactive one, so the repository page and nbviewer show the figure
+    without a kernel or JavaScript (needs ``kaleido`` and a Chromium; an error says so)."""
     import plotly.io as pio
+    from plotly.io.base_renderers import ExternalRenderer
 
-    pio.renderers.default = "plotly_mimetype+notebook_connected"
+    from stmltm_nb.env import static_figures
+
+    class StaticPNG(ExternalRenderer):
+        """The figure as an ``image/png`` output of its own (called by ``fig.show()`` after the interactive one)."""
+
+        def render(self, fig_dict: dict) -> None:
+            from IPython.display import Image, display
+
+            layout = fig_dict.get("layout", {})
+            try:
+                png = pio.to_image(fig_dict, format="png", width=layout.get("width") or STATIC_SIZE[0],
+                                   height=layout.get("height") or STATIC_SIZE[1])
+            except Exception as e:  # noqa: BLE001 - kaleido reports a missing Chromium in several ways
+                raise RuntimeError(f"the static image of a figure needs kaleido and a Chromium ({e}); "
+                                   "unset STMLTM_STATIC_FIGURES to show the interactive figure alone") from e
+            display(Image(png))
+
+    pio.renderers[STATIC_RENDERER] = StaticPNG()
+    live = "plotly_mimetype+notebook_connected"
+    pio.renderers.default = f"{live}+{STATIC_RENDERER}" if (static_figures() if static is None else static) else live
     pio.templates.default = "plotly_white"
 
 
@@ -139,10 +165,47 @@ def fig_timeline(events: Sequence[dict[str, Any]]) -> go.Figure:
     return fig
 
 
+VERDICT_COLOURS = {"CONSOLIDATE": "#2ca02c", "SERVE RETRIEVAL": "#1f77b4", "WAIT": "#c7c7c7"}
+
+
+def fig_verdict(maps: Sequence[Any], subtitle: str = "") -> go.Figure:
+    """The verdict over (n, Q), one panel per :class:`~stmltm_nb.decision.verdict_map.VerdictMap` (rows: serving
+    regime and what-if label; columns: λ in s per wrong answer). Green: consolidate; blue: serve retrieval; grey: wait (keep STM)."""
+    from plotly.subplots import make_subplots
+
+    from stmltm_nb.decision.switching import VERDICTS
+
+    rows = list(dict.fromkeys((m.regime, m.label) for m in maps))
+    lams = list(dict.fromkeys(m.lam for m in maps))
+    fig = make_subplots(rows=len(rows), cols=len(lams), shared_xaxes=True, shared_yaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.12,
+                        subplot_titles=[f"{r} STM, λ = {lam:g} s" + ("" if lab == "measured" else f"<br>{lab}")
+                                        for r, lab in rows for lam in lams])
+    k = len(VERDICTS)
+    scale = [[v, VERDICT_COLOURS[w]] for i, w in enumerate(VERDICTS) for v in (i / k, (i + 1) / k)]
+    for m in maps:
+        fig.add_trace(go.Heatmap(x=list(m.ns), y=list(m.Qs), z=[list(r) for r in m.codes], zmin=-0.5,
+                                 zmax=k - 0.5, colorscale=scale, showscale=False,
+                                 customdata=[[VERDICTS[c] for c in r] for r in m.codes],
+                                 hovertemplate="n = %{x} items, Q = %{y:.3g} queries: %{customdata}<extra></extra>"),
+                      row=rows.index((m.regime, m.label)) + 1, col=lams.index(m.lam) + 1)
+    for w in VERDICTS:  # a legend: one invisible marker per verdict word
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=w.lower(),
+                                 marker={"size": 12, "symbol": "square", "color": VERDICT_COLOURS[w]}))
+    fig.update_xaxes(type="log", title_text="STM items n")
+    fig.update_yaxes(type="log")
+    for r in range(1, len(rows) + 1):
+        fig.update_yaxes(title_text="future queries Q", row=r, col=1)
+    fig.update_layout(title="When does consolidation pay off? The verdict over (n, Q)" + (f"<br><sup>{subtitle}</sup>"
+                      if subtitle else ""), height=300 * len(rows) + 160, width=300 * len(lams) + 220,
+                      margin={"t": 110}, legend={"orientation": "h", "y": -0.08})
+    return fig
+
+
 def recall_fit(curves: dict[str, Any], model: str | None = None) -> Fit:
     f = next(x for x in curves["recall"]["fits"] if x["model"] == (model or curves["recall"]["best_fit"]))
     return Fit(f["model"], f["params"], f["residuals"], f["rmse"], f["aic"])
 
 
 __all__ = ["setup_plotly", "fig_recall", "fig_loss", "fig_cost", "fig_training", "fig_comparison", "fig_policies",
-           "fig_timeline", "recall_fit", "RECALL_MODELS"]
+           "fig_timeline", "fig_verdict", "recall_fit", "RECALL_MODELS"]

@@ -198,18 +198,19 @@ def held_out_recall(rec: MeasuredCurves, recall: RecallModel) -> RecallModel:
 
 
 def measured_inputs(curves: Curves, n: float, Q: float, lam: float, eta: float = DEFAULTS.eta,
-                    gamma: float = DEFAULTS.gamma, source: str = "measured curves") -> Any:
+                    gamma: float = DEFAULTS.gamma, source: str = "measured curves", regime: str = "cached") -> Any:
     """:class:`~stmltm_nb.decision.switching.SwitchInputs` at ``n`` STM items and ``Q`` queries from a measured-curves
     file (or a demo's results): q_cart = the served memory's held-out recall on the cartridge facts with its
     interval, q_ctx(n) and c_ctx(n) from the STM fits (q_ctx on held-out wordings, :func:`held_out_recall`; the STM
     row's interval widths moved onto it), the
     retrieval arm from its cost curve (else the "STM + retrieval" row's seconds per query over "no memory") and
     held-out recall, G1 with m = ``n``, G2 and G6 where measured. ``lam`` in s per wrong answer (callers pass
-    ``DEFAULTS.lam`` for the shipped price); η and γ default to :data:`~stmltm_nb.decision.defaults.DEFAULTS`."""
+    ``DEFAULTS.lam`` for the shipped price); η and γ default to :data:`~stmltm_nb.decision.defaults.DEFAULTS`;
+    ``regime``: the STM cost fit, ``"cached"`` (the items' KV cache kept between queries) or ``"stateless"``."""
     from stmltm_nb.decision.switching import RetrievalArm, SwitchInputs
 
     rec = read_curves(curves, source=source)
-    pri = priors(rec).require("cost", "recall", "q_cart", "c_upd", "r_cart")
+    pri = priors(rec, regime).require("cost", "recall", "q_cart", "c_upd", "r_cart")
     served = pri.q_cart_ci
     retr = None
     row, none = rec.row("STM + retrieval"), rec.row("no memory")
