@@ -247,3 +247,21 @@ def test_the_static_renderer_adds_a_png_output_of_its_own(monkeypatch):
         pio.renderers.default = before
     assert len(shown) == 1 and shown[0].format == "png"
     assert f"('height', {viz.STATIC_SIZE[1]})".encode() in shown[0].data
+
+
+GATE_SYMBOLS = {"G1": r"\bG1\b", "G2": r"\bG2\b", "G3": r"\bG3\b", "G4": r"\bG4\b", "G5": r"\bG5\b", "G6": r"\bG6\b",
+                "τ": "τ", "γ": "γ"}
+
+
+def test_04_defines_the_gate_symbols_before_it_uses_them():
+    """Notebook 04 uses the gates before 05 puts them in the rule: its 04.0 cell defines each symbol, and no cell
+    before it (the header included) uses one; 04 does not list 05 as a prerequisite."""
+    src = by_stem("04_learning_signal")
+    all_cells = cells(src)
+    at = next(i for i, (kind, text) in enumerate(all_cells) if kind == "markdown" and "## 04.0" in text)
+    for name, pattern in GATE_SYMBOLS.items():
+        assert re.search(pattern, all_cells[at][1]), f"04.0 does not define {name}"
+        used = [i for i, (_, text) in enumerate(all_cells[:at]) if re.search(pattern, text)]
+        assert not used, f"04 uses {name} in cells {used}, before 04.0 (cell {at}) defines it"
+    header = all_cells[0][1]
+    assert "**Prerequisites:**" in header and " 05" not in header.split("**Prerequisites:**")[1].split("(")[0]
