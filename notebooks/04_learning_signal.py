@@ -189,6 +189,24 @@ for n_items in (4, 8, 16, 32, 64):
     print(f"n = m = {n_items:>2} items: q_ctx(n) = {q_stm:.2f} → m* = {m_req:6.1f} items, G1 {verdict}")
 print(f"textbook m* (DL = {dl['bits'] / 1e6:.2f} Mbit, ε = δ = 0.05) = {m_star_textbook(dl['bits'], 0.05):.3g} items: shown, never enforced")
 
+# %%
+import plotly.graph_objects as go
+
+from stmltm_nb.decision.verdict_map import measured_n_max
+
+ns = np.unique(np.geomspace(2, measured_n_max(curves), 40).round())
+fig = go.Figure(go.Scatter(x=ns, y=ns, mode="lines", line={"dash": "dash", "color": "grey"},
+                           name="m = n (the items the buffer holds)"))
+for label, q in (("served memory", p.q_cart), ("cartridge alone", p.q_ltm_alone.value)):
+    m_req = np.array([m_star_evidence(p.recall(n), q, delta=0.05) for n in ns])
+    finite = np.isfinite(m_req)
+    fig.add_trace(go.Scatter(x=ns[finite], y=m_req[finite], mode="lines+markers",
+                             name=f"m* with q̂_cart = {q:.2f} ({label}; infinite at {int((~finite).sum())} of {len(ns)} n)"))
+fig.update_layout(title="G1 passes where m* lies under the dashed line (m* is infinite where q̂_cart ≤ q_ctx(n))",
+                  xaxis={"title": "STM items n (= m)", "type": "log"},
+                  yaxis={"title": "items", "type": "log"}, height=440, legend={"orientation": "h", "y": -0.25})
+fig.show()
+
 # %% [markdown]
 # Where STM is still good (few items) the two recalls are close and m* is large; as the buffer grows STM's recall
 # falls, the gap widens and a handful of items suffice. G1 and the inequality agree on the direction, but G1 asks a

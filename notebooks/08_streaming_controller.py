@@ -324,6 +324,14 @@ else:
     print("no recorded stream yet: run `stmltm stream`")
 
 # %% [markdown]
+# The same recording as a timeline: the residual STM size at each decision, green lines where a consolidation was
+# triggered (a rejected candidate leaves the items in STM).
+
+# %%
+if path.exists():
+    fig_timeline(log).show()
+
+# %% [markdown]
 # ## Summary
 #
 # - The online rules keep the ski-rental rent and consolidate at a threshold θ·c_upd; on the simulator's cost model

@@ -90,6 +90,20 @@ for variant, rp in (all_probe_results(PROBE_ROWS) or {}).items():
         print(f"{r['n']:>4} {r['probe_items']:>5} {r['q_probe']:>6.3f} {r['predicted']:>9.3f} {meas:>9} {se:>6} {err:>7}"
               f"  {r['within_0_10']}")
 
+# %%
+import plotly.graph_objects as go
+
+fig = go.Figure()
+for variant, rp in (all_probe_results(PROBE_ROWS) or {}).items():
+    rows = [r for r in rp["rows"] if r["measured"] is not None]
+    fig.add_trace(go.Scatter(x=[r["n"] for r in rows], y=[r["predicted"] - r["measured"] for r in rows],
+                             mode="markers+lines", name=variant,
+                             error_y={"type": "data", "array": [r["measured_se"] or 0 for r in rows]}))
+fig.add_hrect(y0=-0.10, y1=0.10, fillcolor="green", opacity=0.1, line_width=0, annotation_text="the ±0.10 bar")
+fig.update_layout(title="Recall probe: predicted minus measured held-out recall (error bars: ± SE of the measured)",
+                  xaxis={"title": "items n", "type": "log"}, yaxis={"title": "error (recall, fraction)"}, height=400)
+fig.show()
+
 # %% [markdown]
 # The loss probe extrapolates the training loss, and training loss is not what the rule needs: it is off by
 # {{ curves.consolidation.probe.error :+.2f }} nats/token here. The **recall probe** asks the question the rule does ask: what held-out recall will the
