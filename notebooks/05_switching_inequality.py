@@ -46,6 +46,9 @@ if IN_COLAB:
         sys.path.insert(0, "stmltm-nb")
     os.environ.setdefault("STMLTM_DEVICE", "auto")  # CUDA when the runtime has a GPU, else the CPU
     # os.environ["STMLTM_USE_HUB"] = "1"  # optional: the Hub's SmolLM2-135M-Instruct instead of the GGUF wheel
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # the tuner's ipywidgets 8 widgets render only with Colab's manager
 
 from stmltm_nb import notebook_setup
 
@@ -212,15 +215,14 @@ for g in d.gates:
 # %%
 import numpy as np
 import plotly.graph_objects as go
-from transformers import AutoConfig
 
 from stmltm_nb.apps.cli_args import WINDOW_RESERVE
 from stmltm_nb.decision.curves import load_curves, priors
-from stmltm_nb.models import resolve_model_path
+from stmltm_nb.models import context_window
 
 curves = load_curves()
 pri = priors(curves)
-window = AutoConfig.from_pretrained(resolve_model_path()).max_position_embeddings  # tokens (config only, no weights)
+window = context_window()  # tokens, from the model's configuration (no weights load, no conversion)
 n_cap = int((window - WINDOW_RESERVE) / curves["recall"]["tokens_per_item_b"])  # items that fit the window
 measured_max = max(r["n"] for r in curves["recall"]["pooled"])
 print(f"window capacity = ({window} − {WINDOW_RESERVE}) tokens / {curves['recall']['tokens_per_item_b']:.1f} tokens per item "

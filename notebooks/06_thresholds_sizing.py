@@ -43,6 +43,9 @@ if IN_COLAB:
         sys.path.insert(0, "stmltm-nb")
     os.environ.setdefault("STMLTM_DEVICE", "auto")  # CUDA when the runtime has a GPU, else the CPU
     # os.environ["STMLTM_USE_HUB"] = "1"  # optional: the Hub's SmolLM2-135M-Instruct instead of the GGUF wheel
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # the tuner's ipywidgets 8 widgets render only with Colab's manager
 
 from stmltm_nb import notebook_setup
 
@@ -123,12 +126,10 @@ for regime in ("cached", "stateless"):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from transformers import AutoConfig
-
 from stmltm_nb.apps.cli_args import WINDOW_RESERVE
-from stmltm_nb.models import resolve_model_path
+from stmltm_nb.models import context_window
 
-window = AutoConfig.from_pretrained(resolve_model_path()).max_position_embeddings
+window = context_window()  # tokens, from the model's configuration (no weights load, no conversion)
 n_cap = int((window - WINDOW_RESERVE) / curves["recall"]["tokens_per_item_b"])
 measured_max = max(r["n"] for r in curves["recall"]["pooled"])
 print(f"N_max = {n_cap} items (window {window} tokens); recall measured up to n = {measured_max}")

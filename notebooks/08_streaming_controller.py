@@ -45,6 +45,9 @@ if IN_COLAB:
         sys.path.insert(0, "stmltm-nb")
     os.environ.setdefault("STMLTM_DEVICE", "auto")  # CUDA when the runtime has a GPU, else the CPU
     # os.environ["STMLTM_USE_HUB"] = "1"  # optional: the Hub's SmolLM2-135M-Instruct instead of the GGUF wheel
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # the tuner's ipywidgets 8 widgets render only with Colab's manager
 
 from stmltm_nb import notebook_setup
 

@@ -140,6 +140,28 @@ def convert_default_model(force: bool = False, verbose: bool = True) -> Path:
     return target
 
 
+def context_window(name: str = DEFAULT_MODEL) -> int:
+    """N_win, the model's context window in tokens (``max_position_embeddings``), read from its configuration
+    alone: no weights load, and the default model is not converted for it (its GGUF header answers while the
+    cache holds no conversion). A folder or Hub id reads its ``config.json``; a config without the field: 2048."""
+    from transformers import AutoConfig
+
+    if name in (DEFAULT_MODEL, "smollm2", DEFAULT_HUB_ID) and not os.environ.get("STMLTM_USE_HUB"):
+        folder = converted_model_dir()
+        if not (folder / "config.json").is_file():
+            from gguf import GGUFReader
+
+            reader = GGUFReader(str(default_gguf_path()))
+            arch = reader.fields["general.architecture"]
+            key = f"{bytes(arch.parts[arch.data[0]]).decode()}.context_length"
+            field = reader.fields[key]
+            return int(field.parts[field.data[0]][0])
+        path = str(folder)
+    else:
+        path = resolve_model_path(name)
+    return int(getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", 2048))
+
+
 @dataclass
 class LoadedModel:
     """A causal LM with its tokenizer and a short human-readable name."""

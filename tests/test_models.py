@@ -63,3 +63,24 @@ def test_cache_preflight_creates_the_folder_or_names_STMLTM_CACHE(monkeypatch, t
     with pytest.raises(models.CacheDirError, match="STMLTM_CACHE"):
         models.ensure_cache_writable(tmp_path / "file" / "teacher-targets")
     assert list(tmp_path.iterdir()) and not [p for p in tmp_path.rglob(".*")]
+
+
+def test_the_context_window_comes_from_the_config_without_converting(monkeypatch, tmp_path):
+    """With an empty cache the GGUF header answers (no conversion happens); with the conversion in the cache its
+    config.json answers; both agree; a folder reads its own config.json."""
+    import json
+
+    converted = models.converted_model_dir()
+    want = json.loads((converted / "config.json").read_text())["max_position_embeddings"] if (
+        converted / "config.json").is_file() else None
+    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("STMLTM_USE_HUB", raising=False)
+    monkeypatch.setattr(models, "convert_default_model", lambda *a, **k: pytest.fail("converted the model"))
+    from_gguf = models.context_window()
+    assert from_gguf > 1000 and not (tmp_path / "empty-cache").exists()
+    if want is not None:
+        assert from_gguf == want
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 1234}))
+    assert models.context_window(str(folder)) == 1234

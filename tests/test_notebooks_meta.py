@@ -117,7 +117,9 @@ def _run_cell(cell: str, colab: bool, monkeypatch, calls: list) -> dict:
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     if colab:
-        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+        colab_mod = types.ModuleType("google.colab")
+        colab_mod.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append(["widgets"]))
+        monkeypatch.setitem(sys.modules, "google.colab", colab_mod)
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     ns: dict = {}
@@ -127,7 +129,8 @@ def _run_cell(cell: str, colab: bool, monkeypatch, calls: list) -> dict:
 
 def test_the_colab_cell_is_safe_to_run_twice(tmp_path, monkeypatch, capsys):
     """On (a simulated) Colab: the first run clones once, the second run after a 'restart' does not clone again
-    and does not fail; the GPU is asked for through STMLTM_DEVICE=auto. Elsewhere: no command at all."""
+    and does not fail; the GPU is asked for through STMLTM_DEVICE=auto; the custom widget manager is enabled.
+    Elsewhere: no command at all."""
     import sys
 
     cell = _setup_cell(SRCS[0])
@@ -141,6 +144,7 @@ def test_the_colab_cell_is_safe_to_run_twice(tmp_path, monkeypatch, capsys):
     ns = _run_cell(cell, True, monkeypatch, calls)
     assert ns["FAST"] in (True, False)
     assert sum(c[:2] == ["git", "clone"] for c in calls) == 1
+    assert calls.count(["widgets"]) == 2  # Colab's custom widget manager, enabled on every run (the tuner needs it)
     assert sys.path.count("stmltm-nb") == 1
     import os
 

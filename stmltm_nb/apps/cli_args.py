@@ -119,14 +119,11 @@ WINDOW_RESERVE = 512  # tokens kept for the STM header, the item's formatting, t
 def check_notes_fit(notes: list, model_name: str) -> None:
     """Every note must fit the model's window with room for a question and an answer: checked with the tokenizer
     and the config only (no weights load), before any folder is made; a :class:`UsageError` names the line."""
-    from transformers import AutoConfig
-
     from stmltm_nb.memory.notes import NotesError, check_note_lengths
-    from stmltm_nb.models import ModelNotFoundError, load_tokenizer, resolve_model_path
+    from stmltm_nb.models import ModelNotFoundError, context_window, load_tokenizer
 
     try:
-        path = resolve_model_path(model_name)
-        window = int(getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", 2048))
+        window = context_window(model_name)
         check_note_lengths(notes, load_tokenizer(model_name), window - WINDOW_RESERVE)
     except NotesError as e:
         raise UsageError(str(e)) from e
