@@ -204,18 +204,12 @@ for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
 # trustworthy or not.
 
 # %%
-from stmltm_nb.apps.viz import fig_verdict
-from stmltm_nb.decision.curves import load_curves, priors
-from stmltm_nb.decision.verdict_map import course_maps, summary_lines
+from stmltm_nb.apps.viz import verdict_figure
+from stmltm_nb.decision.curves import load_curves
 
-verdict_curves = load_curves()
-grid = {"ns": (1, 2, 4, 8, 16, 32, 64, 128), "Qs": tuple(10.0 ** k for k in range(7))} if FAST else {}
-maps = course_maps(verdict_curves, **grid)
-p = priors(verdict_curves)
-fig_verdict(maps, subtitle=f"served memory (cartridge + notes) held-out recall {p.q_cart:.2f} "
-            f"[{p.q_cart_ci.lo:.2f}, {p.q_cart_ci.hi:.2f}]; cartridge alone {p.q_ltm_alone.value:.2f}; "
-            f"STM + retrieval {p.q_retrieval.value:.2f}").show()
-print("\n".join(summary_lines(maps)))
+fig, lines = verdict_figure(load_curves(), fast=FAST)  # the rule's verdict on every (n, Q) cell
+fig.show()
+print("\n".join(lines))
 
 # %% [markdown]
 # ## Summary

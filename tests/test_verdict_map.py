@@ -98,3 +98,14 @@ def test_the_figure_has_one_panel_per_map_and_a_legend_per_verdict():
     assert [t.name for t in fig.data if t.type == "scatter"] == [w.lower() for w in VERDICTS]
     assert all(t.z is not None and len(t.z) == len(QS) and len(t.z[0]) == len(NS) for t in heat)
     assert "test" in fig.layout.title.text
+
+
+def test_the_notebooks_verdict_figure_at_fast_size():
+    from stmltm_nb.apps.viz import FAST_VERDICT_GRID, verdict_figure
+
+    fig, lines = verdict_figure(CURVES, fast=True)
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(lines) == len(heat) == 9
+    assert list(heat[0].x) == [n for n in FAST_VERDICT_GRID["ns"] if n <= measured_n_max(CURVES)]
+    p = priors(CURVES)
+    assert f"{p.q_cart:.2f}" in fig.layout.title.text and f"{p.q_ltm_alone.value:.2f}" in fig.layout.title.text

@@ -202,10 +202,33 @@ def fig_verdict(maps: Sequence[Any], subtitle: str = "") -> go.Figure:
     return fig
 
 
+FAST_VERDICT_GRID = {"ns": (1, 2, 4, 8, 16, 32, 64, 128), "Qs": tuple(10.0 ** k for k in range(7))}
+
+
+def verdict_figure(curves: dict[str, Any], fast: bool = False) -> tuple[go.Figure, list[str]]:
+    """The course's verdict figure (notebooks 00, 06, 09): :func:`~stmltm_nb.decision.verdict_map.course_maps`
+    drawn by :func:`fig_verdict`, subtitled with the measured recalls behind it, and the maps' summary lines.
+    ``fast``: a coarser grid (FAST mode), n still capped at the measured range."""
+    from stmltm_nb.decision.curves import priors
+    from stmltm_nb.decision.verdict_map import course_maps, measured_n_max, summary_lines
+
+    grid = {}
+    if fast:
+        n_max = measured_n_max(curves)
+        grid = {"ns": tuple(n for n in FAST_VERDICT_GRID["ns"] if n <= n_max), "Qs": FAST_VERDICT_GRID["Qs"]}
+    maps = course_maps(curves, **grid)
+    p = priors(curves)
+    parts = [f"served memory (cartridge + notes) held-out recall {p.q_cart:.2f} [{p.q_cart_ci.lo:.2f}, "
+             f"{p.q_cart_ci.hi:.2f}]"]
+    parts += [f"{name} {iv.value:.2f}" for name, iv in (("cartridge alone", p.q_ltm_alone),
+                                                        ("STM + retrieval", p.q_retrieval)) if iv is not None]
+    return fig_verdict(maps, subtitle="; ".join(parts)), summary_lines(maps)
+
+
 def recall_fit(curves: dict[str, Any], model: str | None = None) -> Fit:
     f = next(x for x in curves["recall"]["fits"] if x["model"] == (model or curves["recall"]["best_fit"]))
     return Fit(f["model"], f["params"], f["residuals"], f["rmse"], f["aic"])
 
 
 __all__ = ["setup_plotly", "fig_recall", "fig_loss", "fig_cost", "fig_training", "fig_comparison", "fig_policies",
-           "fig_timeline", "fig_verdict", "recall_fit", "RECALL_MODELS"]
+           "fig_timeline", "fig_verdict", "verdict_figure", "recall_fit", "RECALL_MODELS"]
