@@ -119,8 +119,8 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 # - <a id="g-n-win"></a>**N_win**: the model's context window in tokens (`max_position_embeddings`). The STM, the
 #   question and the answer must fit in it; the items that fit are (N_win − a reserve of tokens) / b.
 # - <a id="g-n-max"></a>**N_max**: the STM's effective capacity in items: the n at which the fitted q_ctx(n) falls
-#   to half its n → 0 value (02.4). Some printouts also call a window-based capacity "N_max" (in tokens in 01.2, in
-#   items that fit N_win in 06.3); the text keeps N_max for the half-recall capacity.
+#   to half its n → 0 value (02.4). The items that fit the window are a different number, the window capacity
+#   n_cap = (N_win − reserve) / b (06.3); N_max always means the half-recall capacity.
 #
 # **Gates and evidence**
 #

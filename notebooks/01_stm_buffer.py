@@ -94,8 +94,8 @@ print("cache tokens before/after answering:", before, buf.cache.get_seq_length()
 # ## 01.2 Token accounting
 #
 # The spec's b is the mean token cost per item including separators; the STM holds n·b tokens plus the header.
-# Every token costs 2 · layers · KV heads · head_dim values in the cache. The printout's "capacity N_max" is in
-# tokens: the model's context window [N_win](00_overview.ipynb#g-n-win) minus a reserve for the query. The capacity the rule uses,
+# Every token costs 2 · layers · KV heads · head_dim values in the cache. The printout's "token budget" is the
+# model's context window [N_win](00_overview.ipynb#g-n-win) minus a reserve for the query. The capacity the rule uses,
 # [N_max](00_overview.ipynb#g-n-max), is defined in notebook 02, in items.
 
 # %%
@@ -104,7 +104,7 @@ from stmltm_nb.memory.cartridge import kv_bytes_per_token
 per_tok = kv_bytes_per_token(model.config)
 print(f"n = {buf.n} items, b = {buf.b:.1f} tokens/item, n·b = {buf.n_tokens} tokens, header {buf.prefix_tokens} tokens")
 print(f"KV per token: {per_tok} bytes ({per_tok / 1024:.0f} KiB fp32) → STM KV = {buf.total_tokens * per_tok / 2**20:.2f} MiB")
-print(f"capacity N_max = {buf.max_tokens} tokens (window {buf.window} minus a query reserve)")
+print(f"token budget = {buf.max_tokens} tokens (window N_win = {buf.window} minus a query reserve)")
 
 # %% [markdown]
 # ## 01.3 Per-query cost c_ctx(n), measured now

@@ -120,7 +120,7 @@ for regime in ("cached", "stateless"):
 # ## 06.3 Break-even size n*(Q)
 #
 # n* is only meaningful where STM can go: it is capped at the items that fit the model's context window
-# [N_win](00_overview.ipynb#g-n-win) after a reserve of tokens (the printout below calls this cap N_max; it is not 02's half-recall
+# [N_win](00_overview.ipynb#g-n-win) after a reserve of tokens, the window capacity n_cap (not 02's half-recall
 # [N_max](00_overview.ipynb#g-n-max)), and flagged when it lies beyond the largest n the recall curve was measured at (there the fit is
 # extrapolated, a guess).
 
@@ -132,12 +132,12 @@ from stmltm_nb.models import context_window
 window = context_window()  # tokens, from the model's configuration (no weights load, no conversion)
 n_cap = int((window - WINDOW_RESERVE) / curves["recall"]["tokens_per_item_b"])
 measured_max = max(r["n"] for r in curves["recall"]["pooled"])
-print(f"N_max = {n_cap} items (window {window} tokens); recall measured up to n = {measured_max}")
+print(f"window capacity n_cap = {n_cap} items (window N_win = {window} tokens); recall measured up to n = {measured_max}")
 for Q in (100, 1000, 10000):
     out = []
     for regime in ("cached", "stateless"):
         rep = sw.break_even_report(inputs(1, 1.0, regime, Q=Q), n_cap=n_cap, measured_max=measured_max)
-        text = f"{regime}: never within N_max" if rep["capped"] else f"{regime}: n* = {rep['n_star']:.1f}"
+        text = f"{regime}: never within n_cap" if rep["capped"] else f"{regime}: n* = {rep['n_star']:.1f}"
         out.append(text + (" (beyond the measured range: extrapolated)" if rep["outside_measured"] else ""))
     print(f"Q={Q:>6} queries (λ=1 s): " + "; ".join(out))
 

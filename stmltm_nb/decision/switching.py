@@ -438,7 +438,7 @@ def _log_grid(n_max: float, per_decade: int = 40) -> list[float]:
 
 
 def break_even_report(x: SwitchInputs, n_cap: float, measured_max: float) -> dict[str, Any]:
-    """n* (items) capped at ``n_cap`` (the STM capacity N_max in items) and flagged when it lies beyond
+    """n* (items) capped at ``n_cap`` (the window capacity in items: the items that fit N_win after a reserve) and flagged when it lies beyond
     ``measured_max`` (the largest n the recall curve was measured at): an extrapolated n* is a guess."""
     n_star = break_even_n_numeric(x, n_max=n_cap)
     return {"n_star": n_star, "capped": not math.isfinite(n_star), "n_cap": n_cap,

@@ -19,7 +19,7 @@ class STMError(ValueError):
 
 
 class STMCapacityError(STMError):
-    """Appending would exceed the STM capacity N_max (tokens)."""
+    """Appending would exceed the STM's token budget (``max_tokens``)."""
 
 
 class STMFileError(STMError):

@@ -6,7 +6,8 @@ answering never mutates STM. Token NLLs (answers, texts, item code lengths) all 
 :meth:`STMBuffer.continuation_nll`.
 
 Notation: n = number of items, b = mean tokens per item (separator included), n·b = STM tokens,
-N_max = capacity in tokens (``max_tokens``).
+``max_tokens`` = the token budget (the window N_win minus a query reserve; not the half-recall capacity N_max of
+:func:`~stmltm_nb.decision.curves.half_recall_n`).
 
 The cache may start from a header prefill (plain STM) or from a cartridge's KV prefix (LTM + residual STM):
 see :class:`stmltm_nb.memory.cartridge.Cartridge`.
@@ -51,7 +52,7 @@ class STMBuffer:
     header:
         Text opening the system turn before the items (ignored when ``prefix_cache`` is given).
     max_tokens:
-        Capacity N_max in tokens for items + prefix (default: the model window minus a query reserve).
+        Token budget for items + prefix (default: the model window minus a query reserve).
     eviction:
         ``"error"`` (default): appending past capacity raises :class:`STMCapacityError`;
         ``"oldest"``: the oldest items are evicted (the cache is rebuilt) to make room.
@@ -198,13 +199,13 @@ class STMBuffer:
         ids = encode(self.tokenizer, self.fmt.item(it.text))
         if self.prefix_tokens + len(ids) > self.max_tokens:
             raise STMCapacityError(
-                f"item of {len(ids)} tokens does not fit the STM capacity N_max={self.max_tokens} tokens "
+                f"item of {len(ids)} tokens does not fit the STM token budget of {self.max_tokens} tokens "
                 f"(prefix {self.prefix_tokens}); it is longer than the usable model window"
             )
         if self.total_tokens + len(ids) > self.max_tokens:
             if self.eviction == "error":
                 raise STMCapacityError(
-                    f"STM is full: {self.total_tokens} + {len(ids)} tokens > N_max={self.max_tokens}. "
+                    f"STM is full: {self.total_tokens} + {len(ids)} tokens > the token budget {self.max_tokens}. "
                     "Consolidate into a cartridge, remove items, or use eviction='oldest'."
                 )
             self._evict_for(len(ids))
