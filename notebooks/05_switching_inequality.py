@@ -108,11 +108,13 @@ sym.break_even_Q_expr("linear", "hyperbolic")
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from IPython.display import Math, display
+
 for cost, recall in sym.CLOSED_FORMS:
     sols = sym.break_even_n_solutions(cost, recall)
     print(f"c_ctx {cost:<9} q_ctx {recall:<11}: {len(sols)} root(s)")
     for s in sols:
-        print("   n* =", sp.sstr(s)[:160], "..." if len(sp.sstr(s)) > 160 else "")
+        display(Math(r"n^* = " + sp.latex(s)))  # the whole root, typeset (the text/plain fallback is sympy's str)
 
 # %% [markdown]
 # **Check every closed form against a numeric root.** Plug in numbers and compare with bisection on the
