@@ -83,7 +83,8 @@ print(f"q_cart = {cached['q_cart']:.3f}; r_cart = {cached['r_cart'] * 1000:.2f} 
 # $$Q^*(n) = \frac{(1+\eta)\,c_{\text{upd}}}{A(n)} \qquad \text{(queries, where } A(n) > 0\text{)}$$
 #
 # with [A(n)](00_overview.ipynb#g-advantage) the per-query advantage and [η](00_overview.ipynb#g-eta) the hysteresis margin. λ prices an error (the seconds a
-# wrong answer is worth); we show three values. Note the log scale.
+# wrong answer is worth); we show the three values the verdict in 06.6 uses: 0, the shipped λ and 50 s. The n axis
+# stops at the largest n the recall curve was measured at. Note the log scale.
 
 # %%
 def inputs(n, lam, regime, Q=1.0):
@@ -92,10 +93,13 @@ def inputs(n, lam, regime, Q=1.0):
                         recall=rec, q_cart=p["q_cart"], lam=lam, eta=0.1)
 
 
-ns = np.arange(1, 401)
+from stmltm_nb.decision.defaults import DEFAULTS
+from stmltm_nb.decision.verdict_map import VERDICT_LAMS  # 0, the shipped λ, 50 s: the same three everywhere
+
+ns = np.arange(1, max(r["n"] for r in curves["recall"]["pooled"]) + 1)  # the measured range of q_ctx(n), no further
 fig = go.Figure()
 for regime in ("cached", "stateless"):
-    for lam in (0.0, 1.0, 10.0):
+    for lam in VERDICT_LAMS:
         qstar = [decide(inputs(n, lam, regime)).terms["Q_star"] for n in ns]
         fig.add_trace(go.Scatter(x=ns, y=np.where(np.isfinite(qstar), qstar, np.nan), name=f"{regime}, λ={lam:g} s"))
 fig.update_layout(title="Break-even queries Q*(n) = (1+η)·c_upd / A(n)", xaxis_title="STM items n",
@@ -105,7 +109,7 @@ fig.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 for regime in ("cached", "stateless"):
-    for lam in (0.0, 1.0, 10.0):
+    for lam in VERDICT_LAMS:
         row = []
         for n in (16, 64, 256):
             qs = decide(inputs(n, lam, regime)).terms["Q_star"]
@@ -136,10 +140,10 @@ print(f"window capacity n_cap = {n_cap} items (window N_win = {window} tokens); 
 for Q in (100, 1000, 10000):
     out = []
     for regime in ("cached", "stateless"):
-        rep = sw.break_even_report(inputs(1, 1.0, regime, Q=Q), n_cap=n_cap, measured_max=measured_max)
+        rep = sw.break_even_report(inputs(1, DEFAULTS.lam, regime, Q=Q), n_cap=n_cap, measured_max=measured_max)
         text = f"{regime}: never within n_cap" if rep["capped"] else f"{regime}: n* = {rep['n_star']:.1f}"
         out.append(text + (" (beyond the measured range: extrapolated)" if rep["outside_measured"] else ""))
-    print(f"Q={Q:>6} queries (λ=1 s): " + "; ".join(out))
+    print(f"Q={Q:>6} queries (λ = {DEFAULTS.lam:g} s): " + "; ".join(out))
 
 # %% [markdown]
 # ## 06.4 Defaults and the measurement behind each
