@@ -111,7 +111,7 @@ fig.show()
 for regime in ("cached", "stateless"):
     for lam in VERDICT_LAMS:
         row = []
-        for n in (16, 64, 256):
+        for n in (16, 64, 128):
             qs = decide(inputs(n, lam, regime)).terms["Q_star"]
             row.append(f"n={n}: {'never' if not np.isfinite(qs) else f'{qs:,.0f}'}")
         print(f"{regime:<9} λ={lam:>4g} s  Q* → " + "; ".join(row))
@@ -179,7 +179,7 @@ from stmltm_nb.decision.curves import measured_inputs
 from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.switching import choose_arm
 
-grid_n = [16, 64, 128, 256]
+grid_n = [16, 32, 64, 128]  # inside the measured range of q_ctx(n)
 grid_Q = [100, 1_000, 10_000, 100_000, 1_000_000]
 
 
