@@ -169,3 +169,12 @@ def test_the_scan_catches_what_the_package_used_to_read():
 def test_no_tool_over_the_size_limit(path):
     n = len(path.read_text().splitlines())
     assert n <= MAX_LINES, f"tools/{path.name} has {n} lines (limit {MAX_LINES}): split it by job"
+
+
+@pytest.mark.parametrize("module,path", _modules(), ids=[m for m, _ in _modules()])
+def test_no_module_imports_another_modules_private_names(module, path):
+    """A name one module needs from another is public there: no ``from stmltm_nb.x import _name`` (files split
+    for a line cap used to share their private helpers that way)."""
+    priv = [(n.module, a.name) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)
+            and (n.module or "").startswith("stmltm_nb") for a in n.names if a.name.startswith("_")]
+    assert not priv, f"{module} imports private names of other modules: {priv}"

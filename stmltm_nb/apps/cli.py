@@ -9,15 +9,15 @@ from pathlib import Path
 
 from stmltm_nb.apps.cli_args import (
     UsageError,
-    _need,
-    _out_path,
-    _preflight_cache,
     check_notes_fit,
     device_arg,
     notes_arg,
+    output_path,
+    preflight_cache,
+    usage_check,
 )
 from stmltm_nb.apps.cli_notes import add_parsers as add_note_parsers
-from stmltm_nb.apps.cli_stream import _stream
+from stmltm_nb.apps.cli_stream import cmd_stream
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -40,14 +40,14 @@ def _check_demo_args(args: argparse.Namespace) -> None:
     from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
     from stmltm_nb.memory.config import ConsolidationConfig
 
-    _need(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
+    usage_check(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
     try:
         ConsolidationConfig(steps=args.steps)
     except ValueError as e:
         raise UsageError(f"--steps: {e}") from e
     out = Path(args.out).expanduser()
-    _need(not out.exists() or out.is_dir(), f"--out {out} exists and is not a folder")
-    _preflight_cache()
+    usage_check(not out.exists() or out.is_dir(), f"--out {out} exists and is not a folder")
+    preflight_cache()
     try:
         ensure_writable_dir(out)
     except UnwritableDirError as e:
@@ -63,7 +63,7 @@ def _measure(args: argparse.Namespace) -> int:
     if notes is not None:
         from stmltm_nb.apps.measure_job import MIN_NOTES
 
-        _need(len(notes) >= MIN_NOTES, f"--notes {args.notes}: measuring needs at least {MIN_NOTES} notes (some "
+        usage_check(len(notes) >= MIN_NOTES, f"--notes {args.notes}: measuring needs at least {MIN_NOTES} notes (some "
                                        f"consolidated, some residual), got {len(notes)}")
         check_notes_fit(notes, args.model)
     out = _check_measure_args(args)
@@ -79,16 +79,16 @@ def _check_measure_args(args: argparse.Namespace) -> Path:
     """Validate ``stmltm measure`` arguments before the model loads; returns the output path."""
     import json
 
-    _need(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
-    _need(bool(args.notes) or args.facts + 16 <= 104, f"--facts {args.facts}: the consolidated facts and 16 residual "
+    usage_check(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
+    usage_check(bool(args.notes) or args.facts + 16 <= 104, f"--facts {args.facts}: the consolidated facts and 16 residual "
                                                       f"ones must fit one split of 104 shipped facts (at most 88)")
-    out = _out_path(args.out, "measured_curves.json")
+    out = output_path(args.out, "measured_curves.json")
     if args.resume and out.exists():
         try:
-            _need(isinstance(json.loads(out.read_text()), dict), f"--resume: {out} does not hold a JSON object")
+            usage_check(isinstance(json.loads(out.read_text()), dict), f"--resume: {out} does not hold a JSON object")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UsageError(f"--resume: cannot read {out} ({e})") from e
-    _preflight_cache()
+    preflight_cache()
     return out
 
 
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--p", type=int, default=128)
     st.add_argument("--steps", type=int, default=None, help="training steps (default: ConsolidationConfig)")
     st.add_argument("--fast", action="store_true", help="16 facts, p <= 32, 20 steps unless given (also STMLTM_FAST=1)")
-    st.set_defaults(func=_stream)
+    st.set_defaults(func=cmd_stream)
     add_note_parsers(sub)
 
     return p

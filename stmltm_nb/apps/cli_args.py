@@ -25,7 +25,7 @@ def _shipped_dirs() -> set[Path]:
     return dirs
 
 
-def _out_path(arg: str | None, default_name: str) -> Path:
+def output_path(arg: str | None, default_name: str) -> Path:
     """Where a command writes its result: ``--out`` (a file, or a folder to put ``default_name`` in), else
     ``default_name`` in the working folder. A shipped data file is overwritten only when ``--out`` names that
     very file; the parent folder must be writable (checked now, before the model loads)."""
@@ -44,17 +44,17 @@ def _out_path(arg: str | None, default_name: str) -> Path:
     return path
 
 
-def _need(ok: bool, message: str) -> None:
+def usage_check(ok: bool, message: str) -> None:
     if not ok:
         raise UsageError(message)
 
 
-def _positive(name: str, v: float, allow_zero: bool = False) -> None:
-    _need(math.isfinite(v) and (v >= 0 if allow_zero else v > 0),
+def check_positive(name: str, v: float, allow_zero: bool = False) -> None:
+    usage_check(math.isfinite(v) and (v >= 0 if allow_zero else v > 0),
           f"--{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {v}")
 
 
-def _preflight_cache() -> None:
+def preflight_cache() -> None:
     """The teacher targets and the converted model go to the cache folder: prove it is writable now."""
     from stmltm_nb.models import CacheDirError, ensure_cache_writable
 
@@ -78,7 +78,7 @@ def questions_arg(k: int) -> int:
     """``--questions`` (training questions per note): within what self-study can always supply."""
     from stmltm_nb.memory.study import MAX_K
 
-    _need(1 <= k <= MAX_K, f"--questions must be in [1, {MAX_K}], got {k}")
+    usage_check(1 <= k <= MAX_K, f"--questions must be in [1, {MAX_K}], got {k}")
     return k
 
 
@@ -90,11 +90,11 @@ def fresh_out_dir(arg: str, create: bool = True) -> Path:
     from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
 
     out = Path(arg).expanduser().resolve()
-    _need(not out.exists() or (out.is_dir() and not any(out.iterdir())),
+    usage_check(not out.exists() or (out.is_dir() and not any(out.iterdir())),
           f"--out {out} exists and is not an empty folder; choose a new folder (nothing was written)")
     if not create:
         top = next(p for p in out.parents if p.exists())
-        _need(top.is_dir() and os.access(top, os.W_OK), f"--out: {top} is not a writable folder")
+        usage_check(top.is_dir() and os.access(top, os.W_OK), f"--out: {top} is not a writable folder")
         return out
     try:
         ensure_writable_dir(out.parent)

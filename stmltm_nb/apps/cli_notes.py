@@ -8,13 +8,13 @@ import json
 
 from stmltm_nb.apps.cli_args import (
     UsageError,
-    _need,
-    _preflight_cache,
     check_notes_fit,
     device_arg,
     fresh_out_dir,
     notes_arg,
+    preflight_cache,
     questions_arg,
+    usage_check,
 )
 
 
@@ -39,7 +39,7 @@ def consolidate_cmd(args: argparse.Namespace) -> int:
         cfg = ConsolidationConfig(p=args.p, steps=steps)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    _preflight_cache()
+    preflight_cache()
     check_notes_fit(notes, args.model)
     out = fresh_out_dir(args.out)
     model, tok = _load(args)
@@ -59,7 +59,7 @@ def ask_cmd(args: argparse.Namespace) -> int:
         read_meta(args.folder)  # a folder that is not a cartridge fails before the model loads
     except CartridgeError as e:
         raise UsageError(str(e)) from e
-    _need(bool(args.question.strip()), "the question is empty")
+    usage_check(bool(args.question.strip()), "the question is empty")
     residual = notes_arg(args.notes) if args.notes else []
     args.device = device_arg(args.device)
     check_notes_fit(residual, args.model)

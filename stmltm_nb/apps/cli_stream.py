@@ -8,18 +8,18 @@ from pathlib import Path
 
 from stmltm_nb.apps.cli_args import (
     UsageError,
-    _need,
-    _out_path,
-    _positive,
-    _preflight_cache,
     check_notes_fit,
+    check_positive,
     device_arg,
     notes_arg,
+    output_path,
+    preflight_cache,
     questions_arg,
+    usage_check,
 )
 
 
-def _stream(args: argparse.Namespace) -> int:
+def cmd_stream(args: argparse.Namespace) -> int:
     import json
     import shutil
     import tempfile
@@ -125,29 +125,29 @@ def _check_stream_args(args: argparse.Namespace) -> tuple[Path | None, Path]:
     if args.fast or fast():  # a short stream: 16 facts, a small cartridge, few steps (flags given still count)
         args.items, args.p = min(args.items, 16), min(args.p, 32)
         args.steps = 20 if args.steps is None else args.steps
-    _need(args.items >= 1 and args.check_every >= 1, "--items and --check-every must be >= 1")
-    _need(args.p >= 2, f"--p must be >= 2 (cartridge tokens), got {args.p}")
-    _need(args.steps is None or args.steps >= 0, f"--steps must be >= 0, got {args.steps}")
-    _positive("lam", args.lam, allow_zero=True)
-    _positive("tau", args.tau)
-    _positive("queries-per-item", args.queries_per_item)
+    usage_check(args.items >= 1 and args.check_every >= 1, "--items and --check-every must be >= 1")
+    usage_check(args.p >= 2, f"--p must be >= 2 (cartridge tokens), got {args.p}")
+    usage_check(args.steps is None or args.steps >= 0, f"--steps must be >= 0, got {args.steps}")
+    check_positive("lam", args.lam, allow_zero=True)
+    check_positive("tau", args.tau)
+    check_positive("queries-per-item", args.queries_per_item)
     try:
         ConsolidationConfig(p=args.p, steps=args.steps if args.steps is not None else ConsolidationConfig.steps)
     except ValueError as e:
         raise UsageError(str(e)) from e
     if args.curves:
         try:
-            _need(isinstance(load_curves(args.curves), dict), f"--curves {args.curves} does not hold a JSON object")
+            usage_check(isinstance(load_curves(args.curves), dict), f"--curves {args.curves} does not hold a JSON object")
         except (FileNotFoundError, ValueError) as e:
             raise UsageError(f"--curves: {e}") from e
     root = None
     if args.root:
         root = Path(args.root).expanduser()
-        _need(not root.exists() or root.is_dir(), f"--root {root} exists and is not a folder")
+        usage_check(not root.exists() or root.is_dir(), f"--root {root} exists and is not a folder")
         try:
             ensure_writable_dir(root)
         except UnwritableDirError as e:
             raise UsageError(f"--root: {e}") from e
-    out = _out_path(args.out, "controller_events.jsonl")
-    _preflight_cache()
+    out = output_path(args.out, "controller_events.jsonl")
+    preflight_cache()
     return root, out

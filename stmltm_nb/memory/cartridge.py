@@ -38,8 +38,8 @@ from stmltm_nb.memory.cartridge_files import (
     WEIGHTS_FILE,
     CartridgeError,
     CartridgeRecord,
-    _check_shapes,
-    _publishable,
+    check_shapes,
+    make_publishable,
     read_meta,
 )
 from stmltm_nb.memory.config import INITS
@@ -173,7 +173,7 @@ class Cartridge:
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "stmltm_backend": self.backend})
             record = self.record.saved(sha256_file(tmp / WEIGHTS_FILE))
             (tmp / META_FILE).write_text(json.dumps(record.to_json(), indent=2, allow_nan=False, default=str))
-            _publishable(tmp)
+            make_publishable(tmp)
         self.record = record
         return path
 
@@ -209,7 +209,7 @@ class Cartridge:
         except (SafetensorError, OSError, ValueError) as e:
             raise CartridgeError(f"cannot read {wfile}: {e}") from e
         cart = cls._shaped_like(meta, model, tokenizer, header, fmt)
-        _check_shapes(wfile, tensors, cart._state_tensors(), meta)
+        check_shapes(wfile, tensors, cart._state_tensors(), meta)
         cart._set_state(tensors)
         cart.record = CartridgeRecord.from_json(meta, (f.name for f in cart.impl.meta_fields))
         return cart
@@ -265,5 +265,5 @@ def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: An
                          items=tuple(dict.fromkeys(i for m in metas for i in m.get("items", []))),
                          composed_from=tuple(Path(p).name for p in paths)).saved(sha256_file(tmp / WEIGHTS_FILE))
         (tmp / META_FILE).write_text(json.dumps(record.to_json(), indent=2))
-        _publishable(tmp)
+        make_publishable(tmp)
     return Cartridge.from_pretrained(output, model, tokenizer)

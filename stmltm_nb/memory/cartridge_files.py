@@ -139,7 +139,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def _check_shapes(wfile: Path, got: dict[str, Any], want: dict[str, Any], meta: dict[str, Any]) -> None:
+def check_shapes(wfile: Path, got: dict[str, Any], want: dict[str, Any], meta: dict[str, Any]) -> None:
     """Raise :class:`CartridgeError` unless the saved tensors have exactly the names and shapes ``meta`` implies."""
     # imported here: the backends import CartridgeError from this module
     from stmltm_nb.memory.backends import BACKENDS
@@ -154,7 +154,7 @@ def _check_shapes(wfile: Path, got: dict[str, Any], want: dict[str, Any], meta: 
                                  f"{field!r} = {meta.get(field)} implies {tuple(want[k].shape)}")
 
 
-def _publishable(folder: Path) -> None:
+def make_publishable(folder: Path) -> None:
     """Give every file in ``folder`` the user's umask permissions (readable on a shared JupyterHub)."""
     for f in folder.iterdir():
         apply_umask(f, folder=f.is_dir())
