@@ -18,6 +18,7 @@ from stmltm_nb.memory.backends import (
     DEFAULT_BACKEND,
     AdapterBackend,
     Backend,
+    MetaField,
     backend_named,
     register_backend,
     unregister_backend,
@@ -37,14 +38,21 @@ class ToyIA3(AdapterBackend):
     name = "toy_ia3"
     label = "(IA)³"
 
-    def shape(self, **size: Any) -> dict[str, Any]:
-        return {}
+    meta_fields = (MetaField("ia3_targets", str),)
+
+    def shape(self, *, ia3_targets: str = "k_proj,v_proj,down_proj", **_: Any) -> dict[str, Any]:
+        """``ia3_targets``: the comma-separated module names that get learned scales (a size field only this
+        backend reads, recorded in ``cartridge.json`` and read back on load)."""
+        if not isinstance(ia3_targets, str) or not ia3_targets:
+            raise CartridgeError(f"ia3_targets must name modules, got {ia3_targets!r}")
+        return {"ia3_targets": ia3_targets}
 
     def peft_config(self, shape: Any) -> Any:
         from peft import IA3Config
 
-        return IA3Config(task_type="CAUSAL_LM", target_modules=["k_proj", "v_proj", "down_proj"],
-                         feedforward_modules=["down_proj"])
+        targets = shape["ia3_targets"].split(",")
+        return IA3Config(task_type="CAUSAL_LM", target_modules=targets,
+                         feedforward_modules=[t for t in targets if t in ("down_proj", "up_proj", "gate_proj")])
 
 
 @pytest.fixture()
@@ -146,7 +154,12 @@ def test_a_registered_backend_is_a_valid_config_and_folder_and_stops_being_one_w
     assert toy.shape_from_config(cfg) == {} and toy.scaled_fields(cfg, 0.25) == {"p": 32}
     (tmp_path / META_FILE).write_text(json.dumps({"format_version": 1, "backend": toy.name,
                                                   "base_fingerprint": "x", "stats": {}}))
+    with pytest.raises(CartridgeError, match="'ia3_targets'"):  # the backend's own field is checked by read_meta
+        read_meta(tmp_path)
+    (tmp_path / META_FILE).write_text(json.dumps({"format_version": 1, "backend": toy.name, "ia3_targets": "k_proj",
+                                                  "base_fingerprint": "x", "stats": {}}))
     assert read_meta(tmp_path)["backend"] == toy.name
+    assert toy.shape_from_meta(read_meta(tmp_path)) == {"ia3_targets": "k_proj"}
     unregister_backend(toy.name)
     with pytest.raises(ValueError, match="ConsolidationConfig.backend must be one of"):
         ConsolidationConfig(backend=toy.name)
@@ -194,6 +207,7 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
     folder = cart.save_pretrained(tmp_path / "toy")
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["backend"] == toy.name and not {"p", "num_frozen", "lora_rank"} & set(meta)
+    assert meta["ia3_targets"] == "k_proj,v_proj,down_proj"
     loaded = Cartridge.from_pretrained(folder, tiny.model, tiny.tokenizer)
     assert loaded.impl is toy and torch.equal(loaded.delta_vector(), cart.delta_vector())
     assert (loaded.memory().query_logits("Q?") - cart.memory().query_logits("Q?")).abs().max() == 0

@@ -30,12 +30,20 @@ def test_a_folders_json_round_trips_through_the_record(meta, shape):
     assert rec.shape == {k: meta[k] for k in shape}
 
 
-def test_the_record_hands_out_copies():
+def test_the_record_hands_out_copies_and_read_only_views():
     rec = CartridgeRecord.from_json(PREFIX_JSON, ("p", "num_frozen"))
     out = rec.to_json()
     out["stats"]["steps"] = 1
     out["items"].append("f3")
     assert rec.to_json() == PREFIX_JSON
+    with pytest.raises(TypeError):
+        rec.stats["steps"] = 1  # a read-only view
+    with pytest.raises(TypeError):
+        rec.shape["p"] = 3
+    source = {"steps": 3}
+    built = CartridgeRecord(backend="prefix", base_fingerprint="x", init="stm", shape={"p": 4}, stats=source)
+    source["steps"] = 9  # the caller's dict stays the caller's
+    assert built.stats == {"steps": 3}
 
 
 def test_each_stage_writes_its_own_part():
@@ -66,8 +74,8 @@ def _meta_writes(tree: ast.AST) -> list[int]:
                 base = base.value
             if isinstance(base, ast.Attribute) and base.attr == "meta":
                 out.append(node.lineno)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
-                and isinstance(node.func.value, ast.Subscript)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("update", "append", "extend", "setdefault", "pop", "clear", "insert")):
             inner = node.func.value
             while isinstance(inner, ast.Subscript):
                 inner = inner.value
@@ -78,7 +86,8 @@ def _meta_writes(tree: ast.AST) -> list[int]:
 
 @pytest.mark.parametrize("snippet,flagged", [
     ('cart.meta["items"] = []', True), ('cart.meta["stats"]["update"] = {}', True), ("cart.meta = {}", True),
-    ('cart.meta["stats"].update(a=1)', True), ('x = cart.meta["stats"]', False),
+    ('cart.meta["stats"].update(a=1)', True), ('cart.meta["items"].append("x")', True),
+    ('cart.meta.setdefault("items", [])', True), ('cart.meta.pop("manifest")', True), ('x = cart.meta["stats"]', False),
     ("cart.record = cart.record.trained({})", False)])
 def test_the_meta_write_finder_finds_what_it_should(snippet, flagged):
     assert bool(_meta_writes(ast.parse(snippet))) is flagged

@@ -24,20 +24,30 @@ def _paths() -> list[str]:
     return sorted({c for c in CODE if PATH_RE.match(c) and not c.startswith(".venv")})
 
 
-def _defined_names() -> set[str]:
-    """Every module-level, class-level and ``self.`` name defined in stmltm_nb/ and tests/."""
+def _assigned(node: ast.AST) -> list[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    return [t.id if isinstance(t, ast.Name) else t.attr for t in targets if isinstance(t, (ast.Name, ast.Attribute))]
+
+
+def _definitions() -> tuple[set[str], dict[str, set[str]]]:
+    """Every name defined in stmltm_nb/ and tests/ (functions, classes, assignments, keyword parameters), and for
+    each class the members it defines (methods, class attributes, ``self.x`` assignments in its methods)."""
     names: set[str] = set()
+    members: dict[str, set[str]] = {}
     for path in [*(ROOT / "stmltm_nb").rglob("*.py"), *(ROOT / "tests").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-                for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                    if isinstance(t, ast.Name):
-                        names.add(t.id)
-                    elif isinstance(t, ast.Attribute):
-                        names.add(t.attr)
-    return names
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.update(a.arg for a in node.args.kwonlyargs + node.args.args)
+            names.update(_assigned(node))
+            if isinstance(node, ast.ClassDef):
+                own = members.setdefault(node.name, set())
+                for item in ast.walk(node):
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        own.add(item.name)
+                    own.update(_assigned(item))
+    return names, members
 
 
 def test_the_page_has_the_three_recipes_each_with_files_and_tests():
@@ -61,11 +71,19 @@ def test_every_path_on_the_page_exists(path):
 
 
 def test_every_code_name_on_the_page_is_defined():
-    defined = _defined_names()
+    """A bare name must be defined somewhere; ``Class.member`` must be a member of that very class."""
+    names, members = _definitions()
     cited = {c for c in CODE if NAME_RE.match(c) and c not in NOT_NAMES}
-    assert {"register_backend", "RuleSpec", "ToyIA3", "Cartridge.impl"} <= cited
-    missing = sorted(c for c in cited if not set(c.split(".")) <= defined)
+    assert {"register_backend", "RuleSpec", "ToyIA3", "Cartridge.impl", "RuleSpec.theta"} <= cited
+    missing = sorted(c for c in cited if "." not in c and c not in names)
+    missing += sorted(c for c in cited if "." in c and c.split(".")[1] not in members.get(c.split(".")[0], set()))
     assert not missing, f"CONTRIBUTING.md cites names the code does not define: {missing}"
+
+
+def test_the_name_check_catches_a_member_of_the_wrong_class():
+    _, members = _definitions()
+    assert "impl" in members["Cartridge"] and "theta" in members["RuleSpec"]
+    assert "theta" not in members["Cartridge"] and "impl" not in members["RuleSpec"]
 
 
 def test_the_policy_recipe_works_as_written(monkeypatch):

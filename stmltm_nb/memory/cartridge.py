@@ -81,11 +81,12 @@ class Cartridge:
     @classmethod
     def create(cls, model: Any, tokenizer: Any, p: int = 128, backend: str = DEFAULT_BACKEND, init: str = "stm",
                stm_text: str | None = None, num_frozen: int = 1, lora_rank: int = 8, seed: int = 0,
-               header: str = DEFAULT_HEADER, fmt: ChatFormat = CHATML) -> Cartridge:
+               header: str = DEFAULT_HEADER, fmt: ChatFormat = CHATML, **size: Any) -> Cartridge:
         """Build an untrained cartridge of ``backend`` (a key of :data:`~stmltm_nb.memory.backends.BACKENDS`).
 
         Size arguments, each read only by its backend: ``p`` virtual tokens and ``num_frozen`` of them never
-        trained (prefix), ``lora_rank`` (LoRA). ``stm_text``: the STM items' text used by ``init="stm"``
+        trained (prefix), ``lora_rank`` (LoRA), and any other size field a registered backend reads (``**size``,
+        handed to its :meth:`~stmltm_nb.memory.backends.Backend.shape`). ``stm_text``: the STM items' text used by ``init="stm"``
         (each item on its own line, without the header; the header is added here). ``seed`` seeds PEFT's
         initialisation.
         """
@@ -94,7 +95,7 @@ class Cartridge:
         impl = backend_named(backend)
         if init not in INITS:
             raise CartridgeError(f"init must be one of {INITS}, got {init!r}")
-        shape = impl.shape(p=p, num_frozen=num_frozen, lora_rank=lora_rank)
+        shape = impl.shape(p=p, num_frozen=num_frozen, lora_rank=lora_rank, **size)
         record = CartridgeRecord(backend=backend, base_fingerprint=model_fingerprint(model, tokenizer), init=init,
                                  shape=shape, base_model_type=model.config.model_type)
         torch.manual_seed(seed)
@@ -182,7 +183,7 @@ class Cartridge:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, model: Any, tokenizer: Any, header: str = DEFAULT_HEADER,
-             fmt: ChatFormat = CHATML) -> Cartridge:
+                        fmt: ChatFormat = CHATML) -> Cartridge:
         """Load a saved cartridge onto ``model``. Fails with :class:`CartridgeError` if the files are missing,
         corrupt (checksum), or were trained on another base model (fingerprint)."""
         from safetensors import SafetensorError
@@ -240,6 +241,9 @@ def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: An
     Caveat: every cartridge's keys carry RoPE positions 0..p_i-1, so the concatenated prefixes overlap in
     position space (the second cartridge is *not* shifted to p_1..p_1+p_2-1). The Cartridges paper finds this
     works in practice, but the composition is not equal to one cartridge trained on both corpora.
+
+    The composed folder's record: ``init = "composed"``, ``composed_from`` the inputs' folder names, ``items`` the
+    union of the inputs' items (in order), empty training stats and no manifest (a composition is not a commit).
     """
     paths = list(paths)
     if len(paths) < 2:

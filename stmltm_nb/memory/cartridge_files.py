@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from stmltm_nb.io import apply_umask
@@ -39,7 +40,8 @@ class CartridgeRecord:
     timings), :meth:`with_manifest` (the controller's commit record), :meth:`saved` (the weights' checksum).
     ``shape`` holds the backend's size fields (prefix: ``p`` and ``num_frozen`` tokens; LoRA: ``lora_rank``);
     ``stats`` values in seconds end in ``_seconds``; ``extra`` keeps keys of a folder this version does not know,
-    so reading and re-saving it loses nothing. Values come back as copies: editing them changes no record.
+    so reading and re-saving it loses nothing. The mappings are read-only views of the record's own copies (a
+    clone that shares a record cannot change its parent's), and :meth:`to_json` hands out a fresh deep copy.
     """
 
     backend: str
@@ -55,6 +57,12 @@ class CartridgeRecord:
     format_version: int = FORMAT_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("shape", "stats", "extra", "manifest"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, MappingProxyType(copy.deepcopy(dict(value))))
+
     def to_json(self) -> dict[str, Any]:
         """The ``cartridge.json`` object (a fresh deep copy; keys absent when empty, as in every format-1 folder)."""
         out: dict[str, Any] = {"format_version": self.format_version, "backend": self.backend, "init": self.init,
@@ -62,7 +70,7 @@ class CartridgeRecord:
         if self.base_model_type is not None:
             out["base_model_type"] = self.base_model_type
         out["stats"] = copy.deepcopy(dict(self.stats))
-        out.update(self.shape)
+        out.update(copy.deepcopy(dict(self.shape)))
         if self.items:
             out["items"] = list(self.items)
         if self.manifest is not None:
@@ -102,9 +110,6 @@ class CartridgeRecord:
     def saved(self, weights_sha256: str) -> CartridgeRecord:
         return replace(self, weights_sha256=weights_sha256)
 
-    def on_model(self, base_fingerprint: str) -> CartridgeRecord:
-        """The same record for the model whose fingerprint is ``base_fingerprint``."""
-        return replace(self, base_fingerprint=base_fingerprint)
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
