@@ -59,3 +59,30 @@ def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phase
     with pytest.raises(ValueError, match="split"):
         run("tune", 4, 3, out, str(work), ["steps=2", "update_steps=3", "batch_size=4", "p=8"])
     assert out.read_text() == before and json.loads(before)["update"]["steps"] == 3
+
+
+def test_the_roofline_runs_on_the_tiny_model_and_its_flops_match_its_micro_batches(tiny, tmp_path, monkeypatch,
+                                                                                    capsys):
+    """`benchmarks/roofline.py` end to end on the tiny Llama: every phase is timed, the forward FLOPs of each step
+    are the count of its own micro-batches, and the JSON holds the peak and the table (numbers not asserted)."""
+    import json
+
+    import stmltm_nb.models as models
+    from stmltm_nb.metrics.flops import ModelShape, step_flops
+
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
+    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
+    out_file = tmp_path / "roofline.json"
+    monkeypatch.setattr(sys, "argv", ["roofline.py", "--facts", "3", "--steps", "2", "--repeats", "1",
+                                      "--out", str(out_file)])
+    runpy.run_path(str(ROOT / "benchmarks" / "roofline.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    data = json.loads(out_file.read_text())
+    assert [r["phase"] for r in data["table"]] == ["data", "forward", "backward", "optimizer", "step"]
+    assert "of peak" in printed and len(data["profile"]["steps"]) == 2
+    shape = ModelShape.from_config(tiny.model.config)
+    assert data["profile"]["shape"] == {k: getattr(shape, k) for k in data["profile"]["shape"]}
+    for step in data["profile"]["steps"]:
+        want = step_flops(shape, [tuple(m) for m in step["micro_batches"]], data["profile"]["prefix_tokens"])
+        assert step["flops_forward"] == sum(want.forward.values()) > 0
+        assert all(v >= 0 for v in step["seconds"].values()) and step["seconds"]["forward"] > 0
