@@ -265,3 +265,15 @@ def test_04_defines_the_gate_symbols_before_it_uses_them():
         assert not used, f"04 uses {name} in cells {used}, before 04.0 (cell {at}) defines it"
     header = all_cells[0][1]
     assert "**Prerequisites:**" in header and " 05" not in header.split("**Prerequisites:**")[1].split("(")[0]
+
+
+def test_the_solutions_notebook_answers_every_exercise():
+    """notebooks/solutions.py has an answer for exercise k of notebook NN, marked **NN.k, in the course's order."""
+    text = (ROOT / "notebooks" / "solutions.py").read_text()
+    wanted = [f"**{src.stem[:2]}.{k}" for src in SOURCES for k in range(1, len(exercises("\n".join(markdown(src)))) + 1)]
+    assert len(wanted) >= 20
+    missing = [w for w in wanted if w not in text]
+    assert not missing, f"notebooks/solutions.py has no answer for {missing}"
+    positions = [text.index(w) for w in wanted]
+    assert positions == sorted(positions), "the answers follow the notebooks' order"
+    assert "FAST = notebook_setup()" in text and "load_model(" not in text  # runs without the model, under nbval

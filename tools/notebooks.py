@@ -32,8 +32,16 @@ def notebook_dir() -> Path:
     return ROOT / "notebooks"
 
 
-def sources(folder: Path | None = None) -> list[Path]:
-    return sorted((folder or notebook_dir()).glob("[0-9][0-9]_*.py"))
+SOLUTIONS = "solutions.py"  # the exercises' worked answers: built and checked like the sequence, outside its numbering
+
+
+def sources(folder: Path | None = None, with_solutions: bool = False) -> list[Path]:
+    """The sequence's sources (``NN_slug.py``), and with ``with_solutions`` the solutions notebook after them."""
+    folder = folder or notebook_dir()
+    out = sorted(folder.glob("[0-9][0-9]_*.py"))
+    if with_solutions and (folder / SOLUTIONS).is_file():
+        out.append(folder / SOLUTIONS)
+    return out
 
 
 def strip_widget_state(nb) -> None:
@@ -110,7 +118,7 @@ def build(paths: list[Path] | None = None, execute: bool = True, fast: bool = Fa
 
     done = []
     record = execute and not fast and out_dir is None
-    for src in paths or sources():
+    for src in paths or sources(with_solutions=True):
         t0 = time.perf_counter()
         nb = to_notebook(src)
         if execute:
@@ -150,7 +158,7 @@ def drift(folder: Path | None = None) -> list[str]:
     import nbformat
 
     bad, ns = [], namespace()
-    for src in sources(folder):
+    for src in sources(folder, with_solutions=True):
         ipynb = src.with_suffix(".ipynb")
         if not ipynb.exists():
             bad.append(f"{ipynb.name} (missing)")
@@ -211,7 +219,7 @@ def sync_sources(paths: list[Path] | None = None, new_cells: bool = False) -> li
     import nbformat
 
     done, ns = [], namespace()
-    for src in paths or sources():
+    for src in paths or sources(with_solutions=True):
         ipynb = src.with_suffix(".ipynb")
         want = to_notebook(src, ns).cells
         nb = nbformat.read(str(ipynb), as_version=4)
@@ -255,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     silence_foreign_deprecations()
     args = build_parser().parse_args(argv)
-    srcs = sources(notebook_dir())
+    srcs = sources(notebook_dir(), with_solutions=True)
     if args.only:
         srcs = [s for s in srcs if any(s.name.startswith(o) for o in args.only.split(","))]
     try:
