@@ -33,6 +33,7 @@ RUNTIMES = ROOT / "notebooks" / "runtimes.json"
 INCREMENTAL = ROOT / "benchmarks" / "results" / "incremental_tune.json"
 POLICY = ROOT / "benchmarks" / "results" / "policy_regret.json"
 PROBE = ROOT / "benchmarks" / "results" / "probe_recall.jsonl"
+ROOFLINE = ROOT / "benchmarks" / "results" / "roofline.json"
 
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
 CALLS: dict[str, Callable] = {"round": round, "min": min, "max": max, "abs": abs, "len": len}
@@ -80,6 +81,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
     ``policy[set][scenario][rule id]`` (rows), ``policy_rules[id]``, ``policy_verdict``, ``policy_shipped``,
+    ``roofline`` (``benchmarks/results/roofline.json``; ``roofline.phase[name]``, ``roofline.peak`` in GFLOP/s);
     ``policy_every_k[scenario]``, ``policy_n``, ``policy_seeds`` and ``policy_world`` (its c_upd0, c_upd_item, λ)
     (``benchmarks/results/policy_regret.json``);
     ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
@@ -118,6 +120,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "runtimes": load_runtimes().get("seconds"),
         "recipe": recipe,
         "incremental": _read_json(INCREMENTAL),
+        "roofline": _roofline(_read_json(ROOFLINE)),
         "stream": _stream(data_dir() / "controller_events.jsonl"),
         "probe": None if probes is None else probes["steps"],
         "probes": probes,
@@ -175,6 +178,14 @@ def versus(comparison: Mapping[str, Mapping[str, Any]], kind: str = "heldout") -
                 v = "not resolved"
             out.setdefault(a, {})[b] = v
     return out
+
+
+def _roofline(data: Any) -> dict[str, Any] | None:
+    """``benchmarks/results/roofline.json`` with its table keyed by phase and the matmul peak (GFLOP/s)."""
+    if not data:
+        return None
+    return {**data, "phase": {r["phase"]: r for r in data["table"]}, "peak": max(p["gflops"] for p in data["peak"]),
+            "steps": len(data["profile"]["steps"])}
 
 
 def _ltm_misses(comparison: Mapping[str, Any], retention: Mapping[str, Any]) -> str | None:
