@@ -47,10 +47,7 @@ def test_setup_cell_is_one_call_with_the_committed_printout(src):
 # Notebooks whose committed outputs come from a fast build (STMLTM_FAST=1), each with its reason. The rule is a full
 # build; an entry here is a debt the next full `make notebooks` build pays (the test above then fails until the
 # entry is removed).
-BUILT_FAST = {
-    "03_cartridge_ltm": "2026-12-06: re-executed at fast size on the re-measured curves for time (its data cells read "
-                        "the measured JSON and print the same at either size; the live ablations ran at fast size)",
-}
+BUILT_FAST: dict[str, str] = {}  # none: the last build (2026-12-06) ran every notebook at full size
 
 
 def test_notebook_setup_seeds_plotly_and_reports_fast_mode(monkeypatch, capsys):
