@@ -83,7 +83,8 @@ print(f"q_cart = {cached['q_cart']:.3f}; r_cart = {cached['r_cart'] * 1000:.2f} 
 # $$Q^*(n) = \frac{(1+\eta)\,c_{\text{upd}}}{A(n)} \qquad \text{(queries, where } A(n) > 0\text{)}$$
 #
 # with [A(n)](00_overview.ipynb#g-advantage) the per-query advantage and [η](00_overview.ipynb#g-eta) the hysteresis margin. λ prices an error (the seconds a
-# wrong answer is worth); we show the three values the verdict in 06.6 uses: 0, the shipped λ and 50 s. The n axis
+# wrong answer is worth); we show the three values the verdict in 06.6 uses (compute only, the shipped λ, a dear
+# error; the legend names them). The n axis
 # stops at the largest n the recall curve was measured at. Note the log scale.
 
 # %%

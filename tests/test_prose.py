@@ -150,7 +150,7 @@ def test_source_templates_equal_the_notebook_templates(src):
 
 def test_runtimes_cover_every_notebook():
     rt = load_runtimes()
-    assert rt.get("note") and set(rt["seconds"]) == {s.stem for s in SRCS}
+    assert rt.get("note") and set(rt["seconds"]) == {s.stem for s in sources(with_solutions=True)}
     assert all(v > 0 for v in rt["seconds"].values()) and set(rt["source"]) == set(rt["seconds"])
 
 
