@@ -74,7 +74,7 @@ class StepFlops:
 def micro_batch_forward(shape: ModelShape, rows: int, width: int, prefix: int, kept: int) -> dict[str, float]:
     """Forward FLOPs of one micro-batch by part (see the module docstring for ``rows``, ``width``, ``prefix``,
     ``kept``)."""
-    for name, v in (("rows", rows), ("width", width), ("prefix", prefix), ("kept", kept)):
+    for name, v in (("rows", rows), ("width", width), ("prefix length", prefix), ("kept", kept)):
         if not isinstance(v, int) or v < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
     if kept > width:
