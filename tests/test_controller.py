@@ -131,7 +131,7 @@ def test_the_backoff_blocks_until_the_residual_stm_grows(tiny, facts, tmp_path, 
     verdict["retention_pass"] = True
     again.ingest(facts[11].to_item(time=20.0), decide_now=False)
     ev = again.check()
-    assert ev["consolidate"] and again.state.version == 1 and "retry_at_n" not in again.state
+    assert ev["consolidate"] and again.state.version == 1 and "retry_at_n" not in again.state.to_json()
     assert again.rule.retry_at_n == 0 and again.residual() == [] and again.accounted()
     again.close()
 

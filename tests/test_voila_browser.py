@@ -80,6 +80,7 @@ def browser():
     opts.page_load_strategy = "eager"  # Voilà streams the executed notebook; wait on elements instead
     drv = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
     drv.set_page_load_timeout(300)
+    drv.command_executor.client_config.timeout = 330  # the HTTP client waits as long as the page load may take
     yield drv
     drv.quit()
 
