@@ -43,15 +43,20 @@ measure: venv
 
 # Development tooling (tools/, not shipped): the notebook build and the README's rendered blocks.
 # Options of the build: make notebooks NB_ARGS="--only 00,05 --fast" (python -m tools.notebooks --help)
+# kaleido (the static PNG beside every figure) lives in its own folder, used by this build only: installed in the
+# venv it makes the Voila tuner's kernel hang under Jupyter Server (tests/test_voila_browser.py), so make test never sees it.
 notebooks: venv
-	$(BIN)/python -m tools.notebooks $(NB_ARGS)
+	$(BIN)/python -m pip install -q --target $(VENV)/static-figures "kaleido>=1.0"
+	PYTHONPATH=$(VENV)/static-figures $(BIN)/python -m tools.notebooks $(NB_ARGS)
 
 readme: venv
 	$(BIN)/python -m tools.notebooks --readme
 
 # The course as a static site from the executed notebooks (Sphinx + MyST-NB + Book theme; offline): _build/book/html
+# Its builder lives in its own folder (as kaleido above): the test environment keeps the Jupyter stack Voila was tested with.
 book: venv
-	$(BIN)/python -m tools.book
+	$(BIN)/python -m pip install -q --target $(VENV)/book-tools "sphinx>=8" "myst-nb>=1.1" "sphinx-book-theme>=1.1"
+	PYTHONPATH=$(VENV)/book-tools $(BIN)/python -m tools.book
 
 benchmark: venv
 	$(BIN)/python benchmarks/run.py --readme

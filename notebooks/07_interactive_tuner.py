@@ -57,16 +57,9 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 # preset menu loads the measured curves for the cached or stateless serving regime. This notebook is also the
 # Voilà dashboard: `voila notebooks/07_interactive_tuner.ipynb`.
 
-# %% [markdown]
-# A picture of the tuner first (a screenshot of this page served by Voilà, taken by the browser test), so a page
-# without a running kernel (the repository, nbviewer) still shows what the sliders control; the live widget follows.
-
 # %%
-from IPython.display import Image, display
+from IPython.display import display
 
-display(Image(filename="figures/tuner.png", width=900))
-
-# %%
 from stmltm_nb.apps.tuner import make_tuner
 
 tuner = make_tuner()

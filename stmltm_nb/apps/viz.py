@@ -39,8 +39,8 @@ def setup_plotly(static: bool | None = None) -> None:
                 png = pio.to_image(fig_dict, format="png", width=layout.get("width") or STATIC_SIZE[0],
                                    height=layout.get("height") or STATIC_SIZE[1])
             except Exception as e:  # noqa: BLE001 - kaleido reports a missing Chromium in several ways
-                raise RuntimeError(f"the static image of a figure needs kaleido and a Chromium ({e}); "
-                                   "unset STMLTM_STATIC_FIGURES to show the interactive figure alone") from e
+                raise RuntimeError(f"the static image of a figure needs kaleido and a Chromium ({e}): `make notebooks` "
+                                   "installs kaleido for the build; or unset STMLTM_STATIC_FIGURES") from e
             display(Image(png))
 
     pio.renderers[STATIC_RENDERER] = StaticPNG()
