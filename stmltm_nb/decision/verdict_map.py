@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from stmltm_nb.decision.curves import measured_inputs
+from stmltm_nb.decision.curves_record import MeasuredCurves, read_curves
 from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.switching import VERDICTS, SwitchInputs, decide, verdict
 
@@ -90,11 +91,12 @@ def verdict_map(curves: Mapping[str, Any], lam: float = DEFAULTS.lam, regime: st
     if what_if and label == "measured":
         raise ValueError("a what-if map needs a label that says what was changed")
     Qs = tuple(float(q) for q in (Qs if Qs is not None else np.geomspace(1, 1e6, 25)))
+    record = read_curves(curves)  # validated once, not once per cell
     codes, blocked = [], []
     for Q in Qs:
         row_c, row_b = [], []
         for n in ns:
-            d = decide(_inputs(curves, n, Q, lam, regime, what_if))
+            d = decide(_inputs(record, n, Q, lam, regime, what_if))
             row_c.append(VERDICTS.index(verdict(d.consolidate, d.arm)))
             row_b.append(tuple(d.blocked_by))
         codes.append(tuple(row_c))
@@ -103,7 +105,7 @@ def verdict_map(curves: Mapping[str, Any], lam: float = DEFAULTS.lam, regime: st
                       blocked=tuple(blocked))
 
 
-def _inputs(curves: Mapping[str, Any], n: int, Q: float, lam: float, regime: str,
+def _inputs(curves: MeasuredCurves, n: int, Q: float, lam: float, regime: str,
             what_if: Mapping[str, Any]) -> SwitchInputs:
     x = measured_inputs(curves, n, Q, lam, regime=regime)
     if not what_if:
