@@ -47,6 +47,7 @@ measure: venv
 # venv it makes the Voila tuner's kernel hang under Jupyter Server (tests/test_voila_browser.py), so make test never sees it.
 notebooks: venv
 	$(BIN)/python -m pip install -q --target $(VENV)/static-figures "kaleido>=1.0"
+	$(BIN)/python -m tools.tuner_picture  # the picture 07 shows above the live tuner (Voila + Chromium, no model)
 	PYTHONPATH=$(VENV)/static-figures $(BIN)/python -m tools.notebooks $(NB_ARGS)
 
 readme: venv

@@ -16,7 +16,7 @@
 #
 # **Learning goals**
 # - build [teacher](00_overview.ipynb#g-teacher) targets (top-k log-probs with the items in context) and train a [cartridge](00_overview.ipynb#g-cartridge) on them
-# - compare initialisations (STM text, unrelated text, random) and backends (prefix vs LoRA)
+# - compare initialisations (STM text, unrelated text, random); prefix vs LoRA is in the appendix's recipe runs
 # - read the STM-vs-LTM table: trained templates, [held-out](00_overview.ipynb#g-held-out) paraphrases, [retention](00_overview.ipynb#g-delta-nll)
 #
 # **Prerequisites:** notebooks 01–02.
@@ -96,8 +96,7 @@ print("teacher's top-5 at the 3rd response token:", top)
 # The teacher's distributions along that text are then not a coherent target: where the text says "plays" the
 # teacher's top-1 may be " is", and a student trained on it drifts back to the teacher's wrong phrasing
 # ("X is an instrument ..."). With `gold_weight` g > 0 those [off-path tokens](00_overview.ipynb#g-off-path) get the same hard target as the
-# gold answer tokens. On {{ curves.n_facts }} facts this took trained-template recall from 56 of 64 (the run before the
-# change, not kept in the data) to {{ comparison["LTM (cartridge)"].train.recall_cart * curves.n_facts :.0f }} of {{ curves.n_facts }} (the README's table).
+# gold answer tokens (the run that introduced this is in the appendix, [notebook 10](10_appendix_recipes.ipynb)).
 
 # %%
 from stmltm_nb.memory.batching import off_path
@@ -123,18 +122,18 @@ from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.training import train_cartridge
 from stmltm_nb.metrics.recall import evaluate_recall
 
-steps = 4 if FAST else 40
-# The ablation's recipe: a short run (40 steps of 8) with gold weight 0.5 and no residual, retention or practice
-# rows, so only the starting point differs between rows; LoRA gets its own learning rate.
-ABLATION = ConsolidationConfig(steps=steps, batch_size=8, gold_weight=0.5, residual_prob=0.0, retention_frac=0.0,
-                               practice_frac=0.0)
+steps = 4 if FAST else 20
+# The ablation's recipe: a short run (20 steps of 4 rows, about four passes over the examples) with gold weight 0.5
+# and no residual, retention or practice rows, so only the starting point differs between rows.
+ABLATION = ConsolidationConfig(steps=steps, batch_size=4, gold_weight=0.5, residual_prob=0.0, retention_frac=0.0,
+                               practice_frac=0.0, lr=2e-2)
 stm_text = "".join(it.text.strip() + "\n" for it in items)
 rows = []
-for backend, init in [("prefix", "stm"), ("prefix", "text"), ("prefix", "random"), ("lora", "stm")]:
-    cart = Cartridge.create(model, tok, p=32, backend=backend, init=init, stm_text=stm_text, lora_rank=4)
-    res = train_cartridge(cart, tt, replace(ABLATION, lr=2e-2 if backend == "prefix" else 1e-3), progress=False)
+for init in ("stm", "text", "random"):
+    cart = Cartridge.create(model, tok, p=32, init=init, stm_text=stm_text)
+    res = train_cartridge(cart, tt, ABLATION, progress=False)
     r = evaluate_recall(cart.memory(), few, "train", first_question_only=True, with_nll=True)
-    rows.append({"backend": backend, "init": init, "trainable params": cart.num_trainable(),
+    rows.append({"init": init, "trainable params": cart.num_trainable(),
                  "final loss": round(res.losses[-1], 3), "recall": r.recall, "answer NLL": round(r.nll, 2),
                  "train s": round(res.seconds, 1)})
 pd.DataFrame(rows)
@@ -161,11 +160,10 @@ print("config:", {k: cons["config"][k] for k in ("p", "chunk_size", "k", "steps"
 print("split:", curves.get("split", {"name": "tune (facts from the start)"}))
 print(f"c_upd = {cons['c_upd_s']:.0f} s: teacher {cons['seconds']['teacher']:.0f} s + training {cons['seconds']['train']:.0f} s "
       f"({cons['examples']} examples); guard rows' targets {cons['seconds'].get('teacher_guard', 0):.0f} s, paid once per model (cached)")
-from stmltm_nb.metrics.comparison import display_table, retention_table
+from stmltm_nb.metrics.comparison import cartridge_table, retention_table
 
-for kind, title in (("heldout", "held-out wordings"), ("train", "first trained template")):
-    print(f"\n{title}:")
-    print(display_table(curves["comparison"], kind).to_string(index=False))
+print("\nthe cartridge's facts (recall [95 % interval]):")
+print(cartridge_table(curves["comparison"]).to_string(index=False))
 print("\nretention (nats/token):")
 print(retention_table(curves["retention"]).to_string(index=False))
 
@@ -200,13 +198,7 @@ fig_training(curves).show()
 #   the cartridge and a question about a cartridge fact; the teacher still sees only that fact. The student learns
 #   to keep answering from the cartridge when notes follow it.
 #
-# Below, one batch of each kind as the student sees it (decoded), then the measured runs. Recipes are chosen on
-# the **tuning split** (facts {{ recipe.prefix_r25_p25.facts[0] }}–{{ recipe.prefix_r25_p25.facts[1] }}: {{ recipe.prefix_r25_p25.n_cart }} in the cartridge, the next
-# {{ recipe.prefix_r25_p25.n_resid }} residual); the **report split** (the facts after {{ recipe.prefix_r25_p25.facts[1] }}) is kept for reporting
-# and was not used for choosing. Each run: `python benchmarks/ltm_recipe.py`
-# (rows in `data/ltm_recipe.jsonl`, one question per fact). A third split, the **final split**
-# (its own file in `data/`: new names, relations no other split uses, its own held-out wordings), is **sealed**: no
-# run reads it until a recipe is frozen, then `stmltm measure --split final` reads it once.
+# Below, one batch of each kind as the student sees it (decoded), then the recipe runs against the bars.
 
 # %%
 import torch
@@ -236,76 +228,27 @@ for i, ctx in zip(idx, extra):
     print(f"[{e.kind}] residual STM: {tok.decode(ctx).strip()!r}\n   Q: {e.question}\n   target: "
           f"{tok.decode(e.ids[e.resp_start:], skip_special_tokens=True)!r}")
 
+# %% [markdown]
+# Each recipe run is one row of dots below: a panel per bar, the bar as a dashed line, a filled dot where the run
+# meets it. The first row is the defaults on the {{ curves.split.name }} split (03.3's table); the others are the runs that chose
+# them (`python benchmarks/ltm_recipe.py`, rows in `data/ltm_recipe.jsonl`, one question per fact). Their table,
+# verdicts and the history of each choice (levers tried and not adopted) are in the appendix,
+# [notebook 10](10_appendix_recipes.ipynb).
+
 # %%
-# NBVAL_CHECK_OUTPUT
 import json
 
+from stmltm_nb.apps.viz import fig_recipe_bars
+from stmltm_nb.metrics.ltm_bars import recipe_rows
 from stmltm_nb.shipped import data_dir
 
 runs = [json.loads(line) for line in (data_dir() / "ltm_recipe.jsonl").read_text().splitlines() if line.strip()]
-before = {r["mode"]: r for r in curves["comparison"] if r["questions"] == "train"}
-ret = {r["mode"]: r["nll"] for r in curves["retention"]["rows"]}
-split = curves.get("split", {}).get("name", "tune")
-old = {"name": "defaults, `stmltm measure` (data/measured_curves.json)", "split": split,
-       "ltm_train": before["LTM (cartridge)"]["recall_cart"],
-       "ltm_heldout": next(r["recall_cart"] for r in curves["comparison"]
-                           if r["mode"] == "LTM (cartridge)" and r["questions"] == "heldout"),
-       "both_cart_train": before["LTM + residual STM"]["recall_cart"],
-       "both_resid_train": before["LTM + residual STM"]["recall_resid"],
-       "stm_resid_train": before["STM (residual items only)"]["recall"] if "STM (residual items only)" in before else float("nan"),
-       "nll_base": ret["no memory"], "nll_ltm": ret["LTM (cartridge)"], "nll_both": ret["LTM + residual STM"],
-       "config": cons["config"]}
-recipe = pd.DataFrame([{
-    "run": r["name"], "split": r["split"], "backend": r["config"].get("backend", "prefix"),
-    "retention": f'{r["config"].get("retention_frac", 0.0)} {r["config"].get("retention_corpus", "prompts")}',
-    "practice_frac": r["config"].get("practice_frac", 0.0), "residual_prob": r["config"].get("residual_prob", 0.25),
-    "residual_max": r["config"].get("residual_max", 4),
-    "LTM trained": r["ltm_train"], "LTM held-out": r["ltm_heldout"], "LTM+res: cart facts": r["both_cart_train"],
-    "LTM+res: resid facts": r["both_resid_train"], "STM resid only": r["stm_resid_train"],
-    "ΔNLL LTM": r["nll_ltm"] - r["nll_base"], "ΔNLL LTM+res": r["nll_both"] - r["nll_base"],
-} for r in [old, *runs]])
-print(recipe.round(3).to_string(index=False))
-
-# %%
-from IPython.display import Markdown
-
-from stmltm_nb.metrics.ltm_bars import ltm_bar_misses
-
-
-def verdict(row) -> str:
-    fails = ltm_bar_misses(row["LTM trained"], row["LTM held-out"], row["LTM+res: cart facts"],
-                           row["LTM+res: resid facts"], row["STM resid only"], row["ΔNLL LTM"], row["ΔNLL LTM+res"])
-    return "passes every bar" if not fails else "misses: " + "; ".join(fails)
-
-
-Markdown("\n".join(f"- **{row['run']}** ({row['split']} split): {verdict(row)}." for _, row in recipe.iterrows()))
+recipes = recipe_rows(curves, runs)
+fig_recipe_bars(recipes).show()
+print(f"{sum(not r['misses'] for r in recipes)} of {len(recipes)} runs meet every bar")
 
 # %% [markdown]
-# What the rows say (the verdicts above are rendered from the data; the tuning rows chose the defaults; the first
-# row is the report split with the defaults, measured before any choice saw it; the last row is the report split
-# with the alternative below, which informed the decision not to adopt it):
-#
-# - **Practice rows fix the blindness to residual STM.** With them, the residual facts served after the cartridge
-#   are recalled about as well as the same items in STM without a cartridge; without them the cartridge made the
-#   model ignore what came after it.
-# - **Prose retention rows cut the rise of the general-text NLL**, where the model's own answers to generic prompts
-#   did not (compare the [ΔNLL](00_overview.ipynb#g-delta-nll) columns of the prompt and prose rows; a larger share of prompt rows did not help
-#   either), but not down to the bar on either split. The first prose run was invalid: the hard targets meant for a fact's answer were applied to every
-#   off-path prose token, so the cartridge learned to recite the passages; retention rows now take soft targets
-#   only (a unit test guards it).
-# - **Stand-ins as many as the served memory holds: tried, not adopted.** With 1–{{ curves.consolidation.config.residual_max }} stand-ins in {{ curves.consolidation.config.residual_prob :.0% }} of the
-#   batches (the default) the student learned to read the context and, with {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} residual items there, leans on them. With
-#   1–{{ recipe.prefix_prose25_p25_res75_max8.config.residual_max }} in {{ recipe.prefix_prose25_p25_res75_max8.config.residual_prob :.0% }} of the batches (row `prefix_prose25_p25_res75_max8`) the cartridge facts kept most of their
-#   recall next to residual STM and held-out recall rose on the tuning split, for some trained recall, retention
-#   and longer steps. On the report split (row `..._report`, measured with it as the default) it was a trade, not a
-#   win: the served memory gained (cartridge facts next to residual STM {{ comparison["LTM + residual STM"].train.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.both_cart_train :.2f }}, their held-out
-#   paraphrases {{ comparison["LTM + residual STM"].heldout.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.both_cart_heldout :.2f }}, residual facts {{ comparison["LTM + residual STM"].train.recall_resid :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.both_resid_train :.2f }}), but the cartridge asked alone lost held-out
-#   recall ({{ comparison["LTM (cartridge)"].heldout.recall_cart :.2f }} → {{ recipe.prefix_prose25_p25_res75_max8_report.ltm_heldout :.2f }}), which is what the [switching rule](00_overview.ipynb#g-switching-inequality) prices as q_cart. The default stayed; that
-#   choice used the report split, so the alternative's report row is no longer an unseen-split number for it.
-# - **What is still missing** with the default on the report split (03.3's table, rendered from it): {{ ltm_misses }}. A LoRA
-#   cartridge keeps its facts next to residual STM but learns fewer of them and damages retention more. On the
-#   recorded stream (notebook 08.3) every candidate passed the retention check in both served modes; what did show
-#   up there is the second gap: next to a large residual STM the cartridge's facts are hardly recalled.
+# **What is still missing** with the defaults on the report split (03.3's table, rendered from it): {{ ltm_misses }}.
 
 # %% [markdown]
 # ## 03.5 Save, load, compose
@@ -347,21 +290,13 @@ with tempfile.TemporaryDirectory() as d:
 #
 # ## Exercises
 #
-# 1. (≈ 2 min: one 40-step ablation cartridge) Set `gold_weight=0` (pure distillation). How do recall and loss
-#    change? Hint: rerun the `("prefix", "stm")` row of 03.2 with `replace(ABLATION, gold_weight=0.0)`; the
+# 1. (≈ 1 min: one 20-step ablation cartridge) Set `gold_weight=0` (pure distillation). How do recall and loss
+#    change? Hint: rerun the `"stm"` row of 03.2 with `replace(ABLATION, gold_weight=0.0)`; the
 #    off-path tokens then keep only the teacher's soft targets.
 # 2. (≈ 5 min: teacher targets and a short cartridge on 16 facts) Increase `chunk_size` to 16. Is the teacher still
 #    right, and does the student suffer? Hint: notebook 02's recall at n = 16 says how often a teacher with 16 items
 #    in context answers right; compare its responses in `tt.examples` with the gold answers.
-# 3. (≈ 3 min: one 40-step cartridge with residual items) Train the 03.2 cartridge again with
+# 3. (≈ 1 min: one 20-step cartridge with residual items) Train the 03.2 cartridge again with
 #    `replace(ABLATION, residual_prob=0.5)` and `residual=residual_pool(tok, items)`, and compare
 #    `cart.memory(residual=...)` recall with and without it. What does the extra context cost per step?
 #    Hint: `res.seconds / steps` is the time per step; the stand-in items lengthen every row they join.
-# 4. (≈ 40 min: trains and evaluates a 400-step cartridge) Try a recipe of your own on the tuning split:
-#    `python benchmarks/ltm_recipe.py --name mine --set practice_frac=0.125 retention_frac=0.5`. Which bar moves?
-#    Hint: the row goes to `ltm_recipe.jsonl` in the working folder (`--out`); put it next to the tuning-split rows
-#    of `data/ltm_recipe.jsonl` and read it with `ltm_bar_misses` as 03.4 does.
-# 5. (≈ 80 min: two 400-step cartridges) Compare the two retention corpora: `--set retention_corpus=prompts` vs
-#    `retention_corpus=prose`. Why do the model's own answers protect general text less than real prose?
-#    Hint: a greedy answer is made of the tokens the base model is surest of; ask where a cartridge can shift the
-#    next-token distribution without a retention row noticing.

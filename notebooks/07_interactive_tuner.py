@@ -55,11 +55,21 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 # Move a slider; the decision, the blocking gate and both plots update. Left: the amortised saving Q·A(n)
 # against the update cost (dashed), with [A(n)](00_overview.ipynb#g-advantage) the per-query advantage. Right: the (n, Q) region where the rule says *consolidate* (green). The
 # preset menu loads the measured curves for the cached or stateless serving regime. This notebook is also the
-# Voilà dashboard: `voila notebooks/07_interactive_tuner.ipynb`.
+# Voilà dashboard: `voila notebooks/07_interactive_tuner.ipynb`. First a picture of it at its start values
+# (`notebooks/figures/tuner.png`, taken in a browser by `python -m tools.tuner_picture` when the notebooks are built),
+# for pages that show this notebook without a kernel; the live tuner follows.
 
 # %%
-from IPython.display import display
+from pathlib import Path
 
+from IPython.display import Image, display
+
+# the folder beside this notebook (or below the checkout's root; on Colab, the clone's)
+where = (Path("figures"), Path("notebooks/figures"), Path("stmltm-nb/notebooks/figures"))
+shot = next((d / "tuner.png" for d in where if (d / "tuner.png").is_file()), None)
+display(Image(filename=str(shot), width=900) if shot else "(the tuner's picture, notebooks/figures/tuner.png, is not here)")
+
+# %%
 from stmltm_nb.apps.tuner import make_tuner
 
 tuner = make_tuner()

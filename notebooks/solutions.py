@@ -124,7 +124,7 @@ for fit in fits:
 #
 # These exercises train cartridges; run them in notebook 03 (its model and targets are loaded there).
 #
-# - **03.1 (gold_weight = 0).** `replace(ABLATION, gold_weight=0.0)` on the `("prefix", "stm")` row of 03.2. Look
+# - **03.1 (gold_weight = 0).** `replace(ABLATION, gold_weight=0.0)` on the `"stm"` row of 03.2. Look
 #   at recall on the trained templates and at the loss: without hard targets on off-path tokens the student copies
 #   the teacher's distribution only, so where the teacher misses the gold value the cartridge misses it too.
 # - **03.2 (chunk_size = 16).** The teacher then answers with 16 items in context; notebook 02's recall at n = 16
@@ -132,12 +132,6 @@ for fit in fits:
 #   teacher answer is a wrong target.
 # - **03.3 (residual_prob = 0.5).** `res.seconds / steps` grows with the stand-in items in each row; compare
 #   `cart.memory(residual=...)` recall with and without them (03.4 explains why the stand-ins exist).
-# - **03.4 (your own recipe).** Run `benchmarks/ltm_recipe.py` with `--out` in your working folder and read your
-#   row with `ltm_bar_misses` as 03.4 does; compare it with the tuning-split rows only (the report split chooses
-#   nothing).
-# - **03.5 (the two retention corpora).** The model's own greedy answers are the tokens it is surest of, where a
-#   cartridge moves the distribution least, so prompt rows protect general text less than real prose, whose
-#   surprising tokens are where a cartridge's damage shows.
 #
 # ## 04 · Learning signal
 #
@@ -268,3 +262,13 @@ for mode in ("renewal", "ski"):
     print(f"{mode:<8}: total {r.total:10.1f} s, {len(r.consolidations)} consolidations")
 # the renewal estimate keeps consolidating for the burst's rate after the queries stopped; the ski-rental floor
 # waits until the rent actually paid reaches c_upd
+
+# %% [markdown]
+# ## 10 · Appendix: the recipe runs
+#
+# - **10.1 (your own recipe).** Run `benchmarks/ltm_recipe.py` with `--out` in your working folder and read your
+#   row with `ltm_bar_misses` (with `recipe_rows`) as 10.1 does; compare it with the tuning-split rows only (the report split chooses
+#   nothing).
+# - **10.2 (the two retention corpora).** The model's own greedy answers are the tokens it is surest of, where a
+#   cartridge moves the distribution least, so prompt rows protect general text less than real prose, whose
+#   surprising tokens are where a cartridge's damage shows.

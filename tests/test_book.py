@@ -57,7 +57,7 @@ def test_notebook_links_become_page_links():
 
 def test_every_notebook_is_a_page_in_course_order(site):
     names = [p.stem for p in pages()]
-    assert names[:2] == ["00_overview", "01_stm_buffer"] and names[-1] == "solutions" and len(names) == 11
+    assert names[:2] == ["00_overview", "01_stm_buffer"] and names[-1] == "solutions" and len(names) == 12
     for name in names:
         assert (site / f"{name}.html").is_file(), name
     index = (site / "index.html").read_text()

@@ -106,3 +106,20 @@ def test_retention_check_passages_are_held_out_from_training_text():
     seen = set().union(*map(runs, passages))
     assert len(passages) >= 10 and sum(len(p.split()) for p in passages) >= 1500  # ≥ 2,000 tokens (stored per run)
     assert not seen & runs(general_text()) and not seen & set().union(*map(runs, retention_passages()))
+
+
+def test_cartridge_table_is_one_row_per_mode_with_both_question_kinds():
+    from stmltm_nb.metrics.comparison import cartridge_table
+
+    def row(mode, questions, v, seeds=()):
+        return {"mode": mode, "questions": questions, "recall_cart": v, "recall_cart_lo": v - 0.1,
+                "recall_cart_hi": v + 0.1, "recall_resid": 0.5, "recall_resid_lo": 0.4, "recall_resid_hi": 0.6,
+                "frac_of_teacher_cart": v / 0.8, "seeds": list(seeds)}
+
+    t = cartridge_table([row("LTM (cartridge)", "heldout", 0.7, (0.65, 0.75)), row("LTM (cartridge)", "train", 0.9),
+                         row("no memory", "heldout", 0.0)])
+    assert list(t["memory"]) == ["LTM (cartridge)", "no memory"]
+    ltm = t.iloc[0]
+    assert ltm["trained template"] == "0.90 [0.80, 1.00]" and ltm["held-out wordings"] == "0.70 [0.60, 0.80]"
+    assert ltm["held-out, of teacher"] == f"{0.7 / 0.8:.0%}" and ltm["held-out, seeds"] == "0.65 / 0.75"
+    assert t.iloc[1]["trained template"] == "not asked"

@@ -126,8 +126,8 @@ def exercises(text: str) -> list[str]:
     return items
 
 
-def test_the_sources_are_the_ten_notebooks():
-    assert [s.stem[:2] for s in SOURCES] == [f"{i:02d}" for i in range(10)]
+def test_the_sources_are_the_course_and_its_appendix():
+    assert [s.stem[:2] for s in SOURCES] == [f"{i:02d}" for i in range(11)]
 
 
 def test_every_glossary_anchor_is_unique_and_has_a_pattern():

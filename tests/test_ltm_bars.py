@@ -56,3 +56,42 @@ def test_the_rendered_thresholds_are_the_ones_judged():
               both_resid=t["residual floor"], stm_resid=0.0)
     assert ltm_bar_misses(**at) == []  # each bar met exactly
     assert len(ltm_bar_misses(**{**at, "ltm_train": t["LTM trained"] - 1e-9})) == 1
+
+
+def _curves(ltm_train=0.95, ltm_heldout=0.75, both_cart=0.90, both_resid=0.75, stm_resid=0.75, nll=(3.0, 3.01, 3.05)):
+    def row(mode, questions, **kw):
+        return {"mode": mode, "questions": questions, **kw}
+    return {"split": {"name": "report"}, "consolidation": {"config": {"retention_frac": 0.25, "retention_corpus": "prose"}},
+            "comparison": [row("LTM (cartridge)", "train", recall_cart=ltm_train),
+                           row("LTM (cartridge)", "heldout", recall_cart=ltm_heldout),
+                           row("LTM + residual STM", "train", recall_cart=both_cart, recall_resid=both_resid),
+                           row("STM (residual items only)", "train", recall=stm_resid)],
+            "retention": {"rows": [{"mode": m, "nll": v} for m, v in
+                                   zip(("no memory", "LTM (cartridge)", "LTM + residual STM"), nll)]}}
+
+
+def test_recipe_rows_put_the_measured_defaults_first_and_judge_every_run():
+    from stmltm_nb.metrics.ltm_bars import RECIPE_BARS, recipe_rows
+
+    run = {"name": "mine", "split": "tune", "config": {"backend": "lora", "practice_frac": 0.125},
+           "ltm_train": 0.5, "ltm_heldout": 0.75, "both_cart_train": 0.9, "both_resid_train": 0.75,
+           "stm_resid_train": 0.75, "nll_base": 3.0, "nll_ltm": 3.2, "nll_both": 3.0}
+    rows = recipe_rows(_curves(), [run])
+    assert [r["run"] for r in rows] == ["defaults (`stmltm measure`)", "mine"]
+    assert rows[0]["split"] == "report" and rows[0]["misses"] == [] and rows[0]["retention"] == "0.25 prose"
+    assert rows[0]["ΔNLL LTM+res"] == pytest.approx(0.05)
+    assert rows[1]["backend"] == "lora" and rows[1]["residual_prob"] == 0.25  # a key the run omits: the old default
+    assert [m.split(" ")[0:2] for m in rows[1]["misses"]] == [["LTM", "trained"], ["ΔNLL", "LTM"]]
+    assert all(col in rows[1] for col, _, _ in RECIPE_BARS)  # every panel of the dot plot has its column
+
+
+def test_recipe_dot_plot_fills_a_dot_exactly_where_the_bar_is_met():
+    from stmltm_nb.apps.viz import fig_recipe_bars
+    from stmltm_nb.metrics.ltm_bars import RECIPE_BARS, recipe_rows
+
+    rows = recipe_rows(_curves(ltm_train=0.5, nll=(3.0, 3.2, 3.0)), [])
+    fig = fig_recipe_bars(rows)
+    assert len(fig.data) == len(RECIPE_BARS)
+    symbols = {tr.hovertemplate.split(" = ")[0].split("<br>")[1]: tr.marker.symbol[0] for tr in fig.data}
+    assert symbols["LTM trained"] == "circle-open" and symbols["ΔNLL LTM"] == "circle-open"
+    assert symbols["LTM held-out"] == "circle" and symbols["ΔNLL LTM+res"] == "circle"

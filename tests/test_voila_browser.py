@@ -149,3 +149,17 @@ def test_demo_report_opens_in_chromium_without_errors(browser, tmp_path):
     assert "Decision:" in browser.find_element("tag name", "h2").text
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
+
+
+def test_the_tuner_picture_shows_the_widget_alone(tmp_path):
+    """``python -m tools.tuner_picture`` (run by ``make notebooks``) saves a screenshot of the tuner widget: notebook
+    07 shows it above the live widget for pages without a kernel."""
+    import struct
+
+    from tools.tuner_picture import take
+
+    out = take(tmp_path / "tuner.png")
+    head = out.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    assert 600 < width <= 1280 and 400 < height < 2400, (width, height)  # the widget, not the whole page

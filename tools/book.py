@@ -3,7 +3,7 @@ re-run) rendered by Sphinx with MyST-NB and the Book theme, the builder of the E
 offline, unlike a theme fetched at build time). ``make book`` → ``_build/book/html/index.html``.
 
 The source tree is assembled in ``_build/book/src``: an index page (the README's opening and the table of contents),
-the ten notebooks in order, the solutions notebook, and ``notebooks/figures``. Links between notebooks
+the eleven notebooks in order (00–09 and the appendix 10), the solutions notebook, and ``notebooks/figures``. Links between notebooks
 (``00_overview.ipynb#g-…``) become links between pages. Development tooling (``tools/``, not shipped).
 """
 

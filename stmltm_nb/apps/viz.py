@@ -140,6 +140,33 @@ def fig_comparison(rows: Sequence[dict[str, Any]]) -> go.Figure:
     return fig
 
 
+def fig_recipe_bars(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """The recipe runs against the LTM bars: one panel per bar (:data:`~stmltm_nb.metrics.ltm_bars.RECIPE_BARS`),
+    one dot per run (rows of :func:`~stmltm_nb.metrics.ltm_bars.recipe_rows`), the bar as a dashed line; filled dots
+    meet the bar. Recall panels are shares of questions, ΔNLL panels nats/token over no memory."""
+    from plotly.subplots import make_subplots
+
+    from stmltm_nb.metrics.ltm_bars import RECIPE_BARS
+
+    names = [f'{r["run"]} ({r["split"]})' for r in rows]
+    fig = make_subplots(rows=1, cols=len(RECIPE_BARS), shared_yaxes=True, horizontal_spacing=0.02,
+                        subplot_titles=[f"{col}<br>{op} {bar:g}" for col, bar, op in RECIPE_BARS])
+    for j, (col, bar, op) in enumerate(RECIPE_BARS, start=1):
+        xs = [r[col] for r in rows]
+        ok = [(x >= bar) if op == "≥" else (x <= bar) for x in xs]
+        fig.add_trace(go.Scatter(x=xs, y=names, mode="markers", showlegend=False,
+                                 marker={"size": 11, "symbol": ["circle" if o else "circle-open" for o in ok],
+                                         "color": ["#2a9d8f" if o else "#e76f51" for o in ok],
+                                         "line": {"width": 2}},
+                                 hovertemplate=f"%{{y}}<br>{col} = %{{x:.3f}}<extra></extra>"), row=1, col=j)
+        fig.add_vline(x=bar, line_dash="dash", line_color="grey", row=1, col=j)
+        fig.update_xaxes(title_text="nats/token" if col.startswith("ΔNLL") else "recall", row=1, col=j)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title="Recipe runs against the LTM bars (filled: bar met)", height=120 + 34 * len(rows),
+                      width=1100, margin={"l": 330})
+    return fig
+
+
 def fig_policies(table: Sequence[dict[str, Any]]) -> go.Figure:
     """Total cost per policy and scenario (seconds)."""
     fig = go.Figure()

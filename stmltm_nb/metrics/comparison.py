@@ -134,6 +134,28 @@ def display_table(rows: Sequence[dict[str, Any]], kind: str = "heldout"):
     } for r in rows if r["questions"] == kind])
 
 
+def cartridge_table(rows: Sequence[dict[str, Any]]):
+    """One table of the cartridge's facts per memory mode (notebook 03.3): recall on the first trained template and
+    on the held-out wordings, each with its 95 % interval (relations, then facts, resampled), the held-out share of
+    the teacher's recall, each seed's held-out value, and the residual facts' held-out recall beside them. A mode
+    not asked a question kind shows "not asked"."""
+    import pandas as pd
+
+    by = {(r["mode"], r["questions"]): r for r in rows}
+    out = []
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        tr, ho = by.get((mode, "train")), by.get((mode, "heldout"))
+        cart = [ci_text(r["recall_cart"], r["recall_cart_lo"], r["recall_cart_hi"]) if r else "not asked"
+                for r in (tr, ho)]
+        out.append({"memory": mode, "trained template": cart[0], "held-out wordings": cart[1],
+                    "held-out, of teacher": "" if not ho or ho.get("frac_of_teacher_cart") is None
+                    else f"{ho['frac_of_teacher_cart']:.0%}",
+                    "held-out, seeds": "" if not ho or not ho["seeds"] else " / ".join(f"{v:.2f}" for v in ho["seeds"]),
+                    "residual facts, held-out": "not asked" if not ho
+                    else ci_text(ho["recall_resid"], ho["recall_resid_lo"], ho["recall_resid_hi"])})
+    return pd.DataFrame(out)
+
+
 def retention_table(retention: dict[str, Any]):
     """The retention rows as a DataFrame: ΔNLL over no memory (nats/token) with its interval over passages."""
     import pandas as pd
@@ -144,5 +166,5 @@ def retention_table(retention: dict[str, Any]):
                          for r in retention["rows"]])
 
 
-__all__ = ["ci_text", "display_table", "retention_table", "MODES", "CARTRIDGE_MODES", "KINDS", "NO_MEMORY", "STM_ALL", "RETRIEVAL", "ORACLE", "TEACHER", "LTM",
+__all__ = ["ci_text", "display_table", "cartridge_table", "retention_table", "MODES", "CARTRIDGE_MODES", "KINDS", "NO_MEMORY", "STM_ALL", "RETRIEVAL", "ORACLE", "TEACHER", "LTM",
            "SERVED", "RESIDUAL_ONLY", "STEP0", "comparison_rows", "retention_rows"]

@@ -44,3 +44,48 @@ def comparison_misses(comparison: Mapping[str, Mapping[str, Mapping[str, Any]]],
     return ltm_bar_misses(ltm["train"]["recall_cart"], ltm["heldout"]["recall_cart"], both["train"]["recall_cart"],
                           both["train"]["recall_resid"], comparison["STM (residual items only)"]["train"]["recall"],
                           retention["LTM (cartridge)"]["delta_nll"], retention["LTM + residual STM"]["delta_nll"])
+
+
+# The recipe runs against the bars: one row per run, the columns of notebook 03's dot plot and the appendix's table.
+# (column, bar, "≥" or "≤"): recall columns are shares of questions, ΔNLL columns nats/token over no memory.
+RECIPE_BARS = (("LTM trained", LTM_RECALL_BARS["LTM trained"], "≥"),
+               ("LTM held-out", LTM_RECALL_BARS["LTM held-out"], "≥"),
+               ("LTM+res: cart facts", LTM_RECALL_BARS["LTM + residual STM, cartridge facts"], "≥"),
+               ("LTM+res: resid facts", RESIDUAL_FLOOR, "≥"),
+               ("ΔNLL LTM", MAX_DNLL, "≤"),
+               ("ΔNLL LTM+res", MAX_DNLL, "≤"))
+
+
+def recipe_rows(curves: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The recipe runs as table rows: first the measured defaults of ``curves`` (``stmltm measure``'s JSON), then
+    each run of ``runs`` (the rows of ``data/ltm_recipe.jsonl``, ``benchmarks/ltm_recipe.py``). Recall columns
+    are shares of the first trained / held-out question per fact; "STM resid only" is the residual facts' recall in
+    STM without a cartridge (NaN where not measured); ΔNLL columns are nats/token over no memory; "misses" lists
+    the bars a row misses (:func:`ltm_bar_misses`)."""
+    train = {r["mode"]: r for r in curves["comparison"] if r["questions"] == "train"}
+    heldout = {r["mode"]: r for r in curves["comparison"] if r["questions"] == "heldout"}
+    nll = {r["mode"]: r["nll"] for r in curves["retention"]["rows"]}
+    defaults = {"name": "defaults (`stmltm measure`)", "split": curves.get("split", {}).get("name", "tune"),
+                "config": curves["consolidation"]["config"],
+                "ltm_train": train["LTM (cartridge)"]["recall_cart"],
+                "ltm_heldout": heldout["LTM (cartridge)"]["recall_cart"],
+                "both_cart_train": train["LTM + residual STM"]["recall_cart"],
+                "both_resid_train": train["LTM + residual STM"]["recall_resid"],
+                "stm_resid_train": train.get("STM (residual items only)", {}).get("recall", float("nan")),
+                "nll_base": nll["no memory"], "nll_ltm": nll["LTM (cartridge)"], "nll_both": nll["LTM + residual STM"]}
+    rows = []
+    for r in [defaults, *runs]:
+        c = r["config"]
+        row = {"run": r["name"], "split": r["split"], "backend": c.get("backend", "prefix"),
+               "retention": f'{c.get("retention_frac", 0.0)} {c.get("retention_corpus", "prompts")}',
+               "practice_frac": c.get("practice_frac", 0.0), "residual_prob": c.get("residual_prob", 0.25),
+               "residual_max": c.get("residual_max", 4),
+               "LTM trained": r["ltm_train"], "LTM held-out": r["ltm_heldout"],
+               "LTM+res: cart facts": r["both_cart_train"], "LTM+res: resid facts": r["both_resid_train"],
+               "STM resid only": r.get("stm_resid_train", float("nan")),
+               "ΔNLL LTM": r["nll_ltm"] - r["nll_base"], "ΔNLL LTM+res": r["nll_both"] - r["nll_base"]}
+        row["misses"] = ltm_bar_misses(*(row[k] for k in ("LTM trained", "LTM held-out", "LTM+res: cart facts",
+                                                          "LTM+res: resid facts", "STM resid only", "ΔNLL LTM",
+                                                          "ΔNLL LTM+res")))
+        rows.append(row)
+    return rows
