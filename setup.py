@@ -1,5 +1,5 @@
 """Build hook: the wheel carries the top-level ``data/`` folder (facts, general text, measured curves, the
-recorded controller stream, their README) as package data ``stmltm_nb/_data/``, where
+recorded controller stream, the default model's guard-row teacher targets, their README) as package data ``stmltm_nb/_data/``, where
 :func:`stmltm_nb.shipped.data_dir` finds it after ``pip install .``. Everything else is in ``pyproject.toml``."""
 
 from pathlib import Path
@@ -9,6 +9,7 @@ from setuptools.command.build_py import build_py
 
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED = ("*.jsonl", "*.json", "*.txt", "*.md")  # data and its description; not the generator script
+SHIPPED_DIRS = ("guard_targets",)  # the default model's guard-row teacher targets (tools/guard_targets.py)
 
 
 class BuildPyWithData(build_py):
@@ -24,6 +25,11 @@ class BuildPyWithData(build_py):
         for pattern in SHIPPED:
             for src in sorted(DATA.glob(pattern)):
                 self.copy_file(str(src), str(target / src.name))
+        for folder in SHIPPED_DIRS:
+            if (DATA / folder).is_dir():
+                self.mkpath(str(target / folder))
+                for src in sorted((DATA / folder).iterdir()):
+                    self.copy_file(str(src), str(target / folder / src.name))
 
 
 setup(cmdclass={"build_py": BuildPyWithData})

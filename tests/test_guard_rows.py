@@ -210,3 +210,68 @@ def test_shipped_runs_are_the_shipped_recipe():
     assert not ConsolidationConfig.from_record(rows[0]["config"]).same_recipe(ConsolidationConfig())  # another recipe
     curves = json.loads((data_dir() / "measured_curves.json").read_text())
     assert ConsolidationConfig.from_record(curves["consolidation"]["config"]).same_recipe(ConsolidationConfig())
+
+
+def _ship(folder, files):
+    """A shipped data folder holding ``files`` (paths) under guard_targets/ with their manifest."""
+    import hashlib
+    import json
+    import shutil
+
+    from stmltm_nb.shipped import data_dir
+
+    shutil.copyfile(data_dir() / "facts.jsonl", folder / "facts.jsonl")
+    out = folder / "guard_targets"
+    out.mkdir()
+    for f in files:
+        shutil.copyfile(f, out / f.name)
+    manifest = {"model": "test", "files": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_shipped_targets_are_read_only_with_their_checksum_and_never_for_another_model(lm, tokenizer, tmp_path,
+                                                                                       monkeypatch):
+    passages = ["Bread is made from flour and water.", "Owls hunt mostly at night."]
+    made = tmp_path / "made"
+    first = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=made)
+    assert first.computed == 1
+    shipped = _ship(tmp_path, list(made.glob("*.safetensors")))
+    monkeypatch.setenv("STMLTM_DATA", str(tmp_path))
+    fresh = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path / "empty")
+    assert (fresh.cache_hits, fresh.computed) == (1, 0)  # a fresh machine reads the shipped copy
+    assert torch.equal(fresh.topk_ids, first.topk_ids) and torch.equal(fresh.topk_p, first.topk_p)
+    other = tiny_llama(tokenizer, seed=1)  # another model: its own names, so it computes
+    assert prose_targets(other.model, other.tokenizer, passages, k=5, cache_dir=tmp_path / "e2").computed == 1
+    assert prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=None).computed == 1  # no cache: computed
+    f = next(shipped.glob("*.safetensors"))
+    f.write_bytes(f.read_bytes()[:-1] + b"\x00")  # not the bytes the manifest names: never trusted
+    assert prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path / "e3").computed == 1
+
+
+@pytest.mark.slow
+def test_the_shipped_guard_targets_are_the_default_models(real, tmp_path):
+    """data/guard_targets/ (python -m tools.guard_targets) holds every guard part the default recipe needs on the
+    default model, and a fresh teacher pass agrees with it (a practice fact recomputed)."""
+    import json
+
+    from stmltm_nb.memory.facts import load_practice_facts
+    from stmltm_nb.memory.teacher import SHIPPED_MANIFEST, SHIPPED_TARGETS
+    from stmltm_nb.models import model_fingerprint
+    from stmltm_nb.shipped import data_dir
+
+    manifest = json.loads((data_dir() / SHIPPED_TARGETS / SHIPPED_MANIFEST).read_text())
+    assert manifest["model"] == model_fingerprint(real.model, real.tokenizer), "rebuild: python -m tools.guard_targets"
+    cfg = ConsolidationConfig()
+    parts, _ = guard_targets(real.model, real.tokenizer, cfg, tmp_path / "cache")
+    assert sum(p.computed for p in parts) == 0, "a guard part is not shipped: python -m tools.guard_targets"
+    f = load_practice_facts()[0]
+    queries = [Query(f.id, q, "practice") for q in f.train_questions]
+    shipped = compute_teacher_targets(real.model, real.tokenizer, [f.to_item()], queries, 1, cfg.k,
+                                      cache_dir=tmp_path / "cache")
+    again = compute_teacher_targets(real.model, real.tokenizer, [f.to_item()], queries, 1, cfg.k, cache_dir=None)
+    assert shipped.computed == 0 and again.computed == 1
+    assert [e.ids for e in shipped.examples] == [e.ids for e in again.examples]
+    assert torch.allclose(shipped.topk_p, again.topk_p, atol=1e-4)
+    top1 = shipped.topk_p[:, 0] - shipped.topk_p[:, 1] > 1e-3  # ids compared where the top-1 is not a near tie
+    assert torch.equal(shipped.topk_ids[top1, 0], again.topk_ids[top1, 0])

@@ -236,11 +236,42 @@ def prose_targets(model: Any, tokenizer: Any, passages: Sequence[str], k: int = 
     return _cached(cache_dir, f"prose-{key}", compute)
 
 
+SHIPPED_TARGETS = "guard_targets"  # folder of the shipped data (data/ in a checkout) holding teacher targets
+SHIPPED_MANIFEST = "manifest.json"  # {"model": fingerprint, "files": {name: sha256 of the .safetensors bytes}}
+
+
+def shipped_targets(name: str) -> TeacherTargets | None:
+    """Teacher targets shipped with the package (``data/guard_targets/``: the default model's guard rows, written
+    by ``python -m tools.guard_targets``) under ``name``, or None. A file is used only when the manifest lists it
+    and its bytes match the stored SHA-256; names are :func:`targets_key` hashes, which include the model's
+    fingerprint, so another model (or other inputs) never finds them and computes its own."""
+    from stmltm_nb.shipped import DataNotFoundError, data_dir
+
+    try:
+        folder = data_dir() / SHIPPED_TARGETS
+    except DataNotFoundError:
+        return None
+    manifest = folder / SHIPPED_MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        want = json.loads(manifest.read_text())["files"].get(f"{name}.safetensors")
+    except (ValueError, KeyError, AttributeError):
+        return None  # an unreadable manifest ships nothing
+    path = folder / f"{name}.safetensors"
+    if want is None or not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != want:
+        return None
+    return _read_targets(path)
+
+
 def _cached(cache_dir: str | Path | None, name: str, compute: Callable[[], TeacherTargets]) -> TeacherTargets:
-    """``cache_dir/name.safetensors`` if it is there and readable, else ``compute()`` (written there when a
-    ``cache_dir`` is given)."""
+    """``cache_dir/name.safetensors`` if it is there and readable, else the shipped copy (:func:`shipped_targets`),
+    else ``compute()`` (written to ``cache_dir``). Without a ``cache_dir`` nothing is read or written: the teacher
+    computes (how a test checks that the shipped targets match the model)."""
     path = Path(cache_dir) / f"{name}.safetensors" if cache_dir is not None else None
     part = _read_targets(path) if path is not None and path.is_file() else None
+    if part is None and path is not None:
+        part = shipped_targets(name)
     if part is None:
         part = compute()
         part.cache_hits, part.computed = 0, 1
