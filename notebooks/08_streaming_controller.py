@@ -232,8 +232,8 @@ Markdown(f"**Which rule to pick.** If you can forecast your query volume, use `{
 # price the served memory below STM, notebook 06). To show a consolidation end to end, this demo sets
 # `force_every=1`: the first check consolidates regardless, and the log says so ("forced"). Everything after the
 # decision is real: the teacher pass, the training, the per-item hold-out checks, the regression and retention
-# checks, and the commit or rollback. The candidate is trained on the new facts only (no guard rows, a short run;
-# the cell prints its settings), so it shows the mechanics, not the measured recipe of notebook 03.
+# checks, and the commit or rollback. The candidate is a short run on the new facts with the recipe's retention rows
+# only (the cell prints its settings), so it shows the mechanics, not the measured recipe of notebook 03.
 
 # %%
 import tempfile
@@ -246,18 +246,20 @@ from stmltm_nb.memory.config import ConsolidationConfig
 lm = load_model("default")
 facts = load_facts(contradictions=True)
 contra = [f for f in facts if f.supersedes]
-new = facts[:4] if FAST else facts[:8]
+new = facts[:4]  # the same four facts in FAST mode and in full: a commit is the point here
 stream = new + contra[:1]  # one contradiction arrives after the check
 root = tempfile.mkdtemp(prefix="stmltm-ctl-")
-# a short demo run on the new facts alone: no guard rows (retention, practice, stand-in residual items)
-demo_run = ConsolidationConfig(p=32, steps=40, batch_size=4, retention_frac=0.0, practice_frac=0.0, residual_prob=0.0)
+# a short demo run: the new facts and the retention rows of the recipe (no practice rows, no stand-in residual items),
+# a higher learning rate than the recipe's so that 40 steps are enough
+demo_run = ConsolidationConfig(p=32, steps=40, batch_size=4, lr=4e-2, practice_frac=0.0, residual_prob=0.0)
 ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in facts},
                  probes={f.id: (f.heldout_question, f.answer) for f in facts},
                  # G2 off here to keep the demo short; the recorded stream below measures SNR online
                  config=ControllerConfig(check_every=len(new), m_floor=4, lam=5.0, queries_per_item=50.0,
                                          snr_gate=False, force_every=1),
                  consolidation=demo_run)
-print(f"consolidation: p = {demo_run.p}, {demo_run.steps} steps of {demo_run.batch_size} rows, no guard rows")
+print(f"consolidation: p = {demo_run.p}, {demo_run.steps} steps of {demo_run.batch_size} rows, lr {demo_run.lr}, "
+      f"retention rows {demo_run.retention_frac:.0%} of each batch, no practice rows or stand-ins")
 for i, f in enumerate(stream):
     ctl.ingest(f.to_item(time=float(i)))
 ev = ctl.events()

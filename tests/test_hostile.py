@@ -432,6 +432,8 @@ def test_saved_files_get_umask_permissions(tokenizer, tmp_path, umask_022):
     ({"hard_frac": 2.0}, "hard_frac"), ({"steps": 2.5}, "steps must be int"), ({"p": "128"}, "p must be int"),
     ({"lr": True}, "lr must be float"), ({"backend": "adapter"}, "backend must be one of"),
     ({"init": "zeros"}, "init must be one of"), ({"k": 0}, r"k must be in \[1, 1000\]"),
+    ({"standins": "notes"}, "standins must be one of"), ({"study_wordings": -1}, "study_wordings must be >= 0"),
+    ({"residual_min": 5, "residual_max": 4}, "residual_min must be <= residual_max"),
 ])
 def test_consolidation_config_rejects_bad_values(kw, msg):
     from stmltm_nb.memory.config import ConsolidationConfig

@@ -284,3 +284,35 @@ def test_the_module_is_torch_free():
     code = "import sys, stmltm_nb.memory.study_data; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_training_wordings_add_study_and_about_questions_after_the_two_templates():
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.memory.study_data import training_wordings
+
+    facts = load_facts()[:5]
+    base = training_wordings(facts)
+    assert base == {f.id: list(f.train_questions) for f in facts}  # today's recipe
+    rich = training_wordings(facts, study=6, about=1)
+    for f in facts:
+        qs = rich[f.id]
+        assert qs[:2] == list(f.train_questions) and len(qs) == len(set(qs)) == 2 + 6 + 1
+        assert all(f.subject in q for q in qs)
+        held = {q.lower() for ws in f.heldout_questions.values() for q in ws}
+        assert not held & {q.lower() for q in qs}
+    with pytest.raises(ValueError, match=">= 0"):
+        training_wordings(facts, study=-1)
+
+
+def test_training_wordings_refuse_a_wording_that_is_held_out_naming_the_fact():
+    from dataclasses import replace
+
+    from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.memory.study_data import load_study_wordings, training_wordings
+
+    f = load_facts()[0]
+    w = load_study_wordings()
+    leaked = f.heldout_questions["report"][0].replace(f.subject, "{s}")
+    bad = replace(w, relations={**w.relations, f.relation: (*w.relations[f.relation], leaked)})
+    with pytest.raises(ValueError, match=f.id):
+        training_wordings([f], study=8, wordings=bad)

@@ -39,7 +39,7 @@ def voila_url(request, tmp_path_factory, browser):
     if request.param == "standalone":
         cmd = [sys.executable, "-m", "voila", NOTEBOOK, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
                "--show_tracebacks=True"]
-        ready, url = f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/"
+        ready, url = None, f"http://127.0.0.1:{port}/"
     else:
         cmd = [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root", f"--port={port}",
                "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password="]
@@ -47,7 +47,10 @@ def voila_url(request, tmp_path_factory, browser):
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, STMLTM_FAST="1"))
     for _ in range(120):
         try:
-            urllib.request.urlopen(ready, timeout=2)
+            if ready is None:  # standalone: every page request starts a kernel of its own, so wait for the port
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            else:
+                urllib.request.urlopen(ready, timeout=2)
             break
         except OSError:
             time.sleep(0.5)

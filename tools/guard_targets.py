@@ -34,7 +34,8 @@ def build(out: Path = OUT) -> dict:
     lm = load_model("default")
     with tempfile.TemporaryDirectory() as tmp:
         parts, _ = guard_targets(lm.model, lm.tokenizer, ConsolidationConfig(), targets_cache=tmp, progress=True)
-        assert sum(p.computed for p in parts) == len(parts), "a guard part was not computed afresh"
+        if any(p.cache_hits for p in parts):  # the old folder is gone, the cache is empty: nothing may be read
+            raise RuntimeError("a guard part was read, not computed: remove data/guard_targets and retry")
         out.mkdir(parents=True)
         files = {}
         for f in sorted(Path(tmp).glob("*.safetensors")):

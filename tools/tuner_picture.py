@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from tools.prose import ROOT
@@ -35,8 +34,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def take(out: Path = PICTURE, timeout: float = 240.0) -> Path:
-    """Serve notebook 07, wait for the tuner, save a PNG of the widget to ``out``; returns ``out``."""
+def take(out: Path = PICTURE, timeout: float = 120.0, tries: int = 3) -> Path:
+    """Serve notebook 07, wait for the tuner, save a PNG of the widget to ``out``; returns ``out``. A Voilà kernel
+    that never runs the notebook (seen now and then on 2-core machines: the page stays empty) is retried with a new
+    server, ``tries`` times in all."""
+    from selenium.common.exceptions import TimeoutException
+
+    for attempt in range(1, tries + 1):
+        try:
+            return _take(out, timeout)
+        except TimeoutException:
+            print(f"the tuner did not show within {timeout:.0f} s (try {attempt} of {tries})")
+    raise SystemExit(f"the tuner never showed in {tries} tries: notebooks/figures/tuner.png was not retaken")
+
+
+def _take(out: Path, timeout: float) -> Path:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
@@ -60,9 +72,9 @@ def take(out: Path = PICTURE, timeout: float = 240.0) -> Path:
     drv = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
     try:
         url = f"http://127.0.0.1:{port}/"
-        for _ in range(240):
+        for _ in range(240):  # wait for the port, not a page: every page request starts a kernel of its own
             try:
-                urllib.request.urlopen(url, timeout=2)
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
                 break
             except OSError:
                 time.sleep(0.5)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 from stmltm_nb.memory.backends import BACKENDS, DEFAULT_BACKEND, backend_names
 
+STANDINS = ("items", "pool")  # where stand-in residual items come from (ConsolidationConfig.standins)
 INITS = ("stm", "text", "random")
 DTYPES = ("float32", "bfloat16")  # the student's compute dtype (autocast; weights and teacher targets stay float32)
 RETENTION_CORPORA = ("prompts", "prose", "both")  # the model's own answers to generic prompts, everyday prose
@@ -36,6 +37,11 @@ class ConsolidationConfig:
     chunk_size: int = 1  # STM items the teacher sees per chunk (q_ctx(1) = 1.00, q_ctx(2) = 0.50)
     k: int = 20  # teacher top-k
     n_self: int = 0  # self-written questions per item (on top of the shipped templates)
+    # Diverse self-study (not measured yet: 0 / 0 is the measured recipe): per fact, this many more hand-written
+    # training wordings of its relation (data/study_wordings.json, disjoint from every held-out set) and "Tell me
+    # about …" questions answered by the fact's own sentence (memory.study_data.training_wordings)
+    study_wordings: int = 0
+    about_rows: int = 0
     steps: int = 400
     batch_size: int = 8  # below the measured noise scale (two-batch B_simple, notebook 04)
     lr: float = 2e-2
@@ -57,6 +63,10 @@ class ConsolidationConfig:
     # facts; rows prefix_prose25_p25_res75_max8*): a trade on the tuning split already (cartridge facts next to residual
     # STM 0.53 -> 0.84, held-out 0.45 -> 0.55, but trained 0.95 -> 0.88 and ΔNLL up), and on the report split the
     # cartridge alone lost held-out recall (0.61 -> 0.36) while the served memory gained; not adopted (README, 03.4)
+    residual_min: int = 1  # at least this many stand-ins in a batch that has them (0: some such batches have none)
+    standins: str = "items"  # where stand-in residual items come from: "items" (the items being consolidated, the
+    # measured recipe) or "pool" (data/distractor_facts.jsonl: facts of other relations never in a cartridge, as a
+    # served memory's newer notes are; not measured yet)
     residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (0.5 measured: worse, README)
     hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
     # Rows that protect what the cartridge should not change (issue #13; shares of each batch's rows):
@@ -91,7 +101,8 @@ class ConsolidationConfig:
         for name, v in positive.items():
             if v < 1:
                 raise ValueError(f"ConsolidationConfig.{name} must be >= 1, got {v!r}")
-        for name in ("steps", "n_self", "warmup", "seed", "update_steps", "replay_size"):
+        for name in ("steps", "n_self", "warmup", "seed", "update_steps", "replay_size", "study_wordings", "about_rows",
+                     "residual_min"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ConsolidationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.retention_frac + self.practice_frac > 1:
@@ -117,6 +128,11 @@ class ConsolidationConfig:
             raise ValueError(f"ConsolidationConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.init not in INITS:
             raise ValueError(f"ConsolidationConfig.init must be one of {INITS}, got {self.init!r}")
+        if self.standins not in STANDINS:
+            raise ValueError(f"ConsolidationConfig.standins must be one of {STANDINS}, got {self.standins!r}")
+        if self.residual_min > self.residual_max:
+            raise ValueError(f"ConsolidationConfig.residual_min must be <= residual_max, got {self.residual_min} > "
+                             f"{self.residual_max}")
 
     @classmethod
     def from_record(cls, record: dict) -> ConsolidationConfig:

@@ -191,3 +191,27 @@ def check_distractor_pool(pool: Iterable[Any], consolidated_items: Iterable[Any]
                 w, it = hits[0]
                 raise ValueError(f"distractor {d.id} ({d.text!r}) shares the name {w.capitalize()!r} with the "
                                  f"{label} {it.id} ({it.text!r})")
+
+
+def training_wordings(facts: Sequence[Fact], study: int = 0, about: int = 0,
+                      wordings: StudyWordings | None = None) -> dict[str, list[str]]:
+    """The training questions per fact id for a recipe with diverse self-study: the fact's two ``train_questions``,
+    then up to ``study`` more study wordings of its relation (file order, so the same ones in every run), then
+    ``about`` "Tell me about …" questions (their answer is the fact's own sentence: the teacher, with the fact in
+    context, says it, and where its answer misses the value the sentence is the target). ``study = about = 0`` is
+    today's recipe. Checked before any teacher pass: a wording that equals one of the facts' held-out wordings
+    raises ``ValueError`` naming the fact (:func:`check_study_wordings`)."""
+    if study < 0 or about < 0:
+        raise ValueError(f"study and about must be >= 0, got {study} and {about}")
+    facts = list(facts)
+    if study == 0 and about == 0:
+        return {f.id: list(f.train_questions) for f in facts}
+    w = wordings if wordings is not None else load_study_wordings()
+    check_study_wordings(facts, w)
+    out = {}
+    for f in facts:
+        qs = list(f.train_questions)
+        qs += [q for q in study_questions(f, wordings=w) if q not in qs][:study]
+        qs += [q for q, _ in about_rows(f, about, wordings=w) if q not in qs]
+        out[f.id] = qs
+    return out

@@ -17,7 +17,7 @@ from stmltm_nb.memory.teacher import TeacherTargets
 
 # the recipe fields recorded in a trained cartridge's stats
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boost", "seed", "residual_prob",
-                "residual_max", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
+                "residual_min", "residual_max", "standins", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
                 "practice_frac", "micro_batches", "dtype")
 GUARD_KINDS = ("retention", "practice")  # rows about no consolidated item (they guard what must not change)
 ROW_KINDS = ("fact", *GUARD_KINDS)
@@ -85,7 +85,7 @@ def train_cartridge(cart: Cartridge, tt: TeacherTargets, cfg: ConsolidationConfi
     Each batch mixes three kinds of rows (:meth:`ConsolidationConfig.row_counts`):
 
     - *fact rows*: a question about an item being consolidated, student = cartridge (+ stand-in residual items
-      from ``residual`` in a ``residual_prob`` share of batches, 1..``residual_max`` of them, never the asked
+      from ``residual`` in a ``residual_prob`` share of batches, ``residual_min``..``residual_max`` of them, never the asked
       item unless ``residual_own_prob``), teacher = the base model with the item's chunk in context;
       ``hard_frac`` of them drawn by loss-proportional sampling (:func:`pick_batch`);
     - *retention rows* (``retention_frac``): a generic prompt, student = cartridge, teacher = the base model with
@@ -213,7 +213,7 @@ def batch_rows(tt: TeacherTargets, cfg: ConsolidationConfig, pools: dict[str, li
     idx, orders["fact"] = pick_batch(orders["fact"], pools["fact"], counts["fact"], gen, ex_loss, cfg.hard_frac)
     n_res = 0  # one count per batch: rows of equal length, no compute spent on padding
     if cfg.residual_prob > 0 and float(torch.rand((), generator=gen)) < cfg.residual_prob:
-        n_res = int(torch.randint(1, cfg.residual_max + 1, (1,), generator=gen))
+        n_res = int(torch.randint(cfg.residual_min, cfg.residual_max + 1, (1,), generator=gen))
     extra = [sample_residual(residual, tt.examples[i].item_id, n_res, gen, cfg.residual_own_prob) for i in idx]
     if counts["retention"]:
         ret, orders["retention"] = pick_batch(orders["retention"], pools["retention"], counts["retention"], gen)
