@@ -241,7 +241,7 @@ facts = load_facts(contradictions=True)
 contra = [f for f in facts if f.supersedes]
 stream = facts[:8] + contra[:1] if FAST else facts[:16] + contra[:2]
 root = tempfile.mkdtemp(prefix="stmltm-ctl-")
-ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in facts},
+ctl = Controller(lm, root, {f.id: f.train_questions for f in facts},
                  probes={f.id: (f.heldout_question, f.answer) for f in facts},
                  # G2 off here to keep the demo short; the recorded stream below measures SNR online
                  config=ControllerConfig(check_every=4 if FAST else 8, m_floor=4, lam=5.0, queries_per_item=50.0,
@@ -354,5 +354,5 @@ if path.exists():
 #    rent reaches c_upd sooner.
 # 2. (≈ 5 min: one consolidation, a restart and a reload) Kill the kernel in the middle of a consolidation, rebuild
 #    the `Controller` on the same folder, and check `ctl.accounted()`. Hint: print `root` before you start; after the
-#    restart reload the model and build `Controller(lm.model, lm.tokenizer, root, ...)` with the same arguments: the
+#    restart reload the model and build `Controller(lm, root, ...)` with the same arguments: the
 #    item log and the atomic commit record are what it reads back.
