@@ -73,7 +73,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     from stmltm_nb.io import atomic_write_json
     from stmltm_nb.memory.cartridge import Cartridge
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import consolidate, teacher_targets_for, templates_of, update
+    from stmltm_nb.memory.consolidation import Lesson, consolidate, teacher_targets_for, templates_of, update
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.recall import evaluate_recall
     from stmltm_nb.models import cache_dir, load_model
@@ -131,7 +131,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
 
     def full(fs):
         def run():
-            r = consolidate(lm, [f.to_item() for f in fs], templates_of(fs), cfg)
+            r = consolidate(lm, Lesson.of_facts(fs), cfg)
             return r.cartridge, {"teacher_s": r.seconds["teacher"], "train_s": r.seconds["train"],
                                  "c_upd_s": r.seconds["teacher"] + r.seconds["train"], "steps": cfg.steps}
         return run
@@ -140,8 +140,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     base = phase("full_old", full(old), needed=not ("update" in res and (work / "update").is_dir()))
 
     def incremental():
-        r = update(lm, base, [f.to_item() for f in new], templates_of(old + new), cfg,
-                   replay=[f.to_item() for f in old])
+        r = update(lm, base, Lesson.of_facts(new, replay=old), cfg)
         t_new = teacher_targets_for(lm, [f.to_item() for f in new], templates_of(new), cfg).seconds
         return r.cartridge, {"teacher_new_s": t_new, "train_s": r.seconds["train"],
                              "c_upd_s": t_new + r.seconds["train"], "steps": cfg.update_steps,

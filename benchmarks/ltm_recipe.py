@@ -52,7 +52,7 @@ def main() -> None:
 
     from stmltm_nb.env import machine, seed_everything
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate
     from stmltm_nb.memory.facts import general_text, load_facts
     from stmltm_nb.memory.stm import STMBuffer
     from stmltm_nb.metrics.recall import evaluate_recall, text_nll
@@ -65,7 +65,7 @@ def main() -> None:
     cart_f, resid_f = facts[: args.cart], facts[args.cart : args.cart + args.resid]
     cfg = replace(ConsolidationConfig(), **parse_set(args.set))
     t0 = time.perf_counter()
-    run = consolidate(lm, [f.to_item() for f in cart_f], templates_of(cart_f), cfg, progress=True)
+    run = consolidate(lm, Lesson.of_facts(cart_f), cfg, RunOptions(progress=True))
     cart = run.cartridge
     if args.save:
         cart.save_pretrained(args.save, overwrite=True)

@@ -278,11 +278,11 @@ print(stm.context_text(q))
 
 # %%
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, templates_of
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate
 
 few = facts[:4]
 cfg = ConsolidationConfig(p=32, steps=6 if FAST else 40, batch_size=8, chunk_size=4)
-run = consolidate(lm, [f.to_item() for f in few], templates_of(few), cfg, progress=False)
+run = consolidate(lm, Lesson.of_facts(few), cfg, RunOptions(progress=False))
 print(f"c_upd = {run.seconds['total']:.0f} s (teacher {run.seconds['teacher']:.0f} s, training {run.seconds['train']:.0f} s); "
       f"loss {run.train.losses[0]:.2f} → {run.train.losses[-1]:.2f} nats/token")
 ltm = run.cartridge.memory()

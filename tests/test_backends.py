@@ -184,7 +184,7 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
     import torch
 
     from stmltm_nb.memory.cartridge import Cartridge
-    from stmltm_nb.memory.consolidation import consolidate, templates_of, update
+    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, update
     from stmltm_nb.memory.stm import STMBuffer
     from stmltm_nb.models import tiny_llama
 
@@ -194,8 +194,7 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
                               retention_frac=0.0, practice_frac=0.0, replay_size=2)
     old, new = facts[:3], facts[3:5]
     before = STMBuffer(tiny).query_logits("Q?")
-    run = consolidate(tiny, [f.to_item() for f in old], templates_of(old), cfg,
-                      targets_cache=tmp_path / "tt", progress=False)
+    run = consolidate(tiny, Lesson.of_facts(old), cfg, RunOptions(tmp_path / "tt", progress=False))
     cart = run.cartridge
     assert cart.backend == toy.name and cart.impl is toy and cart.p == 0 and cart.student_context_ids()
     assert not torch.equal(cart.delta_vector(), run.init_vector)  # it trained
@@ -212,10 +211,9 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
     assert loaded.impl is toy and torch.equal(loaded.delta_vector(), cart.delta_vector())
     assert (loaded.memory().query_logits("Q?") - cart.memory().query_logits("Q?")).abs().max() == 0
 
-    up = update(tiny, folder, [f.to_item() for f in new], templates_of(old + new), cfg,
-                replay=[f.to_item() for f in old], targets_cache=tmp_path / "tt", progress=False)
+    up = update(tiny, folder, Lesson.of_facts(new, replay=old), cfg, RunOptions(tmp_path / "tt", progress=False))
     assert up.cartridge.backend == toy.name and torch.equal(up.init_vector, loaded.delta_vector())
     assert not torch.equal(up.cartridge.delta_vector(), up.init_vector)
     with pytest.raises(CartridgeError, match=f"is a {toy.name} cartridge, the config asks for prefix"):
-        update(tiny, cart, [f.to_item() for f in new], templates_of(old + new),
-               replace(cfg, backend=DEFAULT_BACKEND), progress=False)
+        update(tiny, cart, Lesson.of_facts(new, replay=old), replace(cfg, backend=DEFAULT_BACKEND),
+               RunOptions(progress=False))

@@ -6,7 +6,7 @@ import torch
 from stmltm_nb.memory.batching import residual_pool
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, guard_targets, templates_of
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, guard_targets, templates_of
 from stmltm_nb.memory.facts import retention_passages
 from stmltm_nb.memory.questions import Query
 from stmltm_nb.memory.stm import STMBuffer
@@ -108,15 +108,15 @@ def test_empty_corpus_or_no_practice_facts_fail_before_any_teacher_pass(lm, fact
     items = [f.to_item() for f in facts[:2]]
     cfg = ConsolidationConfig(p=8, steps=1, batch_size=8, k=5, retention_frac=0.25, practice_frac=0.25)
     with pytest.raises(ValueError, match="retention corpus is empty"):
-        consolidate(lm, items, templates_of(facts[:2]), cfg, targets_cache=tmp_path,
-                    retention=[], practice=facts[10:12])
+        consolidate(lm, Lesson(items, templates_of(facts[:2])), cfg,
+                    RunOptions(tmp_path, retention=[], practice=facts[10:12]))
     with pytest.raises(ValueError, match="no practice facts"):
-        consolidate(lm, items, templates_of(facts[:2]), cfg, targets_cache=tmp_path,
-                    retention=PROMPTS, practice=[])
+        consolidate(lm, Lesson(items, templates_of(facts[:2])), cfg,
+                    RunOptions(tmp_path, retention=PROMPTS, practice=[]))
     both = ConsolidationConfig(p=8, steps=1, batch_size=8, k=5, retention_frac=0.25, retention_corpus="both")
     with pytest.raises(ValueError, match="retention_corpus"):
-        consolidate(lm, items, templates_of(facts[:2]), both, targets_cache=tmp_path,
-                    retention=PROMPTS, practice=facts[10:12])
+        consolidate(lm, Lesson(items, templates_of(facts[:2])), both,
+                    RunOptions(tmp_path, retention=PROMPTS, practice=facts[10:12]))
     assert list(tmp_path.iterdir()) == []  # nothing computed, nothing written
 
 

@@ -201,7 +201,7 @@ def test_unwritable_cache_fails_before_the_teacher_runs(tiny, tokenizer, facts, 
     monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "blocker" / "sub"))
     monkeypatch.setattr(cons, "compute_teacher_targets", lambda *a, **k: pytest.fail("teacher ran"))
     with pytest.raises(CacheDirError, match="STMLTM_CACHE"):
-        cons.consolidate(tiny, [facts[0].to_item()], {}, ConsolidationConfig(p=8, steps=1))
+        cons.consolidate(tiny, cons.Lesson([facts[0].to_item()], {}), ConsolidationConfig(p=8, steps=1))
 
 
 def test_resume_from_a_corrupt_file_fails_before_the_model_loads(tmp_path, monkeypatch, capsys, measure_stub):

@@ -22,7 +22,7 @@ def test_probe_run_measures_recall_of_a_short_consolidation(tiny, facts, tmp_pat
     real = rp.consolidate
 
     def spy(*a, **kw):
-        seen["steps"] = a[3].steps
+        seen["steps"] = a[2].steps
         return real(*a, **kw)
 
     monkeypatch.setattr(rp, "consolidate", spy)
@@ -77,9 +77,9 @@ def test_replica_probe_trains_a_sample_with_a_smaller_cartridge(tiny, facts, tmp
     seen = {}
     real = rp.consolidate
 
-    def spy(lm, items, templates, cfg, **kw):
-        seen.update(items=[it.id for it in items], p=cfg.p, steps=cfg.steps)
-        return real(lm, items, templates, cfg, **kw)
+    def spy(lm, lesson, cfg, *a, **kw):
+        seen.update(items=[it.id for it in lesson.items], p=cfg.p, steps=cfg.steps)
+        return real(lm, lesson, cfg, *a, **kw)
 
     monkeypatch.setattr(rp, "consolidate", spy)
     monkeypatch.setattr(rp, "PROBE_MIN_ITEMS", 2)

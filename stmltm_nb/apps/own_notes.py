@@ -61,7 +61,7 @@ def consolidate_notes(lm: LoadedModel, notes: Sequence[Note], out: str | Path, c
     """Study ``notes`` (≥ ``k`` training questions each), train a cartridge on them, measure it, and write the
     folder ``out`` atomically (nothing is left behind on failure). Returns the report (recall as fractions,
     NLL in nats/token, seconds)."""
-    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, templates_of
     from stmltm_nb.memory.facts import general_text
     from stmltm_nb.memory.stm import STMBuffer
     from stmltm_nb.memory.study import study_notes
@@ -71,7 +71,7 @@ def consolidate_notes(lm: LoadedModel, notes: Sequence[Note], out: str | Path, c
     facts = study_notes(lm, notes, k=k, seed=cfg.seed, cache=Path(cache_dir()) / "study-cache.json",
                         progress=progress)
     items = [f.to_item() for f in facts]
-    run = consolidate(lm, items, templates_of(facts), cfg, progress=progress)
+    run = consolidate(lm, Lesson(items, templates_of(facts)), cfg, RunOptions(progress=progress))
     base, ltm, stm = STMBuffer(lm), run.cartridge.memory(), _stm_of(lm, items)
     text = general_text()
     rows = [{"memory": "no memory", "heldout": _recall(base, facts, "heldout"), "train": _recall(base, facts, "train"),

@@ -13,7 +13,7 @@ from typing import Any
 from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import Consolidation, consolidate, templates_of
+from stmltm_nb.memory.consolidation import Consolidation, Lesson, RunOptions, consolidate
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.teacher import TeacherTargets
 from stmltm_nb.metrics import comparison as _C
@@ -67,7 +67,7 @@ def consolidation_section(lm: LoadedModel, facts: Sequence[Fact], cfg: Consolida
                           ) -> tuple[dict[str, Any], Consolidation]:
     """Train a cartridge on ``facts`` (saved to ``save_to`` when given). Returns (c_upd in seconds, loss history,
     analytic FLOPs, ...; the run itself)."""
-    run = consolidate(lm, [f.to_item() for f in facts], templates_of(facts), cfg, progress=progress)
+    run = consolidate(lm, Lesson.of_facts(facts), cfg, RunOptions(progress=progress))
     if save_to is not None:
         run.cartridge.save_pretrained(save_to, overwrite=True)
     flops = M.training_flops(lm.model.config, run.targets, cfg.steps, cfg.batch_size, cfg.p)
@@ -106,9 +106,9 @@ def compression_section(lm: LoadedModel, facts: Sequence[Fact], cart: Cartridge,
     g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(lm.model.config), cart.kv_bytes())
     g_info = g_mdl_information(sum(bits_base), dl["bits"], sum(bits_cart))
     half = len(facts) // 2
-    first = consolidate(lm, items[:half], templates_of(facts[:half]),
+    first = consolidate(lm, Lesson.of_facts(facts[:half]),
                         ConsolidationConfig(steps=max(10, cfg.steps // 3), batch_size=cfg.batch_size),
-                        progress=progress)
+                        RunOptions(progress=progress))
     preq = sum(bits_base[:half]) + sum(M.item_code_bits(first.cartridge.memory(), items[half:]))
     return {"dl": dl, "stm_tokens": n_tokens, "item_bits_base": bits_base, "item_bits_cartridge": bits_cart,
             "g_mdl_storage": asdict(g_store), "g_mdl_information": asdict(g_info), "prequential_bits": preq,

@@ -36,7 +36,7 @@ from stmltm_nb.decision.switching import Decision, SwitchInputs, advantage, deci
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.cartridge_files import CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, update
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, update
 from stmltm_nb.memory.items import STMError, STMItem, validate_item
 from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.metrics.governance import superseded_ids
@@ -253,11 +253,11 @@ class Controller:
             return self._reject(v_new, "absorbed nothing", {"holdout_passed": [], "not_trainable": untrainable},
                                 0.0, len(residual))
         if mode == "update":
-            run = update(self.lm, self.cartridge, new_items, self.templates, self.ccfg,
-                         replay=replay, progress=self.progress)
+            run = update(self.lm, self.cartridge, Lesson(new_items, self.templates, replay), self.ccfg,
+                         RunOptions(progress=self.progress))
         else:
-            run = consolidate(self.lm, new_items, self.templates, self.ccfg,
-                              progress=self.progress, replay=replay)
+            run = consolidate(self.lm, Lesson(new_items, self.templates, replay), self.ccfg,
+                              RunOptions(progress=self.progress))
         checks = self._checks(run.cartridge, new_items, replay)
         reason = verdict(checks)
         c_upd = float(run.seconds["incurred"])

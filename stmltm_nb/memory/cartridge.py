@@ -88,27 +88,27 @@ class Cartridge:
 
     # ----- construction ------------------------------------------------------------------------------
     @classmethod
-    def create(cls, lm: LoadedModel, p: int = 128, backend: str = DEFAULT_BACKEND, init: str = "stm",
-               stm_text: str | None = None, num_frozen: int = 1, lora_rank: int = 8, seed: int = 0,
-               header: str = DEFAULT_HEADER, fmt: ChatFormat = CHATML, **size: Any) -> Cartridge:
-        """Build an untrained cartridge of ``backend`` (a key of :data:`~stmltm_nb.memory.backends.BACKENDS`).
+    def create(cls, lm: LoadedModel, backend: str = DEFAULT_BACKEND, init: str = "stm", stm_text: str | None = None,
+               seed: int = 0, **size: Any) -> Cartridge:
+        """Build an untrained cartridge of ``backend`` (a key of :data:`~stmltm_nb.memory.backends.BACKENDS`) on the
+        base model of ``lm``, framed by the default header and chat format.
 
-        Size arguments, each read only by its backend: ``p`` virtual tokens and ``num_frozen`` of them never
-        trained (prefix), ``lora_rank`` (LoRA), and any other size field a registered backend reads (``**size``,
-        handed to its :meth:`~stmltm_nb.memory.backends.Backend.shape`). ``stm_text``: the STM items' text used by ``init="stm"``
-        (each item on its own line, without the header; the header is added here). ``seed`` seeds PEFT's
-        initialisation.
+        Size arguments (``**size``), each read only by its backend's
+        :meth:`~stmltm_nb.memory.backends.Backend.shape`, which gives the defaults: ``p`` virtual tokens (128) and
+        ``num_frozen`` of them never trained (1) for the prefix, ``lora_rank`` (8) for LoRA, and any other size field
+        a registered backend reads. ``stm_text``: the STM items' text used by ``init="stm"`` (each item on its own
+        line, without the header; the header is added here). ``seed`` seeds PEFT's initialisation.
         """
         import torch
 
         impl = backend_named(backend)
         if init not in INITS:
             raise CartridgeError(f"init must be one of {INITS}, got {init!r}")
-        shape = impl.shape(p=p, num_frozen=num_frozen, lora_rank=lora_rank, **size)
+        shape = impl.shape(**size)
         record = CartridgeRecord(backend=backend, base_fingerprint=model_fingerprint(lm), init=init, shape=shape,
                                  base_model_type=lm.model.config.model_type)
         torch.manual_seed(seed)
-        cart = cls(impl.attach(lm.model, shape), lm, record, fmt, header)
+        cart = cls(impl.attach(lm.model, shape), lm, record)
         impl.initialise(cart, init, stm_text)
         return cart
 
@@ -191,8 +191,7 @@ class Cartridge:
         return self.impl.state_tensors(self)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, lm: LoadedModel, header: str = DEFAULT_HEADER,
-                        fmt: ChatFormat = CHATML) -> Cartridge:
+    def from_pretrained(cls, path: str | os.PathLike, lm: LoadedModel) -> Cartridge:
         """Load a saved cartridge onto the base model of ``lm``. Fails with :class:`CartridgeError` if the files are missing,
         corrupt (checksum), or were trained on another base model (fingerprint)."""
         from safetensors import SafetensorError
@@ -217,19 +216,18 @@ class Cartridge:
             tensors = load_file(str(wfile))
         except (SafetensorError, OSError, ValueError) as e:
             raise CartridgeError(f"cannot read {wfile}: {e}") from e
-        cart = cls._shaped_like(meta, lm, header, fmt)
+        cart = cls._shaped_like(meta, lm)
         check_shapes(wfile, tensors, cart._state_tensors(), meta)
         cart._set_state(tensors)
         cart.record = CartridgeRecord.from_json(meta, (f.name for f in cart.impl.meta_fields))
         return cart
 
     @classmethod
-    def _shaped_like(cls, meta: dict[str, Any], lm: LoadedModel, header: str = DEFAULT_HEADER,
-                     fmt: ChatFormat = CHATML) -> Cartridge:
+    def _shaped_like(cls, meta: dict[str, Any], lm: LoadedModel) -> Cartridge:
         """An untrained cartridge with the backend and the shape (p and frozen count, or rank) that ``meta``
         records."""
         shape = backend_named(meta["backend"]).shape_from_meta(meta)
-        return cls.create(lm, backend=meta["backend"], init="random", header=header, fmt=fmt, **shape)
+        return cls.create(lm, backend=meta["backend"], init="random", **shape)
 
     def _set_state(self, tensors: dict[str, Any]) -> None:
         self.impl.set_state(self, tensors)
@@ -237,7 +235,8 @@ class Cartridge:
     def clone(self) -> Cartridge:
         """A separate, trainable cartridge holding exactly this φ (the frozen tokens included), on the same base
         model: the warm start of an incremental update. Training the clone leaves this one untouched."""
-        twin = type(self)._shaped_like(self.meta, self.lm, self.header, self.fmt)
+        twin = type(self)._shaped_like(self.meta, self.lm)
+        twin.fmt, twin.header = self.fmt, self.header  # the framing this one is served with
         twin._set_state(self._state_tensors())
         twin.record = self.record  # frozen: the twin's stages replace it, never edit it
         return twin

@@ -7,7 +7,7 @@ the same code path. Times are wall-clock seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,33 @@ class Consolidation:
     config: ConsolidationConfig = field(default_factory=ConsolidationConfig)
 
 
+@dataclass(frozen=True)
+class Lesson:
+    """What a consolidation learns: the new ``items``, the training questions of every item by id (``templates``;
+    replayed items' too, held-out paraphrases never) and the absorbed items it trains on again (``replay``)."""
+
+    items: Sequence[STMItem]
+    templates: Mapping[str, Sequence[str]]
+    replay: Sequence[STMItem] = ()
+
+    @classmethod
+    def of_facts(cls, facts: Sequence[Fact], replay: Sequence[Fact] = ()) -> Lesson:
+        """The lesson of ``facts`` (replaying ``replay``): their items and training questions."""
+        return cls([f.to_item() for f in facts], templates_of([*replay, *facts]), [f.to_item() for f in replay])
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a consolidation runs, beside its recipe (:class:`ConsolidationConfig`): where teacher targets are cached
+    (``"default"``: under the model cache folder; ``None``: nowhere), whether progress bars show, and the corpora of
+    the guard rows (:func:`guard_targets`; ``None``: the shipped ones)."""
+
+    targets_cache: str | Path | None = "default"
+    progress: bool = True
+    practice: Sequence[Fact] | None = None
+    retention: Sequence[str] | None = None
+
+
 def templates_of(facts: Sequence[Fact]) -> dict[str, Sequence[str]]:
     """Training question templates per item id (held-out paraphrases are never included)."""
     return {f.id: f.train_questions for f in facts}
@@ -49,7 +76,7 @@ def _targets_cache(targets_cache: str | Path | None) -> str | Path | None:
     return Path(cache_dir()) / "teacher-targets" if targets_cache == "default" else targets_cache
 
 
-def teacher_targets_for(lm: LoadedModel, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
+def teacher_targets_for(lm: LoadedModel, items: Sequence[STMItem], templates: Mapping[str, Sequence[str]],
                         cfg: ConsolidationConfig, targets_cache: str | Path | None = "default",
                         progress: bool = False) -> TeacherTargets:
     """Questions and teacher targets for ``items`` as :func:`consolidate` makes them (same cache)."""
@@ -114,55 +141,49 @@ def _guard_inputs(cfg: ConsolidationConfig, practice: Sequence[Fact] | None,
     return prompts, passages, facts
 
 
-def consolidate(lm: LoadedModel, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
-                config: ConsolidationConfig, targets_cache: str | Path | None = "default",
-                progress: bool = True, replay: Sequence[STMItem] = (), practice: Sequence[Fact] | None = None,
-                retention: Sequence[str] | None = None) -> Consolidation:
-    """Train a cartridge from scratch on ``items`` (+ ``replay`` of items absorbed earlier) by context distillation,
-    with the guard rows of :func:`guard_targets` mixed in as ``config`` says.
+def consolidate(lm: LoadedModel, lesson: Lesson, config: ConsolidationConfig,
+                options: RunOptions = RunOptions()) -> Consolidation:
+    """Train a cartridge from scratch on the lesson's items (+ its ``replay`` of items absorbed earlier, all of them)
+    by context distillation, with the guard rows of :func:`guard_targets` mixed in as ``config`` says.
 
-    ``targets_cache="default"`` keeps teacher targets under the model cache folder, one file per chunk, so
+    ``options.targets_cache="default"`` keeps teacher targets under the model cache folder, one file per chunk, so
     re-running a consolidation, or replaying absorbed items, skips the teacher for chunks already seen.
     Seconds: ``teacher`` (the items' targets) + ``train`` = ``total``, c_upd from scratch (cached chunks count
     their original teacher time); ``teacher_guard`` the guard rows' targets, paid once per model (cached) and
     not part of c_upd; ``incurred`` what this call paid.
     """
     _check_config(config)
-    all_items = list(replay) + list(items)
+    all_items = list(lesson.replay) + list(lesson.items)
     if not all_items:
         raise ValueError("nothing to consolidate: no items")
-    _guard_inputs(config, practice, retention)  # bad input fails before the model runs
-    ensure_cache_writable(_targets_cache(targets_cache))  # an unwritable cache fails now, not after the teacher
+    _guard_inputs(config, options.practice, options.retention)  # bad input fails before the model runs
+    ensure_cache_writable(_targets_cache(options.targets_cache))  # an unwritable cache fails now, not after the teacher
     cart = untrained_cartridge(lm, all_items, config)
-    return _distil(lm, cart, all_items, templates, config, config.steps, targets_cache, progress,
-                   practice, retention)
+    return _distil(lm, cart, replace(lesson, items=all_items, replay=()), config, options)
 
 
-def update(lm: LoadedModel, committed: Cartridge | str | Path, items: Sequence[STMItem],
-           templates: dict[str, Sequence[str]], config: ConsolidationConfig, replay: Sequence[STMItem] = (),
-           targets_cache: str | Path | None = "default", progress: bool = True,
-           practice: Sequence[Fact] | None = None, retention: Sequence[str] | None = None) -> Consolidation:
+def update(lm: LoadedModel, committed: Cartridge | str | Path, lesson: Lesson, config: ConsolidationConfig,
+           options: RunOptions = RunOptions()) -> Consolidation:
     """An incremental update: warm-start from the ``committed`` cartridge (an object or a saved folder), train
-    ``config.update_steps`` steps (peak lr ``config.update_lr``) on the new ``items`` plus a seeded sample of
-    ``config.replay_size`` absorbed
-    items from ``replay`` (so old facts are not forgotten). Teacher targets are computed only for what the cache
-    has not seen (the replayed items' are cached from their own consolidation). Δφ = trained − committed φ.
+    ``config.update_steps`` steps (peak lr ``config.update_lr``) on the lesson's new items plus a seeded sample of
+    ``config.replay_size`` absorbed items from its ``replay`` (so old facts are not forgotten). Teacher targets are
+    computed only for what the cache has not seen (the replayed items' are cached from their own consolidation).
+    Δφ = trained − committed φ.
 
     Raises :class:`~stmltm_nb.memory.cartridge.CartridgeError` before any teacher pass when the committed
     cartridge is corrupt, belongs to another base model, or has another backend or size (prefix: p; LoRA: rank)
     than ``config``; the committed cartridge is never modified (the update trains a clone)."""
     _check_config(config)
+    items = list(lesson.items)
     if not items:
         raise ValueError("nothing to update: no new items")
-    _guard_inputs(config, practice, retention)
+    _guard_inputs(config, options.practice, options.retention)
     base = committed if isinstance(committed, Cartridge) else Cartridge.from_pretrained(committed, lm)
     _check_compatible(base, lm, config)
-    ensure_cache_writable(_targets_cache(targets_cache))
-    sample = replay_sample(replay, config.replay_size, config.seed)
+    ensure_cache_writable(_targets_cache(options.targets_cache))
+    sample = replay_sample(lesson.replay, config.replay_size, config.seed)
     cart = base.clone()
-    run = _distil(lm, cart, sample + list(items), templates, replace(config, lr=config.update_lr),
-                  config.update_steps, targets_cache, progress, practice, retention,
-                  emphasis=(len(sample), config.update_new_share))
+    run = _distil(lm, cart, replace(lesson, items=items, replay=sample), config, options, warm=True)
     cart.record = cart.record.absorbing([*base.record.items, *(it.id for it in items)], update={
         "new_items": len(items), "replayed": len(sample), "parent_items": len(base.record.items)})
     return run
@@ -195,20 +216,23 @@ def _check_compatible(base: Cartridge, lm: LoadedModel, cfg: ConsolidationConfig
     base.impl.check_warm_start(base.record.shape, cfg)
 
 
-def _distil(lm: LoadedModel, cart: Cartridge, items: list[STMItem], templates: dict[str, Sequence[str]],
-            cfg: ConsolidationConfig, steps: int, targets_cache: str | Path | None, progress: bool,
-            practice: Sequence[Fact] | None, retention: Sequence[str] | None,
-            emphasis: tuple[int, float] | None = None) -> Consolidation:
-    """Teacher targets for ``items`` (+ guard rows), then ``steps`` training steps of ``cart`` from where it is.
-    ``emphasis = (k, share)``: ``items[:k]`` are replayed, the rest new; the new items' examples are repeated so
-    that they make up about ``share`` of the fact rows (the replayed ones the rest)."""
+def _distil(lm: LoadedModel, cart: Cartridge, lesson: Lesson, config: ConsolidationConfig, options: RunOptions,
+            warm: bool = False) -> Consolidation:
+    """Teacher targets for the lesson's replayed + new items (+ guard rows), then training of ``cart`` from where it
+    is: ``config.steps`` steps, or with ``warm`` (an update) ``config.update_steps`` at peak lr ``config.update_lr``,
+    the new items' examples repeated so that they make up about ``config.update_new_share`` of the fact rows (the
+    replayed ones the rest)."""
     t0 = time.perf_counter()
-    guard, practice_items = guard_targets(lm, cfg, targets_cache, progress, practice, retention)
-    if emphasis is not None and 0 < emphasis[0] < len(items) and emphasis[1] > 0:
-        k, share = emphasis
+    cfg = replace(config, lr=config.update_lr) if warm else config
+    steps = config.update_steps if warm else config.steps
+    items, templates, k = [*lesson.replay, *lesson.items], lesson.templates, len(lesson.replay)
+    targets_cache, progress = options.targets_cache, options.progress
+    guard, practice_items = guard_targets(lm, cfg, targets_cache, progress, options.practice, options.retention)
+    if warm and 0 < k < len(items) and config.update_new_share > 0:
         old = teacher_targets_for(lm, items[:k], templates, cfg, targets_cache, progress)
         new = teacher_targets_for(lm, items[k:], templates, cfg, targets_cache, progress)
         tt_items = concat_targets([old, new])  # each example once: seconds and cache counts of this update
+        share = config.update_new_share
         reps = max(1, round(share / max(1e-9, 1 - share) * len(old) / len(new)))
         tt = concat_targets([old, *[new] * reps, *guard])
         tt.cache_hits, tt.computed = tt_items.cache_hits, tt_items.computed

@@ -31,7 +31,7 @@ from typing import Any
 
 from stmltm_nb.memory.backends import BACKENDS
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, templates_of
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.metrics.probe import PROBE_MIN_ITEMS, PROBE_SHARE, PROBE_VARIANTS
 from stmltm_nb.metrics.recall import evaluate_recall, fact_buffer
@@ -108,8 +108,7 @@ def run_recall_probe(lm: LoadedModel, facts: Sequence[Fact], cfg: ConsolidationC
     probed = probe_sample(facts, m, cfg.seed)
     if pcfg.steps == 0:
         return _teacher_probe(lm, probed, cfg)
-    run = consolidate(lm, [f.to_item() for f in probed], templates_of(probed), pcfg,
-                      targets_cache=targets_cache, progress=progress)
+    run = consolidate(lm, Lesson.of_facts(probed), pcfg, RunOptions(targets_cache, progress))
     t0 = time.perf_counter()
     ltm = run.cartridge.memory()
     held = evaluate_recall(ltm, probed, "heldout", first_question_only=True, with_nll=False).recall
