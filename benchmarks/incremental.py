@@ -73,7 +73,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     from stmltm_nb.io import atomic_write_json
     from stmltm_nb.memory.cartridge import Cartridge
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import consolidate, teacher_targets_for, templates_of, update
+    from stmltm_nb.memory.consolidation import Lesson, consolidate, teacher_targets_for, templates_of, update
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.recall import evaluate_recall
     from stmltm_nb.models import cache_dir, load_model
@@ -110,7 +110,6 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     res.update({"split": args.split, "facts": [lo + 1, hi], "old": len(old), "new": len(new), "config": asdict(cfg),
                 "machine": machine()})
     lm = load_model()
-    model, tok = lm.model, lm.tokenizer
 
     def recall(cart: Cartridge, fs) -> float:
         return evaluate_recall(cart.memory(), fs, "train", first_question_only=True, with_nll=False).recall
@@ -118,7 +117,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     def phase(name: str, fn, needed: bool = True) -> Cartridge | None:
         folder = work / name
         if name in res and folder.is_dir():
-            return Cartridge.from_pretrained(folder, model, tok)
+            return Cartridge.from_pretrained(folder, lm)
         if name in res and not needed and measured(name):
             return None  # measured; its cartridge is not needed again
         log(name)
@@ -132,7 +131,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
 
     def full(fs):
         def run():
-            r = consolidate(model, tok, [f.to_item() for f in fs], templates_of(fs), cfg)
+            r = consolidate(lm, Lesson.of_facts(fs), cfg)
             return r.cartridge, {"teacher_s": r.seconds["teacher"], "train_s": r.seconds["train"],
                                  "c_upd_s": r.seconds["teacher"] + r.seconds["train"], "steps": cfg.steps}
         return run
@@ -141,9 +140,8 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     base = phase("full_old", full(old), needed=not ("update" in res and (work / "update").is_dir()))
 
     def incremental():
-        r = update(model, tok, base, [f.to_item() for f in new], templates_of(old + new), cfg,
-                   replay=[f.to_item() for f in old])
-        t_new = teacher_targets_for(model, tok, [f.to_item() for f in new], templates_of(new), cfg).seconds
+        r = update(lm, base, Lesson.of_facts(new, replay=old), cfg)
+        t_new = teacher_targets_for(lm, [f.to_item() for f in new], templates_of(new), cfg).seconds
         return r.cartridge, {"teacher_new_s": t_new, "train_s": r.seconds["train"],
                              "c_upd_s": t_new + r.seconds["train"], "steps": cfg.update_steps,
                              "replayed": r.cartridge.meta["stats"]["update"]["replayed"],

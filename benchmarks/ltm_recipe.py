@@ -52,7 +52,7 @@ def main() -> None:
 
     from stmltm_nb.env import machine, seed_everything
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate
     from stmltm_nb.memory.facts import general_text, load_facts
     from stmltm_nb.memory.stm import STMBuffer
     from stmltm_nb.metrics.recall import evaluate_recall, text_nll
@@ -60,13 +60,12 @@ def main() -> None:
 
     seed_everything(0)
     lm = load_model()
-    model, tok = lm.model, lm.tokenizer
     lo, hi = SPLITS[args.split]
     facts = load_facts()[lo:hi]
     cart_f, resid_f = facts[: args.cart], facts[args.cart : args.cart + args.resid]
     cfg = replace(ConsolidationConfig(), **parse_set(args.set))
     t0 = time.perf_counter()
-    run = consolidate(model, tok, [f.to_item() for f in cart_f], templates_of(cart_f), cfg, progress=True)
+    run = consolidate(lm, Lesson.of_facts(cart_f), cfg, RunOptions(progress=True))
     cart = run.cartridge
     if args.save:
         cart.save_pretrained(args.save, overwrite=True)
@@ -76,7 +75,7 @@ def main() -> None:
 
     resid_items = [f.to_item() for f in resid_f]
     ltm, both = cart.memory(), cart.memory(residual=resid_items)
-    stm_resid = STMBuffer(model, tok)
+    stm_resid = STMBuffer(lm)
     stm_resid.extend(resid_items)
     text = general_text()
     row = {
@@ -87,7 +86,7 @@ def main() -> None:
         "both_cart_train": recall(both, cart_f), "both_resid_train": recall(both, resid_f),
         "both_resid_heldout": recall(both, resid_f, "heldout"),
         "stm_resid_train": recall(stm_resid, resid_f), "stm_resid_heldout": recall(stm_resid, resid_f, "heldout"),
-        "nll_base": text_nll(STMBuffer(model, tok), text), "nll_ltm": text_nll(ltm, text),
+        "nll_base": text_nll(STMBuffer(lm), text), "nll_ltm": text_nll(ltm, text),
         "nll_both": text_nll(both, text), "wall_s": time.perf_counter() - t0, "machine": machine(),
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def measure(task: tuple[str, int, str], lm, cfg) -> dict:
     lo = SPLIT_START[split]
     facts = load_facts()[lo : lo + n]
     full = kind == "full"
-    p = run_recall_probe(lm.model, lm.tokenizer, facts, cfg, share=1.0 if full else PROBE_SHARE, progress=True,
+    p = run_recall_probe(lm, facts, cfg, share=1.0 if full else PROBE_SHARE, progress=True,
                          **({} if full else {"variant": kind}))  # share 1: the full run, whatever the design
     row = {"split": split, "n": n, "kind": "full" if full else "probe", "facts": [lo + 1, lo + n], "q": p.q_probe,
            "q_train": p.q_probe_train, "seconds": p.seconds, "steps": p.probe_steps}

@@ -71,21 +71,20 @@ def profile_steps(n_facts: int, steps: int) -> dict:
     from stmltm_nb.models import load_model
 
     lm = load_model("default")
-    model, tok = lm.model, lm.tokenizer
     cfg = ConsolidationConfig()
     facts = load_facts()[:n_facts]
     items = [f.to_item() for f in facts]
-    guard, practice_items = guard_targets(model, tok, cfg, "default", True)
-    tt = concat_targets([teacher_targets_for(model, tok, items, templates_of(facts), cfg, "default", True), *guard])
-    cart = untrained_cartridge(model, tok, items, cfg)
-    residual = residual_pool(tok, items + practice_items)
+    guard, practice_items = guard_targets(lm, cfg, "default", True)
+    tt = concat_targets([teacher_targets_for(lm, items, templates_of(facts), cfg, "default", True), *guard])
+    cart = untrained_cartridge(lm, items, cfg)
+    residual = residual_pool(lm.tokenizer, items + practice_items)
     pools = row_pools(tt, cfg)
     orders = {k: [] for k in pools}
     ex_loss = torch.full((len(tt),), float("nan"))
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(cart.trainable_parameters(), lr=cfg.lr)
-    shape = ModelShape.from_config(model.config)
+    shape = ModelShape.from_config(lm.model.config)
     head = len(cart.student_context_ids())
     rows = []
     cart.peft_model.train()

@@ -53,29 +53,28 @@ def main() -> int:
     from stmltm_nb.prompts import encode
 
     lm = load_model()
-    model, tok = lm.model, lm.tokenizer
     facts = load_facts()
     q = "Which river flows through Tounkur?"
-    per_tok = kv_bytes_per_token(model.config)
+    per_tok = kv_bytes_per_token(lm.model.config)
     sizes = [16, 64] if args.fast else [16, 64, 200]  # 208 shipped facts: 200 stands in for 256
     p = 128
     lines = []
 
     # 1. TTFT and KV bytes: cartridge of p tokens vs STM of n items
-    cart = Cartridge.create(model, tok, p=p, init="text")
+    cart = Cartridge.create(lm, p=p, init="text")
     mem = cart.memory()
     t_cart = ttft_cached(mem, q, 5)
-    q_ids = torch.tensor([encode(tok, mem.fmt.query(q))])
-    t_cart_stateless = best(lambda: model(input_ids=q_ids, cache=cart.kv_cache(), logits_to_keep=1), 5)
+    q_ids = torch.tensor([encode(lm.tokenizer, mem.fmt.query(q))])
+    t_cart_stateless = best(lambda: lm.model(input_ids=q_ids, cache=cart.kv_cache(), logits_to_keep=1), 5)
     lines.append("| STM n items | STM tokens n·b | token ratio n·b/p | TTFT cached STM / cartridge | TTFT stateless STM / cartridge | KV bytes STM / cartridge |")
     lines.append("|---|---|---|---|---|---|")
-    buf = STMBuffer(model, tok)
+    buf = STMBuffer(lm)
     for n in sizes:
         while buf.n < n:
             buf.append(facts[buf.n].to_item())
         ratio_tok = buf.n_tokens / p
         t_c = ttft_cached(buf, q, 5)
-        t_s = ttft_stateless(model, tok, buf.context_ids(), q, buf.fmt, 3)
+        t_s = ttft_stateless(lm, buf.context_ids(), q, buf.fmt, 3)
         kv = buf.total_tokens * per_tok / cart.kv_bytes()
         lines.append(f"| {n} | {buf.n_tokens} | {ratio_tok:.2f} | {t_c / t_cart:.2f}× | {t_s / t_cart_stateless:.1f}× "
                      f"({100 * (t_s / t_cart_stateless) / max(ratio_tok, 1e-9):.0f} % of the token ratio) | {kv:.2f}× |")
@@ -85,17 +84,17 @@ def main() -> int:
     lines.append("| STM n items | append one item (incremental) | re-prefill all n+1 items | speed-up |")
     lines.append("|---|---|---|---|")
     for n in sizes:
-        b = STMBuffer(model, tok)
+        b = STMBuffer(lm)
         b.extend([f.to_item() for f in facts[:n]])
         extra = facts[n].to_item()
 
         def one_append(b=b, extra=extra):
-            with b.on_top(encode(tok, b.fmt.item(extra.text))):  # the prefill STMBuffer.append does, cropped back
+            with b.on_top(encode(lm.tokenizer, b.fmt.item(extra.text))):  # the prefill STMBuffer.append does, cropped back
                 pass
 
         t_inc = best(one_append, 5)
-        all_ids = torch.tensor([b.context_ids() + encode(tok, b.fmt.item(extra.text))])
-        t_full = best(lambda ids=all_ids: model(input_ids=ids, logits_to_keep=1), 3)
+        all_ids = torch.tensor([b.context_ids() + encode(lm.tokenizer, b.fmt.item(extra.text))])
+        t_full = best(lambda ids=all_ids: lm.model(input_ids=ids, logits_to_keep=1), 3)
         lines.append(f"| {n} | {1000 * t_inc:.1f} ms | {1000 * t_full:.1f} ms | {t_full / t_inc:.1f}× |")
 
     # 3. c_upd on 64 facts: teacher share; the trainer's steps/s and tokens/s with 1, 2 and 3 length-grouped
@@ -106,18 +105,18 @@ def main() -> int:
     items = [f.to_item() for f in fs]
     cfg = ConsolidationConfig()  # the shipped recipe, guard rows included (their targets cached once per model)
     t0 = time.perf_counter()
-    qs = build_queries(model, tok, items, templates_of(fs), n_self=0)
-    tt_items = compute_teacher_targets(model, tok, items, qs, chunk_size=cfg.chunk_size, cache_dir=None)
+    qs = build_queries(lm, items, templates_of(fs), n_self=0)
+    tt_items = compute_teacher_targets(lm, items, qs, chunk_size=cfg.chunk_size, cache_dir=None)
     t_teacher = time.perf_counter() - t0
-    guard, practice_items = guard_targets(model, tok, cfg, progress=False)
+    guard, practice_items = guard_targets(lm, cfg, progress=False)
     tt = concat_targets([tt_items, *guard])
-    pool = residual_pool(tok, items + practice_items)
+    pool = residual_pool(lm.tokenizer, items + practice_items)
     runs = {}
     variants = ((1, "float32"), (2, "float32"), (3, "float32"), (3, "bfloat16"))
     stm_text = "".join(it.text + "\n" for it in items)
     for rep in range(3):  # rep 0 warms up (not kept); the variants interleave, so a drifting machine hits them alike
         for mb, dtype in variants[:1] if rep == 0 else variants:
-            c = Cartridge.create(model, tok, p=p, stm_text=stm_text)
+            c = Cartridge.create(lm, p=p, stm_text=stm_text)
             rr = train_cartridge(c, tt, replace(cfg, steps=steps, micro_batches=mb, dtype=dtype), residual=pool,
                                  progress=False)
             if rep and ((mb, dtype) not in runs or rr.seconds < runs[mb, dtype].seconds):

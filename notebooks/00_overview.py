@@ -240,9 +240,8 @@ from stmltm_nb.models import load_model
 
 t0 = time.perf_counter()
 lm = load_model("default")
-model, tok = lm.model, lm.tokenizer
-print(f"{lm.name}: {model.config.num_hidden_layers} layers, {model.config.num_key_value_heads} KV heads, "
-      f"head_dim {model.config.head_dim}; loaded in {time.perf_counter() - t0:.1f} s")
+print(f"{lm.name}: {lm.model.config.num_hidden_layers} layers, {lm.model.config.num_key_value_heads} KV heads, "
+      f"head_dim {lm.model.config.head_dim}; loaded in {time.perf_counter() - t0:.1f} s")
 
 # %% [markdown]
 # ## 00.2 Short-term memory: an item in the context
@@ -255,8 +254,8 @@ from stmltm_nb.memory.stm import STMBuffer
 
 facts = load_facts()
 fact = facts[2]
-none = STMBuffer(model, tok)
-stm = STMBuffer(model, tok)
+none = STMBuffer(lm)
+stm = STMBuffer(lm)
 stm.append(fact.to_item())
 q = fact.train_questions[0]
 print("STM item :", fact.text)
@@ -279,11 +278,11 @@ print(stm.context_text(q))
 
 # %%
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, templates_of
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate
 
 few = facts[:4]
 cfg = ConsolidationConfig(p=32, steps=6 if FAST else 40, batch_size=4, chunk_size=4)  # the line below prints what it cost
-run = consolidate(model, tok, [f.to_item() for f in few], templates_of(few), cfg, progress=False)
+run = consolidate(lm, Lesson.of_facts(few), cfg, RunOptions(progress=False))
 print(f"c_upd = {run.seconds['total']:.0f} s (teacher {run.seconds['teacher']:.0f} s, training {run.seconds['train']:.0f} s); "
       f"loss {run.train.losses[0]:.2f} → {run.train.losses[-1]:.2f} nats/token")
 ltm = run.cartridge.memory()
@@ -352,7 +351,7 @@ for mode in ("STM (all items)", "LTM (cartridge)"):
 # ## Exercises
 #
 # 1. (≈ 1 min) Put 32 facts in STM and ask about the first one. Does the answer survive?
-#    Hint: fill a fresh `STMBuffer(model, tok)` with `[f.to_item() for f in facts[:32]]` and ask
+#    Hint: fill a fresh `STMBuffer(lm)` with `[f.to_item() for f in facts[:32]]` and ask
 #    `facts[0].train_questions[0]`; notebook 02 measures how recall falls with n.
 # 2. (≈ 5 min: trains the 00.3 cartridge again) Train the cartridge with `p=8`. What happens to the answers?
 #    Hint: change `p=32` in 00.3's `ConsolidationConfig` and compare the first and last loss as well as the answer:

@@ -60,7 +60,6 @@ from stmltm_nb.models import load_model
 from stmltm_nb.memory.stm import STMBuffer
 
 lm = load_model("default")
-model, tok = lm.model, lm.tokenizer
 facts = load_facts()
 
 # %% [markdown]
@@ -72,14 +71,14 @@ facts = load_facts()
 # %%
 from stmltm_nb.prompts import encode
 
-buf = STMBuffer(model, tok)
+buf = STMBuffer(lm)
 for f in facts[: 4 if FAST else 8]:
     buf.append(f.to_item())
 q = "Which river flows through Tounkur?"
 inc = buf.query_logits(q)
-ids = buf.context_ids() + encode(tok, buf.fmt.query(q))
+ids = buf.context_ids() + encode(lm.tokenizer, buf.fmt.query(q))
 with torch.no_grad():
-    full = model(input_ids=torch.tensor([ids], device=model.device)).logits[:, len(buf.context_ids()):]
+    full = lm.model(input_ids=torch.tensor([ids], device=lm.model.device)).logits[:, len(buf.context_ids()):]
 print(f"max |Δlogit| incremental vs full forward: {(inc - full).abs().max().item():.2e}")
 
 # %% [markdown]
@@ -101,7 +100,7 @@ print("cache tokens before/after answering:", before, buf.cache.get_seq_length()
 # %%
 from stmltm_nb.memory.cartridge import kv_bytes_per_token
 
-per_tok = kv_bytes_per_token(model.config)
+per_tok = kv_bytes_per_token(lm.model.config)
 print(f"n = {buf.n} items, b = {buf.b:.1f} tokens/item, n·b = {buf.n_tokens} tokens, header {buf.prefix_tokens} tokens")
 print(f"KV per token: {per_tok} bytes ({per_tok / 1024:.0f} KiB fp32) → STM KV = {buf.total_tokens * per_tok / 2**20:.2f} MiB")
 print(f"token budget = {buf.max_tokens} tokens (window N_win = {buf.window} minus a query reserve)")
@@ -116,7 +115,7 @@ print(f"token budget = {buf.max_tokens} tokens (window N_win = {buf.window} minu
 from stmltm_nb.metrics.measure import cost_curve
 
 sizes = [1, 8] if FAST else [1, 16, 64, 128]
-live = cost_curve(model, tok, facts, sizes, repeats=2 if FAST else 3)
+live = cost_curve(lm, facts, sizes, repeats=2 if FAST else 3)
 for r in live:
     print(f"n={r['n']:>4} tokens={r['tokens']:>5}  cached {1000 * r['ttft_cached_s']:7.1f} ms  "
           f"stateless {1000 * r['ttft_stateless_s']:8.1f} ms")

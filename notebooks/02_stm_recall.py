@@ -143,7 +143,7 @@ from stmltm_nb.memory.stm import STMBuffer
 
 lm = load_model("default")
 for n in ([2, 16] if FAST else [4, 32, 64]):
-    buf = STMBuffer(lm.model, lm.tokenizer)
+    buf = STMBuffer(lm)
     buf.extend([f.to_item() for f in facts[:n]])
     r = evaluate_recall(buf, spread(facts[:n], 3 if FAST else 8), first_question_only=True, with_nll=False)
     print(f"n={n:>3}: recall {r.recall:.2f} ({r.hits}/{r.total})")

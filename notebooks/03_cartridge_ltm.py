@@ -59,7 +59,7 @@ from stmltm_nb.models import load_model
 from stmltm_nb.decision.curves import load_curves
 
 lm = load_model("default")
-model, tok = lm.model, lm.tokenizer
+tok = lm.tokenizer
 facts = load_facts()
 curves = load_curves()
 
@@ -78,8 +78,8 @@ from stmltm_nb.memory.consolidation import templates_of
 
 few = facts[: 4 if FAST else 8]
 items = [f.to_item() for f in few]
-queries = build_queries(model, tok, items, templates_of(few), n_self=0 if FAST else 1)
-tt = compute_teacher_targets(model, tok, items, queries, chunk_size=ConsolidationConfig.chunk_size, k=20)
+queries = build_queries(lm, items, templates_of(few), n_self=0 if FAST else 1)
+tt = compute_teacher_targets(lm, items, queries, chunk_size=ConsolidationConfig.chunk_size, k=20)
 ex = tt.examples[0]
 print(f"{len(tt)} examples ({sum(q.kind == 'self' for q in queries)} questions written by the model itself), "
       f"teacher pass {tt.seconds:.1f} s")
@@ -130,7 +130,7 @@ ABLATION = ConsolidationConfig(steps=steps, batch_size=4, gold_weight=0.5, resid
 stm_text = "".join(it.text.strip() + "\n" for it in items)
 rows = []
 for init in ("stm", "text", "random"):
-    cart = Cartridge.create(model, tok, p=32, init=init, stm_text=stm_text)
+    cart = Cartridge.create(lm, p=32, init=init, stm_text=stm_text)
     res = train_cartridge(cart, tt, ABLATION, progress=False)
     r = evaluate_recall(cart.memory(), few, "train", first_question_only=True, with_nll=True)
     rows.append({"init": init, "trainable params": cart.num_trainable(),
@@ -213,15 +213,15 @@ from stmltm_nb.memory.training import batch_rows, row_pools
 practice = load_practice_facts()[:2]
 demo_tt = concat_targets([
     tt,
-    prose_targets(model, tok, retention_passages()[:2], k=20),
-    compute_teacher_targets(model, tok, [f.to_item() for f in practice],
+    prose_targets(lm, retention_passages()[:2], k=20),
+    compute_teacher_targets(lm, [f.to_item() for f in practice],
                             [Query(f.id, f.train_questions[0], "practice") for f in practice], 1, 20,
                             max_new_tokens=12),
 ])
 demo_cfg = ConsolidationConfig(batch_size=4, retention_frac=0.25, practice_frac=0.25, residual_prob=0.0)
 pools = row_pools(demo_tt, demo_cfg)
 idx, extra = batch_rows(demo_tt, demo_cfg, pools, {k: [] for k in pools},
-                        residual_pool(tok, items + [f.to_item() for f in practice]),
+                        residual_pool(lm.tokenizer, items + [f.to_item() for f in practice]),
                         torch.full((len(demo_tt),), float("nan")), torch.Generator().manual_seed(1))
 for i, ctx in zip(idx, extra):
     e = demo_tt.examples[i]
@@ -265,9 +265,9 @@ from pathlib import Path
 from stmltm_nb.memory.cartridge import compose
 
 with tempfile.TemporaryDirectory() as d:
-    a = Cartridge.create(model, tok, p=16, stm_text=stm_text).save_pretrained(Path(d) / "a")
-    b = Cartridge.create(model, tok, p=16, init="text").save_pretrained(Path(d) / "b")
-    ab = compose([a, b], Path(d) / "ab", model, tok)
+    a = Cartridge.create(lm, p=16, stm_text=stm_text).save_pretrained(Path(d) / "a")
+    b = Cartridge.create(lm, p=16, init="text").save_pretrained(Path(d) / "b")
+    ab = compose([a, b], Path(d) / "ab", lm)
     print("composed p =", ab.p, "| files:", sorted(p.name for p in (Path(d) / "ab").iterdir()))
 
 # %% [markdown]
@@ -297,6 +297,6 @@ with tempfile.TemporaryDirectory() as d:
 #    right, and does the student suffer? Hint: notebook 02's recall at n = 16 says how often a teacher with 16 items
 #    in context answers right; compare its responses in `tt.examples` with the gold answers.
 # 3. (≈ 1 min: one 20-step cartridge with residual items) Train the 03.2 cartridge again with
-#    `replace(ABLATION, residual_prob=0.5)` and `residual=residual_pool(tok, items)`, and compare
+#    `replace(ABLATION, residual_prob=0.5)` and `residual=residual_pool(lm.tokenizer, items)`, and compare
 #    `cart.memory(residual=...)` recall with and without it. What does the extra context cost per step?
 #    Hint: `res.seconds / steps` is the time per step; the stand-in items lengthen every row they join.

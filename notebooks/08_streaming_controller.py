@@ -252,7 +252,7 @@ root = tempfile.mkdtemp(prefix="stmltm-ctl-")
 # a short demo run: the new facts and the retention rows of the recipe (no practice rows, no stand-in residual items),
 # a higher learning rate than the recipe's so that 40 steps are enough
 demo_run = ConsolidationConfig(p=32, steps=40, batch_size=4, lr=4e-2, practice_frac=0.0, residual_prob=0.0)
-ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in facts},
+ctl = Controller(lm, root, {f.id: f.train_questions for f in facts},
                  probes={f.id: (f.heldout_question, f.answer) for f in facts},
                  # G2 off here to keep the demo short; the recorded stream below measures SNR online
                  config=ControllerConfig(check_every=len(new), m_floor=4, lam=5.0, queries_per_item=50.0,
@@ -368,5 +368,5 @@ if path.exists():
 #    rent reaches c_upd sooner.
 # 2. (≈ 5 min: one consolidation, a restart and a reload) Kill the kernel in the middle of a consolidation, rebuild
 #    the `Controller` on the same folder, and check `ctl.accounted()`. Hint: print `root` before you start; after the
-#    restart reload the model and build `Controller(lm.model, lm.tokenizer, root, ...)` with the same arguments: the
+#    restart reload the model and build `Controller(lm, root, ...)` with the same arguments: the
 #    item log and the atomic commit record are what it reads back.

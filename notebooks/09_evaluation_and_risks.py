@@ -161,7 +161,7 @@ lm = load_model("default")
 allf = load_facts(contradictions=True)
 for c in [f for f in allf if f.supersedes][: 1 if FAST else 3]:
     old = next(f for f in allf if f.id == c.supersedes)
-    both = STMBuffer(lm.model, lm.tokenizer)
+    both = STMBuffer(lm)
     both.extend([old.to_item(time=1), c.to_item(time=2)])
     print(f"old: {old.answer:<22} new: {c.answer:<22} model with both in STM says: {both.answer(c.train_questions[0])}")
 

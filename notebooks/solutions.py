@@ -63,7 +63,7 @@ curves = load_curves()
 # %% [markdown]
 # ## 00 · Two memories in five minutes
 #
-# **00.1 (32 facts in STM).** Plan: in 00.2, `buf = STMBuffer(model, tok)`, `buf.extend([f.to_item() for f in
+# **00.1 (32 facts in STM).** Plan: in 00.2, `buf = STMBuffer(lm)`, `buf.extend([f.to_item() for f in
 # facts[:32]])`, then ask `facts[0].train_questions[0]`. What to look for: at 32 items the first fact sits at the
 # start of a long context; notebook 02's pooled recall at n = 32 (printed in 02.4) says how often such an answer
 # survives, and its by-position rows say whether the start is the safe or the lost place.
@@ -234,7 +234,7 @@ for regime in ("cached", "stateless"):
 # - **08.1 (λ = 20 s).** `python benchmarks/policies.py --lam 20 --out p20.json`: dearer errors raise A wherever
 #   the cartridge recalls better than the residual STM, so the rent reaches c_upd sooner and every schedule
 #   consolidates earlier; compare the rules' mean regret on the tuning streams as the benchmark prints it.
-# - **08.2 (kill the kernel mid-consolidation).** After the restart, `Controller(lm.model, lm.tokenizer, root, ...)`
+# - **08.2 (kill the kernel mid-consolidation).** After the restart, `Controller(lm, root, ...)`
 #   reads the item log and the last atomic commit record: `ctl.accounted()` is true, the interrupted candidate
 #   never became a version, and the next decision retries from the same residual STM.
 #

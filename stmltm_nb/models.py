@@ -162,17 +162,15 @@ def context_window(name: str = DEFAULT_MODEL) -> int:
     return int(getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", 2048))
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedModel:
-    """A causal LM with its tokenizer and a short human-readable name."""
+    """The model handle every model-using function and class of the package takes: a causal LM (transformers,
+    possibly wrapped by PEFT) with its tokenizer and a short human-readable name. :func:`load_model` and
+    :func:`tiny_llama` return one; wrap any other pair as ``LoadedModel(model, tokenizer, "my-model")``."""
 
     model: Any
     tokenizer: Any
     name: str
-
-    def __iter__(self):  # allows ``model, tok = load_model()``
-        yield self.model
-        yield self.tokenizer
 
 
 def resolve_model_path(name: str = DEFAULT_MODEL) -> str:
@@ -268,12 +266,12 @@ def tiny_llama(tokenizer: Any = None, seed: int = 0, num_layers: int = 2, vocab_
     return LoadedModel(model, tok, f"tiny-llama-{num_layers}L")
 
 
-def model_fingerprint(model: Any, tokenizer: Any, legacy: bool = False) -> str:
+def model_fingerprint(lm: LoadedModel, legacy: bool = False) -> str:
     """A short hash of the model config's shape fields and the tokenizer vocabulary (identifies a base model).
     ``legacy``: the hash before it became dtype-independent (float32 values; cartridges saved before then)."""
     import hashlib
 
-    cfg = model.config
+    cfg = lm.model.config
     fields = {
         k: getattr(cfg, k, None)
         for k in (
@@ -282,14 +280,14 @@ def model_fingerprint(model: Any, tokenizer: Any, legacy: bool = False) -> str:
         )
     }
     h = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
-    vocab = tokenizer.get_vocab()
+    vocab = lm.tokenizer.get_vocab()
     h.update(json.dumps(sorted(vocab.items())[:: max(1, len(vocab) // 512)]).encode())
     h.update(str(len(vocab)).encode())
     # Weights matter too (two random tiny models share a config): hash a few fixed parameter slices.
     import torch
 
     with torch.no_grad():
-        emb = model.get_input_embeddings().weight
+        emb = lm.model.get_input_embeddings().weight
         # rounded to bfloat16 first: the same model loaded in float32 (CPU) or bfloat16 (GPU) has one fingerprint
         sl = emb[:4, :8].detach()
         sl = sl.float() if legacy else sl.to(torch.bfloat16).float()

@@ -19,7 +19,7 @@ from stmltm_nb.models import load_tokenizer, tiny_llama
 def make(root, steps):
     lm = tiny_llama(load_tokenizer(), seed=0)
     facts = load_facts()[:12]
-    ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in facts},
+    ctl = Controller(lm, root, {f.id: f.train_questions for f in facts},
                      config=ControllerConfig(check_every=1000, retention_tol=100, gamma_reg=1.0),
                      consolidation=ConsolidationConfig(p=8, steps=steps, batch_size=4, chunk_size=2, k=5))
     return ctl, facts

@@ -184,7 +184,7 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
     import torch
 
     from stmltm_nb.memory.cartridge import Cartridge
-    from stmltm_nb.memory.consolidation import consolidate, templates_of, update
+    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, update
     from stmltm_nb.memory.stm import STMBuffer
     from stmltm_nb.models import tiny_llama
 
@@ -193,13 +193,12 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
     cfg = ConsolidationConfig(backend=toy.name, steps=3, update_steps=2, batch_size=2, lr=5e-2, residual_prob=0.0,
                               retention_frac=0.0, practice_frac=0.0, replay_size=2)
     old, new = facts[:3], facts[3:5]
-    before = STMBuffer(tiny.model, tiny.tokenizer).query_logits("Q?")
-    run = consolidate(tiny.model, tiny.tokenizer, [f.to_item() for f in old], templates_of(old), cfg,
-                      targets_cache=tmp_path / "tt", progress=False)
+    before = STMBuffer(tiny).query_logits("Q?")
+    run = consolidate(tiny, Lesson.of_facts(old), cfg, RunOptions(tmp_path / "tt", progress=False))
     cart = run.cartridge
     assert cart.backend == toy.name and cart.impl is toy and cart.p == 0 and cart.student_context_ids()
     assert not torch.equal(cart.delta_vector(), run.init_vector)  # it trained
-    assert torch.equal(STMBuffer(tiny.model, tiny.tokenizer).query_logits("Q?"), before)  # the shared model did not
+    assert torch.equal(STMBuffer(tiny).query_logits("Q?"), before)  # the shared model did not
     assert cart.kv_bytes() == 4 * cart.num_trainable() > 0
     with pytest.raises(CartridgeError, match="no KV prefix"):
         cart.kv_cache()
@@ -208,14 +207,13 @@ def test_a_toy_backend_consolidates_serves_saves_loads_and_updates(toy, tokenize
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["backend"] == toy.name and not {"p", "num_frozen", "lora_rank"} & set(meta)
     assert meta["ia3_targets"] == "k_proj,v_proj,down_proj"
-    loaded = Cartridge.from_pretrained(folder, tiny.model, tiny.tokenizer)
+    loaded = Cartridge.from_pretrained(folder, tiny)
     assert loaded.impl is toy and torch.equal(loaded.delta_vector(), cart.delta_vector())
     assert (loaded.memory().query_logits("Q?") - cart.memory().query_logits("Q?")).abs().max() == 0
 
-    up = update(tiny.model, tiny.tokenizer, folder, [f.to_item() for f in new], templates_of(old + new), cfg,
-                replay=[f.to_item() for f in old], targets_cache=tmp_path / "tt", progress=False)
+    up = update(tiny, folder, Lesson.of_facts(new, replay=old), cfg, RunOptions(tmp_path / "tt", progress=False))
     assert up.cartridge.backend == toy.name and torch.equal(up.init_vector, loaded.delta_vector())
     assert not torch.equal(up.cartridge.delta_vector(), up.init_vector)
     with pytest.raises(CartridgeError, match=f"is a {toy.name} cartridge, the config asks for prefix"):
-        update(tiny.model, tiny.tokenizer, cart, [f.to_item() for f in new], templates_of(old + new),
-               replace(cfg, backend=DEFAULT_BACKEND), progress=False)
+        update(tiny, cart, Lesson.of_facts(new, replay=old), replace(cfg, backend=DEFAULT_BACKEND),
+               RunOptions(progress=False))

@@ -37,31 +37,31 @@ def stm_text(items):
 
 def make_targets(lm, items, facts, **kw):
     qs = [Query(f.id, f.train_questions[0], "template") for f in facts[:4]]
-    return compute_teacher_targets(lm.model, lm.tokenizer, items, qs, chunk_size=2, k=5, max_new_tokens=6, **kw)
+    return compute_teacher_targets(lm, items, qs, chunk_size=2, k=5, max_new_tokens=6, **kw)
 
 
 def test_init_from_stm_equals_in_context(lm, items):
-    stm = STMBuffer(lm.model, lm.tokenizer)
+    stm = STMBuffer(lm)
     stm.extend(items)
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=stm.total_tokens, stm_text=stm_text(items))
+    cart = Cartridge.create(lm, p=stm.total_tokens, stm_text=stm_text(items))
     q = "Who invented it?"
     assert (cart.memory().query_logits(q) - stm.query_logits(q)).abs().max() < 1e-5
 
 
 def test_ltm_plus_residual_equals_stm_of_all_items(lm, items):
     first, rest = items[:2], items[2:]
-    stm_first = STMBuffer(lm.model, lm.tokenizer)
+    stm_first = STMBuffer(lm)
     stm_first.extend(first)
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=stm_first.total_tokens, stm_text=stm_text(first))
+    cart = Cartridge.create(lm, p=stm_first.total_tokens, stm_text=stm_text(first))
     mem = cart.memory(residual=rest)
-    full = STMBuffer(lm.model, lm.tokenizer)
+    full = STMBuffer(lm)
     full.extend(items)
     assert mem.n == 2 and mem.prefix_tokens == cart.p
     assert (mem.query_logits("Q?") - full.query_logits("Q?")).abs().max() < 1e-5
 
 
 def test_gradients_reach_only_trainable_cartridge_tokens(lm, items, facts):
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items))
+    cart = Cartridge.create(lm, p=8, stm_text=stm_text(items))
     tt = make_targets(lm, items, facts)
     loss = distill_loss(cart.peft_model, collate(tt, [0, 1], lm.tokenizer.pad_token_id))
     loss.backward()
@@ -75,7 +75,7 @@ def test_gradients_reach_only_trainable_cartridge_tokens(lm, items, facts):
 def test_training_changes_only_trainable_tokens_and_is_deterministic(lm, items, facts, tokenizer):
     base_before = {k: v.clone() for k, v in lm.model.state_dict().items()}
     tt = make_targets(lm, items, facts)
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items))
+    cart = Cartridge.create(lm, p=8, stm_text=stm_text(items))
     frozen0 = cart.encoder.frozen_embedding.clone()
     train0 = cart.encoder.trainable_embedding.clone()
     r1 = train_cartridge(cart, tt, recipe(steps=4, batch_size=2, lr=1e-2), progress=False)
@@ -84,7 +84,7 @@ def test_training_changes_only_trainable_tokens_and_is_deterministic(lm, items, 
     for k, v in lm.model.state_dict().items():
         assert torch.equal(v, base_before[k]), k
     other = tiny_llama(tokenizer, seed=0)
-    cart2 = Cartridge.create(other.model, other.tokenizer, p=8, stm_text=stm_text(items))
+    cart2 = Cartridge.create(other, p=8, stm_text=stm_text(items))
     r2 = train_cartridge(cart2, tt, recipe(steps=4, batch_size=2, lr=1e-2), progress=False)
     assert r1.losses == r2.losses and len(r1.losses) == 4
     assert torch.equal(cart.encoder.weight, cart2.encoder.weight)
@@ -92,7 +92,7 @@ def test_training_changes_only_trainable_tokens_and_is_deterministic(lm, items, 
 
 def test_training_lowers_distill_loss(lm, items, facts):
     tt = make_targets(lm, items, facts)
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random")
+    cart = Cartridge.create(lm, p=8, init="random")
     batch = collate(tt, list(range(len(tt))), lm.tokenizer.pad_token_id)
     before = distill_loss(cart.peft_model, batch).item()
     train_cartridge(cart, tt, recipe(steps=30, batch_size=4, lr=5e-2), progress=False)
@@ -116,7 +116,7 @@ def test_gold_weight_puts_hard_targets_where_the_response_leaves_the_teacher(lm,
 
 def test_per_row_losses_match_single_row_batches(lm, items, facts):
     tt = make_targets(lm, items, facts)
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random")
+    cart = Cartridge.create(lm, p=8, init="random")
     pad = lm.tokenizer.pad_token_id
     with torch.no_grad():
         loss, rows = distill_loss(cart.peft_model, collate(tt, [0, 1, 2], pad), per_row=True)
@@ -154,10 +154,10 @@ def test_pick_batch_mines_high_loss_examples():
 def test_student_at_init_agrees_with_teacher_top1(lm, items, facts):
     # chunk holds all items and p covers the whole STM: the student at init *is* the teacher
     qs = [Query(f.id, f.train_questions[0], "template") for f in facts[:4]]
-    tt = compute_teacher_targets(lm.model, lm.tokenizer, items, qs, chunk_size=4, k=5, max_new_tokens=6)
-    stm = STMBuffer(lm.model, lm.tokenizer)
+    tt = compute_teacher_targets(lm, items, qs, chunk_size=4, k=5, max_new_tokens=6)
+    stm = STMBuffer(lm)
     stm.extend(items)
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=stm.total_tokens, stm_text=stm_text(items))
+    cart = Cartridge.create(lm, p=stm.total_tokens, stm_text=stm_text(items))
     input_ids, mask, rows, cols, tids, tps, _ = collate(tt, list(range(len(tt))), lm.tokenizer.pad_token_id)
     with torch.no_grad():
         logits = cart.peft_model(input_ids=input_ids, attention_mask=mask).logits
@@ -204,7 +204,7 @@ def test_collate_context_goes_before_the_query_and_keeps_targets(lm, items, fact
 def test_student_sequence_with_residual_is_what_memory_serves(lm, items, facts, backend):
     """What training shows the student (context ids + residual items + query) equals LTM + residual serving."""
     tt = make_targets(lm, items, facts)
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, backend=backend, stm_text=stm_text(items), lora_rank=2)
+    cart = Cartridge.create(lm, p=8, backend=backend, stm_text=stm_text(items), lora_rank=2)
     train_cartridge(cart, tt, recipe(steps=2, batch_size=2, lr=5e-2), progress=False)  # LoRA starts as a no-op
     pool = residual_pool(lm.tokenizer, items)
     extra = pool[1][1] + pool[2][1]
@@ -238,7 +238,7 @@ def test_residual_training_puts_items_before_the_question(lm, items, facts, toke
     pool = residual_pool(lm.tokenizer, items)
     seen = {}
     for prob in (0.0, 1.0):
-        cart = Cartridge.create(tiny_llama(tokenizer, seed=0).model, lm.tokenizer, p=8, init="random")
+        cart = Cartridge.create(tiny_llama(tokenizer, seed=0), p=8, init="random")
         seen[prob] = train_cartridge(cart, tt, recipe(steps=4, batch_size=4, residual_prob=prob, residual_max=3),
                                      residual=pool, progress=False).tokens_seen
     shortest = min(len(ids) for _, ids in pool)
@@ -269,7 +269,7 @@ def test_teacher_cache_is_per_chunk_so_replay_pays_only_for_new_items(lm, items,
     """A later consolidation of old + new items reuses the old chunks' targets and runs the teacher on the new."""
     qs = [Query(f.id, f.train_questions[0], "template") for f in facts[:4]]
     kw = dict(chunk_size=1, k=5, max_new_tokens=6, cache_dir=tmp_path)
-    first = compute_teacher_targets(lm.model, lm.tokenizer, items[:2], qs, **kw)
+    first = compute_teacher_targets(lm, items[:2], qs, **kw)
     calls = []
     real_forward = lm.model.forward
 
@@ -279,10 +279,10 @@ def test_teacher_cache_is_per_chunk_so_replay_pays_only_for_new_items(lm, items,
 
     lm.model.forward = counting
     try:
-        both = compute_teacher_targets(lm.model, lm.tokenizer, items, qs, **kw)
+        both = compute_teacher_targets(lm, items, qs, **kw)
         n_new = len(calls)
         calls.clear()
-        only_new = compute_teacher_targets(lm.model, lm.tokenizer, items[2:], qs, chunk_size=1, k=5,
+        only_new = compute_teacher_targets(lm, items[2:], qs, chunk_size=1, k=5,
                                            max_new_tokens=6)  # no cache: the teacher's cost for the new items
     finally:
         lm.model.forward = real_forward
@@ -302,11 +302,11 @@ def test_corrupt_teacher_cache_is_recomputed(lm, items, facts, tmp_path):
 
 @pytest.mark.parametrize("backend", ["prefix", "lora"])
 def test_save_load_round_trip_bit_exact(lm, items, facts, tmp_path, backend):
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, backend=backend, stm_text=stm_text(items))
+    cart = Cartridge.create(lm, p=8, backend=backend, stm_text=stm_text(items))
     tt = make_targets(lm, items, facts)
     train_cartridge(cart, tt, recipe(steps=2, batch_size=2), progress=False)
     path = cart.save_pretrained(tmp_path / "c1")
-    loaded = Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
+    loaded = Cartridge.from_pretrained(path, lm)
     a, b = cart._state_tensors(), loaded._state_tensors()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert loaded.meta["stats"]["steps"] == 2 and loaded.backend == backend
@@ -317,45 +317,45 @@ def test_save_load_round_trip_bit_exact(lm, items, facts, tmp_path, backend):
 
 
 def test_lora_does_not_modify_the_shared_base_model(lm, items, facts):
-    before = STMBuffer(lm.model, lm.tokenizer).query_logits("Q?")
-    cart = Cartridge.create(lm.model, lm.tokenizer, backend="lora", lora_rank=2)
+    before = STMBuffer(lm).query_logits("Q?")
+    cart = Cartridge.create(lm, backend="lora", lora_rank=2)
     train_cartridge(cart, make_targets(lm, items, facts), recipe(steps=3, batch_size=2, lr=5e-2),
                     progress=False)
-    after = STMBuffer(lm.model, lm.tokenizer).query_logits("Q?")
+    after = STMBuffer(lm).query_logits("Q?")
     assert torch.equal(before, after)
     assert (cart.memory().query_logits("Q?") - before).abs().max() > 0
 
 
 def test_load_onto_another_model_fails(lm, items, tmp_path, tokenizer):
-    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save_pretrained(tmp_path / "c")
+    path = Cartridge.create(lm, p=8, stm_text=stm_text(items)).save_pretrained(tmp_path / "c")
     other = tiny_llama(tokenizer, seed=1)
     with pytest.raises(CartridgeError, match="another base model"):
-        Cartridge.from_pretrained(path, other.model, other.tokenizer)
+        Cartridge.from_pretrained(path, other)
 
 
 def test_corrupt_or_truncated_files_fail_clearly(lm, items, tmp_path):
-    path = Cartridge.create(lm.model, lm.tokenizer, p=8, stm_text=stm_text(items)).save_pretrained(tmp_path / "c")
+    path = Cartridge.create(lm, p=8, stm_text=stm_text(items)).save_pretrained(tmp_path / "c")
     w = path / "adapter_model.safetensors"
     data = w.read_bytes()
     w.write_bytes(data[: len(data) // 2])
     with pytest.raises(CartridgeError, match="checksum"):
-        Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(path, lm)
     meta = json.loads((path / "cartridge.json").read_text())
     meta.pop("weights_sha256")
     (path / "cartridge.json").write_text(json.dumps(meta))
     with pytest.raises(CartridgeError, match="cannot read"):
-        Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(path, lm)
     (path / "cartridge.json").write_text("{trunc")
     with pytest.raises(CartridgeError, match="corrupt"):
-        Cartridge.from_pretrained(path, lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(path, lm)
     with pytest.raises(CartridgeError, match="not a saved cartridge"):
-        Cartridge.from_pretrained(tmp_path / "nothing", lm.model, lm.tokenizer)
+        Cartridge.from_pretrained(tmp_path / "nothing", lm)
 
 
 def test_compose_two_cartridges(lm, items, tmp_path):
-    a = Cartridge.create(lm.model, lm.tokenizer, p=6, stm_text=stm_text(items[:2])).save_pretrained(tmp_path / "a")
-    b = Cartridge.create(lm.model, lm.tokenizer, p=5, stm_text=stm_text(items[2:])).save_pretrained(tmp_path / "b")
-    c = compose([a, b], tmp_path / "ab", lm.model, lm.tokenizer)
+    a = Cartridge.create(lm, p=6, stm_text=stm_text(items[:2])).save_pretrained(tmp_path / "a")
+    b = Cartridge.create(lm, p=5, stm_text=stm_text(items[2:])).save_pretrained(tmp_path / "b")
+    c = compose([a, b], tmp_path / "ab", lm)
     assert c.p == 11 and c.meta["composed_from"] == ["a", "b"]
     assert c.kv_cache().get_seq_length() == 11
     assert torch.isfinite(c.memory().query_logits("Q?")).all()
@@ -368,7 +368,7 @@ def test_compose_two_cartridges(lm, items, tmp_path):
 ])
 def test_bad_cartridge_arguments(lm, kw, msg):
     with pytest.raises(CartridgeError, match=msg):
-        Cartridge.create(lm.model, lm.tokenizer, **kw)
+        Cartridge.create(lm, **kw)
 
 
 def test_kv_bytes_per_token_of_smollm2_shape():
@@ -385,12 +385,12 @@ def test_a_cartridge_saved_with_the_older_fingerprint_still_loads(tiny, tmp_path
     from stmltm_nb.memory.cartridge import Cartridge
     from stmltm_nb.models import model_fingerprint
 
-    path = Cartridge.create(tiny.model, tiny.tokenizer, p=4, init="random").save_pretrained(tmp_path / "old")
+    path = Cartridge.create(tiny, p=4, init="random").save_pretrained(tmp_path / "old")
     meta = json.loads((path / "cartridge.json").read_text())
-    meta["base_fingerprint"] = model_fingerprint(tiny.model, tiny.tokenizer, legacy=True)
+    meta["base_fingerprint"] = model_fingerprint(tiny, legacy=True)
     (path / "cartridge.json").write_text(json.dumps(meta))
-    assert Cartridge.from_pretrained(path, tiny.model, tiny.tokenizer).meta["base_fingerprint"] == model_fingerprint(
-        tiny.model, tiny.tokenizer)
+    assert Cartridge.from_pretrained(path, tiny).meta["base_fingerprint"] == model_fingerprint(
+        tiny)
 
 
 def test_length_groups_cut_padding_and_keep_every_row():
@@ -421,7 +421,7 @@ def test_micro_batches_give_the_whole_batch_gradient(lm, items, facts):
     extra = [[], pool[1][1], pool[0][1] + pool[2][1] + pool[3][1], []]  # rows of very different lengths
     grads, losses, padded = [], [], []
     for mb in (1, 3):
-        cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random", seed=0)
+        cart = Cartridge.create(lm, p=8, init="random", seed=0)
         loss, rows, tokens, positions = accumulate_step(cart, tt, recipe(micro_batches=mb), [0, 1, 2, 3], extra)
         grads.append(torch.cat([p.grad.flatten() for p in cart.trainable_parameters()]))
         losses.append((loss, rows, tokens))
@@ -438,7 +438,7 @@ def test_bfloat16_autocast_step_is_close_to_float32(lm, items, facts):
     tt = make_targets(lm, items, facts)
     out = {}
     for dtype in ("float32", "bfloat16"):
-        cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random", seed=0)
+        cart = Cartridge.create(lm, p=8, init="random", seed=0)
         loss, *_ = accumulate_step(cart, tt, recipe(dtype=dtype), [0, 1, 2, 3], [[]] * 4)
         g = torch.cat([p.grad.flatten() for p in cart.trainable_parameters()])
         out[dtype] = (loss, g, {p.dtype for p in cart.trainable_parameters()})

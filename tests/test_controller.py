@@ -21,14 +21,14 @@ from crash_worker import passing  # noqa: E402
 def _reopen(ctl):
     """Restart: close the folder, open a new controller on it with the same settings."""
     ctl.close()
-    return Controller(ctl.model, ctl.tokenizer, ctl.root, ctl.templates, probes=ctl.probes, config=ctl.cfg,
+    return Controller(ctl.lm, ctl.root, ctl.templates, probes=ctl.probes, config=ctl.cfg,
                       consolidation=ctl.ccfg)
 
 
 @pytest.fixture()
 def ctl(tiny, facts, tmp_path):
     cfg = ControllerConfig(check_every=4, m_floor=4, retention_tol=100, gamma_reg=1.0, force_every=1)
-    return Controller(tiny.model, tiny.tokenizer, tmp_path / "ctl", {f.id: f.train_questions for f in facts[:16]},
+    return Controller(tiny, tmp_path / "ctl", {f.id: f.train_questions for f in facts[:16]},
                       config=cfg, consolidation=ConsolidationConfig(p=8, steps=2, batch_size=4, chunk_size=2, k=5))
 
 
@@ -64,7 +64,7 @@ def _gate_ctl(tiny, facts, root, tau):
 
     cfg = ControllerConfig(check_every=4, m_floor=4, retention_tol=100, gamma_reg=1.0, tau=tau,
                            queries_per_item=1e4, c_upd_prior=1.0, cost=CostModel(0.0, 0.01), q_cart_prior=1.0)
-    return Controller(tiny.model, tiny.tokenizer, root, {f.id: f.train_questions for f in facts[:16]},
+    return Controller(tiny, root, {f.id: f.train_questions for f in facts[:16]},
                       config=cfg, consolidation=ConsolidationConfig(p=8, steps=2, batch_size=4, chunk_size=1, k=5))
 
 
@@ -242,11 +242,11 @@ def test_three_rollbacks_in_a_row_each_with_a_restart_then_a_commit(ctl, facts, 
 def test_a_folder_has_one_writer_in_this_process(ctl, facts, tiny):
     ctl.ingest(facts[0].to_item(time=0.0), decide_now=False)
     with pytest.raises(FolderBusyError, match=str(ctl.root)):
-        Controller(tiny.model, tiny.tokenizer, ctl.root, ctl.templates)
+        Controller(tiny, ctl.root, ctl.templates)
     ctl.close()
     with pytest.raises(FolderBusyError, match="closed"):
         ctl.ingest(facts[1].to_item(time=1.0), decide_now=False)
-    with Controller(tiny.model, tiny.tokenizer, ctl.root, ctl.templates) as again:
+    with Controller(tiny, ctl.root, ctl.templates) as again:
         assert [it.id for it in again.items] == [facts[0].id]
     assert not again.store.is_open
 
@@ -291,7 +291,7 @@ def test_sigkill_during_consolidation_loses_nothing_and_resumes(tmp_path, mode):
     if res["committed"]:
         from stmltm_nb.memory.cartridge import Cartridge
 
-        Cartridge.from_pretrained(root / "versions" / f"v{ctl.state.version:04d}", ctl.model, ctl.tokenizer)
+        Cartridge.from_pretrained(root / "versions" / f"v{ctl.state.version:04d}", ctl.lm)
     state = json.loads((root / "state.json").read_text()) if (root / "state.json").exists() else {"version": 0}
     assert state["version"] == ctl.state.version
 

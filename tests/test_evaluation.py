@@ -20,8 +20,8 @@ def test_compare_memories_table_splits_cartridge_and_residual_facts(tiny, facts,
     # a stand-in judge: only residual facts count as answered, so the split is visible in the table
     monkeypatch.setattr(evaluation, "answer_found", lambda gold, out: gold in resid_answers)
     stm_text = "".join(f.text + "\n" for f in trained)
-    cart = Cartridge.create(tiny.model, tiny.tokenizer, p=8, stm_text=stm_text)
-    table = compare_memories(tiny.model, tiny.tokenizer, trained, cart, residual=residual, chunk_size=2,
+    cart = Cartridge.create(tiny, p=8, stm_text=stm_text)
+    table = compare_memories(tiny, trained, cart, residual=residual, chunk_size=2,
                              max_new_tokens=2, split="report", n_boot=100)
     assert list(dict.fromkeys(table["mode"])) == list(C.MODES)
     assert set(table["questions"]) == {"train", "heldout"}
@@ -40,16 +40,16 @@ def test_residual_only_row_is_the_residual_facts_alone_in_stm(tiny, facts, monke
     """The row asks the residual facts only, against an STM holding just them (no cartridge)."""
     trained, residual = facts[:2], facts[2:4]
     monkeypatch.setattr(evaluation, "answer_found", lambda gold, out: gold == residual[0].answer)
-    cart = Cartridge.create(tiny.model, tiny.tokenizer, p=8, stm_text="".join(f.text + "\n" for f in trained))
-    table = compare_memories(tiny.model, tiny.tokenizer, trained, cart, residual=residual, kinds=("train",),
+    cart = Cartridge.create(tiny, p=8, stm_text="".join(f.text + "\n" for f in trained))
+    table = compare_memories(tiny, trained, cart, residual=residual, kinds=("train",),
                              max_new_tokens=2, n_boot=100)
     row = table[(table["mode"] == C.RESIDUAL_ONLY) & (table["questions"] == "train")].iloc[0]
-    alone = STMBuffer(tiny.model, tiny.tokenizer)
+    alone = STMBuffer(tiny)
     alone.extend([f.to_item() for f in residual])
     ref = evaluate_recall(alone, residual, "train", max_new_tokens=2, first_question_only=True)
     assert row["n_questions"] == len(residual) == ref.total
     assert row["recall"] == row["recall_resid"] == pytest.approx(0.5) and row["recall_cart"] != row["recall_cart"]  # NaN
-    no_cart = compare_memories(tiny.model, tiny.tokenizer, trained, None, residual=residual, kinds=("train",),
+    no_cart = compare_memories(tiny, trained, None, residual=residual, kinds=("train",),
                                max_new_tokens=1, n_boot=100)
     assert C.RESIDUAL_ONLY not in set(no_cart["mode"]) and C.LTM not in set(no_cart["mode"])
 
@@ -65,27 +65,27 @@ def test_question_records_seeds_and_teacher_alone(tiny, facts, monkeypatch):
         return real_answer(self, q, max_new_tokens=1)
 
     monkeypatch.setattr(STMBuffer, "answer", spy)
-    carts = {s: Cartridge.create(tiny.model, tiny.tokenizer, p=4, stm_text="x\n") for s in (0, 1)}
-    recs = question_records(tiny.model, tiny.tokenizer, trained, carts, kinds=("train",),
+    carts = {s: Cartridge.create(tiny, p=4, stm_text="x\n") for s in (0, 1)}
+    recs = question_records(tiny, trained, carts, kinds=("train",),
                             modes=[C.TEACHER, C.LTM])
     assert [r["mode"] for r in recs] == [C.TEACHER] * 3 + [C.LTM] * 6
     assert [r["seed"] for r in recs if r["mode"] == C.LTM] == [0, 0, 0, 1, 1, 1]
     assert seen[:3] == [[f.id] for f in trained]
     with pytest.raises(ValueError, match="unknown memory modes"):
-        question_records(tiny.model, tiny.tokenizer, trained, None, modes=["crystal ball"])
+        question_records(tiny, trained, None, modes=["crystal ball"])
 
 
 def test_retrieval_memory_puts_the_matching_note_in_context(tiny, facts):
     notes = [f.to_item() for f in facts[:12]]
-    mem = RetrievalMemory(tiny.model, tiny.tokenizer, notes, k=2)
+    mem = RetrievalMemory(tiny, notes, k=2)
     target = facts[5]
     got = mem.retrieve(target.train_questions[0])
     assert target.id in [it.id for it in got] and len(got) <= 2
     assert [it.id for it in mem.context(target.train_questions[0]).items] == [it.id for it in got]
     assert isinstance(mem.answer(target.train_questions[0], max_new_tokens=2), str)
-    assert RetrievalMemory(tiny.model, tiny.tokenizer, [], k=2).retrieve("anything?") == []
+    assert RetrievalMemory(tiny, [], k=2).retrieve("anything?") == []
     with pytest.raises(ValueError, match="k must be"):
-        RetrievalMemory(tiny.model, tiny.tokenizer, notes, k=0)
+        RetrievalMemory(tiny, notes, k=0)
 
 
 def test_questions_for_and_spread(facts):

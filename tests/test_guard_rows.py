@@ -6,7 +6,7 @@ import torch
 from stmltm_nb.memory.batching import residual_pool
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, guard_targets, templates_of
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, guard_targets, templates_of
 from stmltm_nb.memory.facts import retention_passages
 from stmltm_nb.memory.questions import Query
 from stmltm_nb.memory.stm import STMBuffer
@@ -37,15 +37,15 @@ def parts(lm, facts):
     fact_q = [Query(f.id, f.train_questions[0], "template") for f in cart_f]
     prac_q = [Query(f.id, q, "practice") for f in prac_f for q in f.train_questions]
     kw = {"k": 5, "max_new_tokens": 6}
-    tt_f = compute_teacher_targets(lm.model, lm.tokenizer, [f.to_item() for f in cart_f], fact_q, 1, **kw)
-    tt_p = compute_teacher_targets(lm.model, lm.tokenizer, [f.to_item() for f in prac_f], prac_q, 1, **kw)
-    tt_r = retention_targets(lm.model, lm.tokenizer, PROMPTS, **kw)
+    tt_f = compute_teacher_targets(lm, [f.to_item() for f in cart_f], fact_q, 1, **kw)
+    tt_p = compute_teacher_targets(lm, [f.to_item() for f in prac_f], prac_q, 1, **kw)
+    tt_r = retention_targets(lm, PROMPTS, **kw)
     pool = residual_pool(lm.tokenizer, [f.to_item() for f in cart_f + prac_f])
     return concat_targets([tt_f, tt_r, tt_p]), pool, cart_f, prac_f
 
 
 def test_retention_rows_are_the_base_models_own_answers_with_no_memory(lm):
-    tt = retention_targets(lm.model, lm.tokenizer, PROMPTS, k=5, max_new_tokens=6)
+    tt = retention_targets(lm, PROMPTS, k=5, max_new_tokens=6)
     assert [e.kind for e in tt.examples] == ["retention"] * 3
     for i, e in enumerate(tt.examples):
         resp = torch.tensor(e.ids[e.resp_start :])
@@ -53,7 +53,7 @@ def test_retention_rows_are_the_base_models_own_answers_with_no_memory(lm):
         assert torch.equal(top1[:-1], resp[:-1])  # greedy: every response token is the teacher's top-1
         assert sum(e.gold_mask) == 0  # no gold answer: never hard-targeted
     with pytest.raises(ValueError, match="retention corpus"):
-        retention_targets(lm.model, lm.tokenizer, ["  ", ""], k=5)
+        retention_targets(lm, ["  ", ""], k=5)
 
 
 def test_batches_mix_the_row_kinds_as_configured(lm, parts):
@@ -80,12 +80,12 @@ def test_batches_mix_the_row_kinds_as_configured(lm, parts):
 
 def test_training_records_each_row_kind_and_no_share_means_no_rows(lm, parts):
     tt, pool, *_ = parts
-    cart = Cartridge.create(lm.model, lm.tokenizer, p=8, init="random")
+    cart = Cartridge.create(lm, p=8, init="random")
     cfg = ConsolidationConfig(steps=3, batch_size=8, retention_frac=0.25, practice_frac=0.25, residual_prob=0.0)
     res = train_cartridge(cart, tt, cfg, residual=pool, progress=False)
     assert {k: len(v) for k, v in res.kind_losses.items()} == {"fact": 3, "retention": 3, "practice": 3}
     assert cart.meta["stats"]["retention_frac"] == 0.25 and cart.meta["stats"]["practice_examples"] == 4
-    plain = train_cartridge(Cartridge.create(lm.model, lm.tokenizer, p=8, init="random"), tt,
+    plain = train_cartridge(Cartridge.create(lm, p=8, init="random"), tt,
                             ConsolidationConfig(steps=2, batch_size=4, residual_prob=0.0, retention_frac=0.0,
                                                 practice_frac=0.0), progress=False)
     assert set(plain.kind_losses) == {"fact"}
@@ -108,33 +108,33 @@ def test_empty_corpus_or_no_practice_facts_fail_before_any_teacher_pass(lm, fact
     items = [f.to_item() for f in facts[:2]]
     cfg = ConsolidationConfig(p=8, steps=1, batch_size=8, k=5, retention_frac=0.25, practice_frac=0.25)
     with pytest.raises(ValueError, match="retention corpus is empty"):
-        consolidate(lm.model, lm.tokenizer, items, templates_of(facts[:2]), cfg, targets_cache=tmp_path,
-                    retention=[], practice=facts[10:12])
+        consolidate(lm, Lesson(items, templates_of(facts[:2])), cfg,
+                    RunOptions(tmp_path, retention=[], practice=facts[10:12]))
     with pytest.raises(ValueError, match="no practice facts"):
-        consolidate(lm.model, lm.tokenizer, items, templates_of(facts[:2]), cfg, targets_cache=tmp_path,
-                    retention=PROMPTS, practice=[])
+        consolidate(lm, Lesson(items, templates_of(facts[:2])), cfg,
+                    RunOptions(tmp_path, retention=PROMPTS, practice=[]))
     both = ConsolidationConfig(p=8, steps=1, batch_size=8, k=5, retention_frac=0.25, retention_corpus="both")
     with pytest.raises(ValueError, match="retention_corpus"):
-        consolidate(lm.model, lm.tokenizer, items, templates_of(facts[:2]), both, targets_cache=tmp_path,
-                    retention=PROMPTS, practice=facts[10:12])
+        consolidate(lm, Lesson(items, templates_of(facts[:2])), both,
+                    RunOptions(tmp_path, retention=PROMPTS, practice=facts[10:12]))
     assert list(tmp_path.iterdir()) == []  # nothing computed, nothing written
 
 
 def test_guard_targets_are_cached_and_skipped_when_not_configured(lm, facts, tmp_path):
     cfg = ConsolidationConfig(k=5, retention_frac=0.25, practice_frac=0.25)
-    parts1, items = guard_targets(lm.model, lm.tokenizer, cfg, tmp_path, practice=facts[10:11], retention=PROMPTS)
-    parts2, _ = guard_targets(lm.model, lm.tokenizer, cfg, tmp_path, practice=facts[10:11], retention=PROMPTS)
+    parts1, items = guard_targets(lm, cfg, tmp_path, practice=facts[10:11], retention=PROMPTS)
+    parts2, _ = guard_targets(lm, cfg, tmp_path, practice=facts[10:11], retention=PROMPTS)
     assert [p.from_cache for p in parts2] == [True, True] and [it.id for it in items] == [facts[10].id]
     assert torch.equal(parts1[0].topk_p, parts2[0].topk_p)
     none = ConsolidationConfig(retention_frac=0.0, practice_frac=0.0)
-    assert guard_targets(lm.model, lm.tokenizer, none, tmp_path) == ([], [])
+    assert guard_targets(lm, none, tmp_path) == ([], [])
 
 
 def test_prose_rows_are_the_passage_teacher_forced_under_the_base_model(lm, tmp_path):
     passages = ["Bread is made from flour and water.", "Owls hunt mostly at night."]
-    tt = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path)
+    tt = prose_targets(lm, passages, k=5, cache_dir=tmp_path)
     assert [e.kind for e in tt.examples] == ["retention"] * 2 and RETENTION_QUESTION not in PROSE_PROMPTS
-    base = STMBuffer(lm.model, lm.tokenizer)
+    base = STMBuffer(lm)
     for i, (e, text) in enumerate(zip(tt.examples, passages)):
         resp = e.ids[e.resp_start :]
         assert resp[:-1] == encode(lm.tokenizer, text)  # the passage itself, then <|im_end|>
@@ -147,10 +147,10 @@ def test_prose_rows_are_the_passage_teacher_forced_under_the_base_model(lm, tmp_
     assert bool(off_path(tt, 0).any())  # teacher-forced prose leaves the teacher's top-1 path...
     *_, tps, wts = collate(tt, [0, 1], 0, gold_weight=1.0, gold_boost=4.0)
     assert torch.equal(tps, tt.topk_p) and bool((wts == 1).all())  # ...but its targets stay soft and unboosted
-    again = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path)
+    again = prose_targets(lm, passages, k=5, cache_dir=tmp_path)
     assert again.cache_hits == 1 and torch.equal(again.topk_p, tt.topk_p)
     with pytest.raises(ValueError, match="passages"):
-        prose_targets(lm.model, lm.tokenizer, ["", "  "], k=5)
+        prose_targets(lm, ["", "  "], k=5)
 
 
 @pytest.mark.parametrize("corpus,want", [("prompts", {"prompts"}), ("prose", {"prose"}),
@@ -161,7 +161,7 @@ def test_retention_corpus_selects_which_rows_are_built(lm, tmp_path, corpus, wan
     monkeypatch.setattr(cons, "retention_passages", lambda: ["Cats sleep for much of the day."])
     monkeypatch.setattr(cons, "retention_prompts", lambda: PROMPTS[:1])
     cfg = ConsolidationConfig(k=5, retention_frac=0.25, retention_corpus=corpus, practice_frac=0.0)
-    parts, items = guard_targets(lm.model, lm.tokenizer, cfg, tmp_path)
+    parts, items = guard_targets(lm, cfg, tmp_path)
     got = {"prose" if "prose" in e.item_id else "prompts" for part in parts for e in part.examples}
     assert got == want and items == []
 
@@ -234,19 +234,19 @@ def test_shipped_targets_are_read_only_with_their_checksum_and_never_for_another
                                                                                        monkeypatch):
     passages = ["Bread is made from flour and water.", "Owls hunt mostly at night."]
     made = tmp_path / "made"
-    first = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=made)
+    first = prose_targets(lm, passages, k=5, cache_dir=made)
     assert first.computed == 1
     shipped = _ship(tmp_path, list(made.glob("*.safetensors")))
     monkeypatch.setenv("STMLTM_DATA", str(tmp_path))
-    fresh = prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path / "empty")
+    fresh = prose_targets(lm, passages, k=5, cache_dir=tmp_path / "empty")
     assert (fresh.cache_hits, fresh.computed) == (1, 0)  # a fresh machine reads the shipped copy
     assert torch.equal(fresh.topk_ids, first.topk_ids) and torch.equal(fresh.topk_p, first.topk_p)
     other = tiny_llama(tokenizer, seed=1)  # another model: its own names, so it computes
-    assert prose_targets(other.model, other.tokenizer, passages, k=5, cache_dir=tmp_path / "e2").computed == 1
-    assert prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=None).computed == 1  # no cache: computed
+    assert prose_targets(other, passages, k=5, cache_dir=tmp_path / "e2").computed == 1
+    assert prose_targets(lm, passages, k=5, cache_dir=None).computed == 1  # no cache: computed
     f = next(shipped.glob("*.safetensors"))
     f.write_bytes(f.read_bytes()[:-1] + b"\x00")  # not the bytes the manifest names: never trusted
-    assert prose_targets(lm.model, lm.tokenizer, passages, k=5, cache_dir=tmp_path / "e3").computed == 1
+    assert prose_targets(lm, passages, k=5, cache_dir=tmp_path / "e3").computed == 1
 
 
 @pytest.mark.slow
@@ -261,15 +261,15 @@ def test_the_shipped_guard_targets_are_the_default_models(real, tmp_path):
     from stmltm_nb.shipped import data_dir
 
     manifest = json.loads((data_dir() / SHIPPED_TARGETS / SHIPPED_MANIFEST).read_text())
-    assert manifest["model"] == model_fingerprint(real.model, real.tokenizer), "rebuild: python -m tools.guard_targets"
+    assert manifest["model"] == model_fingerprint(real), "rebuild: python -m tools.guard_targets"
     cfg = ConsolidationConfig()
-    parts, _ = guard_targets(real.model, real.tokenizer, cfg, tmp_path / "cache")
+    parts, _ = guard_targets(real, cfg, tmp_path / "cache")
     assert sum(p.computed for p in parts) == 0, "a guard part is not shipped: python -m tools.guard_targets"
     f = load_practice_facts()[0]
     queries = [Query(f.id, q, "practice") for q in f.train_questions]
-    shipped = compute_teacher_targets(real.model, real.tokenizer, [f.to_item()], queries, 1, cfg.k,
+    shipped = compute_teacher_targets(real, [f.to_item()], queries, 1, cfg.k,
                                       cache_dir=tmp_path / "cache")
-    again = compute_teacher_targets(real.model, real.tokenizer, [f.to_item()], queries, 1, cfg.k, cache_dir=None)
+    again = compute_teacher_targets(real, [f.to_item()], queries, 1, cfg.k, cache_dir=None)
     assert shipped.computed == 0 and again.computed == 1
     assert [e.ids for e in shipped.examples] == [e.ids for e in again.examples]
     assert torch.allclose(shipped.topk_p, again.topk_p, atol=1e-4)

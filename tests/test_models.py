@@ -45,8 +45,8 @@ def test_tiny_llama_is_same_family_and_fingerprints_differ(tokenizer):
     b = models.tiny_llama(tokenizer, seed=1)
     assert a.model.config.model_type == "llama"
     assert a.model.config.num_key_value_heads < a.model.config.num_attention_heads  # GQA like SmolLM2
-    assert models.model_fingerprint(a.model, tokenizer) != models.model_fingerprint(b.model, tokenizer)
-    assert models.model_fingerprint(a.model, tokenizer) == models.model_fingerprint(a.model, tokenizer)
+    assert models.model_fingerprint(a) != models.model_fingerprint(b)
+    assert models.model_fingerprint(a) == models.model_fingerprint(a)
 
 
 @pytest.mark.slow

@@ -24,9 +24,9 @@ def test_loading_user_files_never_calls_pickle(tiny, facts, tmp_path, monkeypatc
     from stmltm_nb.memory.cartridge import Cartridge
     from stmltm_nb.memory.stm import STMBuffer
 
-    cart = Cartridge.create(tiny.model, tiny.tokenizer, p=8, stm_text=facts[0].text)
+    cart = Cartridge.create(tiny, p=8, stm_text=facts[0].text)
     path = cart.save_pretrained(tmp_path / "c")
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.append(facts[0].to_item())
     stm_path = buf.save(tmp_path / "stm.jsonl")
 
@@ -36,23 +36,23 @@ def test_loading_user_files_never_calls_pickle(tiny, facts, tmp_path, monkeypatc
     monkeypatch.setattr(torch, "load", forbidden)
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "loads", forbidden)
-    Cartridge.from_pretrained(path, tiny.model, tiny.tokenizer)
-    STMBuffer.load(stm_path, tiny.model, tiny.tokenizer)
+    Cartridge.from_pretrained(path, tiny)
+    STMBuffer.load(stm_path, tiny)
 
 
 def test_controller_survives_a_torn_log_line_and_reports_a_corrupt_state(tiny, facts, tmp_path):
     from stmltm_nb.decision.controller import Controller
 
     root = tmp_path / "ctl"
-    ctl = Controller(tiny.model, tiny.tokenizer, root, {})
+    ctl = Controller(tiny, root, {})
     ctl.ingest(facts[0].to_item(time=1.0), decide_now=False)
     with open(root / "items.jsonl", "a") as f:
         f.write('{"text": "half a line')  # a crash in the middle of an append: never acknowledged
     ctl.close()  # the crashed writer is gone (its lock with it)
-    again = Controller(tiny.model, tiny.tokenizer, root, {})
+    again = Controller(tiny, root, {})
     assert [it.id for it in again.items] == [facts[0].id]
     again.close()
     (root / "state.json").write_text("{not json")
     with pytest.raises(ValueError, match="items.jsonl still holds every item"):
-        Controller(tiny.model, tiny.tokenizer, root, {})
+        Controller(tiny, root, {})
     assert (root / "items.jsonl").read_text().count("\n") == 1  # nothing was lost or rewritten

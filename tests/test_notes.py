@@ -92,7 +92,7 @@ def test_self_study_gives_every_note_k_questions_and_a_disjoint_heldout_one(tiny
     training questions about it and one held-out question that is not among them."""
     notes = [Note(text=t, id=f"n{i}") for i, t in enumerate(NOTES)]
     for k in (1, 2, MAX_K):
-        facts = study_notes(tiny.model, tiny.tokenizer, notes, k=k)
+        facts = study_notes(tiny, notes, k=k)
         for n, f in zip(notes, facts):
             assert len(f.train_questions) >= k and all(q.strip() for q in f.train_questions)
             assert f.heldout_question and f.heldout_question not in f.train_questions
@@ -101,19 +101,19 @@ def test_self_study_gives_every_note_k_questions_and_a_disjoint_heldout_one(tiny
             assert f.answer and not f.answer_is_gold and f.answer.lower() in n.text.lower()
             assert f.to_item().answer is None  # a key term is never a training target
     with pytest.raises(ValueError, match="k"):
-        study_note(tiny.model, tiny.tokenizer, notes[0], k=MAX_K + 1)
+        study_note(tiny, notes[0], k=MAX_K + 1)
 
 
 def test_self_study_keeps_what_the_note_brings(tiny, tmp_path):
     n = Note(text=NOTES[0], id="meet", answer="Thursday", questions=("When is the meeting?", "Which day?"),
              heldout_question="On which day do we meet?")
-    f = study_note(tiny.model, tiny.tokenizer, n, k=2)
+    f = study_note(tiny, n, k=2)
     assert f.train_questions == ("When is the meeting?", "Which day?")
     assert f.heldout_question == "On which day do we meet?" and f.answer == "Thursday" and f.answer_is_gold
     cache = tmp_path / "study.json"
-    first = study_notes(tiny.model, tiny.tokenizer, [n], cache=cache)
+    first = study_notes(tiny, [n], cache=cache)
     assert json.loads(cache.read_text())
-    assert study_notes(tiny.model, tiny.tokenizer, [n], cache=cache) == first
+    assert study_notes(tiny, [n], cache=cache) == first
 
 
 @pytest.mark.parametrize("have,want", [({"cuda": True, "mps": True}, "cuda"), ({"cuda": False, "mps": True}, "mps"),
@@ -170,7 +170,7 @@ def test_every_model_input_the_package_builds_follows_the_model_device():
 
 def test_a_heldout_question_that_is_also_a_training_question_is_kept_out_of_training(tiny):
     n = Note(text=NOTES[0], id="m", questions=("When is the meeting?",), heldout_question="When is the meeting?")
-    f = study_note(tiny.model, tiny.tokenizer, n, k=1)
+    f = study_note(tiny, n, k=1)
     assert f.heldout_question == "When is the meeting?"
     assert len(f.train_questions) >= 1 and "When is the meeting?" not in f.train_questions
 
@@ -185,5 +185,5 @@ def test_a_corrupt_study_cache_is_recomputed(tiny, tmp_path):
     cache = tmp_path / "study.json"
     for bad in ("[]", '{"x": 1}', "{torn"):
         cache.write_text(bad)
-        facts = study_notes(tiny.model, tiny.tokenizer, [Note(text=NOTES[1], id="w")], cache=cache)
+        facts = study_notes(tiny, [Note(text=NOTES[1], id="w")], cache=cache)
         assert facts[0].train_questions

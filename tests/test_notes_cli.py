@@ -149,7 +149,7 @@ def test_bad_input_exits_2_and_writes_nothing(on_tiny, capsys, monkeypatch, tiny
         from stmltm_nb.models import tiny_llama
 
         other = tiny_llama(tiny.tokenizer, seed=5)
-        Cartridge.create(other.model, other.tokenizer, p=4, init="random").save_pretrained(foreign)
+        Cartridge.create(other, p=4, init="random").save_pretrained(foreign)
     before = sorted(str(p) for p in tmp.rglob("*") if "cache" not in p.parts)
     subs = {"{empty}": str(tmp / "empty.txt"), "{binary}": str(tmp / "bin.txt"), "{notes}": str(notes),
             "{full}": str(full), "{tmp}": str(tmp), "{foreign}": str(foreign), "{long}": str(tmp / "long.txt"),
@@ -176,7 +176,7 @@ def test_six_notes_with_templates_for_two_none_is_lost(tiny, tmp_path):
 
     notes = [Note(text=t, id=f"n{i}") for i, t in enumerate(NOTES)]
     templates = {"n0": ["When is the team meeting?"], "n1": ["What is the Wi-Fi password?"]}
-    with Controller(tiny.model, tiny.tokenizer, tmp_path / "ctl", templates,
+    with Controller(tiny, tmp_path / "ctl", templates,
                     config=ControllerConfig(check_every=100, snr_gate=False),
                     consolidation=ConsolidationConfig(p=8, steps=2)) as ctl:
         for n in notes:
@@ -190,7 +190,7 @@ def test_six_notes_with_templates_for_two_none_is_lost(tiny, tmp_path):
         assert start["new_items"] == ["n0", "n1"]
         assert start["not_trainable"] == {f"n{i}": "no training question" for i in range(2, 6)}
         assert res["committed"] is False or set(res["holdout_passed"]) <= {"n0", "n1"}
-    with Controller(tiny.model, tiny.tokenizer, tmp_path / "ctl2", {},
+    with Controller(tiny, tmp_path / "ctl2", {},
                     config=ControllerConfig(check_every=100, snr_gate=False),
                     consolidation=ConsolidationConfig(p=8, steps=2)) as ctl:
         for n in notes:

@@ -22,13 +22,13 @@ def test_probe_run_measures_recall_of_a_short_consolidation(tiny, facts, tmp_pat
     real = rp.consolidate
 
     def spy(*a, **kw):
-        seen["steps"] = a[4].steps
+        seen["steps"] = a[2].steps
         return real(*a, **kw)
 
     monkeypatch.setattr(rp, "consolidate", spy)
     cfg = ConsolidationConfig(p=8, steps=24, warmup=2, batch_size=4, retention_frac=0.0, practice_frac=0.0,
                               residual_prob=0.0)
-    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:4], cfg, targets_cache=tmp_path / "tt", variant="steps")
+    p = run_recall_probe(tiny, facts[:4], cfg, targets_cache=tmp_path / "tt", variant="steps")
     assert seen["steps"] == p.probe_steps == 6 and p.full_steps == 24 and p.n == p.probe_items == 4
     assert 0 <= p.q_probe <= 1 and 0 <= p.q_probe_train <= 1 and p.seconds > 0
     assert set(p.to_json()) == {"n", "probe_items", "probe_p", "probe_steps", "full_steps", "q_probe",
@@ -37,11 +37,11 @@ def test_probe_run_measures_recall_of_a_short_consolidation(tiny, facts, tmp_pat
 
 def test_probe_refuses_bad_input_before_the_model_runs(facts):
     with pytest.raises(ValueError, match="at least one fact"):
-        run_recall_probe(None, None, [], ConsolidationConfig())
+        run_recall_probe(None, [], ConsolidationConfig())
     from dataclasses import replace
 
     with pytest.raises(ValueError, match="held-out"):
-        run_recall_probe(None, None, [replace(facts[0], heldout_question="")], ConsolidationConfig())
+        run_recall_probe(None, [replace(facts[0], heldout_question="")], ConsolidationConfig())
 
 
 def test_replica_probe_scales_items_tokens_and_steps_alike():
@@ -77,15 +77,15 @@ def test_replica_probe_trains_a_sample_with_a_smaller_cartridge(tiny, facts, tmp
     seen = {}
     real = rp.consolidate
 
-    def spy(model, tok, items, templates, cfg, **kw):
-        seen.update(items=[it.id for it in items], p=cfg.p, steps=cfg.steps)
-        return real(model, tok, items, templates, cfg, **kw)
+    def spy(lm, lesson, cfg, *a, **kw):
+        seen.update(items=[it.id for it in lesson.items], p=cfg.p, steps=cfg.steps)
+        return real(lm, lesson, cfg, *a, **kw)
 
     monkeypatch.setattr(rp, "consolidate", spy)
     monkeypatch.setattr(rp, "PROBE_MIN_ITEMS", 2)
     cfg = ConsolidationConfig(p=16, steps=40, warmup=2, batch_size=4, retention_frac=0.0, practice_frac=0.0,
                               residual_prob=0.0)
-    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:8], cfg, targets_cache=tmp_path / "tt",
+    p = run_recall_probe(tiny, facts[:8], cfg, targets_cache=tmp_path / "tt",
                          variant="replica")
     assert p.n == 8 and p.probe_items == len(seen["items"]) == 2 and p.probe_p == seen["p"] == 4
     assert p.probe_steps == seen["steps"] == 10 and p.variant == "replica"
@@ -108,7 +108,7 @@ def test_teacher_probe_trains_nothing_and_asks_each_fact_alone(tiny, facts, monk
         return SimpleNamespace(recall=known[kind, asked[0].id])
 
     monkeypatch.setattr(rp, "evaluate_recall", fake_recall)
-    p = run_recall_probe(tiny.model, tiny.tokenizer, facts[:3], ConsolidationConfig(), variant="teacher")
+    p = run_recall_probe(tiny, facts[:3], ConsolidationConfig(), variant="teacher")
     assert (p.n, p.probe_items, p.probe_steps, p.variant) == (3, 3, 0, "teacher")
     assert p.q_probe == pytest.approx(2 / 3) and p.q_probe_train == pytest.approx(1 / 3)
     assert all(len(ctx) == 1 and len(asked) == 1 for ctx, asked in seen)  # each fact alone in context, asked alone

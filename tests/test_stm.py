@@ -23,30 +23,30 @@ def full_logits(model, ids):
         return model(input_ids=torch.tensor([ids])).logits
 
 
-def check_incremental_equals_full(model, tok, texts, tol):
-    buf = STMBuffer(model, tok)
+def check_incremental_equals_full(lm, texts, tol):
+    buf = STMBuffer(lm)
     for t in texts:
         buf.append(t)
     q = "Where was Ada born?"
     inc = buf.query_logits(q)
-    q_ids = encode(tok, buf.fmt.query(q))
+    q_ids = encode(lm.tokenizer, buf.fmt.query(q))
     ctx = buf.context_ids()
-    full = full_logits(model, ctx + q_ids)[:, len(ctx):]
+    full = full_logits(lm.model, ctx + q_ids)[:, len(ctx):]
     assert inc.shape == full.shape
     assert (inc - full).abs().max().item() < tol
 
 
 def test_incremental_append_equals_full_forward_tiny(tiny, facts):
-    check_incremental_equals_full(tiny.model, tiny.tokenizer, [f.text for f in facts[:12]], 1e-4)
+    check_incremental_equals_full(tiny, [f.text for f in facts[:12]], 1e-4)
 
 
 @pytest.mark.slow
 def test_incremental_append_equals_full_forward_real(real, facts):
-    check_incremental_equals_full(real.model, real.tokenizer, [f.text for f in facts[:8]], 1e-4)
+    check_incremental_equals_full(real, [f.text for f in facts[:8]], 1e-4)
 
 
 def test_append_prefills_only_new_tokens(tiny, facts, monkeypatch):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.extend([f.text for f in facts[:5]])
     seen = []
     orig = buf._forward
@@ -57,7 +57,7 @@ def test_append_prefills_only_new_tokens(tiny, facts, monkeypatch):
 
 
 def test_token_accounting(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     assert buf.n == 0 and buf.n_tokens == 0
     buf.extend([f.text for f in facts[:4]])
     lens = [len(encode(tiny.tokenizer, f.text.strip() + "\n")) for f in facts[:4]]
@@ -67,7 +67,7 @@ def test_token_accounting(tiny, facts):
 
 
 def test_answering_leaves_cache_unchanged(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.extend([f.text for f in facts[:3]])
     snap = cache_snapshot(buf)
     buf.answer(facts[0].train_questions[0], max_new_tokens=5)
@@ -77,27 +77,27 @@ def test_answering_leaves_cache_unchanged(tiny, facts):
 
 
 def test_answer_nll_is_positive_nats(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.append(facts[0].text)
     nll = buf.answer_nll(facts[0].train_questions[0], facts[0].answer)
     assert 0 < nll < 30
 
 
 def test_persistence_round_trip(tiny, facts, tmp_path):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     for f in facts[:4]:
         buf.append(f.to_item())
     path = buf.save(tmp_path / "stm.jsonl")
-    again = STMBuffer.load(path, tiny.model, tiny.tokenizer)
+    again = STMBuffer.load(path, tiny)
     assert [i.to_json() for i in again.items] == [i.to_json() for i in buf.items]
     assert_same_cache(again, cache_snapshot(buf))
 
 
 def test_remove_rebuilds_cache_like_a_fresh_buffer(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     items = [buf.append(f.to_item()) for f in facts[:4]]
     buf.remove(items[1].id)
-    ref = STMBuffer(tiny.model, tiny.tokenizer)
+    ref = STMBuffer(tiny)
     ref.extend([items[0], items[2], items[3]])
     assert [i.id for i in buf.items] == [items[0].id, items[2].id, items[3].id]
     for a, b in zip(buf.cache.layers, ref.cache.layers):
@@ -108,7 +108,7 @@ def test_remove_rebuilds_cache_like_a_fresh_buffer(tiny, facts):
 
 @pytest.mark.parametrize("bad", ["", "   \n\t", 42, None, b"bytes", ["a list"]])
 def test_bad_items_rejected_and_buffer_unchanged(tiny, facts, bad):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.append(facts[0].text)
     snap = cache_snapshot(buf)
     with pytest.raises(STMError):
@@ -118,7 +118,7 @@ def test_bad_items_rejected_and_buffer_unchanged(tiny, facts, bad):
 
 
 def test_duplicates_rejected(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.append(STMItem(text=facts[0].text, id="a"))
     with pytest.raises(STMError, match="already exists"):
         buf.append(STMItem(text=facts[1].text, id="a"))
@@ -128,7 +128,7 @@ def test_duplicates_rejected(tiny, facts):
 
 
 def test_item_longer_than_window_rejected(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     huge = "word " * (tiny.model.config.max_position_embeddings + 10)
     snap = cache_snapshot(buf)
     with pytest.raises(STMCapacityError, match="longer than the usable model window"):
@@ -138,24 +138,24 @@ def test_item_longer_than_window_rejected(tiny, facts):
 
 
 def test_capacity_error_and_oldest_eviction(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer, max_tokens=80)
+    buf = STMBuffer(tiny, max_tokens=80)
     with pytest.raises(STMCapacityError, match="STM is full"):
         for f in facts[:20]:
             buf.append(f.text)
     n_full = buf.n
     assert buf.total_tokens <= 80 and n_full >= 1
-    ev = STMBuffer(tiny.model, tiny.tokenizer, max_tokens=80, eviction="oldest")
+    ev = STMBuffer(tiny, max_tokens=80, eviction="oldest")
     for f in facts[:20]:
         ev.append(f.text)
     assert ev.items[-1].text == facts[19].text
     assert ev.total_tokens <= 80 == ev.max_tokens
     assert len(ev.evicted) + ev.n == 20
     with pytest.raises(STMError, match="eviction"):
-        STMBuffer(tiny.model, tiny.tokenizer, eviction="random")
+        STMBuffer(tiny, eviction="random")
 
 
 def test_failed_forward_leaves_buffer_and_cache_unchanged(tiny, facts, monkeypatch):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.append(facts[0].text)
     snap = cache_snapshot(buf)
     orig = buf._forward
@@ -177,17 +177,17 @@ def test_corrupt_jsonl_line_is_named_and_never_overwrites(tiny, facts, tmp_path)
     content = good + "\n{not json\n"
     path.write_text(content)
     with pytest.raises(STMFileError, match="line 2"):
-        STMBuffer.load(path, tiny.model, tiny.tokenizer)
+        STMBuffer.load(path, tiny)
     assert path.read_text() == content
     path.write_text(json.dumps({"text": "x", "colour": 1}) + "\n")
     with pytest.raises(STMFileError, match="unknown STM item fields"):
-        STMBuffer.load(path, tiny.model, tiny.tokenizer)
+        STMBuffer.load(path, tiny)
     with pytest.raises(STMFileError, match="cannot read"):
-        STMBuffer.load(tmp_path / "missing.jsonl", tiny.model, tiny.tokenizer)
+        STMBuffer.load(tmp_path / "missing.jsonl", tiny)
 
 
 def test_context_text_is_explicit_without_hidden_system_prompt(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.append(facts[0].text)
     text = buf.context_text("Q?")
     assert "SmolLM" not in text and "Hugging Face" not in text
@@ -204,7 +204,7 @@ def reference_nll(model, context_ids, prefix_ids, target_ids):
 
 
 def test_continuation_nll_matches_a_full_forward_pass(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.extend([f.text for f in facts[:4]])
     snap = cache_snapshot(buf)
     prefix = encode(tiny.tokenizer, buf.fmt.query(facts[1].train_questions[0]))
@@ -231,7 +231,7 @@ def test_answer_text_and_code_length_nll_are_unchanged(tiny, facts):
     from stmltm_nb.metrics.measure import item_code_bits
     from stmltm_nb.metrics.recall import RETENTION_QUESTION, text_nll
 
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.extend([f.text for f in facts[:3]])
     q, a = facts[0].train_questions[0], facts[0].answer
     q_ids = encode(tiny.tokenizer, buf.fmt.query(q))
@@ -248,7 +248,7 @@ def test_answer_text_and_code_length_nll_are_unchanged(tiny, facts):
 
 
 def test_on_top_runs_ids_and_restores_the_cache(tiny, facts):
-    buf = STMBuffer(tiny.model, tiny.tokenizer)
+    buf = STMBuffer(tiny)
     buf.extend([f.text for f in facts[:2]])
     snap = cache_snapshot(buf)
     ids = encode(tiny.tokenizer, buf.fmt.item(facts[2].text))

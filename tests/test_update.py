@@ -10,7 +10,14 @@ import torch
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.cartridge_files import CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, replay_sample, templates_of, update
+from stmltm_nb.memory.consolidation import (
+    Lesson,
+    RunOptions,
+    consolidate,
+    replay_sample,
+    templates_of,
+    update,
+)
 
 CFG = ConsolidationConfig(p=8, steps=3, update_steps=3, batch_size=4, replay_size=3)
 
@@ -26,8 +33,7 @@ def _digest(model) -> str:
 @pytest.fixture
 def committed(tiny, facts, tmp_path):
     old = facts[:6]
-    run = consolidate(tiny.model, tiny.tokenizer, [f.to_item() for f in old], templates_of(old), CFG,
-                      targets_cache=tmp_path / "tt", progress=False)
+    run = consolidate(tiny, Lesson.of_facts(old), CFG, RunOptions(tmp_path / "tt", progress=False))
     assert run.targets.computed == 6 and run.targets.cache_hits == 0
     return run.cartridge, old
 
@@ -39,8 +45,7 @@ def test_update_warm_starts_from_the_committed_phi_and_changes_only_the_trainabl
     phi0 = cart.delta_vector().clone()
     emb0 = cart.encoder.weight.detach().clone()
     base0 = _digest(tiny.model)
-    run = update(tiny.model, tiny.tokenizer, cart, [f.to_item() for f in new], templates_of(old + new), CFG,
-                 replay=[f.to_item() for f in old], targets_cache=tmp_path / "tt", progress=False)
+    run = update(tiny, cart, Lesson.of_facts(new, replay=old), CFG, RunOptions(tmp_path / "tt", progress=False))
     assert torch.equal(run.init_vector, phi0)  # started from the committed φ exactly
     assert not torch.equal(run.cartridge.delta_vector(), phi0)  # and trained away from it
     assert torch.equal(cart.delta_vector(), phi0) and torch.equal(cart.encoder.weight.detach(), emb0)  # untouched
@@ -70,20 +75,20 @@ def test_incompatible_warm_starts_are_refused_before_any_teacher_pass(tiny, fact
 
     cart, old = committed
     monkeypatch.setattr(consolidation, "teacher_targets_for", lambda *a, **k: pytest.fail("teacher ran"))
-    items, tpl = [f.to_item() for f in facts[6:8]], templates_of(facts[:8])
+    lesson, quiet = Lesson([f.to_item() for f in facts[6:8]], templates_of(facts[:8])), RunOptions(progress=False)
     with pytest.raises(CartridgeError, match="p = 8 tokens"):
-        update(tiny.model, tiny.tokenizer, cart, items, tpl, replace(CFG, p=16), progress=False)
+        update(tiny, cart, lesson, replace(CFG, p=16), quiet)
     with pytest.raises(CartridgeError, match="prefix cartridge"):
-        update(tiny.model, tiny.tokenizer, cart, items, tpl, replace(CFG, backend="lora"), progress=False)
+        update(tiny, cart, lesson, replace(CFG, backend="lora"), quiet)
     other = tiny_llama(tiny.tokenizer, seed=7)
     with pytest.raises(CartridgeError, match="another base model"):
-        update(other.model, other.tokenizer, cart, items, tpl, CFG, progress=False)
+        update(other, cart, lesson, CFG, quiet)
     folder = cart.save_pretrained(tmp_path / "v1")
     w = folder / "adapter_model.safetensors"
     w.write_bytes(w.read_bytes()[:-10])  # a truncated weights file
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(CartridgeError, match="corrupt or truncated"):
-        update(tiny.model, tiny.tokenizer, folder, items, tpl, CFG, progress=False)
+        update(tiny, folder, lesson, CFG, quiet)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -92,7 +97,7 @@ def test_the_controller_updates_incrementally_and_retrains_fully_as_configured(t
 
     cfg = ControllerConfig(check_every=100, snr_gate=False, full_retrain_every=1, gamma_reg=1.0, retention_tol=1e9)
     probes = {f.id: ("unused?", "") for f in facts}  # no answer: nothing can pass the held-out check
-    with Controller(tiny.model, tiny.tokenizer, tmp_path / "ctl", templates_of(facts), probes=probes, config=cfg,
+    with Controller(tiny, tmp_path / "ctl", templates_of(facts), probes=probes, config=cfg,
                     consolidation=CFG) as ctl:
         assert ctl.update_mode() == "full"  # nothing served yet
         for f in facts[:4]:
@@ -101,7 +106,7 @@ def test_the_controller_updates_incrementally_and_retrains_fully_as_configured(t
         assert ctl.update_mode() == "full"  # the candidate was rejected: the next one retrains fully
         # a committed full version: then one update, then full again (full_retrain_every=1)
         ctl._set_state(ctl.state.commit(1, ["f-none"], mode="full"))
-        ctl.cartridge = Cartridge.create(tiny.model, tiny.tokenizer, p=8, init="random")
+        ctl.cartridge = Cartridge.create(tiny, p=8, init="random")
         assert ctl.update_mode() == "update" and ctl.update_mode(cfg.update_max_new) == "update"
         assert ctl.update_mode(cfg.update_max_new + 1) == "full"  # more new items than an update is sized for
         ctl._set_state(ctl.state.commit(2, ["f-none2"], mode="update"))

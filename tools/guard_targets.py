@@ -33,7 +33,7 @@ def build(out: Path = OUT) -> dict:
         shutil.rmtree(out)  # the old files must not answer for the new ones
     lm = load_model("default")
     with tempfile.TemporaryDirectory() as tmp:
-        parts, _ = guard_targets(lm.model, lm.tokenizer, ConsolidationConfig(), targets_cache=tmp, progress=True)
+        parts, _ = guard_targets(lm, ConsolidationConfig(), targets_cache=tmp, progress=True)
         if any(p.cache_hits for p in parts):  # the old folder is gone, the cache is empty: nothing may be read
             raise RuntimeError("a guard part was read, not computed: remove data/guard_targets and retry")
         out.mkdir(parents=True)
@@ -41,7 +41,7 @@ def build(out: Path = OUT) -> dict:
         for f in sorted(Path(tmp).glob("*.safetensors")):
             shutil.copyfile(f, out / f.name)
             files[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
-    manifest = {"model": model_fingerprint(lm.model, lm.tokenizer), "files": files,
+    manifest = {"model": model_fingerprint(lm), "files": files,
                 "note": "written by python -m tools.guard_targets; names hash the model and the inputs"}
     (out / SHIPPED_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

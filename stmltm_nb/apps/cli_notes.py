@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from stmltm_nb.apps.cli_args import (
     UsageError,
@@ -17,12 +18,14 @@ from stmltm_nb.apps.cli_args import (
     usage_check,
 )
 
+if TYPE_CHECKING:
+    from stmltm_nb.models import LoadedModel
 
-def _load(args: argparse.Namespace) -> tuple:
+
+def _load(args: argparse.Namespace) -> LoadedModel:
     from stmltm_nb.models import load_model
 
-    lm = load_model(args.model, device=args.device)
-    return lm.model, lm.tokenizer
+    return load_model(args.model, device=args.device)
 
 
 def consolidate_cmd(args: argparse.Namespace) -> int:
@@ -42,8 +45,8 @@ def consolidate_cmd(args: argparse.Namespace) -> int:
     preflight_cache()
     check_notes_fit(notes, args.model)
     out = fresh_out_dir(args.out)
-    model, tok = _load(args)
-    report = consolidate_notes(model, tok, notes, out, cfg, k=args.questions, progress=not args.quiet)
+    lm = _load(args)
+    report = consolidate_notes(lm, notes, out, cfg, k=args.questions, progress=not args.quiet)
     for r in report["rows"]:
         held = "n/a" if r["heldout"] is None else f"{r['heldout']:.2f}"
         print(f"  {r['memory']:<28} held-out recall {held}")
@@ -63,9 +66,9 @@ def ask_cmd(args: argparse.Namespace) -> int:
     residual = notes_arg(args.notes) if args.notes else []
     args.device = device_arg(args.device)
     check_notes_fit(residual, args.model)
-    model, tok = _load(args)
+    lm = _load(args)
     try:
-        answers = ask(model, tok, args.folder, args.question, residual, compare=args.compare)
+        answers = ask(lm, args.folder, args.question, residual, compare=args.compare)
     except CartridgeError as e:
         raise UsageError(str(e)) from e
     if args.as_json:

@@ -55,10 +55,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     else:  # your notes, in file order; self-study cached in the controller folder (a resumed run reuses it)
         from stmltm_nb.memory.study import study_notes
 
-        allf = stream = study_notes(lm.model, lm.tokenizer, notes, k=args.questions, cache=root / "study.json",
+        allf = stream = study_notes(lm, notes, k=args.questions, cache=root / "study.json",
                                     progress=True)
         contra = []
-    ctl = Controller(lm.model, lm.tokenizer, root, {f.id: f.train_questions for f in allf},
+    ctl = Controller(lm, root, {f.id: f.train_questions for f in allf},
                      probes={f.id: (f.heldout_question, f.answer) for f in allf},
                      config=config, consolidation=ccfg, progress=True)
     for i, f in enumerate(stream):

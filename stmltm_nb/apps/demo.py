@@ -38,25 +38,24 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     t0 = time.perf_counter()
     facts = load_facts()  # the question bank is checked before the model loads
     lm = load_model(model_name)
-    model, tok = lm.model, lm.tokenizer
     train = facts[:n_facts]
     res: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": lm.name, "n_facts": n_facts, "fast": fast}
 
     log("STM recall curve")
     sizes = [1, 4, 16] if fast else [1, 4, 16, 32, 64]
-    res["recall"] = S.recall_section(model, tok, facts, sizes, per_position=1 if fast else 2, progress=progress)
+    res["recall"] = S.recall_section(lm, facts, sizes, per_position=1 if fast else 2, progress=progress)
 
     log("STM cost curve")
-    res["cost"] = S.cost_section(model, tok, facts, [1, 8] if fast else [1, 16, 64], repeats=2, progress=progress)
+    res["cost"] = S.cost_section(lm, facts, [1, 8] if fast else [1, 16, 64], repeats=2, progress=progress)
 
     log(f"consolidation: cartridge on {n_facts} facts")
-    res["consolidation"], run = S.consolidation_section(model, tok, train, cfg, progress)
+    res["consolidation"], run = S.consolidation_section(lm, train, cfg, progress)
     res["cartridge"] = cartridge_overhead(run.cartridge, repeats=3)
 
     log("STM vs LTM")
     # demo size: half of the consolidated facts (at least 8) + 4 residual ones, recall only (no answer NLL)
     asked = train[: max(8, n_facts // 2)]
-    res["comparison"] = S.comparison_section(model, tok, asked, run.cartridge, facts[n_facts : n_facts + 4],
+    res["comparison"] = S.comparison_section(lm, asked, run.cartridge, facts[n_facts : n_facts + 4],
                                              cfg.chunk_size, progress=progress)
 
     log("the switching rule, on this run's cartridge")

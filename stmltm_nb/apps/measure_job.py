@@ -59,7 +59,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.env import machine
     from stmltm_nb.memory.cartridge import Cartridge
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, templates_of
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.measure import cartridge_overhead
     from stmltm_nb.metrics.probe import probe_prediction
@@ -80,13 +80,12 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     pool = load_facts(split="final") if split == "final" and notes is None else facts
     torch.manual_seed(0)
     lm = load_model(model_name, device=device)
-    model, tok = lm.model, lm.tokenizer
     n_facts = min(n_facts, 16) if fast else n_facts
     n_resid = (4 if fast else 16) if n_resid is None else int(n_resid)
     if notes is not None:
         from stmltm_nb.memory.study import study_notes
 
-        pool = facts = study_notes(model, tok, notes, k=questions, cache=Path(cache_dir()) / "study-cache.json",
+        pool = facts = study_notes(lm, notes, k=questions, cache=Path(cache_dir()) / "study-cache.json",
                                    progress=progress)
         n_resid = min(n_resid, 8, max(1, len(facts) // 4))
         n_facts = min(n_facts, len(facts) - n_resid)
@@ -148,7 +147,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         cfg = replace(cfg0, seed=seed)
 
         def run_consolidation(cfg=cfg, seed=seed):
-            summary, run = S.consolidation_section(model, tok, train_facts, cfg, progress, save_to=seed_dir(seed))
+            summary, run = S.consolidation_section(lm, train_facts, cfg, progress, save_to=seed_dir(seed))
             state.setdefault("runs", {})[seed] = run
             return {**summary, "probe": probe_prediction(summary["losses"], probe_steps=max(6, cfg.steps // 4))}
 
@@ -158,17 +157,18 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
             raise ValueError(f"{out}: section {key} holds a cartridge of seed {kept_seed}, not {seed}; resume with "
                              f"the seeds in their first order or delete the section")
         run = state.get("runs", {}).get(seed)
-        carts[seed] = run.cartridge if run is not None else Cartridge.from_pretrained(seed_dir(seed), model, tok)
+        carts[seed] = run.cartridge if run is not None else Cartridge.from_pretrained(seed_dir(seed), lm)
     run = state.get("runs", {}).get(seeds[0])
     if run is None:  # resumed: the teacher targets come from the cache, no training
-        run = consolidate(model, tok, items, templates_of(train_facts), replace(cfg0, steps=0), progress=False)
+        run = consolidate(lm, Lesson(items, templates_of(train_facts)), replace(cfg0, steps=0),
+                          RunOptions(progress=False))
     cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
-    init = Cartridge.create(model, tok, p=cfg0.p, stm_text="".join(it.text.strip() + "\n" for it in items))
+    init = Cartridge.create(lm, p=cfg0.p, stm_text="".join(it.text.strip() + "\n" for it in items))
 
     section("signal", lambda: S.signal_section(init, cart, tt, n_facts, b_big=8 if fast else 16,
                                                repeats=2 if fast else 4))
     section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
-    section("compression", lambda: S.compression_section(model, tok, train_facts, cart, init_vec, cfg0, progress))
+    section("compression", lambda: S.compression_section(lm, train_facts, cart, init_vec, cfg0, progress))
     # Per-question records, one resumable part each, the most telling first: each cartridge seed (LTM and
     # LTM + residual STM), then the memories without a cartridge.
     ev = res.setdefault("evaluation", {})
@@ -178,7 +178,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
             return
         log(f"questions: {f'cartridge seed {seed}' if seed is not None else mode}")
         t0 = time.perf_counter()
-        ev[part] = S.records_section(model, tok, train_facts, residual, None if seed is None
+        ev[part] = S.records_section(lm, train_facts, residual, None if seed is None
                                      else {seed: carts[seed]}, q_split, cfg0.chunk_size, progress,
                                      modes=None if seed is not None else [mode])
         res.setdefault("section_seconds", {})[f"evaluation.{part}"] = time.perf_counter() - t0
@@ -188,18 +188,18 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
 
     for s in seeds:  # the cartridge seeds first, then what the rule's priors need, then the other memories
         ask_part(f"seed{s}", s, None)
-    section("retention", lambda: S.retention_section(model, tok, init, carts, residual))
-    section("recall", lambda: S.recall_section(model, tok, facts, sizes, per_position,
+    section("retention", lambda: S.retention_section(lm, init, carts, residual))
+    section("recall", lambda: S.recall_section(lm, facts, sizes, per_position,
                                                heldout_sizes=sizes if fast else sizes[::2],
                                                min_questions=6 if fast else 24))
-    section("cost", lambda: S.cost_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
-    section("retrieval", lambda: S.retrieval_section(model, tok, facts, cost_sizes, repeats=2 if fast else 3))
+    section("cost", lambda: S.cost_section(lm, facts, cost_sizes, repeats=2 if fast else 3))
+    section("retrieval", lambda: S.retrieval_section(lm, facts, cost_sizes, repeats=2 if fast else 3))
     for mode in EVAL_ORDER:
         ask_part(mode, None, mode)
     res["comparison"] = S.comparison_from(ev, split=q_split)
     res["skipped"] = [p for p in skip if p not in ev]
     if notes is None:
-        section("governance", lambda: S.governance_section(model, tok, facts, n_unrelated=8 if fast else 24))
+        section("governance", lambda: S.governance_section(lm, facts, n_unrelated=8 if fast else 24))
     res["recall"].update(S.recall_fits(res["recall"]["pooled"]))  # refit (cheap): fitting fixes reach resumed runs
     cons = res["consolidation"]
     cons["probe"] = probe_prediction(cons["losses"], probe_steps=max(6, cfg0.steps // 4))

@@ -23,6 +23,7 @@ from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.items import items_jsonl
 from stmltm_nb.memory.notes import Note, notes_jsonl
+from stmltm_nb.models import LoadedModel
 
 STM_FILE, NOTES_FILE, LOG_FILE, REPORT_MD, REPORT_JSON = (
     "stm.jsonl", "notes.jsonl", "training_log.json", "report.md", "report.json")
@@ -42,12 +43,12 @@ def _recall(buf: Any, facts: Sequence[Fact], kind: str) -> float:
     return evaluate_recall(buf, facts, kind, with_nll=False).recall
 
 
-def _stm_of(model: Any, tok: Any, items: list) -> Any:
+def _stm_of(lm: LoadedModel, items: list) -> Any:
     """All notes in plain STM, or None when they do not fit the window."""
     from stmltm_nb.memory.items import STMCapacityError
     from stmltm_nb.memory.stm import STMBuffer
 
-    buf = STMBuffer(model, tok, allow_duplicates=True)
+    buf = STMBuffer(lm, allow_duplicates=True)
     try:
         buf.extend(items)
     except STMCapacityError:
@@ -55,23 +56,23 @@ def _stm_of(model: Any, tok: Any, items: list) -> Any:
     return buf
 
 
-def consolidate_notes(model: Any, tok: Any, notes: Sequence[Note], out: str | Path, cfg: ConsolidationConfig,
+def consolidate_notes(lm: LoadedModel, notes: Sequence[Note], out: str | Path, cfg: ConsolidationConfig,
                       k: int = 2, progress: bool = True) -> dict[str, Any]:
     """Study ``notes`` (≥ ``k`` training questions each), train a cartridge on them, measure it, and write the
     folder ``out`` atomically (nothing is left behind on failure). Returns the report (recall as fractions,
     NLL in nats/token, seconds)."""
-    from stmltm_nb.memory.consolidation import consolidate, templates_of
+    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, templates_of
     from stmltm_nb.memory.facts import general_text
     from stmltm_nb.memory.stm import STMBuffer
     from stmltm_nb.memory.study import study_notes
     from stmltm_nb.metrics.recall import text_nll
     from stmltm_nb.models import cache_dir
 
-    facts = study_notes(model, tok, notes, k=k, seed=cfg.seed, cache=Path(cache_dir()) / "study-cache.json",
+    facts = study_notes(lm, notes, k=k, seed=cfg.seed, cache=Path(cache_dir()) / "study-cache.json",
                         progress=progress)
     items = [f.to_item() for f in facts]
-    run = consolidate(model, tok, items, templates_of(facts), cfg, progress=progress)
-    base, ltm, stm = STMBuffer(model, tok), run.cartridge.memory(), _stm_of(model, tok, items)
+    run = consolidate(lm, Lesson(items, templates_of(facts)), cfg, RunOptions(progress=progress))
+    base, ltm, stm = STMBuffer(lm), run.cartridge.memory(), _stm_of(lm, items)
     text = general_text()
     rows = [{"memory": "no memory", "heldout": _recall(base, facts, "heldout"), "train": _recall(base, facts, "train"),
              "general_text_nll": text_nll(base, text)},
@@ -116,7 +117,7 @@ def report_markdown(report: dict[str, Any], facts: Sequence[Fact]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ask(model: Any, tok: Any, folder: str | Path, question: str, residual: Sequence[Note] = (),
+def ask(lm: LoadedModel, folder: str | Path, question: str, residual: Sequence[Note] = (),
         compare: bool = False, max_new_tokens: int = 48) -> dict[str, str]:
     """Answer ``question`` from the cartridge in ``folder`` (+ ``residual`` notes in STM on top of it). With
     ``compare``, also from STM only (the absorbed notes of ``stm.jsonl`` + ``residual``) and from no memory.
@@ -125,15 +126,15 @@ def ask(model: Any, tok: Any, folder: str | Path, question: str, residual: Seque
     from stmltm_nb.memory.items import read_items
     from stmltm_nb.memory.stm import STMBuffer
 
-    cart = Cartridge.from_pretrained(folder, model, tok)
+    cart = Cartridge.from_pretrained(folder, lm)
     items = [n.to_item() for n in residual]
     label = "cartridge" + (f" + {len(items)} residual notes" if items else "")
     out = {label: cart.memory(residual=items, allow_duplicates=True).answer(question, max_new_tokens)}
     if compare:
         stm_file = Path(folder) / STM_FILE
         absorbed = read_items(stm_file) if stm_file.is_file() else []
-        stm = _stm_of(model, tok, absorbed + items)
+        stm = _stm_of(lm, absorbed + items)
         out[f"STM only ({len(absorbed) + len(items)} notes)"] = (
             stm.answer(question, max_new_tokens) if stm else "(the notes do not fit the window)")
-        out["no memory"] = STMBuffer(model, tok).answer(question, max_new_tokens)
+        out["no memory"] = STMBuffer(lm).answer(question, max_new_tokens)
     return out

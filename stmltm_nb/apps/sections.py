@@ -13,12 +13,13 @@ from typing import Any
 from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import Consolidation, consolidate, templates_of
+from stmltm_nb.memory.consolidation import Consolidation, Lesson, RunOptions, consolidate
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.teacher import TeacherTargets
 from stmltm_nb.metrics import comparison as _C
 from stmltm_nb.metrics import measure as M
 from stmltm_nb.metrics.stats import fit_all_recall, fit_cost
+from stmltm_nb.models import LoadedModel
 
 
 def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -28,28 +29,28 @@ def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"fits": [asdict(f) for f in fits], "best_fit": fits[0].model}
 
 
-def recall_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int,
+def recall_section(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], per_position: int,
                    heldout_sizes: Sequence[int] = (), progress: bool = False, min_questions: int = 24
                    ) -> dict[str, Any]:
     """q_ctx(n), L_ctx(n) by position and pooled at the STM sizes ``sizes`` (items), with the fitted families;
     with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer. Every question at a size is
     distinct (at least ``min_questions`` of them where the facts allow)."""
-    rows = M.recall_curve(model, tok, facts, sizes, per_position=per_position, progress=progress,
+    rows = M.recall_curve(lm, facts, sizes, per_position=per_position, progress=progress,
                           min_questions=min_questions)
     pooled = M.pooled_recall(rows)
     out: dict[str, Any] = {"by_position": rows, "pooled": pooled}
     if heldout_sizes:
-        out["heldout"] = M.recall_curve(model, tok, facts, heldout_sizes, per_position=per_position,
+        out["heldout"] = M.recall_curve(lm, facts, heldout_sizes, per_position=per_position,
                                         positions=("middle",), kind="heldout", progress=progress,
                                         min_questions=min_questions)
     return {**out, **recall_fits(pooled), "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
 
 
-def cost_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int,
+def cost_section(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], repeats: int,
                  progress: bool = False) -> dict[str, Any]:
     """c_ctx(n) in both regimes at ``sizes`` (plus n = 0) and its fits on the excess TTFT(n) − TTFT(0), seconds;
     the quadratic fit needs at least three sizes and is left out with fewer."""
-    rows = M.cost_curve(model, tok, facts, sizes, repeats=repeats, progress=progress)
+    rows = M.cost_curve(lm, facts, sizes, repeats=repeats, progress=progress)
     base = rows[0]
     ns = [r["n"] for r in rows[1:]]
     exc_c = [r["ttft_cached_s"] - base["ttft_cached_s"] for r in rows[1:]]
@@ -61,15 +62,15 @@ def cost_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[in
     return out
 
 
-def consolidation_section(model: Any, tok: Any, facts: Sequence[Fact], cfg: ConsolidationConfig,
+def consolidation_section(lm: LoadedModel, facts: Sequence[Fact], cfg: ConsolidationConfig,
                           progress: bool = True, save_to: str | Path | None = None
                           ) -> tuple[dict[str, Any], Consolidation]:
     """Train a cartridge on ``facts`` (saved to ``save_to`` when given). Returns (c_upd in seconds, loss history,
     analytic FLOPs, ...; the run itself)."""
-    run = consolidate(model, tok, [f.to_item() for f in facts], templates_of(facts), cfg, progress=progress)
+    run = consolidate(lm, Lesson.of_facts(facts), cfg, RunOptions(progress=progress))
     if save_to is not None:
         run.cartridge.save_pretrained(save_to, overwrite=True)
-    flops = M.training_flops(model.config, run.targets, cfg.steps, cfg.batch_size, cfg.p)
+    flops = M.training_flops(lm.model.config, run.targets, cfg.steps, cfg.batch_size, cfg.p)
     return {"config": asdict(cfg), "seconds": run.seconds, "c_upd_s": run.seconds["total"],
             "losses": run.train.losses, "examples": len(run.targets), "flops": flops,
             "student_tokens": run.train.tokens_seen}, run
@@ -88,7 +89,7 @@ def signal_section(init: Cartridge, cart: Cartridge, tt: TeacherTargets, m_items
             "delta": DEFAULTS.delta}
 
 
-def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, init_vector: Any,
+def compression_section(lm: LoadedModel, facts: Sequence[Fact], cart: Cartridge, init_vector: Any,
                         cfg: ConsolidationConfig, progress: bool = True) -> dict[str, Any]:
     """DL(Δφ), G_MDL in bytes and in bits, the items' code lengths with and without the cartridge, and a
     prequential code (a cartridge on the first half codes the second half), all in bits."""
@@ -99,15 +100,15 @@ def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartr
 
     items = [f.to_item() for f in facts]
     dl = M.cartridge_dl(cart, init_vector)
-    bits_base = M.item_code_bits(STMBuffer(model, tok), items)
+    bits_base = M.item_code_bits(STMBuffer(lm), items)
     bits_cart = M.item_code_bits(cart.memory(), items)
-    n_tokens = sum(len(tok(f.text.strip() + "\n", add_special_tokens=False)["input_ids"]) for f in facts)
-    g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(model.config), cart.kv_bytes())
+    n_tokens = sum(len(lm.tokenizer(f.text.strip() + "\n", add_special_tokens=False)["input_ids"]) for f in facts)
+    g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(lm.model.config), cart.kv_bytes())
     g_info = g_mdl_information(sum(bits_base), dl["bits"], sum(bits_cart))
     half = len(facts) // 2
-    first = consolidate(model, tok, items[:half], templates_of(facts[:half]),
+    first = consolidate(lm, Lesson.of_facts(facts[:half]),
                         ConsolidationConfig(steps=max(10, cfg.steps // 3), batch_size=cfg.batch_size),
-                        progress=progress)
+                        RunOptions(progress=progress))
     preq = sum(bits_base[:half]) + sum(M.item_code_bits(first.cartridge.memory(), items[half:]))
     return {"dl": dl, "stm_tokens": n_tokens, "item_bits_base": bits_base, "item_bits_cartridge": bits_cart,
             "g_mdl_storage": asdict(g_store), "g_mdl_information": asdict(g_info), "prequential_bits": preq,
@@ -115,15 +116,15 @@ def compression_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartr
             "m_star_occam": m_star(dl["bits"], 0.05, 0.05), "m_star_agnostic": m_star(dl["bits"], 0.05, 0.05, True)}
 
 
-def retrieval_section(model: Any, tok: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int,
+def retrieval_section(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], repeats: int,
                       k: int = 4, progress: bool = False) -> dict[str, Any]:
     """c_ret(n) of STM + retrieval (BM25 top-``k``) at ``sizes`` and its linear fit on the excess, s/query."""
-    rows = M.retrieval_cost_curve(model, tok, facts, sizes, k=k, repeats=repeats, progress=progress)
+    rows = M.retrieval_cost_curve(lm, facts, sizes, k=k, repeats=repeats, progress=progress)
     fit = fit_cost([r["n"] for r in rows], [r["excess_s"] for r in rows])
     return {"k": k, "library": "bm25s", "cost": {"rows": rows, "fit_linear": asdict(fit)}}
 
 
-def records_section(model: Any, tok: Any, facts: Sequence[Fact], residual: Sequence[Fact],
+def records_section(lm: LoadedModel, facts: Sequence[Fact], residual: Sequence[Fact],
                     cartridges: dict[int, Cartridge] | None, split: str | None, chunk_size: int,
                     progress: bool = False, k: int = 4, modes: Sequence[str] | None = None
                     ) -> list[dict[str, Any]]:
@@ -141,7 +142,7 @@ def records_section(model: Any, tok: Any, facts: Sequence[Fact], residual: Seque
     out: list[dict[str, Any]] = []
     for mode in modes:
         kinds = ("train", "heldout") if mode in TRAIN_ASKED else ("heldout",)
-        out += question_records(model, tok, facts, cartridges, residual, split=split, chunk_size=chunk_size, k=k,
+        out += question_records(lm, facts, cartridges, residual, split=split, chunk_size=chunk_size, k=k,
                                 modes=[mode], kinds=kinds, progress=progress, with_nll=mode in NLL_ASKED)
     return out
 
@@ -157,19 +158,19 @@ def comparison_from(evaluation: dict[str, list[dict[str, Any]]], split: str | No
     return comparison_rows([r for part in evaluation.values() for r in part], split=split)
 
 
-def comparison_section(model: Any, tok: Any, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
+def comparison_section(lm: LoadedModel, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
                        chunk_size: int, progress: bool = False, split: str | None = None,
                        modes: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The STM-vs-LTM table (:func:`stmltm_nb.metrics.comparison.comparison_rows`) for one cartridge."""
     from stmltm_nb.metrics.comparison import comparison_rows
     from stmltm_nb.metrics.recall import question_records
 
-    recs = question_records(model, tok, facts, cart, residual, split=split, chunk_size=chunk_size, modes=modes,
+    recs = question_records(lm, facts, cart, residual, split=split, chunk_size=chunk_size, modes=modes,
                             progress=progress)
     return comparison_rows(recs, split=split)
 
 
-def retention_section(model: Any, tok: Any, init: Cartridge, carts: dict[int, Cartridge],
+def retention_section(lm: LoadedModel, init: Cartridge, carts: dict[int, Cartridge],
                       residual: Sequence[Fact], passages: Sequence[str] | None = None) -> dict[str, Any]:
     """Retention: NLL (nats/token) of the check passages with no memory, the untrained cartridge (step 0), each
     trained cartridge alone and with the residual STM, paired against no memory (bootstrap over passages)."""
@@ -179,15 +180,15 @@ def retention_section(model: Any, tok: Any, init: Cartridge, carts: dict[int, Ca
 
     texts = list(passages) if passages is not None else check_passages()
     resid = [f.to_item() for f in residual]
-    nll: dict[str, dict[Any, list[float]]] = {C.NO_MEMORY: {None: retention_nll(STMBuffer(model, tok), texts)},
+    nll: dict[str, dict[Any, list[float]]] = {C.NO_MEMORY: {None: retention_nll(STMBuffer(lm), texts)},
                                               C.STEP0: {None: retention_nll(init.memory(), texts)}}
     nll[C.LTM] = {s: retention_nll(c.memory(), texts) for s, c in carts.items()}
     nll[C.SERVED] = {s: retention_nll(c.memory(residual=resid), texts) for s, c in carts.items()}
-    tokens = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    tokens = sum(len(lm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     return C.retention_rows(nll, tokens)
 
 
-def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated: int) -> dict[str, Any]:
+def governance_section(lm: LoadedModel, facts: Sequence[Fact], n_unrelated: int) -> dict[str, Any]:
     """Contradictions among the shipped facts found by key and by the model (answer NLL rise ≥ 1 nat/token),
     probed on the contradiction pairs plus the first ``n_unrelated`` facts of ``facts``."""
     from stmltm_nb.memory.facts import load_facts
@@ -201,7 +202,7 @@ def governance_section(model: Any, tok: Any, facts: Sequence[Fact], n_unrelated:
     kc = key_conflicts([f.to_item(time=i) for i, f in enumerate(allf)])
 
     def nll(ctx, q, a):
-        b = STMBuffer(model, tok)
+        b = STMBuffer(lm)
         b.extend([STMItem(text=it.text, id=it.id) for it in ctx])
         return b.answer_nll(q, a)
 

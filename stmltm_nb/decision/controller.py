@@ -36,10 +36,11 @@ from stmltm_nb.decision.switching import Decision, SwitchInputs, advantage, deci
 from stmltm_nb.memory.cartridge import Cartridge
 from stmltm_nb.memory.cartridge_files import CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, update
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, update
 from stmltm_nb.memory.items import STMError, STMItem, validate_item
 from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.metrics.governance import superseded_ids
+from stmltm_nb.models import LoadedModel
 
 __all__ = ["Controller", "ControllerConfig", "FolderBusyError", "STATE_FILE", "ITEMS_FILE", "EVENTS_FILE"]
 
@@ -49,10 +50,10 @@ class Controller:
     ``probes[item_id]`` gives (question, answer) pairs used by the held-out check (never trained on).
     Raises :class:`FolderBusyError` when another controller has ``root`` open."""
 
-    def __init__(self, model: Any, tokenizer: Any, root: str | os.PathLike, templates: dict[str, Sequence[str]],
+    def __init__(self, lm: LoadedModel, root: str | os.PathLike, templates: dict[str, Sequence[str]],
                  probes: dict[str, tuple[str, str]] | None = None, config: ControllerConfig | None = None,
                  consolidation: ConsolidationConfig | None = None, progress: bool = False):
-        self.model, self.tokenizer = model, tokenizer
+        self.lm = lm
         self.templates = dict(templates)
         self.probes = dict(probes or {})
         self.cfg = config or ControllerConfig()
@@ -108,7 +109,7 @@ class Controller:
         self.cartridge = None
         if v:
             try:
-                self.cartridge = Cartridge.from_pretrained(self.store.version_dir(v), self.model, self.tokenizer)
+                self.cartridge = Cartridge.from_pretrained(self.store.version_dir(v), self.lm)
             except CartridgeError as e:
                 raise CartridgeError(f"committed cartridge v{v} cannot be loaded: {e}") from e
         self._rebuild_memory()
@@ -118,7 +119,7 @@ class Controller:
         if self.cartridge is not None:
             self.memory = self.cartridge.memory(residual=resid, allow_duplicates=True)
         else:
-            self.memory = STMBuffer(self.model, self.tokenizer, allow_duplicates=True)
+            self.memory = STMBuffer(self.lm, allow_duplicates=True)
             self.memory.extend(resid)
 
     # ----- views ----------------------------------------------------------------------------------------------
@@ -230,8 +231,8 @@ class Controller:
         items = [it for it in self.residual() if self.templates.get(it.id)][: self.cfg.snr_max_items]
         if len(items) < 2:
             return {"snr_m": None, "m": len(items), "seconds": 0.0}
-        tt = teacher_targets_for(self.model, self.tokenizer, items, self.templates, self.ccfg)
-        sig = per_item_gradient_signal(untrained_cartridge(self.model, self.tokenizer, items, self.ccfg), tt)
+        tt = teacher_targets_for(self.lm, items, self.templates, self.ccfg)
+        sig = per_item_gradient_signal(untrained_cartridge(self.lm, items, self.ccfg), tt)
         return {"snr_m": sig.snr_m, "snr_m_lo": sig.snr_m_lo, "snr_1": sig.snr1, "b_simple": sig.b_simple, "m": sig.m,
                 "m_needed": sig.m_needed(self.cfg.tau), "seconds": time.perf_counter() - t0}
 
@@ -252,11 +253,11 @@ class Controller:
             return self._reject(v_new, "absorbed nothing", {"holdout_passed": [], "not_trainable": untrainable},
                                 0.0, len(residual))
         if mode == "update":
-            run = update(self.model, self.tokenizer, self.cartridge, new_items, self.templates, self.ccfg,
-                         replay=replay, progress=self.progress)
+            run = update(self.lm, self.cartridge, Lesson(new_items, self.templates, replay), self.ccfg,
+                         RunOptions(progress=self.progress))
         else:
-            run = consolidate(self.model, self.tokenizer, new_items, self.templates, self.ccfg,
-                              progress=self.progress, replay=replay)
+            run = consolidate(self.lm, Lesson(new_items, self.templates, replay), self.ccfg,
+                              RunOptions(progress=self.progress))
         checks = self._checks(run.cartridge, new_items, replay)
         reason = verdict(checks)
         c_upd = float(run.seconds["incurred"])
@@ -304,7 +305,7 @@ class Controller:
         residual STM that would remain (:func:`~stmltm_nb.decision.checks.candidate_checks`)."""
         from stmltm_nb.memory.facts import general_text
 
-        return candidate_checks(cand, STMBuffer(self.model, self.tokenizer), self.memory, new_items, replay,
+        return candidate_checks(cand, STMBuffer(self.lm), self.memory, new_items, replay,
                                 self.residual(), self.probes, self.templates, self.cfg.gamma_reg,
                                 self.cfg.retention_tol, general_text())
 

@@ -22,6 +22,7 @@ Torch-free at import: torch, transformers and peft are imported by the methods t
 from __future__ import annotations
 
 import copy
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -240,8 +241,7 @@ class PrefixBackend(Backend):
         return []  # the cartridge *is* the context
 
     def serve(self, cart: Cartridge, **stm_kwargs: Any) -> STMBuffer:
-        return STMBuffer(cart.base_model, cart.tokenizer, fmt=cart.fmt, prefix_cache=self.kv_cache(cart),
-                         **stm_kwargs)
+        return STMBuffer(cart.lm, fmt=cart.fmt, prefix_cache=self.kv_cache(cart), **stm_kwargs)
 
     def kv_cache(self, cart: Cartridge) -> Any:
         """The prefix as a fresh ``DynamicCache`` of p tokens (batch 1), detached from training graphs."""
@@ -297,7 +297,8 @@ class AdapterBackend(Backend):
         return encode(cart.tokenizer, cart.fmt.prefix(cart.header))
 
     def serve(self, cart: Cartridge, **stm_kwargs: Any) -> STMBuffer:
-        return STMBuffer(cart.peft_model, cart.tokenizer, header=cart.header, fmt=cart.fmt, **stm_kwargs)
+        return STMBuffer(dataclasses.replace(cart.lm, model=cart.peft_model), header=cart.header, fmt=cart.fmt,
+                         **stm_kwargs)
 
     def state_tensors(self, cart: Cartridge) -> dict[str, Any]:
         from peft import get_peft_model_state_dict

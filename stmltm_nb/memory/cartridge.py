@@ -44,7 +44,7 @@ from stmltm_nb.memory.cartridge_files import (
 )
 from stmltm_nb.memory.config import INITS
 from stmltm_nb.memory.stm import STMBuffer
-from stmltm_nb.models import model_fingerprint
+from stmltm_nb.models import LoadedModel, model_fingerprint
 from stmltm_nb.prompts import CHATML, DEFAULT_HEADER, ChatFormat
 
 
@@ -57,15 +57,24 @@ def kv_bytes_per_token(config: Any, bytes_per_value: int = 4) -> int:
 class Cartridge:
     """A trained memory φ: a KV prefix (PEFT CartridgeConfig) or a LoRA, on top of a frozen base model."""
 
-    def __init__(self, peft_model: Any, base_model: Any, tokenizer: Any, record: CartridgeRecord,
-                 fmt: ChatFormat = CHATML, header: str = DEFAULT_HEADER):
+    def __init__(self, peft_model: Any, lm: LoadedModel, record: CartridgeRecord, fmt: ChatFormat = CHATML,
+                 header: str = DEFAULT_HEADER):
         self.peft_model = peft_model
-        self.base_model = base_model
-        self.tokenizer = tokenizer
+        self.lm = lm  # the frozen base model's handle
         self.impl: Backend = backend_named(record.backend)  # what this kind of cartridge does its own way
         self.record = record  # what it records about itself (cartridge.json); stages replace it, never edit it
         self.fmt = fmt
         self.header = header
+
+    @property
+    def base_model(self) -> Any:
+        """The frozen base model (the handle's model; read-only)."""
+        return self.lm.model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The base model's tokenizer (read-only)."""
+        return self.lm.tokenizer
 
     @property
     def backend(self) -> str:
@@ -79,27 +88,27 @@ class Cartridge:
 
     # ----- construction ------------------------------------------------------------------------------
     @classmethod
-    def create(cls, model: Any, tokenizer: Any, p: int = 128, backend: str = DEFAULT_BACKEND, init: str = "stm",
-               stm_text: str | None = None, num_frozen: int = 1, lora_rank: int = 8, seed: int = 0,
-               header: str = DEFAULT_HEADER, fmt: ChatFormat = CHATML, **size: Any) -> Cartridge:
-        """Build an untrained cartridge of ``backend`` (a key of :data:`~stmltm_nb.memory.backends.BACKENDS`).
+    def create(cls, lm: LoadedModel, backend: str = DEFAULT_BACKEND, init: str = "stm", stm_text: str | None = None,
+               seed: int = 0, **size: Any) -> Cartridge:
+        """Build an untrained cartridge of ``backend`` (a key of :data:`~stmltm_nb.memory.backends.BACKENDS`) on the
+        base model of ``lm``, framed by the default header and chat format.
 
-        Size arguments, each read only by its backend: ``p`` virtual tokens and ``num_frozen`` of them never
-        trained (prefix), ``lora_rank`` (LoRA), and any other size field a registered backend reads (``**size``,
-        handed to its :meth:`~stmltm_nb.memory.backends.Backend.shape`). ``stm_text``: the STM items' text used by ``init="stm"``
-        (each item on its own line, without the header; the header is added here). ``seed`` seeds PEFT's
-        initialisation.
+        Size arguments (``**size``), each read only by its backend's
+        :meth:`~stmltm_nb.memory.backends.Backend.shape`, which gives the defaults: ``p`` virtual tokens (128) and
+        ``num_frozen`` of them never trained (1) for the prefix, ``lora_rank`` (8) for LoRA, and any other size field
+        a registered backend reads. ``stm_text``: the STM items' text used by ``init="stm"`` (each item on its own
+        line, without the header; the header is added here). ``seed`` seeds PEFT's initialisation.
         """
         import torch
 
         impl = backend_named(backend)
         if init not in INITS:
             raise CartridgeError(f"init must be one of {INITS}, got {init!r}")
-        shape = impl.shape(p=p, num_frozen=num_frozen, lora_rank=lora_rank, **size)
-        record = CartridgeRecord(backend=backend, base_fingerprint=model_fingerprint(model, tokenizer), init=init,
-                                 shape=shape, base_model_type=model.config.model_type)
+        shape = impl.shape(**size)
+        record = CartridgeRecord(backend=backend, base_fingerprint=model_fingerprint(lm), init=init, shape=shape,
+                                 base_model_type=lm.model.config.model_type)
         torch.manual_seed(seed)
-        cart = cls(impl.attach(model, shape), model, tokenizer, record, fmt, header)
+        cart = cls(impl.attach(lm.model, shape), lm, record)
         impl.initialise(cart, init, stm_text)
         return cart
 
@@ -182,18 +191,16 @@ class Cartridge:
         return self.impl.state_tensors(self)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, model: Any, tokenizer: Any, header: str = DEFAULT_HEADER,
-                        fmt: ChatFormat = CHATML) -> Cartridge:
-        """Load a saved cartridge onto ``model``. Fails with :class:`CartridgeError` if the files are missing,
+    def from_pretrained(cls, path: str | os.PathLike, lm: LoadedModel) -> Cartridge:
+        """Load a saved cartridge onto the base model of ``lm``. Fails with :class:`CartridgeError` if the files are missing,
         corrupt (checksum), or were trained on another base model (fingerprint)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = Path(path)
         meta = read_meta(path)
-        fp = model_fingerprint(model, tokenizer)
-        if meta.get("base_fingerprint") != fp and meta.get("base_fingerprint") == model_fingerprint(
-                model, tokenizer, legacy=True):
+        fp = model_fingerprint(lm)
+        if meta.get("base_fingerprint") != fp and meta.get("base_fingerprint") == model_fingerprint(lm, legacy=True):
             meta = dict(meta, base_fingerprint=fp)  # saved before the fingerprint became dtype-independent
         if meta.get("base_fingerprint") != fp:
             raise CartridgeError(
@@ -209,19 +216,18 @@ class Cartridge:
             tensors = load_file(str(wfile))
         except (SafetensorError, OSError, ValueError) as e:
             raise CartridgeError(f"cannot read {wfile}: {e}") from e
-        cart = cls._shaped_like(meta, model, tokenizer, header, fmt)
+        cart = cls._shaped_like(meta, lm)
         check_shapes(wfile, tensors, cart._state_tensors(), meta)
         cart._set_state(tensors)
         cart.record = CartridgeRecord.from_json(meta, (f.name for f in cart.impl.meta_fields))
         return cart
 
     @classmethod
-    def _shaped_like(cls, meta: dict[str, Any], model: Any, tokenizer: Any, header: str = DEFAULT_HEADER,
-                     fmt: ChatFormat = CHATML) -> Cartridge:
+    def _shaped_like(cls, meta: dict[str, Any], lm: LoadedModel) -> Cartridge:
         """An untrained cartridge with the backend and the shape (p and frozen count, or rank) that ``meta``
         records."""
         shape = backend_named(meta["backend"]).shape_from_meta(meta)
-        return cls.create(model, tokenizer, backend=meta["backend"], init="random", header=header, fmt=fmt, **shape)
+        return cls.create(lm, backend=meta["backend"], init="random", **shape)
 
     def _set_state(self, tensors: dict[str, Any]) -> None:
         self.impl.set_state(self, tensors)
@@ -229,13 +235,14 @@ class Cartridge:
     def clone(self) -> Cartridge:
         """A separate, trainable cartridge holding exactly this φ (the frozen tokens included), on the same base
         model: the warm start of an incremental update. Training the clone leaves this one untouched."""
-        twin = type(self)._shaped_like(self.meta, self.base_model, self.tokenizer, self.header, self.fmt)
+        twin = type(self)._shaped_like(self.meta, self.lm)
+        twin.fmt, twin.header = self.fmt, self.header  # the framing this one is served with
         twin._set_state(self._state_tensors())
         twin.record = self.record  # frozen: the twin's stages replace it, never edit it
         return twin
 
 
-def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: Any, tokenizer: Any) -> Cartridge:
+def compose(paths: list[str | os.PathLike], output: str | os.PathLike, lm: LoadedModel) -> Cartridge:
     """Concatenate saved prefix cartridges along the token axis (no retraining) and load the result.
 
     Caveat: every cartridge's keys carry RoPE positions 0..p_i-1, so the concatenated prefixes overlap in
@@ -270,4 +277,4 @@ def compose(paths: list[str | os.PathLike], output: str | os.PathLike, model: An
                          composed_from=tuple(Path(p).name for p in paths)).saved(sha256_file(tmp / WEIGHTS_FILE))
         (tmp / META_FILE).write_text(json.dumps(record.to_json(), indent=2))
         make_publishable(tmp)
-    return Cartridge.from_pretrained(output, model, tokenizer)
+    return Cartridge.from_pretrained(output, lm)

@@ -7,7 +7,7 @@ the same code path. Times are wall-clock seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from stmltm_nb.memory.teacher import (
     retention_targets,
 )
 from stmltm_nb.memory.training import TrainResult, train_cartridge
-from stmltm_nb.models import cache_dir, ensure_cache_writable
+from stmltm_nb.models import LoadedModel, cache_dir, ensure_cache_writable
 
 
 @dataclass
@@ -40,6 +40,33 @@ class Consolidation:
     config: ConsolidationConfig = field(default_factory=ConsolidationConfig)
 
 
+@dataclass(frozen=True)
+class Lesson:
+    """What a consolidation learns: the new ``items``, the training questions of every item by id (``templates``;
+    replayed items' too, held-out paraphrases never) and the absorbed items it trains on again (``replay``)."""
+
+    items: Sequence[STMItem]
+    templates: Mapping[str, Sequence[str]]
+    replay: Sequence[STMItem] = ()
+
+    @classmethod
+    def of_facts(cls, facts: Sequence[Fact], replay: Sequence[Fact] = ()) -> Lesson:
+        """The lesson of ``facts`` (replaying ``replay``): their items and training questions."""
+        return cls([f.to_item() for f in facts], templates_of([*replay, *facts]), [f.to_item() for f in replay])
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a consolidation runs, beside its recipe (:class:`ConsolidationConfig`): where teacher targets are cached
+    (``"default"``: under the model cache folder; ``None``: nowhere), whether progress bars show, and the corpora of
+    the guard rows (:func:`guard_targets`; ``None``: the shipped ones)."""
+
+    targets_cache: str | Path | None = "default"
+    progress: bool = True
+    practice: Sequence[Fact] | None = None
+    retention: Sequence[str] | None = None
+
+
 def templates_of(facts: Sequence[Fact]) -> dict[str, Sequence[str]]:
     """Training question templates per item id (held-out paraphrases are never included)."""
     return {f.id: f.train_questions for f in facts}
@@ -49,26 +76,26 @@ def _targets_cache(targets_cache: str | Path | None) -> str | Path | None:
     return Path(cache_dir()) / "teacher-targets" if targets_cache == "default" else targets_cache
 
 
-def teacher_targets_for(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
+def teacher_targets_for(lm: LoadedModel, items: Sequence[STMItem], templates: Mapping[str, Sequence[str]],
                         cfg: ConsolidationConfig, targets_cache: str | Path | None = "default",
                         progress: bool = False) -> TeacherTargets:
     """Questions and teacher targets for ``items`` as :func:`consolidate` makes them (same cache)."""
-    queries = build_queries(model, tokenizer, items, templates, n_self=cfg.n_self, seed=cfg.seed)
+    queries = build_queries(lm, items, templates, n_self=cfg.n_self, seed=cfg.seed)
     if not queries:
         raise ValueError("no training questions: items need templates or n_self > 0")
-    return compute_teacher_targets(model, tokenizer, items, queries, cfg.chunk_size, cfg.k,
+    return compute_teacher_targets(lm, items, queries, cfg.chunk_size, cfg.k,
                                    cache_dir=_targets_cache(targets_cache), progress=progress)
 
 
-def untrained_cartridge(model: Any, tokenizer: Any, items: Sequence[STMItem], cfg: ConsolidationConfig) -> Cartridge:
+def untrained_cartridge(lm: LoadedModel, items: Sequence[STMItem], cfg: ConsolidationConfig) -> Cartridge:
     """The cartridge :func:`consolidate` starts from (initialised from the items' STM text by default), of the size
     its backend reads from ``cfg`` (prefix: ``p``; LoRA: ``lora_rank``)."""
     stm_text = "".join(it.text.strip() + "\n" for it in items)
-    return Cartridge.create(model, tokenizer, backend=cfg.backend, init=cfg.init, stm_text=stm_text, seed=cfg.seed,
+    return Cartridge.create(lm, backend=cfg.backend, init=cfg.init, stm_text=stm_text, seed=cfg.seed,
                             **BACKENDS[cfg.backend].shape_from_config(cfg))
 
 
-def guard_targets(model: Any, tokenizer: Any, cfg: ConsolidationConfig, targets_cache: str | Path | None = "default",
+def guard_targets(lm: LoadedModel, cfg: ConsolidationConfig, targets_cache: str | Path | None = "default",
                   progress: bool = False, practice: Sequence[Fact] | None = None,
                   retention: Sequence[str] | None = None) -> tuple[list[TeacherTargets], list[STMItem]]:
     """Teacher targets of the rows that guard what the cartridge should not change: retention rows (no memory;
@@ -80,13 +107,13 @@ def guard_targets(model: Any, tokenizer: Any, cfg: ConsolidationConfig, targets_
     prompts, passages, facts = _guard_inputs(cfg, practice, retention)
     cache, parts = _targets_cache(targets_cache), []
     if prompts:
-        parts.append(retention_targets(model, tokenizer, prompts, cfg.k, cache_dir=cache, progress=progress))
+        parts.append(retention_targets(lm, prompts, cfg.k, cache_dir=cache, progress=progress))
     if passages:
-        parts.append(prose_targets(model, tokenizer, passages, cfg.k, cache_dir=cache, progress=progress))
+        parts.append(prose_targets(lm, passages, cfg.k, cache_dir=cache, progress=progress))
     items = [f.to_item() for f in facts]
     if items:
         queries = [Query(f.id, q, "practice") for f in facts for q in f.train_questions]
-        parts.append(compute_teacher_targets(model, tokenizer, items, queries, 1, cfg.k, cache_dir=cache,
+        parts.append(compute_teacher_targets(lm, items, queries, 1, cfg.k, cache_dir=cache,
                                              progress=progress))
     return parts, items
 
@@ -114,55 +141,49 @@ def _guard_inputs(cfg: ConsolidationConfig, practice: Sequence[Fact] | None,
     return prompts, passages, facts
 
 
-def consolidate(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
-                config: ConsolidationConfig, targets_cache: str | Path | None = "default",
-                progress: bool = True, replay: Sequence[STMItem] = (), practice: Sequence[Fact] | None = None,
-                retention: Sequence[str] | None = None) -> Consolidation:
-    """Train a cartridge from scratch on ``items`` (+ ``replay`` of items absorbed earlier) by context distillation,
-    with the guard rows of :func:`guard_targets` mixed in as ``config`` says.
+def consolidate(lm: LoadedModel, lesson: Lesson, config: ConsolidationConfig,
+                options: RunOptions = RunOptions()) -> Consolidation:
+    """Train a cartridge from scratch on the lesson's items (+ its ``replay`` of items absorbed earlier, all of them)
+    by context distillation, with the guard rows of :func:`guard_targets` mixed in as ``config`` says.
 
-    ``targets_cache="default"`` keeps teacher targets under the model cache folder, one file per chunk, so
+    ``options.targets_cache="default"`` keeps teacher targets under the model cache folder, one file per chunk, so
     re-running a consolidation, or replaying absorbed items, skips the teacher for chunks already seen.
     Seconds: ``teacher`` (the items' targets) + ``train`` = ``total``, c_upd from scratch (cached chunks count
     their original teacher time); ``teacher_guard`` the guard rows' targets, paid once per model (cached) and
     not part of c_upd; ``incurred`` what this call paid.
     """
     _check_config(config)
-    all_items = list(replay) + list(items)
+    all_items = list(lesson.replay) + list(lesson.items)
     if not all_items:
         raise ValueError("nothing to consolidate: no items")
-    _guard_inputs(config, practice, retention)  # bad input fails before the model runs
-    ensure_cache_writable(_targets_cache(targets_cache))  # an unwritable cache fails now, not after the teacher
-    cart = untrained_cartridge(model, tokenizer, all_items, config)
-    return _distil(model, tokenizer, cart, all_items, templates, config, config.steps, targets_cache, progress,
-                   practice, retention)
+    _guard_inputs(config, options.practice, options.retention)  # bad input fails before the model runs
+    ensure_cache_writable(_targets_cache(options.targets_cache))  # an unwritable cache fails now, not after the teacher
+    cart = untrained_cartridge(lm, all_items, config)
+    return _distil(lm, cart, replace(lesson, items=all_items, replay=()), config, options)
 
 
-def update(model: Any, tokenizer: Any, committed: Cartridge | str | Path, items: Sequence[STMItem],
-           templates: dict[str, Sequence[str]], config: ConsolidationConfig, replay: Sequence[STMItem] = (),
-           targets_cache: str | Path | None = "default", progress: bool = True,
-           practice: Sequence[Fact] | None = None, retention: Sequence[str] | None = None) -> Consolidation:
+def update(lm: LoadedModel, committed: Cartridge | str | Path, lesson: Lesson, config: ConsolidationConfig,
+           options: RunOptions = RunOptions()) -> Consolidation:
     """An incremental update: warm-start from the ``committed`` cartridge (an object or a saved folder), train
-    ``config.update_steps`` steps (peak lr ``config.update_lr``) on the new ``items`` plus a seeded sample of
-    ``config.replay_size`` absorbed
-    items from ``replay`` (so old facts are not forgotten). Teacher targets are computed only for what the cache
-    has not seen (the replayed items' are cached from their own consolidation). Δφ = trained − committed φ.
+    ``config.update_steps`` steps (peak lr ``config.update_lr``) on the lesson's new items plus a seeded sample of
+    ``config.replay_size`` absorbed items from its ``replay`` (so old facts are not forgotten). Teacher targets are
+    computed only for what the cache has not seen (the replayed items' are cached from their own consolidation).
+    Δφ = trained − committed φ.
 
     Raises :class:`~stmltm_nb.memory.cartridge.CartridgeError` before any teacher pass when the committed
     cartridge is corrupt, belongs to another base model, or has another backend or size (prefix: p; LoRA: rank)
     than ``config``; the committed cartridge is never modified (the update trains a clone)."""
     _check_config(config)
+    items = list(lesson.items)
     if not items:
         raise ValueError("nothing to update: no new items")
-    _guard_inputs(config, practice, retention)
-    base = committed if isinstance(committed, Cartridge) else Cartridge.from_pretrained(committed, model, tokenizer)
-    _check_compatible(base, model, tokenizer, config)
-    ensure_cache_writable(_targets_cache(targets_cache))
-    sample = replay_sample(replay, config.replay_size, config.seed)
+    _guard_inputs(config, options.practice, options.retention)
+    base = committed if isinstance(committed, Cartridge) else Cartridge.from_pretrained(committed, lm)
+    _check_compatible(base, lm, config)
+    ensure_cache_writable(_targets_cache(options.targets_cache))
+    sample = replay_sample(lesson.replay, config.replay_size, config.seed)
     cart = base.clone()
-    run = _distil(model, tokenizer, cart, sample + list(items), templates, replace(config, lr=config.update_lr),
-                  config.update_steps, targets_cache, progress, practice, retention,
-                  emphasis=(len(sample), config.update_new_share))
+    run = _distil(lm, cart, replace(lesson, items=items, replay=sample), config, options, warm=True)
     cart.record = cart.record.absorbing([*base.record.items, *(it.id for it in items)], update={
         "new_items": len(items), "replayed": len(sample), "parent_items": len(base.record.items)})
     return run
@@ -184,42 +205,45 @@ def _check_config(cfg: Any) -> None:
         raise TypeError(f"consolidation needs a ConsolidationConfig, got {type(cfg).__name__}")
 
 
-def _check_compatible(base: Cartridge, model: Any, tokenizer: Any, cfg: ConsolidationConfig) -> None:
+def _check_compatible(base: Cartridge, lm: LoadedModel, cfg: ConsolidationConfig) -> None:
     """A warm start needs the committed cartridge's base model, backend and size (its backend's config fields) to
     be this run's."""
     from stmltm_nb.memory.cartridge_files import CartridgeError
     from stmltm_nb.models import model_fingerprint
 
-    if base.record.base_fingerprint != model_fingerprint(model, tokenizer):
+    if base.record.base_fingerprint != model_fingerprint(lm):
         raise CartridgeError("cannot warm-start: the committed cartridge was trained on another base model")
     base.impl.check_warm_start(base.record.shape, cfg)
 
 
-def _distil(model: Any, tokenizer: Any, cart: Cartridge, items: list[STMItem], templates: dict[str, Sequence[str]],
-            cfg: ConsolidationConfig, steps: int, targets_cache: str | Path | None, progress: bool,
-            practice: Sequence[Fact] | None, retention: Sequence[str] | None,
-            emphasis: tuple[int, float] | None = None) -> Consolidation:
-    """Teacher targets for ``items`` (+ guard rows), then ``steps`` training steps of ``cart`` from where it is.
-    ``emphasis = (k, share)``: ``items[:k]`` are replayed, the rest new; the new items' examples are repeated so
-    that they make up about ``share`` of the fact rows (the replayed ones the rest)."""
+def _distil(lm: LoadedModel, cart: Cartridge, lesson: Lesson, config: ConsolidationConfig, options: RunOptions,
+            warm: bool = False) -> Consolidation:
+    """Teacher targets for the lesson's replayed + new items (+ guard rows), then training of ``cart`` from where it
+    is: ``config.steps`` steps, or with ``warm`` (an update) ``config.update_steps`` at peak lr ``config.update_lr``,
+    the new items' examples repeated so that they make up about ``config.update_new_share`` of the fact rows (the
+    replayed ones the rest)."""
     t0 = time.perf_counter()
-    guard, practice_items = guard_targets(model, tokenizer, cfg, targets_cache, progress, practice, retention)
-    if emphasis is not None and 0 < emphasis[0] < len(items) and emphasis[1] > 0:
-        k, share = emphasis
-        old = teacher_targets_for(model, tokenizer, items[:k], templates, cfg, targets_cache, progress)
-        new = teacher_targets_for(model, tokenizer, items[k:], templates, cfg, targets_cache, progress)
+    cfg = replace(config, lr=config.update_lr) if warm else config
+    steps = config.update_steps if warm else config.steps
+    items, templates, k = [*lesson.replay, *lesson.items], lesson.templates, len(lesson.replay)
+    targets_cache, progress = options.targets_cache, options.progress
+    guard, practice_items = guard_targets(lm, cfg, targets_cache, progress, options.practice, options.retention)
+    if warm and 0 < k < len(items) and config.update_new_share > 0:
+        old = teacher_targets_for(lm, items[:k], templates, cfg, targets_cache, progress)
+        new = teacher_targets_for(lm, items[k:], templates, cfg, targets_cache, progress)
         tt_items = concat_targets([old, new])  # each example once: seconds and cache counts of this update
+        share = config.update_new_share
         reps = max(1, round(share / max(1e-9, 1 - share) * len(old) / len(new)))
         tt = concat_targets([old, *[new] * reps, *guard])
         tt.cache_hits, tt.computed = tt_items.cache_hits, tt_items.computed
     else:
-        tt_items = teacher_targets_for(model, tokenizer, items, templates, cfg, targets_cache, progress)
+        tt_items = teacher_targets_for(lm, items, templates, cfg, targets_cache, progress)
         tt = concat_targets([tt_items, *guard])
         tt.cache_hits, tt.computed = tt_items.cache_hits, tt_items.computed  # the items' parts (guard rows apart)
     t2 = time.perf_counter()
     init_vec = cart.delta_vector().clone()
     res = train_cartridge(cart, tt, replace(cfg, steps=steps),
-                          residual=residual_pool(tokenizer, items + practice_items), progress=progress)
+                          residual=residual_pool(lm.tokenizer, items + practice_items), progress=progress)
     t3 = time.perf_counter()
     secs = {"teacher": tt_items.seconds, "teacher_guard": sum(g.seconds for g in guard), "teacher_wall": t2 - t0,
             "train": t3 - t2}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from stmltm_nb.memory.items import STMItem
+from stmltm_nb.models import LoadedModel
 from stmltm_nb.prompts import CHATML, ChatFormat, encode
 
 SELF_STUDY_PROMPT = "Write one short question whose answer is stated in this sentence:\n{text}"
@@ -23,34 +23,34 @@ class Query:
     kind: str  # "template" or "self"
 
 
-def self_study_questions(model: Any, tokenizer: Any, item: STMItem, n: int = 1, seed: int = 0,
-                         fmt: ChatFormat = CHATML, max_new_tokens: int = 24) -> list[str]:
+def self_study_questions(lm: LoadedModel, item: STMItem, n: int = 1, seed: int = 0, fmt: ChatFormat = CHATML,
+                         max_new_tokens: int = 24) -> list[str]:
     """Questions about ``item`` written by the model itself (sampled at temperature 0.7, seeded)."""
     import torch
 
     if n <= 0:
         return []
     prompt = fmt.user_turn(SELF_STUDY_PROMPT.format(text=item.text.strip()))
-    ids = torch.tensor([encode(tokenizer, prompt)], device=model.device)
+    ids = torch.tensor([encode(lm.tokenizer, prompt)], device=lm.model.device)
     gen = torch.Generator().manual_seed(seed)
-    end_id = tokenizer.convert_tokens_to_ids(fmt.end)
+    end_id = lm.tokenizer.convert_tokens_to_ids(fmt.end)
     out: list[str] = []
     with torch.no_grad():
         for _ in range(n * 3):  # a few tries to get n usable questions
             from transformers import DynamicCache
 
             cache = DynamicCache()
-            logits = model(input_ids=ids, cache=cache, use_cache=True).logits[0, -1]
+            logits = lm.model(input_ids=ids, cache=cache, use_cache=True).logits[0, -1]
             toks: list[int] = []
             for _ in range(max_new_tokens):
                 probs = torch.softmax(logits.float() / 0.7, dim=-1)
                 t = int(torch.multinomial(probs.cpu(), 1, generator=gen))  # CPU generator: same draws anywhere
-                if t in (end_id, tokenizer.eos_token_id):
+                if t in (end_id, lm.tokenizer.eos_token_id):
                     break
                 toks.append(t)
-                step = torch.tensor([[t]], device=model.device)
-                logits = model(input_ids=step, cache=cache, use_cache=True).logits[0, -1]
-            q = tokenizer.decode(toks, skip_special_tokens=True).strip().split("\n")[0].strip()
+                step = torch.tensor([[t]], device=lm.model.device)
+                logits = lm.model(input_ids=step, cache=cache, use_cache=True).logits[0, -1]
+            q = lm.tokenizer.decode(toks, skip_special_tokens=True).strip().split("\n")[0].strip()
             if q.endswith("?") and 10 <= len(q) <= 200 and q not in out and _on_topic(q, item.text):
                 out.append(q)
             if len(out) >= n:
@@ -73,11 +73,11 @@ def _on_topic(question: str, text: str) -> bool:
     return len(_content_words(question) & _content_words(text)) >= 2
 
 
-def build_queries(model: Any, tokenizer: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]],
-                  n_self: int = 1, seed: int = 0) -> list[Query]:
+def build_queries(lm: LoadedModel, items: Sequence[STMItem], templates: dict[str, Sequence[str]], n_self: int = 1,
+                  seed: int = 0) -> list[Query]:
     """Training questions: shipped templates per item id plus ``n_self`` self-written questions per item."""
     qs: list[Query] = []
     for i, it in enumerate(items):
         qs += [Query(it.id, q, "template") for q in templates.get(it.id, ())]
-        qs += [Query(it.id, q, "self") for q in self_study_questions(model, tokenizer, it, n_self, seed + i)]
+        qs += [Query(it.id, q, "self") for q in self_study_questions(lm, it, n_self, seed + i)]
     return qs

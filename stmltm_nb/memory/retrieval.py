@@ -12,6 +12,7 @@ from typing import Any
 
 from stmltm_nb.memory.items import STMItem
 from stmltm_nb.memory.stm import STMBuffer
+from stmltm_nb.models import LoadedModel
 
 DEFAULT_K = 4  # notes put into the context per question
 
@@ -20,13 +21,12 @@ class RetrievalMemory:
     """Notes in a BM25 index; :meth:`answer` and :meth:`answer_nll` answer from the top ``k`` notes in context.
     Duck-types the reading side of :class:`~stmltm_nb.memory.stm.STMBuffer` (``answer``, ``answer_nll``)."""
 
-    def __init__(self, model: Any, tokenizer: Any, items: Sequence[STMItem], k: int = DEFAULT_K,
-                 **stm_kwargs: Any) -> None:
+    def __init__(self, lm: LoadedModel, items: Sequence[STMItem], k: int = DEFAULT_K, **stm_kwargs: Any) -> None:
         import bm25s
 
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        self.model, self.tokenizer, self.k, self._stm_kwargs = model, tokenizer, int(k), stm_kwargs
+        self.lm, self.k, self._stm_kwargs = lm, int(k), stm_kwargs
         self.items = list(items)
         self._bm25s = bm25s
         self._index = None
@@ -53,7 +53,7 @@ class RetrievalMemory:
 
     def context(self, question: str) -> STMBuffer:
         """A fresh STM holding the notes retrieved for ``question``."""
-        buf = STMBuffer(self.model, self.tokenizer, **self._stm_kwargs)
+        buf = STMBuffer(self.lm, **self._stm_kwargs)
         buf.extend(self.retrieve(question))
         return buf
 

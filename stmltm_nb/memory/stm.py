@@ -30,6 +30,7 @@ from stmltm_nb.memory.items import (
     read_items,
     validate_item,
 )
+from stmltm_nb.models import LoadedModel
 from stmltm_nb.prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
 
 QUERY_RESERVE_TOKENS = 256  # room kept free for the query suffix and the answer
@@ -47,8 +48,8 @@ class STMBuffer:
 
     Parameters
     ----------
-    model, tokenizer:
-        A causal LM (transformers) and its tokenizer.
+    lm:
+        The model handle (:class:`~stmltm_nb.models.LoadedModel`): a causal LM (transformers) and its tokenizer.
     header:
         Text opening the system turn before the items (ignored when ``prefix_cache`` is given).
     max_tokens:
@@ -64,8 +65,7 @@ class STMBuffer:
 
     def __init__(
         self,
-        model: Any,
-        tokenizer: Any,
+        lm: LoadedModel,
         header: str = DEFAULT_HEADER,
         max_tokens: int | None = None,
         eviction: str = "error",
@@ -75,13 +75,12 @@ class STMBuffer:
     ) -> None:
         if eviction not in ("error", "oldest"):
             raise STMError(f"eviction must be 'error' or 'oldest', got {eviction!r}")
-        self.model = model
-        self.tokenizer = tokenizer
+        self.lm = lm
         self.header = header
         self.fmt = fmt
         self.eviction = eviction
         self.allow_duplicates = allow_duplicates
-        window = int(getattr(model.config, "max_position_embeddings", 2048))
+        window = int(getattr(lm.model.config, "max_position_embeddings", 2048))
         self.window = window
         self.max_tokens = int(max_tokens) if max_tokens is not None else window - QUERY_RESERVE_TOKENS
         if self.max_tokens <= 0 or self.max_tokens > window:
@@ -91,10 +90,20 @@ class STMBuffer:
         self.evicted: list[STMItem] = []  # items dropped by eviction="oldest", oldest first
         self._item_ids: list[list[int]] = []
         self._cache = None
-        self._prefix_ids: list[int] = [] if prefix_cache is not None else encode(tokenizer, fmt.prefix(header))
+        self._prefix_ids: list[int] = [] if prefix_cache is not None else encode(lm.tokenizer, fmt.prefix(header))
         self._rebuild()
 
     # ----- accounting --------------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The causal LM of the handle (read-only)."""
+        return self.lm.model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer of the handle (read-only)."""
+        return self.lm.tokenizer
+
     @property
     def n(self) -> int:
         """Number of items n."""
@@ -340,9 +349,9 @@ class STMBuffer:
         return atomic_write_text(path, items_jsonl(self.items))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model: Any, tokenizer: Any, **kwargs: Any) -> STMBuffer:
+    def load(cls, path: str | os.PathLike, lm: LoadedModel, **kwargs: Any) -> STMBuffer:
         """Rebuild a buffer (and its cache) from a JSONL file written by :meth:`save`."""
-        buf = cls(model, tokenizer, **kwargs)
+        buf = cls(lm, **kwargs)
         buf.extend(read_items(path))
         return buf
 

@@ -34,6 +34,7 @@ from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.notes import Note
 from stmltm_nb.memory.questions import self_study_questions
 from stmltm_nb.memory.stm import STMBuffer
+from stmltm_nb.models import LoadedModel, model_fingerprint
 
 GENERIC_PROBES = ("What do you know about {topic}?", "Summarise the note about {topic}.",
                   "What does the note about {topic} say?", "Tell me about {topic}.",
@@ -90,18 +91,18 @@ def key_term(note_text: str, reply: str, question: str) -> str:
     return best(words(reply)) or best(ws) or max(ws or [note_text.strip()], key=len)
 
 
-def _self_questions(model: Any, tokenizer: Any, note: Note, n: int, seed: int) -> list[str]:
-    return self_study_questions(model, tokenizer, note.to_item(), n=n, seed=seed) if n > 0 else []
+def _self_questions(lm: LoadedModel, note: Note, n: int, seed: int) -> list[str]:
+    return self_study_questions(lm, note.to_item(), n=n, seed=seed) if n > 0 else []
 
 
-def study_note(model: Any, tokenizer: Any, note: Note, k: int = 2, seed: int = 0) -> Fact:
+def study_note(lm: LoadedModel, note: Note, k: int = 2, seed: int = 0) -> Fact:
     """One note as a :class:`Fact` with ≥ ``k`` training questions, a disjoint held-out question and the answer
     its checks look for (see the module docstring). ``k`` >= 1."""
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k (training questions per note) must be in [1, {MAX_K}], got {k}")
     given = list(dict.fromkeys(q for q in note.questions if q.strip() and q != note.heldout_question))
     need = k + (0 if note.heldout_question else 1) - len(given)
-    written = [q for q in _self_questions(model, tokenizer, note, max(0, need), seed)
+    written = [q for q in _self_questions(lm, note, max(0, need), seed)
                if q not in given and q != note.heldout_question]
     topic = note_topic(note)
     generic = [g.format(topic=topic) for g in GENERIC_PROBES]
@@ -118,7 +119,7 @@ def study_note(model: Any, tokenizer: Any, note: Note, k: int = 2, seed: int = 0
         train = [q for q in pool if q != held]
     answer = note.answer
     if not answer:
-        buf = STMBuffer(model, tokenizer)
+        buf = STMBuffer(lm)
         buf.append(note.to_item())
         answer = key_term(note.text, buf.answer(held, max_new_tokens=32), held)
     return Fact(id=note.id, key=note.key or f"note:{note.id}", relation="note", subject=topic, text=note.text,
@@ -126,12 +127,10 @@ def study_note(model: Any, tokenizer: Any, note: Note, k: int = 2, seed: int = 0
                 answer_is_gold=bool(note.answer))
 
 
-def study_notes(model: Any, tokenizer: Any, notes: Sequence[Note], k: int = 2, seed: int = 0,
+def study_notes(lm: LoadedModel, notes: Sequence[Note], k: int = 2, seed: int = 0,
                 cache: str | Path | None = None, progress: bool = False) -> list[Fact]:
     """:func:`study_note` for every note (seed ``seed + i`` for the i-th), read from / written to the JSON
     ``cache`` when given (one entry per note, keyed by model, note and settings)."""
-    from stmltm_nb.models import model_fingerprint
-
     path = Path(cache) if cache is not None else None
     stored: dict[str, Any] = {}
     if path is not None and path.is_file():
@@ -141,7 +140,7 @@ def study_notes(model: Any, tokenizer: Any, notes: Sequence[Note], k: int = 2, s
             stored = {}  # a corrupt cache is recomputed, never trusted
         if not isinstance(stored, dict):
             stored = {}
-    fp = model_fingerprint(model, tokenizer)
+    fp = model_fingerprint(lm)
     out: list[Fact] = []
     bar = progress_bar(len(notes), "self-study questions", progress)
     for i, note in enumerate(notes):
@@ -157,7 +156,7 @@ def study_notes(model: Any, tokenizer: Any, notes: Sequence[Note], k: int = 2, s
         if fact is not None:
             out.append(fact)
         else:
-            fact = study_note(model, tokenizer, note, k, seed + i)
+            fact = study_note(lm, note, k, seed + i)
             stored[key] = {**fact.__dict__, "train_questions": list(fact.train_questions)}
             out.append(fact)
         bar.update(1)

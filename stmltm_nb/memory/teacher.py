@@ -28,7 +28,7 @@ from stmltm_nb.memory.facts import chunks
 from stmltm_nb.memory.items import STMItem
 from stmltm_nb.memory.questions import Query
 from stmltm_nb.memory.stm import STMBuffer
-from stmltm_nb.models import model_fingerprint
+from stmltm_nb.models import LoadedModel, model_fingerprint
 from stmltm_nb.prompts import CHATML, DEFAULT_HEADER, ChatFormat, encode
 
 
@@ -86,18 +86,18 @@ def _gold_token_mask(tokenizer: Any, response: str, gold: str | None, n_tokens: 
     return mask
 
 
-def targets_key(model: Any, tokenizer: Any, items: Sequence[STMItem], queries: Sequence[Query], chunk_size: int,
-                k: int, header: str) -> str:
+def targets_key(lm: LoadedModel, items: Sequence[STMItem], queries: Sequence[Query], chunk_size: int, k: int,
+                header: str) -> str:
     """Hash of everything teacher targets depend on (model, items, questions, chunking, k, header)."""
     h = hashlib.sha256()
-    h.update(model_fingerprint(model, tokenizer).encode())
+    h.update(model_fingerprint(lm).encode())
     h.update(json.dumps([[it.id, it.text, it.answer] for it in items]).encode())
     h.update(json.dumps([[q.item_id, q.question, q.kind] for q in queries]).encode())
     h.update(f"{chunk_size}|{k}|{header}|v1".encode())
     return h.hexdigest()[:24]
 
 
-def compute_teacher_targets(model: Any, tokenizer: Any, items: Sequence[STMItem], queries: Sequence[Query],
+def compute_teacher_targets(lm: LoadedModel, items: Sequence[STMItem], queries: Sequence[Query],
                             chunk_size: int = 4, k: int = 20, header: str = DEFAULT_HEADER,
                             fmt: ChatFormat = CHATML, cache_dir: str | Path | None = None,
                             max_new_tokens: int = 32, progress: bool = False) -> TeacherTargets:
@@ -118,33 +118,34 @@ def compute_teacher_targets(model: Any, tokenizer: Any, items: Sequence[STMItem]
         group_q = [q for it in group for q in by_item.get(it.id, [])]
         if not group_q:
             continue
-        key = targets_key(model, tokenizer, group, group_q, chunk_size, k, header)
+        key = targets_key(lm, group, group_q, chunk_size, k, header)
         parts.append(_cached(cache_dir, f"teacher-{key}",
-                             lambda g=group: _teacher_chunk(model, tokenizer, g, by_item, k, header, fmt, max_new_tokens)))
+                             lambda g=group: _teacher_chunk(lm, g, by_item, k, header, fmt, max_new_tokens)))
         bar.update(len(group_q))
     bar.close()
     return concat_targets(parts)
 
 
-def _teacher_chunk(model: Any, tokenizer: Any, group: Sequence[STMItem], by_item: dict[str, list[Query]], k: int,
-                   header: str, fmt: ChatFormat, max_new_tokens: int) -> TeacherTargets:
+def _teacher_chunk(lm: LoadedModel, group: Sequence[STMItem], by_item: dict[str, list[Query]], k: int, header: str,
+                   fmt: ChatFormat, max_new_tokens: int) -> TeacherTargets:
     """Teacher targets for the questions about one chunk of items, with that chunk in context."""
     rows = [(q, it) for it in group for q in by_item.get(it.id, [])]
-    return _teacher_rows(model, tokenizer, group, rows, k, header, fmt, max_new_tokens)
+    return _teacher_rows(lm, group, rows, k, header, fmt, max_new_tokens)
 
 
-def _teacher_rows(model: Any, tokenizer: Any, context: Sequence[STMItem], rows: Sequence[tuple[Query, STMItem | None]],
-                  k: int, header: str, fmt: ChatFormat, max_new_tokens: int) -> TeacherTargets:
+def _teacher_rows(lm: LoadedModel, context: Sequence[STMItem], rows: Sequence[tuple[Query, STMItem | None]], k: int,
+                  header: str, fmt: ChatFormat, max_new_tokens: int) -> TeacherTargets:
     """Teacher targets with ``context`` in STM for each (question, item it is about or None): the teacher's
     greedy response (or, when the item's gold answer is missing from it, the item's own text), and the teacher's
     top-k distribution along it."""
     import torch
 
     t0 = time.perf_counter()
+    tokenizer = lm.tokenizer
     end_id = tokenizer.convert_tokens_to_ids(fmt.end)
     examples: list[Example] = []
     rows_ids, rows_p = [], []
-    teacher = STMBuffer(model, tokenizer, header=header, fmt=fmt)
+    teacher = STMBuffer(lm, header=header, fmt=fmt)
     teacher.extend([STMItem(text=it.text, id=it.id) for it in context])
     for q, it in rows:
         gen_ids, gen_logits = teacher.generate(q.question, max_new_tokens, keep_logits=True)
@@ -171,7 +172,7 @@ def _teacher_rows(model: Any, tokenizer: Any, context: Sequence[STMItem], rows: 
 RETENTION_ID = "retention:"  # item-id prefix of retention rows (they are about no item)
 
 
-def retention_targets(model: Any, tokenizer: Any, prompts: Sequence[str], k: int = 20, header: str = DEFAULT_HEADER,
+def retention_targets(lm: LoadedModel, prompts: Sequence[str], k: int = 20, header: str = DEFAULT_HEADER,
                       fmt: ChatFormat = CHATML, cache_dir: str | Path | None = None, max_new_tokens: int = 32,
                       progress: bool = False) -> TeacherTargets:
     """Retention rows (Learning without Forgetting): the base model's own greedy answer to each generic prompt,
@@ -181,11 +182,11 @@ def retention_targets(model: Any, tokenizer: Any, prompts: Sequence[str], k: int
     if not prompts:
         raise ValueError("retention rows need a non-empty retention corpus (prompts)")
     queries = [Query(f"{RETENTION_ID}{i}", p, "retention") for i, p in enumerate(prompts)]
-    key = targets_key(model, tokenizer, [], queries, 0, k, header + f"|retention|{max_new_tokens}")
+    key = targets_key(lm, [], queries, 0, k, header + f"|retention|{max_new_tokens}")
 
     def compute() -> TeacherTargets:
         bar = progress_bar(1, f"retention targets ({len(prompts)} prompts)", progress)
-        part = _teacher_rows(model, tokenizer, [], [(q, None) for q in queries], k, header, fmt, max_new_tokens)
+        part = _teacher_rows(lm, [], [(q, None) for q in queries], k, header, fmt, max_new_tokens)
         bar.update(1)
         bar.close()
         return part
@@ -197,7 +198,7 @@ PROSE_PROMPTS = ("Write a short paragraph about something ordinary.", "Explain s
                  "Tell me about an everyday thing.")  # never the retention check's question
 
 
-def prose_targets(model: Any, tokenizer: Any, passages: Sequence[str], k: int = 20, header: str = DEFAULT_HEADER,
+def prose_targets(lm: LoadedModel, passages: Sequence[str], k: int = 20, header: str = DEFAULT_HEADER,
                   fmt: ChatFormat = CHATML, cache_dir: str | Path | None = None,
                   progress: bool = False) -> TeacherTargets:
     """Teacher-forced retention rows: each everyday prose passage as the reply to a generic request
@@ -212,13 +213,14 @@ def prose_targets(model: Any, tokenizer: Any, passages: Sequence[str], k: int = 
         raise ValueError("prose retention rows need a non-empty list of passages")
     queries = [Query(f"{RETENTION_ID}prose{i}", PROSE_PROMPTS[i % len(PROSE_PROMPTS)], "retention")
                for i in range(len(passages))]
-    key = targets_key(model, tokenizer, [STMItem(text=t, id=q.item_id) for q, t in zip(queries, passages)],
-                      queries, 0, k, header + "|prose")
+    key = targets_key(lm, [STMItem(text=t, id=q.item_id) for q, t in zip(queries, passages)], queries, 0, k,
+                      header + "|prose")
 
     def compute() -> TeacherTargets:
         t0 = time.perf_counter()
+        tokenizer = lm.tokenizer
         end_id = tokenizer.convert_tokens_to_ids(fmt.end)
-        base = STMBuffer(model, tokenizer, header=header, fmt=fmt)
+        base = STMBuffer(lm, header=header, fmt=fmt)
         examples, rows_ids, rows_p = [], [], []
         bar = progress_bar(len(passages), "prose retention targets", progress)
         for q, text in zip(queries, passages):

@@ -23,7 +23,8 @@ from stmltm_nb.metrics.compression import dl_quantized, nats_to_bits
 from stmltm_nb.metrics.recall import evaluate_recall, spread
 from stmltm_nb.metrics.signal import GradientSignal, noise_scale_two_batches
 from stmltm_nb.metrics.stats import wilson_interval
-from stmltm_nb.prompts import encode
+from stmltm_nb.models import LoadedModel
+from stmltm_nb.prompts import ChatFormat, encode
 
 POSITIONS = ("start", "middle", "end")
 
@@ -62,7 +63,7 @@ def _position_slice(n: int, position: str, k: int) -> list[int]:
     return list(range(lo, lo + k))
 
 
-def recall_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], per_position: int = 8,
+def recall_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], per_position: int = 8,
                  positions: Sequence[str] = POSITIONS, kind: str = "train", progress: bool = False,
                  min_questions: int = 24) -> list[dict[str, Any]]:
     """q_ctx(n) and L_ctx(n): STM of n consecutive facts; ask about facts at the start, middle and end of the
@@ -79,7 +80,7 @@ def recall_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Seque
         by_pos: dict[str, list] = {}
         tokens = 0
         for start in sorted({s for s, _, _ in plan}):
-            buf = STMBuffer(model, tokenizer)
+            buf = STMBuffer(lm)
             buf.extend([f.to_item() for f in facts[start : start + n]])
             tokens = buf.n_tokens
             for s, pos, idx in plan:
@@ -130,43 +131,43 @@ def ttft_cached(buf: STMBuffer, question: str, repeats: int = 3) -> float:
     return _timed(lambda: buf.logits_for_ids(ids), repeats)
 
 
-def ttft_stateless(model: Any, tokenizer: Any, context_ids: list[int], question: str, fmt, repeats: int = 3) -> float:
+def ttft_stateless(lm: LoadedModel, context_ids: list[int], question: str, fmt: ChatFormat, repeats: int = 3) -> float:
     """Time to first token (s) when the whole STM is prefilled with every query (no cache reuse)."""
     import torch
 
-    ids = torch.tensor([context_ids + encode(tokenizer, fmt.query(question))], device=model.device)
+    ids = torch.tensor([context_ids + encode(lm.tokenizer, fmt.query(question))], device=lm.model.device)
 
     def run():
         with torch.no_grad():
-            model(input_ids=ids, logits_to_keep=1)
+            lm.model(input_ids=ids, logits_to_keep=1)
 
     return _timed(run, repeats)
 
 
-def cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], repeats: int = 3,
+def cost_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], repeats: int = 3,
                question: str = "Which river flows through Tounkur?", progress: bool = False) -> list[dict[str, Any]]:
     """c_ctx(n) in both regimes: cached (STM on a live cache) and stateless (STM re-prefilled every query).
     Includes n = 0 (no memory). Rows: n, tokens, ttft_cached_s, ttft_stateless_s, kv_bytes (fp32)."""
     from stmltm_nb.env import progress_bar
     from stmltm_nb.memory.cartridge import kv_bytes_per_token
 
-    per_tok = kv_bytes_per_token(model.config)
+    per_tok = kv_bytes_per_token(lm.model.config)
     rows = []
-    buf = STMBuffer(model, tokenizer)
+    buf = STMBuffer(lm)
     ns = sorted(set([0, *sizes]))
     bar = progress_bar(len(ns), "STM cost", progress)
     for n in ns:
         while buf.n < n:
             buf.append(facts[buf.n].to_item())
         rows.append({"n": n, "tokens": buf.n_tokens, "ttft_cached_s": ttft_cached(buf, question, repeats),
-                     "ttft_stateless_s": ttft_stateless(model, tokenizer, buf.context_ids(), question, buf.fmt, repeats),
+                     "ttft_stateless_s": ttft_stateless(lm, buf.context_ids(), question, buf.fmt, repeats),
                      "kv_bytes": buf.total_tokens * per_tok})
         bar.update(1)
     bar.close()
     return rows
 
 
-def retrieval_cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], sizes: Sequence[int], k: int = 4,
+def retrieval_cost_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], k: int = 4,
                          repeats: int = 3, question: str = "Which river flows through Tounkur?",
                          progress: bool = False) -> list[dict[str, Any]]:
     """c_ret(n): per-query cost of STM + retrieval with n notes in the BM25 index. Each query searches (``search_s``)
@@ -175,15 +176,15 @@ def retrieval_cost_curve(model: Any, tokenizer: Any, facts: Sequence[Fact], size
     from stmltm_nb.env import progress_bar
     from stmltm_nb.memory.retrieval import RetrievalMemory
 
-    empty = STMBuffer(model, tokenizer)
-    t_none = ttft_stateless(model, tokenizer, empty.context_ids(), question, empty.fmt, repeats)
+    empty = STMBuffer(lm)
+    t_none = ttft_stateless(lm, empty.context_ids(), question, empty.fmt, repeats)
     rows = []
     bar = progress_bar(len(sizes), "retrieval cost", progress)
     for n in sorted(sizes):
-        mem = RetrievalMemory(model, tokenizer, [f.to_item() for f in facts[:n]], k=k)
+        mem = RetrievalMemory(lm, [f.to_item() for f in facts[:n]], k=k)
         search = _timed(lambda m=mem: m.retrieve(question), repeats)
         ctx = mem.context(question)
-        ttft = ttft_stateless(model, tokenizer, ctx.context_ids(), question, ctx.fmt, repeats)
+        ttft = ttft_stateless(lm, ctx.context_ids(), question, ctx.fmt, repeats)
         rows.append({"n": n, "k": min(k, n), "tokens": ctx.total_tokens, "search_s": search, "ttft_s": ttft,
                      "excess_s": search + ttft - t_none})
         bar.update(1)
@@ -195,7 +196,7 @@ def cartridge_overhead(cart: Cartridge, question: str = "Which river flows throu
                        header_buf: STMBuffer | None = None) -> dict[str, float]:
     """r_cart: per-query TTFT with the cartridge minus TTFT with no memory (s), plus the cartridge's KV bytes."""
     mem = cart.memory()
-    none = header_buf or STMBuffer(cart.base_model, cart.tokenizer)
+    none = header_buf or STMBuffer(cart.lm)
     t_cart = ttft_cached(mem, question, repeats)
     t_none = ttft_cached(none, question, repeats)
     return {"ttft_cartridge_s": t_cart, "ttft_no_memory_s": t_none, "r_cart_s": max(0.0, t_cart - t_none),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.stm import STMBuffer
+from stmltm_nb.models import LoadedModel
 
 QUESTION_KINDS = ("train", "heldout")
 
@@ -87,9 +88,9 @@ def text_nll(buf: STMBuffer, text: str, question: str = RETENTION_QUESTION) -> f
     return buf.continuation_nll(encode(buf.tokenizer, buf.fmt.query(question)), encode(buf.tokenizer, text.strip()))
 
 
-def fact_buffer(model, tokenizer, facts: Sequence[Fact]) -> STMBuffer:
+def fact_buffer(lm: LoadedModel, facts: Sequence[Fact]) -> STMBuffer:
     """An STM holding ``facts`` (as items, in order)."""
-    buf = STMBuffer(model, tokenizer)
+    buf = STMBuffer(lm)
     buf.extend([f.to_item() for f in facts])
     return buf
 
@@ -117,7 +118,7 @@ def ask(memory, facts: Sequence[Fact], kind: str, mode: str, role: str, split: s
     return out
 
 
-def question_records(model, tokenizer, facts: Sequence[Fact], cartridges=None, residual: Sequence[Fact] = (),
+def question_records(lm: LoadedModel, facts: Sequence[Fact], cartridges=None, residual: Sequence[Fact] = (),
                      split: str | None = None, chunk_size: int = 4, k: int = 4,
                      kinds: Sequence[str] = QUESTION_KINDS, modes: Sequence[str] | None = None,
                      max_new_tokens: int = 32, first_question_only: bool = True, with_nll: bool = False,
@@ -159,18 +160,18 @@ def question_records(model, tokenizer, facts: Sequence[Fact], cartridges=None, r
         return recs
 
     def per_chunk(mode, size):
-        return [r for g in chunks(everything, size) for r in run(fact_buffer(model, tokenizer, g), g, mode)]
+        return [r for g in chunks(everything, size) for r in run(fact_buffer(lm, g), g, mode)]
 
-    jobs = {C.NO_MEMORY: lambda: run(STMBuffer(model, tokenizer), everything, C.NO_MEMORY),
-            C.STM_ALL: lambda: run(fact_buffer(model, tokenizer, everything), everything, C.STM_ALL),
-            C.RETRIEVAL: lambda: run(RetrievalMemory(model, tokenizer, [f.to_item() for f in everything], k=k),
+    jobs = {C.NO_MEMORY: lambda: run(STMBuffer(lm), everything, C.NO_MEMORY),
+            C.STM_ALL: lambda: run(fact_buffer(lm, everything), everything, C.STM_ALL),
+            C.RETRIEVAL: lambda: run(RetrievalMemory(lm, [f.to_item() for f in everything], k=k),
                                      everything, C.RETRIEVAL),
             C.ORACLE: lambda: per_chunk(C.ORACLE, chunk_size),
             C.TEACHER: lambda: per_chunk(C.TEACHER, 1),
             C.LTM: lambda: [r for s, c in carts.items() for r in run(c.memory(), everything, C.LTM, s)],
             C.SERVED: lambda: [r for s, c in carts.items() for r in run(
                 c.memory(residual=[f.to_item() for f in residual]), everything, C.SERVED, s)],
-            C.RESIDUAL_ONLY: lambda: run(fact_buffer(model, tokenizer, residual), list(residual),
+            C.RESIDUAL_ONLY: lambda: run(fact_buffer(lm, residual), list(residual),
                                          C.RESIDUAL_ONLY)}
     out: list[dict] = []
     bar = progress_bar(len(want), "memory modes", progress)
@@ -182,7 +183,7 @@ def question_records(model, tokenizer, facts: Sequence[Fact], cartridges=None, r
     return out
 
 
-def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
+def compare_memories(lm: LoadedModel, facts: Sequence[Fact], cartridge=None, residual: Sequence[Fact] = (),
                      chunk_size: int = 4, kinds: Sequence[str] = QUESTION_KINDS, max_new_tokens: int = 32,
                      first_question_only: bool = True, split: str | None = None, k: int = 4,
                      progress: bool = False, with_nll: bool = False, n_boot: int = 2000):
@@ -194,7 +195,7 @@ def compare_memories(model, tokenizer, facts: Sequence[Fact], cartridge=None, re
 
     from stmltm_nb.metrics.comparison import comparison_rows
 
-    recs = question_records(model, tokenizer, facts, cartridge, residual, split=split, chunk_size=chunk_size, k=k,
+    recs = question_records(lm, facts, cartridge, residual, split=split, chunk_size=chunk_size, k=k,
                             kinds=kinds, max_new_tokens=max_new_tokens, first_question_only=first_question_only,
                             with_nll=with_nll, progress=progress)
     return pd.DataFrame(comparison_rows(recs, split=split, n_boot=n_boot))

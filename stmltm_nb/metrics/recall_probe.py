@@ -31,10 +31,11 @@ from typing import Any
 
 from stmltm_nb.memory.backends import BACKENDS
 from stmltm_nb.memory.config import ConsolidationConfig
-from stmltm_nb.memory.consolidation import consolidate, templates_of
+from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.metrics.probe import PROBE_MIN_ITEMS, PROBE_SHARE, PROBE_VARIANTS
 from stmltm_nb.metrics.recall import evaluate_recall, fact_buffer
+from stmltm_nb.models import LoadedModel
 
 
 @dataclass
@@ -91,7 +92,7 @@ def probe_sample(facts: Sequence[Fact], m: int, seed: int = 0) -> list[Fact]:
     return [f for i, f in enumerate(facts) if i in keep]
 
 
-def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: ConsolidationConfig,
+def run_recall_probe(lm: LoadedModel, facts: Sequence[Fact], cfg: ConsolidationConfig,
                      share: float = PROBE_SHARE, targets_cache: Any = "default", progress: bool = False,
                      variant: str = "steps") -> RecallProbe:
     """Consolidate the probe of :func:`probe_plan` and measure its cartridge's recall on each probed fact's held-out
@@ -106,9 +107,8 @@ def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: Con
     m, pcfg = probe_plan(len(facts), cfg, share, variant)
     probed = probe_sample(facts, m, cfg.seed)
     if pcfg.steps == 0:
-        return _teacher_probe(model, tokenizer, probed, cfg)
-    run = consolidate(model, tokenizer, [f.to_item() for f in probed], templates_of(probed), pcfg,
-                      targets_cache=targets_cache, progress=progress)
+        return _teacher_probe(lm, probed, cfg)
+    run = consolidate(lm, Lesson.of_facts(probed), pcfg, RunOptions(targets_cache, progress))
     t0 = time.perf_counter()
     ltm = run.cartridge.memory()
     held = evaluate_recall(ltm, probed, "heldout", first_question_only=True, with_nll=False).recall
@@ -117,12 +117,12 @@ def run_recall_probe(model: Any, tokenizer: Any, facts: Sequence[Fact], cfg: Con
                        run.seconds["train"] + time.perf_counter() - t0, variant)
 
 
-def _teacher_probe(model: Any, tokenizer: Any, facts: list[Fact], cfg: ConsolidationConfig) -> RecallProbe:
+def _teacher_probe(lm: LoadedModel, facts: list[Fact], cfg: ConsolidationConfig) -> RecallProbe:
     """Design ``"teacher"``: each fact alone in STM answers its held-out paraphrase and first trained template."""
     t0 = time.perf_counter()
     held = train = 0.0
     for f in facts:
-        buf = fact_buffer(model, tokenizer, [f])
+        buf = fact_buffer(lm, [f])
         held += evaluate_recall(buf, [f], "heldout", first_question_only=True, with_nll=False).recall
         train += evaluate_recall(buf, [f], "train", first_question_only=True, with_nll=False).recall
     n = len(facts)
