@@ -65,7 +65,7 @@ def main() -> None:
     cart_f, resid_f = facts[: args.cart], facts[args.cart : args.cart + args.resid]
     cfg = replace(ConsolidationConfig(), **parse_set(args.set))
     t0 = time.perf_counter()
-    run = consolidate(lm, Lesson.of_facts(cart_f), cfg, RunOptions(progress=True))
+    run = consolidate(lm, Lesson.of_facts(cart_f, config=cfg), cfg, RunOptions(progress=True))
     cart = run.cartridge
     if args.save:
         cart.save_pretrained(args.save, overwrite=True)

@@ -275,3 +275,32 @@ def test_the_shipped_guard_targets_are_the_default_models(real, tmp_path):
     assert torch.allclose(shipped.topk_p, again.topk_p, atol=1e-4)
     top1 = shipped.topk_p[:, 0] - shipped.topk_p[:, 1] > 1e-3  # ids compared where the top-1 is not a near tie
     assert torch.equal(shipped.topk_ids[top1, 0], again.topk_ids[top1, 0])
+
+
+def test_standins_from_the_pool_are_distractors_never_the_items_and_an_overlap_is_refused_first(lm, facts,
+                                                                                                monkeypatch):
+    import stmltm_nb.memory.consolidation as cons
+    from stmltm_nb.memory.consolidation import Lesson, standin_items
+    from stmltm_nb.memory.items import STMItem
+    from stmltm_nb.memory.study_data import load_distractor_facts
+
+    items = [f.to_item() for f in facts[:3]]
+    assert standin_items(items, ConsolidationConfig()) == items  # the measured recipe: the items themselves
+    pool = standin_items(items, ConsolidationConfig(standins="pool"))
+    assert len(pool) >= 100 and not {it.id for it in pool} & {it.id for it in items}
+    d = load_distractor_facts()[0]
+    clash = STMItem(text=d.text, id="note-1")  # a note that repeats a distractor: the pool would train on it
+    monkeypatch.setattr(cons, "teacher_targets_for", lambda *a, **k: pytest.fail("teacher ran"))
+    with pytest.raises(ValueError, match="note-1"):
+        cons.consolidate(lm, Lesson([clash], {"note-1": ["What is it?"]}),
+                         ConsolidationConfig(p=8, steps=1, standins="pool"))
+
+
+def test_the_lesson_of_facts_carries_the_configured_study_wordings(facts):
+    from stmltm_nb.memory.consolidation import Lesson
+
+    plain = Lesson.of_facts(facts[:2])
+    rich = Lesson.of_facts(facts[:2], config=ConsolidationConfig(study_wordings=4, about_rows=1))
+    for f in facts[:2]:
+        assert list(plain.templates[f.id]) == list(f.train_questions)
+        assert list(rich.templates[f.id][:2]) == list(f.train_questions) and len(rich.templates[f.id]) == 7

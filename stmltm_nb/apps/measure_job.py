@@ -160,7 +160,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         carts[seed] = run.cartridge if run is not None else Cartridge.from_pretrained(seed_dir(seed), lm)
     run = state.get("runs", {}).get(seeds[0])
     if run is None:  # resumed: the teacher targets come from the cache, no training
-        run = consolidate(lm, Lesson(items, templates_of(train_facts)), replace(cfg0, steps=0),
+        run = consolidate(lm, Lesson(items, templates_of(train_facts, cfg0)), replace(cfg0, steps=0),
                           RunOptions(progress=False))
     cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
     init = Cartridge.create(lm, p=cfg0.p, stm_text="".join(it.text.strip() + "\n" for it in items))

@@ -67,7 +67,7 @@ def consolidation_section(lm: LoadedModel, facts: Sequence[Fact], cfg: Consolida
                           ) -> tuple[dict[str, Any], Consolidation]:
     """Train a cartridge on ``facts`` (saved to ``save_to`` when given). Returns (c_upd in seconds, loss history,
     analytic FLOPs, ...; the run itself)."""
-    run = consolidate(lm, Lesson.of_facts(facts), cfg, RunOptions(progress=progress))
+    run = consolidate(lm, Lesson.of_facts(facts, config=cfg), cfg, RunOptions(progress=progress))
     if save_to is not None:
         run.cartridge.save_pretrained(save_to, overwrite=True)
     flops = M.training_flops(lm.model.config, run.targets, cfg.steps, cfg.batch_size, cfg.p)

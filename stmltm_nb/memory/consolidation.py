@@ -19,6 +19,7 @@ from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.facts import Fact, load_practice_facts, retention_passages, retention_prompts
 from stmltm_nb.memory.items import STMItem
 from stmltm_nb.memory.questions import Query, build_queries
+from stmltm_nb.memory.study_data import check_distractor_pool, distractor_items, training_wordings
 from stmltm_nb.memory.teacher import (
     TeacherTargets,
     compute_teacher_targets,
@@ -50,9 +51,12 @@ class Lesson:
     replay: Sequence[STMItem] = ()
 
     @classmethod
-    def of_facts(cls, facts: Sequence[Fact], replay: Sequence[Fact] = ()) -> Lesson:
-        """The lesson of ``facts`` (replaying ``replay``): their items and training questions."""
-        return cls([f.to_item() for f in facts], templates_of([*replay, *facts]), [f.to_item() for f in replay])
+    def of_facts(cls, facts: Sequence[Fact], replay: Sequence[Fact] = (),
+                 config: ConsolidationConfig | None = None) -> Lesson:
+        """The lesson of ``facts`` (replaying ``replay``): their items and training questions (with ``config``, as
+        many study wordings and "Tell me about" questions as it asks for, :func:`templates_of`)."""
+        return cls([f.to_item() for f in facts], templates_of([*replay, *facts], config),
+                   [f.to_item() for f in replay])
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,24 @@ class RunOptions:
     retention: Sequence[str] | None = None
 
 
-def templates_of(facts: Sequence[Fact]) -> dict[str, Sequence[str]]:
-    """Training question templates per item id (held-out paraphrases are never included)."""
-    return {f.id: f.train_questions for f in facts}
+def templates_of(facts: Sequence[Fact], config: ConsolidationConfig | None = None) -> dict[str, Sequence[str]]:
+    """Training questions per item id (held-out paraphrases are never included): each fact's two templates, plus
+    ``config.study_wordings`` study wordings and ``config.about_rows`` "Tell me about" questions
+    (:func:`~stmltm_nb.memory.study_data.training_wordings`; a wording that is held out raises, naming the fact)."""
+    if config is None or not (config.study_wordings or config.about_rows):
+        return {f.id: f.train_questions for f in facts}
+    return training_wordings(facts, config.study_wordings, config.about_rows)
+
+
+def standin_items(items: Sequence[STMItem], config: ConsolidationConfig) -> list[STMItem]:
+    """Where the stand-in residual items of training come from (``config.standins``): the items being
+    consolidated ("items") or the distractor pool of facts never in a cartridge ("pool",
+    ``data/distractor_facts.jsonl``; one that shares a name or text with ``items`` raises, naming both)."""
+    if config.standins != "pool":
+        return list(items)
+    pool = distractor_items()
+    check_distractor_pool(pool, items)
+    return pool
 
 
 def _targets_cache(targets_cache: str | Path | None) -> str | Path | None:
@@ -157,6 +176,7 @@ def consolidate(lm: LoadedModel, lesson: Lesson, config: ConsolidationConfig,
     if not all_items:
         raise ValueError("nothing to consolidate: no items")
     _guard_inputs(config, options.practice, options.retention)  # bad input fails before the model runs
+    standin_items(all_items, config)  # a distractor pool that overlaps the items fails here too
     ensure_cache_writable(_targets_cache(options.targets_cache))  # an unwritable cache fails now, not after the teacher
     cart = untrained_cartridge(lm, all_items, config)
     return _distil(lm, cart, replace(lesson, items=all_items, replay=()), config, options)
@@ -178,6 +198,7 @@ def update(lm: LoadedModel, committed: Cartridge | str | Path, lesson: Lesson, c
     if not items:
         raise ValueError("nothing to update: no new items")
     _guard_inputs(config, options.practice, options.retention)
+    standin_items([*lesson.replay, *items], config)
     base = committed if isinstance(committed, Cartridge) else Cartridge.from_pretrained(committed, lm)
     _check_compatible(base, lm, config)
     ensure_cache_writable(_targets_cache(options.targets_cache))
@@ -243,7 +264,8 @@ def _distil(lm: LoadedModel, cart: Cartridge, lesson: Lesson, config: Consolidat
     t2 = time.perf_counter()
     init_vec = cart.delta_vector().clone()
     res = train_cartridge(cart, tt, replace(cfg, steps=steps),
-                          residual=residual_pool(lm.tokenizer, items + practice_items), progress=progress)
+                          residual=residual_pool(lm.tokenizer, standin_items(items, cfg) + practice_items),
+                          progress=progress)
     t3 = time.perf_counter()
     secs = {"teacher": tt_items.seconds, "teacher_guard": sum(g.seconds for g in guard), "teacher_wall": t2 - t0,
             "train": t3 - t2}
