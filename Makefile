@@ -48,7 +48,7 @@ measure: venv
 notebooks: venv
 	$(BIN)/python -m pip install -q --target $(VENV)/static-figures "kaleido>=1.0"
 	$(BIN)/python -m tools.tuner_picture  # the picture 07 shows above the live tuner (Voila + Chromium, no model)
-	PYTHONPATH=$(VENV)/static-figures $(BIN)/python -m tools.notebooks $(NB_ARGS)
+	PYTHONPATH=$(abspath $(VENV))/static-figures $(BIN)/python -m tools.notebooks $(NB_ARGS)
 
 readme: venv
 	$(BIN)/python -m tools.notebooks --readme
@@ -57,7 +57,7 @@ readme: venv
 # Its builder lives in its own folder (as kaleido above): the test environment keeps the Jupyter stack Voila was tested with.
 book: venv
 	$(BIN)/python -m pip install -q --target $(VENV)/book-tools "sphinx>=8" "myst-nb>=1.1" "sphinx-book-theme>=1.1"
-	PYTHONPATH=$(VENV)/book-tools $(BIN)/python -m tools.book
+	PYTHONPATH=$(abspath $(VENV))/book-tools $(BIN)/python -m tools.book
 
 benchmark: venv
 	$(BIN)/python benchmarks/run.py --readme
