@@ -114,6 +114,8 @@ pd.DataFrame(off_rows).head(8)
 #
 # Same targets, same steps; only the cartridge's starting point differs. `stm` initialises from the KV of the
 # STM text itself (at step 0 the cartridge *is* truncated STM), `text` from unrelated text, `random` from noise.
+# The run is short (a lesson, not the recipe): recall on the trained question may still be zero for every start, so
+# read the final loss and the answer NLL (nats per answer token, lower is better) for the starting point's lead.
 
 # %%
 from dataclasses import replace
@@ -147,7 +149,7 @@ pd.DataFrame(rows)
 # facts were kept as [residual STM](00_overview.ipynb#g-residual-stm). Each cell is recall with its 95 % interval: the [bootstrap](00_overview.ipynb#g-cluster-bootstrap) resamples **relations**,
 # then facts within them, because a model that fails one birthplace tends to fail them all ({{ comparison["teacher (fact alone)"].heldout.n_relations }} relations here, so
 # the intervals are wide, honestly). "of teacher" divides by the **teacher**: the base model with the fact alone in
-# its context, the best this model can do with the fact; "seeds" lists each training seed's value. The retention
+# its context, the best this model can do with the fact; "all facts, held-out, per seed" lists each training seed's held-out recall over all facts. The retention
 # table below gives the NLL of {{ curves.retention.passages }} everyday passages ({{ curves.retention.tokens }} tokens, never trained on) with each memory,
 # paired against no memory; "LTM (step 0)" is the untrained cartridge, the control.
 

@@ -121,5 +121,5 @@ def test_cartridge_table_is_one_row_per_mode_with_both_question_kinds():
     assert list(t["memory"]) == ["LTM (cartridge)", "no memory"]
     ltm = t.iloc[0]
     assert ltm["trained template"] == "0.90 [0.80, 1.00]" and ltm["held-out wordings"] == "0.70 [0.60, 0.80]"
-    assert ltm["held-out, of teacher"] == f"{0.7 / 0.8:.0%}" and ltm["held-out, seeds"] == "0.65 / 0.75"
+    assert ltm["held-out, of teacher"] == f"{0.7 / 0.8:.0%}" and ltm["all facts, held-out, per seed"] == "0.65 / 0.75"
     assert t.iloc[1]["trained template"] == "not asked"

@@ -46,12 +46,27 @@ class TemplateError(ValueError):
     """A placeholder that cannot be rendered: bad syntax, a forbidden construct, a missing key or data file."""
 
 
+class _Runtimes(dict):
+    """Seconds per notebook stem; a notebook never built in full (a new one, before its first build) is NaN,
+    rendered "not measured yet" (the build re-renders its header with the time it just measured)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> float:
+        return float("nan")
+
+
 def _minutes(s: float) -> str:
+    if s != s:
+        return "not measured yet"
     m = s / 60
     return "under 1 minute" if m < 1 else f"about {m:.0f} minute{'s' if round(m) != 1 else ''}"
 
 
 def _min(s: float) -> str:
+    if s != s:
+        return "not measured yet"
     return "< 1" if s < 60 else f"≈ {s / 60:.1f}"
 
 
@@ -117,7 +132,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "pooled": {r["n"]: r for r in c.get("recall", {}).get("pooled", [])},
         "cost": {r["n"]: r for r in c.get("cost", {}).get("rows", [])},
         "n_max": half_recall_n(c) if "recall" in c else None,
-        "runtimes": load_runtimes().get("seconds"),
+        "runtimes": _Runtimes(load_runtimes().get("seconds") or {}),
         "recipe": recipe,
         "incremental": _read_json(INCREMENTAL),
         "roofline": _roofline(_read_json(ROOFLINE)),

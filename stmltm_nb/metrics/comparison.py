@@ -137,8 +137,9 @@ def display_table(rows: Sequence[dict[str, Any]], kind: str = "heldout"):
 def cartridge_table(rows: Sequence[dict[str, Any]]):
     """One table of the cartridge's facts per memory mode (notebook 03.3): recall on the first trained template and
     on the held-out wordings, each with its 95 % interval (relations, then facts, resampled), the held-out share of
-    the teacher's recall, each seed's held-out value, and the residual facts' held-out recall beside them. A mode
-    not asked a question kind shows "not asked"."""
+    the teacher's recall, the residual facts' held-out recall beside them, and each training seed's held-out
+    recall over all facts (the record keeps per-seed values of that pooled recall only). A mode not asked a question
+    kind shows "not asked"."""
     import pandas as pd
 
     by = {(r["mode"], r["questions"]): r for r in rows}
@@ -150,9 +151,10 @@ def cartridge_table(rows: Sequence[dict[str, Any]]):
         out.append({"memory": mode, "trained template": cart[0], "held-out wordings": cart[1],
                     "held-out, of teacher": "" if not ho or ho.get("frac_of_teacher_cart") is None
                     else f"{ho['frac_of_teacher_cart']:.0%}",
-                    "held-out, seeds": "" if not ho or not ho["seeds"] else " / ".join(f"{v:.2f}" for v in ho["seeds"]),
                     "residual facts, held-out": "not asked" if not ho
-                    else ci_text(ho["recall_resid"], ho["recall_resid_lo"], ho["recall_resid_hi"])})
+                    else ci_text(ho["recall_resid"], ho["recall_resid_lo"], ho["recall_resid_hi"]),
+                    "all facts, held-out, per seed": "" if not ho or not ho["seeds"]
+                    else " / ".join(f"{v:.2f}" for v in ho["seeds"])})
     return pd.DataFrame(out)
 
 
