@@ -240,6 +240,7 @@ import tempfile
 
 from stmltm_nb.decision.controller import Controller, ControllerConfig
 from stmltm_nb.memory.facts import load_facts
+from stmltm_nb.memory.questions import questions_of
 from stmltm_nb.models import load_model
 from stmltm_nb.memory.config import ConsolidationConfig
 
@@ -252,8 +253,7 @@ root = tempfile.mkdtemp(prefix="stmltm-ctl-")
 # a short demo run: the new facts and the retention rows of the recipe (no practice rows, no stand-in residual items),
 # a higher learning rate than the recipe's so that 40 steps are enough
 demo_run = ConsolidationConfig(p=32, steps=40, batch_size=4, lr=4e-2, practice_frac=0.0, residual_prob=0.0)
-ctl = Controller(lm, root, {f.id: f.train_questions for f in facts},
-                 probes={f.id: (f.heldout_question, f.answer) for f in facts},
+ctl = Controller(lm, root, questions_of(facts),  # per fact: its training questions and its held-out probe
                  # G2 off here to keep the demo short; the recorded stream below measures SNR online
                  config=ControllerConfig(check_every=len(new), m_floor=4, lam=5.0, queries_per_item=50.0,
                                          snr_gate=False, force_every=1),

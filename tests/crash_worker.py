@@ -13,13 +13,14 @@ import time
 from stmltm_nb.decision.controller import Controller, ControllerConfig
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.facts import load_facts
+from stmltm_nb.memory.questions import ItemQuestions
 from stmltm_nb.models import load_tokenizer, tiny_llama
 
 
 def make(root, steps):
     lm = tiny_llama(load_tokenizer(), seed=0)
     facts = load_facts()[:12]
-    ctl = Controller(lm, root, {f.id: f.train_questions for f in facts},
+    ctl = Controller(lm, root, {f.id: ItemQuestions(f.train_questions) for f in facts},  # no probe: first template
                      config=ControllerConfig(check_every=1000, retention_tol=100, gamma_reg=1.0),
                      consolidation=ConsolidationConfig(p=8, steps=steps, batch_size=4, chunk_size=2, k=5))
     return ctl, facts

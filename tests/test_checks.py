@@ -4,6 +4,7 @@ import pytest
 
 import stmltm_nb.decision.checks as C
 from stmltm_nb.memory.items import STMItem
+from stmltm_nb.memory.questions import ItemQuestions
 
 
 class Mem:
@@ -41,14 +42,14 @@ def _item(i, answer=True):
 
 NEW = [_item(0), _item(1), _item(2, answer=False)]
 OLD = [_item(7), _item(8)]
-TEMPLATES = {"i0": ["q0"], "i1": ["q1"], "i7": ["q7"], "i8": ["q8"]}
+QUESTIONS = {i: ItemQuestions([q]) for i, q in {"i0": "q0", "i1": "q1", "i7": "q7", "i8": "q8"}.items()}
 SERVING = Mem({"q7", "q8"}, 2.0)
 BASE = Mem(set(), 2.0)
 RESIDUAL = [*NEW, _item(5)]
 
 
 def _run(cart):
-    return C.candidate_checks(cart, BASE, SERVING, NEW, OLD, RESIDUAL, {}, TEMPLATES, gamma_reg=0.1,
+    return C.candidate_checks(cart, BASE, SERVING, NEW, OLD, RESIDUAL, QUESTIONS, gamma_reg=0.1,
                               retention_tol=0.25, text="general text")
 
 
@@ -76,12 +77,30 @@ def test_regression_fails_on_the_served_memory_alone():
 def test_a_candidate_that_absorbs_nothing_is_refused_first():
     out = _run(Cart(set(), 9.0))  # fails everything: absorbing nothing is the reason reported
     assert out["q_cart"] == 0.0 and out["reason"] == "absorbed nothing"
-    unasked = C.candidate_checks(Cart({"q7", "q8"}, 2.0), BASE, SERVING, [NEW[2]], OLD, [NEW[2]], {}, TEMPLATES,
-                                 0.1, 0.25, "t")
+    unasked = C.candidate_checks(Cart({"q7", "q8"}, 2.0), BASE, SERVING, [NEW[2]], OLD, [NEW[2]], QUESTIONS, 0.1,
+                                  0.25, "t")
     assert unasked["q_cart"] is None and unasked["unchecked"] == ["i2"] and unasked["reason"] == "absorbed nothing"
 
 
 def test_probes_win_over_templates():
-    q, a = C.item_question(NEW[0], {"i0": ("held-out q0?", "x")}, TEMPLATES)
+    q, a = C.item_question(NEW[0], {"i0": ItemQuestions(["q0"], ("held-out q0?", "x"))})
     assert (q, a) == ("held-out q0?", "x")
-    assert C.item_question(NEW[1], {}, TEMPLATES) == ("q1", "q1")
+    assert C.item_question(NEW[1], QUESTIONS) == ("q1", "q1")  # no probe: the first template, the item's answer
+    assert C.item_question(NEW[1], {}) == (None, "q1")  # no questions at all: unchecked
+
+
+def test_the_record_of_a_fact_holds_its_training_questions_and_its_probe(facts):
+    from stmltm_nb.memory.questions import questions_of, training_templates
+
+    f = facts[0]
+    rec = ItemQuestions.of_fact(f)
+    assert rec.train == tuple(f.train_questions) and rec.probe == (f.heldout_question, f.answer)
+    assert rec.check("ignored") == (f.heldout_question, f.answer)  # the probe wins over the item's own answer
+    qs = questions_of(facts[:3])
+    assert list(qs) == [g.id for g in facts[:3]] and qs[f.id] == rec
+    assert training_templates(qs) == {g.id: tuple(g.train_questions) for g in facts[:3]}  # probes never trained on
+    assert ItemQuestions(["a?", "b?"]).train == ("a?", "b?") and ItemQuestions().check("y") == (None, "y")
+    with pytest.raises(TypeError, match="one string"):
+        ItemQuestions("a single question?")
+    with pytest.raises(ValueError, match="question, answer"):
+        ItemQuestions(["a?"], ("only a question?",))

@@ -12,6 +12,7 @@ import pytest
 from stmltm_nb.decision.controller import Controller, ControllerConfig, FolderBusyError
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.items import STMError
+from stmltm_nb.memory.questions import ItemQuestions
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -21,14 +22,13 @@ from crash_worker import passing  # noqa: E402
 def _reopen(ctl):
     """Restart: close the folder, open a new controller on it with the same settings."""
     ctl.close()
-    return Controller(ctl.lm, ctl.root, ctl.templates, probes=ctl.probes, config=ctl.cfg,
-                      consolidation=ctl.ccfg)
+    return Controller(ctl.lm, ctl.root, ctl.questions, config=ctl.cfg, consolidation=ctl.ccfg)
 
 
 @pytest.fixture()
 def ctl(tiny, facts, tmp_path):
     cfg = ControllerConfig(check_every=4, m_floor=4, retention_tol=100, gamma_reg=1.0, force_every=1)
-    return Controller(tiny, tmp_path / "ctl", {f.id: f.train_questions for f in facts[:16]},
+    return Controller(tiny, tmp_path / "ctl", {f.id: ItemQuestions(f.train_questions) for f in facts[:16]},
                       config=cfg, consolidation=ConsolidationConfig(p=8, steps=2, batch_size=4, chunk_size=2, k=5))
 
 
@@ -64,7 +64,7 @@ def _gate_ctl(tiny, facts, root, tau):
 
     cfg = ControllerConfig(check_every=4, m_floor=4, retention_tol=100, gamma_reg=1.0, tau=tau,
                            queries_per_item=1e4, c_upd_prior=1.0, cost=CostModel(0.0, 0.01), q_cart_prior=1.0)
-    return Controller(tiny, root, {f.id: f.train_questions for f in facts[:16]},
+    return Controller(tiny, root, {f.id: ItemQuestions(f.train_questions) for f in facts[:16]},
                       config=cfg, consolidation=ConsolidationConfig(p=8, steps=2, batch_size=4, chunk_size=1, k=5))
 
 
@@ -239,14 +239,36 @@ def test_three_rollbacks_in_a_row_each_with_a_restart_then_a_commit(ctl, facts, 
     ctl.close()
 
 
+def test_a_controller_from_questions_of_facts_checks_each_item_with_its_probe(tiny, facts, tmp_path):
+    """``questions_of(facts)``: every fact is trainable and checked with its held-out probe (the tiny random model
+    answers none, so each is asked and fails, none is unchecked); a mapping of bare question lists is refused."""
+    from stmltm_nb.memory.questions import questions_of
+
+    cfg = ControllerConfig(check_every=100, snr_gate=False, retention_tol=100, gamma_reg=1.0)
+    with pytest.raises(TypeError, match="not ItemQuestions"):
+        Controller(tiny, tmp_path / "old", {f.id: f.train_questions for f in facts[:4]}, config=cfg)
+    with Controller(tiny, tmp_path / "ctl", questions_of(facts[:16]), config=cfg,
+                    consolidation=ConsolidationConfig(p=8, steps=2, batch_size=4, chunk_size=2, k=5)) as ctl:
+        for i, f in enumerate(facts[:4]):
+            ctl.ingest(f.to_item(time=float(i)))
+        ctl.ingest(facts[20].to_item(time=4.0))  # no entry in the mapping: no training question
+        assert ctl.rule_inputs().m == 4.0
+        res = ctl.consolidate()
+        start = next(e for e in ctl.events() if e["event"] == "consolidate.start")
+        assert start["new_items"] == sorted(f.id for f in facts[:4])
+        assert start["not_trainable"] == {facts[20].id: "no training question"}
+        assert res["committed"] is False and res["reason"] == "absorbed nothing"
+        assert sorted(res["holdout_failed"]) == sorted(f.id for f in facts[:4]) and res["unchecked"] == []
+
+
 def test_a_folder_has_one_writer_in_this_process(ctl, facts, tiny):
     ctl.ingest(facts[0].to_item(time=0.0), decide_now=False)
     with pytest.raises(FolderBusyError, match=str(ctl.root)):
-        Controller(tiny, ctl.root, ctl.templates)
+        Controller(tiny, ctl.root, ctl.questions)
     ctl.close()
     with pytest.raises(FolderBusyError, match="closed"):
         ctl.ingest(facts[1].to_item(time=1.0), decide_now=False)
-    with Controller(tiny, ctl.root, ctl.templates) as again:
+    with Controller(tiny, ctl.root, ctl.questions) as again:
         assert [it.id for it in again.items] == [facts[0].id]
     assert not again.store.is_open
 

@@ -173,10 +173,11 @@ def test_six_notes_with_templates_for_two_none_is_lost(tiny, tmp_path):
     from stmltm_nb.decision.controller import Controller, ControllerConfig
     from stmltm_nb.memory.config import ConsolidationConfig
     from stmltm_nb.memory.notes import Note
+    from stmltm_nb.memory.questions import ItemQuestions
 
     notes = [Note(text=t, id=f"n{i}") for i, t in enumerate(NOTES)]
-    templates = {"n0": ["When is the team meeting?"], "n1": ["What is the Wi-Fi password?"]}
-    with Controller(tiny, tmp_path / "ctl", templates,
+    questions = {"n0": ItemQuestions(["When is the team meeting?"]), "n1": ItemQuestions(["What is the Wi-Fi password?"])}
+    with Controller(tiny, tmp_path / "ctl", questions,
                     config=ControllerConfig(check_every=100, snr_gate=False),
                     consolidation=ConsolidationConfig(p=8, steps=2)) as ctl:
         for n in notes:

@@ -96,9 +96,11 @@ def test_the_controller_updates_incrementally_and_retrains_fully_as_configured(t
     from stmltm_nb.decision.controller import Controller, ControllerConfig
 
     cfg = ControllerConfig(check_every=100, snr_gate=False, full_retrain_every=1, gamma_reg=1.0, retention_tol=1e9)
-    probes = {f.id: ("unused?", "") for f in facts}  # no answer: nothing can pass the held-out check
-    with Controller(tiny, tmp_path / "ctl", templates_of(facts), probes=probes, config=cfg,
-                    consolidation=CFG) as ctl:
+    from stmltm_nb.memory.questions import ItemQuestions
+
+    # the probe has no answer: nothing can pass the held-out check
+    questions = {f.id: ItemQuestions(f.train_questions, ("unused?", "")) for f in facts}
+    with Controller(tiny, tmp_path / "ctl", questions, config=cfg, consolidation=CFG) as ctl:
         assert ctl.update_mode() == "full"  # nothing served yet
         for f in facts[:4]:
             ctl.ingest(f.to_item())

@@ -29,6 +29,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from stmltm_nb.io import atomic_write_text
     from stmltm_nb.memory.config import ConsolidationConfig
     from stmltm_nb.memory.facts import load_facts
+    from stmltm_nb.memory.questions import questions_of
     from stmltm_nb.models import load_model
 
     notes = notes_arg(args.notes) if args.notes else None  # a bad file fails before any folder is made
@@ -58,9 +59,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         allf = stream = study_notes(lm, notes, k=args.questions, cache=root / "study.json",
                                     progress=True)
         contra = []
-    ctl = Controller(lm, root, {f.id: f.train_questions for f in allf},
-                     probes={f.id: (f.heldout_question, f.answer) for f in allf},
-                     config=config, consolidation=ccfg, progress=True)
+    ctl = Controller(lm, root, questions_of(allf), config=config, consolidation=ccfg, progress=True)
     for i, f in enumerate(stream):
         if f.id in {it.id for it in ctl.items}:
             continue

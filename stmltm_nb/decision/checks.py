@@ -13,27 +13,28 @@ A commit needs an absorbed item and every check passing in both served modes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stmltm_nb.memory.items import STMItem
+from stmltm_nb.memory.questions import ItemQuestions
 from stmltm_nb.metrics.recall import answer_found, text_nll
 
 REASONS = ("absorbed nothing", "regression", "retention")
 
 
-def item_question(it: STMItem, probes: dict[str, tuple[str, str]],
-                  templates: dict[str, Sequence[str]]) -> tuple[str | None, str | None]:
-    """(question, answer) that checks ``it``: its held-out probe, else its first training template."""
-    return probes.get(it.id) or ((templates.get(it.id) or [None])[0], it.answer)
+def item_question(it: STMItem, questions: Mapping[str, ItemQuestions]) -> tuple[str | None, str | None]:
+    """(question, answer) that checks ``it``: its held-out probe, else its first training template with its own
+    answer (:meth:`~stmltm_nb.memory.questions.ItemQuestions.check`); (None, answer) for an item with neither."""
+    return questions.get(it.id, ItemQuestions()).check(it.answer)
 
 
-def holdout(mem: Any, items: Sequence[STMItem], probes: dict[str, tuple[str, str]],
-            templates: dict[str, Sequence[str]]) -> dict[str, Any]:
-    """Ask each item's question of ``mem``: passed, failed and unchecked ids, and q_cart (None: no question)."""
+def holdout(mem: Any, items: Sequence[STMItem], questions: Mapping[str, ItemQuestions]) -> dict[str, Any]:
+    """Ask each item's question of ``mem``: passed, failed and unchecked ids, and q_cart (a fraction; None: no
+    question asked)."""
     passed, failed, unchecked = [], [], []
     for it in items:
-        q, a = item_question(it, probes, templates)
+        q, a = item_question(it, questions)
         if not q or not a:
             unchecked.append(it.id)
         elif answer_found(a, mem.answer(q)):
@@ -45,30 +46,31 @@ def holdout(mem: Any, items: Sequence[STMItem], probes: dict[str, tuple[str, str
             "unchecked": unchecked}
 
 
-def recall_on(mem: Any, items: Sequence[STMItem], templates: dict[str, Sequence[str]]) -> float:
-    """Fraction of ``items`` (with a training template and an answer) that ``mem`` answers; 1.0 when none."""
-    asked = [(t[0], it.answer) for it in items if (t := templates.get(it.id)) and it.answer]
+def recall_on(mem: Any, items: Sequence[STMItem], questions: Mapping[str, ItemQuestions]) -> float:
+    """Fraction of ``items`` (with a training question and an answer) that ``mem`` answers when asked their first
+    training question; 1.0 when none."""
+    asked = [(t[0], it.answer) for it in items if (t := questions.get(it.id, ItemQuestions()).train) and it.answer]
     if not asked:
         return 1.0
     return sum(answer_found(a, mem.answer(q)) for q, a in asked) / len(asked)
 
 
 def candidate_checks(cand: Any, base: Any, serving: Any, new_items: Sequence[STMItem], replay: Sequence[STMItem],
-                     residual: Sequence[STMItem], probes: dict[str, tuple[str, str]],
-                     templates: dict[str, Sequence[str]], gamma_reg: float, retention_tol: float,
-                     text: str) -> dict[str, Any]:
+                     residual: Sequence[STMItem], questions: Mapping[str, ItemQuestions], gamma_reg: float,
+                     retention_tol: float, text: str) -> dict[str, Any]:
     """Every check of a candidate. ``cand``: the candidate cartridge; ``base``: a buffer with no memory;
     ``serving``: the memory served now; ``residual``: the residual STM now (the remaining part is what did
-    not pass). Recall as fractions, NLL in nats/token; ``reason`` is None when the candidate may commit."""
+    not pass); ``questions``: each item's questions by id. Recall as fractions, NLL in nats/token; ``reason``
+    is None when the candidate may commit."""
     ltm = cand.memory()
-    out = holdout(ltm, new_items, probes, templates)
+    out = holdout(ltm, new_items, questions)
     gone = set(out["holdout_passed"])
     remaining = [it for it in residual if it.id not in gone]
     served = cand.memory(residual=remaining, allow_duplicates=True)
     out["residual_after"] = len(remaining)
-    reg_old = recall_on(serving, replay, templates)
-    out.update(regression_old=reg_old, regression_ltm=recall_on(ltm, replay, templates),
-               regression_served=recall_on(served, replay, templates))
+    reg_old = recall_on(serving, replay, questions)
+    out.update(regression_old=reg_old, regression_ltm=recall_on(ltm, replay, questions),
+               regression_served=recall_on(served, replay, questions))
     out["regression_ltm_pass"] = reg_old - out["regression_ltm"] <= gamma_reg
     out["regression_served_pass"] = reg_old - out["regression_served"] <= gamma_reg
     out["regression_pass"] = out["regression_ltm_pass"] and out["regression_served_pass"]

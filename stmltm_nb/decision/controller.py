@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from stmltm_nb.memory.cartridge_files import CartridgeError
 from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, update
 from stmltm_nb.memory.items import STMError, STMItem, validate_item
+from stmltm_nb.memory.questions import ItemQuestions, training_templates
 from stmltm_nb.memory.stm import STMBuffer
 from stmltm_nb.metrics.governance import superseded_ids
 from stmltm_nb.models import LoadedModel
@@ -46,16 +47,21 @@ __all__ = ["Controller", "ControllerConfig", "FolderBusyError", "STATE_FILE", "I
 
 
 class Controller:
-    """STM → LTM controller over one model and one folder. ``templates[item_id]`` gives training questions;
-    ``probes[item_id]`` gives (question, answer) pairs used by the held-out check (never trained on).
-    Raises :class:`FolderBusyError` when another controller has ``root`` open."""
+    """STM → LTM controller over one model and one folder. ``questions[item_id]`` is the item's record
+    (:class:`~stmltm_nb.memory.questions.ItemQuestions`): its training questions and the (question, answer) probe
+    of the held-out check, never trained on (``questions_of(facts)`` builds it for facts). An item without an entry
+    has no training question: it stays in residual STM. Raises :class:`FolderBusyError` when another controller
+    has ``root`` open, and TypeError when a value of ``questions`` is not an ItemQuestions."""
 
-    def __init__(self, lm: LoadedModel, root: str | os.PathLike, templates: dict[str, Sequence[str]],
-                 probes: dict[str, tuple[str, str]] | None = None, config: ControllerConfig | None = None,
-                 consolidation: ConsolidationConfig | None = None, progress: bool = False):
+    def __init__(self, lm: LoadedModel, root: str | os.PathLike, questions: Mapping[str, ItemQuestions],
+                 config: ControllerConfig | None = None, consolidation: ConsolidationConfig | None = None,
+                 progress: bool = False):
+        bad = next((k for k, q in questions.items() if not isinstance(q, ItemQuestions)), None)
+        if bad is not None:
+            raise TypeError(f"questions[{bad!r}] is {type(questions[bad]).__name__}, not ItemQuestions "
+                            "(build the mapping with questions_of(facts) or ItemQuestions(train, probe))")
         self.lm = lm
-        self.templates = dict(templates)
-        self.probes = dict(probes or {})
+        self.questions = dict(questions)
         self.cfg = config or ControllerConfig()
         self.ccfg = consolidation or ConsolidationConfig()
         self.progress = progress
@@ -171,12 +177,17 @@ class Controller:
         self.queries_since_check += 1
         return self.memory.answer(question, max_new_tokens)
 
+    def trainable(self, item: STMItem) -> bool:
+        """Whether ``item`` has a training question (only such items are trained on and can be absorbed)."""
+        q = self.questions.get(item.id)
+        return q is not None and bool(q.train)
+
     def rule_inputs(self) -> SwitchInputs:
         """The inequality's inputs now: measured values (state) where known, else the configured priors (q̂_cart(n)
         from the probe's points when configured; a measured held-out recall replaces them)."""
         cfg, meas = self.cfg, self.state.measured
         resid = self.residual()
-        m = sum(1 for it in resid if self.templates.get(it.id))  # evidence units: items that can be trained on
+        m = sum(1 for it in resid if self.trainable(it))  # evidence units: items that can be trained on
         return SwitchInputs(n=len(resid), Q=self.rule.q_hat(), c_upd=meas.get("c_upd_s", cfg.c_upd_prior),
                             r_cart=0.0 if self.cartridge else meas.get("r_cart_s", cfg.r_cart_prior),
                             cost=cfg.cost, recall=cfg.recall, q_cart=meas.get("q_cart", cfg.q_cart_prior),
@@ -228,10 +239,10 @@ class Controller:
         from stmltm_nb.metrics.measure import per_item_gradient_signal
 
         t0 = time.perf_counter()
-        items = [it for it in self.residual() if self.templates.get(it.id)][: self.cfg.snr_max_items]
+        items = [it for it in self.residual() if self.trainable(it)][: self.cfg.snr_max_items]
         if len(items) < 2:
             return {"snr_m": None, "m": len(items), "seconds": 0.0}
-        tt = teacher_targets_for(self.lm, items, self.templates, self.ccfg)
+        tt = teacher_targets_for(self.lm, items, training_templates(self.questions), self.ccfg)
         sig = per_item_gradient_signal(untrained_cartridge(self.lm, items, self.ccfg), tt)
         return {"snr_m": sig.snr_m, "snr_m_lo": sig.snr_m_lo, "snr_1": sig.snr1, "b_simple": sig.b_simple, "m": sig.m,
                 "m_needed": sig.m_needed(self.cfg.tau), "seconds": time.perf_counter() - t0}
@@ -244,20 +255,19 @@ class Controller:
         (the ``consolidate.start`` event names them and says why)."""
         v_new = self.state.next_version()
         residual, replay = self.residual(), self.absorbed_items()
-        new_items = [it for it in residual if self.templates.get(it.id)]
-        untrainable = {it.id: "no training question" for it in residual if not self.templates.get(it.id)}
+        new_items = [it for it in residual if self.trainable(it)]
+        untrainable = {it.id: "no training question" for it in residual if not self.trainable(it)}
         mode = self.update_mode(len(new_items))
         self.event("consolidate.start", new_items=sorted(it.id for it in new_items), replay=len(replay),
                    target_version=v_new, not_trainable=untrainable, mode=mode)
         if not new_items:
             return self._reject(v_new, "absorbed nothing", {"holdout_passed": [], "not_trainable": untrainable},
                                 0.0, len(residual))
+        lesson = Lesson(new_items, training_templates(self.questions), replay)
         if mode == "update":
-            run = update(self.lm, self.cartridge, Lesson(new_items, self.templates, replay), self.ccfg,
-                         RunOptions(progress=self.progress))
+            run = update(self.lm, self.cartridge, lesson, self.ccfg, RunOptions(progress=self.progress))
         else:
-            run = consolidate(self.lm, Lesson(new_items, self.templates, replay), self.ccfg,
-                              RunOptions(progress=self.progress))
+            run = consolidate(self.lm, lesson, self.ccfg, RunOptions(progress=self.progress))
         checks = self._checks(run.cartridge, new_items, replay)
         reason = verdict(checks)
         c_upd = float(run.seconds["incurred"])
@@ -306,7 +316,7 @@ class Controller:
         from stmltm_nb.memory.facts import general_text
 
         return candidate_checks(cand, STMBuffer(self.lm), self.memory, new_items, replay,
-                                self.residual(), self.probes, self.templates, self.cfg.gamma_reg,
+                                self.residual(), self.questions, self.cfg.gamma_reg,
                                 self.cfg.retention_tol, general_text())
 
     def rollback(self) -> int:

@@ -1,19 +1,66 @@
-"""Training questions for context distillation ("self-study").
+"""The questions of an item, and training questions for context distillation ("self-study").
 
-Each item's shipped templates (if any) plus ``n_self`` questions the model writes itself by sampling
-(temperature 0.7, seeded). Held-out paraphrases are never used here.
+:class:`ItemQuestions` is one item's record: the questions it is trained on and the held-out probe that checks
+it (never trained on); :func:`questions_of` builds the mapping for a list of facts, the way the
+:class:`~stmltm_nb.decision.controller.Controller` takes it.
+
+Training questions are each item's shipped templates (if any) plus ``n_self`` questions the model writes itself
+by sampling (temperature 0.7, seeded). Held-out paraphrases are never used here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.items import STMItem
 from stmltm_nb.models import LoadedModel
 from stmltm_nb.prompts import CHATML, ChatFormat, encode
 
 SELF_STUDY_PROMPT = "Write one short question whose answer is stated in this sentence:\n{text}"
+
+
+@dataclass(frozen=True)
+class ItemQuestions:
+    """One item's questions. ``train``: the questions it is trained on (empty: it cannot be trained on, so it is
+    never absorbed); ``probe``: the (question, answer) of the held-out check, never trained on (None: the check
+    asks the first training question and looks for the item's own answer). ``train`` is stored as a tuple."""
+
+    train: tuple[str, ...] = ()
+    probe: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, str):
+            raise TypeError(f"train must be a sequence of questions, not one string: {self.train!r}")
+        object.__setattr__(self, "train", tuple(self.train))
+        if self.probe is not None:
+            if len(self.probe) != 2:
+                raise ValueError(f"probe must be (question, answer), got {self.probe!r}")
+            object.__setattr__(self, "probe", tuple(self.probe))
+
+    @classmethod
+    def of_fact(cls, fact: Fact) -> ItemQuestions:
+        """A fact's questions: its training templates, and its held-out paraphrase with its answer as the probe."""
+        return cls(tuple(fact.train_questions), (fact.heldout_question, fact.answer))
+
+    def check(self, answer: str | None) -> tuple[str | None, str | None]:
+        """(question, answer) that checks the item whose own answer is ``answer``: the probe, else the first
+        training question with ``answer``; (None, ``answer``) when there is neither."""
+        if self.probe is not None:
+            return self.probe
+        return (self.train[0] if self.train else None), answer
+
+
+def questions_of(facts: Sequence[Fact]) -> dict[str, ItemQuestions]:
+    """The questions of each fact by id (:meth:`ItemQuestions.of_fact`)."""
+    return {f.id: ItemQuestions.of_fact(f) for f in facts}
+
+
+def training_templates(questions: Mapping[str, ItemQuestions]) -> dict[str, tuple[str, ...]]:
+    """The training questions by item id (probes left out), as :class:`~stmltm_nb.memory.consolidation.Lesson`
+    takes them."""
+    return {item_id: q.train for item_id, q in questions.items()}
 
 
 @dataclass
