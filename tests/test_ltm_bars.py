@@ -95,3 +95,12 @@ def test_recipe_dot_plot_fills_a_dot_exactly_where_the_bar_is_met():
     symbols = {tr.hovertemplate.split(" = ")[0].split("<br>")[1]: tr.marker.symbol[0] for tr in fig.data}
     assert symbols["LTM trained"] == "circle-open" and symbols["ΔNLL LTM"] == "circle-open"
     assert symbols["LTM held-out"] == "circle" and symbols["ΔNLL LTM+res"] == "circle"
+
+
+def test_the_residual_facts_dot_is_filled_only_where_the_bar_of_the_verdict_is_met():
+    from stmltm_nb.metrics.ltm_bars import bar_met, recipe_rows
+
+    above_floor_below_share = recipe_rows(_curves(both_resid=0.6, stm_resid=0.75), [])[0]  # 0.6 < 0.9 × 0.75
+    assert not bar_met(above_floor_below_share, "LTM+res: resid facts")
+    assert any("residual facts" in m for m in above_floor_below_share["misses"])
+    assert bar_met(recipe_rows(_curves(both_resid=0.7, stm_resid=0.75), [])[0], "LTM+res: resid facts")

@@ -56,6 +56,17 @@ RECIPE_BARS = (("LTM trained", LTM_RECALL_BARS["LTM trained"], "≥"),
                ("ΔNLL LTM+res", MAX_DNLL, "≤"))
 
 
+def bar_met(row: Mapping[str, Any], column: str) -> bool:
+    """Whether a :func:`recipe_rows` row meets the bar of one :data:`RECIPE_BARS` column (the residual facts' bar
+    is the floor and :data:`RESIDUAL_SHARE` of their STM-only recall, as in :func:`ltm_bar_misses`)."""
+    bar, op = next((b, o) for c, b, o in RECIPE_BARS if c == column)
+    v = row[column]
+    if column == "LTM+res: resid facts":
+        stm = row.get("STM resid only", float("nan"))
+        bar = max(bar, RESIDUAL_SHARE * stm) if stm == stm else bar
+    return bool(v >= bar) if op == "≥" else bool(v <= bar)
+
+
 def recipe_rows(curves: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The recipe runs as table rows: first the measured defaults of ``curves`` (``stmltm measure``'s JSON), then
     each run of ``runs`` (the rows of ``data/ltm_recipe.jsonl``, ``benchmarks/ltm_recipe.py``). Recall columns
