@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 03 · Training a cartridge (LTM) by context distillation
 #
-# The spec's [LTM](00_overview.ipynb#g-ltm): a trained KV prefix learned from accumulated [STM](00_overview.ipynb#g-stm), with initialisation and backend ablations and the STM-vs-LTM table.
+# The spec's [LTM](00_overview.ipynb#g-ltm): a trained KV prefix learned from accumulated [STM](00_overview.ipynb#g-stm), with an initialisation ablation, the STM-vs-LTM table and the recipes against the bars.
 #
 # <a href="https://colab.research.google.com/github/stmltm-nb/stmltm-nb/blob/main/notebooks/03_cartridge_ltm.ipynb"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"></a>
 # <a href="https://mybinder.org/v2/gh/stmltm-nb/stmltm-nb/main?labpath=notebooks%2F03_cartridge_ltm.ipynb"><img src="https://mybinder.org/badge_logo.svg" alt="Binder"></a>
@@ -232,8 +232,9 @@ for i, ctx in zip(idx, extra):
 
 # %% [markdown]
 # Each recipe run is one row of dots below: a panel per bar, the bar as a dashed line, a filled dot where the run
-# meets it. The first row is the defaults on the {{ curves.split.name }} split (03.3's table); the others are the runs that chose
-# them (`python benchmarks/ltm_recipe.py`, rows in `data/ltm_recipe.jsonl`, one question per fact). Their table,
+# meets it. The first row is the defaults on the {{ curves.split.name }} split (03.3's table and protocol); the others are the recipe
+# runs on the tuning and report splits (`python benchmarks/ltm_recipe.py`, rows in `data/ltm_recipe.jsonl`, one
+# question per fact and {{ recipe.prefix_r25_p25.n_resid }} residual notes, so compare them with each other rather than with the first row). Their table,
 # verdicts and the history of each choice (levers tried and not adopted) are in the appendix,
 # [notebook 10](10_appendix_recipes.ipynb).
 
@@ -286,7 +287,8 @@ with tempfile.TemporaryDirectory() as d:
 # - Where the teacher misses, the item's own text is the target; hard targets on the tokens where that text leaves
 #   the teacher's path keep the student from learning the teacher's wrong phrasing.
 # - **LTM + residual STM needs more than residual-aware training.** Stand-in residual items in {{ curves.consolidation.config.residual_prob :.0% }} of
-#   the batches (up to {{ curves.consolidation.config.residual_max }}) keep the cartridge's own facts answerable with notes after it; practice rows ({{ curves.consolidation.config.practice_frac :.0% }} of each batch,
+#   the batches (up to {{ curves.consolidation.config.residual_max }}) are meant to keep the cartridge's own facts answerable with notes after it (on the
+#   report split they do not: {{ comparison["LTM + residual STM"].heldout.recall_cart :.2f }} held-out with {{ comparison["LTM (cartridge)"].train.n_questions - curves.n_facts }} notes, 03.3); practice rows ({{ curves.consolidation.config.practice_frac :.0% }} of each batch,
 #   03.4) teach the model to read those notes, and prose retention rows ({{ curves.consolidation.config.retention_frac :.0% }}) hold general text
 #   closer to the base model. The defaults use all three; the LTM bars still missed: {{ ltm_misses }}.
 #

@@ -267,7 +267,7 @@ for mode in ("renewal", "ski"):
 # ## 10 · Appendix: the recipe runs
 #
 # - **10.1 (your own recipe).** Run `benchmarks/ltm_recipe.py` with `--out` in your working folder and read your
-#   row with `ltm_bar_misses` (with `recipe_rows`) as 10.1 does; compare it with the tuning-split rows only (the report split chooses
+#   row with `recipe_rows` (its `misses` column) as 10.1 does; compare it with the tuning-split rows only (the report split chooses
 #   nothing).
 # - **10.2 (the two retention corpora).** The model's own greedy answers are the tokens it is surest of, where a
 #   cartridge moves the distribution least, so prompt rows protect general text less than real prose, whose

@@ -62,7 +62,7 @@ class ConsolidationConfig:
     residual_max: int = 4  # at most this many such items. Tried: 0.75 / 8 (as many as the served memory's 8 residual
     # facts; rows prefix_prose25_p25_res75_max8*): a trade on the tuning split already (cartridge facts next to residual
     # STM 0.53 -> 0.84, held-out 0.45 -> 0.55, but trained 0.95 -> 0.88 and ΔNLL up), and on the report split the
-    # cartridge alone lost held-out recall (0.61 -> 0.36) while the served memory gained; not adopted (README, 03.4)
+    # cartridge alone lost held-out recall (0.61 -> 0.36) while the served memory gained; not adopted (README, notebook 10)
     residual_min: int = 1  # at least this many stand-ins in a batch that has them (0: some such batches have none)
     standins: str = "items"  # where stand-in residual items come from: "items" (the items being consolidated, the
     # measured recipe) or "pool" (data/distractor_facts.jsonl: facts of other relations never in a cartridge, as a

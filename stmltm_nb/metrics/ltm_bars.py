@@ -1,6 +1,6 @@
-"""The bars a served memory must meet after a consolidation (issue #13), in one place: notebook 03's verdicts, the
-README's bar table and its "bars still missed" line are computed from here. Plain Python (no torch). Recall is a
-share of questions answered in [0, 1]; ΔNLL is the general-text NLL with the memory minus without it, nats/token.
+"""The bars a served memory must meet after a consolidation (issue #13), in one place: notebook 03's dot plot,
+notebook 10's verdicts, the README's bar table and its "bars still missed" line are computed from here. Plain Python
+(no torch). Recall is a share of questions answered in [0, 1]; ΔNLL is the general-text NLL with the memory minus without it, nats/token.
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ def bar_met(row: Mapping[str, Any], column: str) -> bool:
 
 
 def recipe_rows(curves: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The recipe runs as table rows: first the measured defaults of ``curves`` (``stmltm measure``'s JSON), then
-    each run of ``runs`` (the rows of ``data/ltm_recipe.jsonl``, ``benchmarks/ltm_recipe.py``). Recall columns
-    are shares of the first trained / held-out question per fact; "STM resid only" is the residual facts' recall in
+    """The recipe runs as table rows: first the measured defaults of ``curves`` (``stmltm measure``'s JSON: its
+    comparison rows, every held-out wording, its residual notes, seeds averaged), then each run of ``runs`` (the rows
+    of ``data/ltm_recipe.jsonl``, ``benchmarks/ltm_recipe.py``: the first trained / held-out question per fact, one
+    seed). Recall columns are shares of questions; "STM resid only" is the residual facts' recall in
     STM without a cartridge (NaN where not measured); ΔNLL columns are nats/token over no memory; "misses" lists
     the bars a row misses (:func:`ltm_bar_misses`)."""
     train = {r["mode"]: r for r in curves["comparison"] if r["questions"] == "train"}
