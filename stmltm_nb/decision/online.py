@@ -17,7 +17,7 @@ knows how long the stream is, nor anything about the future: it sees only what :
                    trust λ ∈ (0, 1]: (1+λ)-consistent, (1+1/λ)-robust). The forecast is the rate estimate the rule
                    keeps: Q̂·A(n) = ω̂·t·A(n) ≥ c, "the next t ticks bring as many queries as the last t, at today's
                    A" (the renewal trigger's left side; no rate observed yet: no forecast, R ≥ c/λ).
-      "renewal"    Q̂·A(n) ≥ c + R  or  R ≥ β·c (the rule shipped before issue #28; no competitive bound: the
+      "renewal"    Q̂·A(n) ≥ c + R  or  R ≥ β·c (the rule shipped first, before issue #28; no competitive bound: the
                    renewal trigger may fire on a tiny rent)
 
   The bounds on the simulator's cost model (arrivals, a per-item update cost, rent that comes one step at a time)
@@ -220,7 +220,7 @@ RULES: dict[str, RuleSpec] = {r.id: r for r in (
     RuleSpec("ski-random", "randomised ski rental", "ski-random"),
     RuleSpec("forecast-0.5", "forecast, trust λ = 0.5", "forecast", trust=0.5),
     RuleSpec("forecast-0.2", "forecast, trust λ = 0.2", "forecast", trust=0.2),
-    RuleSpec("renewal", "renewal + rent (shipped before #28)", "renewal", eta=0.1, m_floor=16),
+    RuleSpec("renewal", "renewal + rent (the rule shipped first)", "renewal", eta=0.1, m_floor=16),
 )}
 """The policy table: every online rule the simulator, the benchmark, notebook 08 and the controller know."""
 
