@@ -56,6 +56,9 @@ RECIPE_BARS = (("LTM trained", LTM_RECALL_BARS["LTM trained"], "≥"),
                ("ΔNLL LTM+res", MAX_DNLL, "≤"))
 
 
+NOT_RECORDED = "not recorded (the prefix)"  # a record without a backend predates the LoRA backend
+
+
 def bar_met(row: Mapping[str, Any], column: str) -> bool:
     """Whether a :func:`recipe_rows` row meets the bar of one :data:`RECIPE_BARS` column (the residual facts' bar
     is the floor and :data:`RESIDUAL_SHARE` of their STM-only recall, as in :func:`ltm_bar_misses`)."""
@@ -88,7 +91,7 @@ def recipe_rows(curves: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> lis
     rows = []
     for r in [defaults, *runs]:
         c = r["config"]
-        row = {"run": r["name"], "split": r["split"], "backend": c.get("backend", "prefix"),
+        row = {"run": r["name"], "split": r["split"], "backend": c.get("backend") or NOT_RECORDED,
                "retention": f'{c.get("retention_frac", 0.0)} {c.get("retention_corpus", "prompts")}',
                "practice_frac": c.get("practice_frac", 0.0), "residual_prob": c.get("residual_prob", 0.25),
                "residual_max": c.get("residual_max", 4),
