@@ -21,6 +21,12 @@ def thresholds() -> dict[str, float]:
             "max ΔNLL": MAX_DNLL}
 
 
+def residual_bar(stm_resid: float) -> float:
+    """The recall the residual facts need next to the cartridge: :data:`RESIDUAL_FLOOR`, and at least
+    :data:`RESIDUAL_SHARE` of their recall in STM alone when that is measured (NaN: the floor alone)."""
+    return max(RESIDUAL_FLOOR, RESIDUAL_SHARE * stm_resid)  # max keeps the floor against a NaN
+
+
 def ltm_bar_misses(ltm_train: float, ltm_heldout: float, both_cart: float, both_resid: float, stm_resid: float,
                    dnll_ltm: float, dnll_both: float) -> list[str]:
     """The bars these measurements miss, each as a short phrase with the measured value (empty: every bar met).
@@ -28,7 +34,7 @@ def ltm_bar_misses(ltm_train: float, ltm_heldout: float, both_cart: float, both_
     NaN (not measured) the residual bar is the absolute floor alone."""
     misses = [f"{name} {v:.2f} < {bar:.2f}" for (name, bar), v in zip(LTM_RECALL_BARS.items(),
                                                                    (ltm_train, ltm_heldout, both_cart)) if not v >= bar]
-    if not both_resid >= max(RESIDUAL_FLOOR, RESIDUAL_SHARE * stm_resid):  # a NaN recall is a miss
+    if not both_resid >= residual_bar(stm_resid):  # a NaN recall is a miss
         misses.append(f"residual facts {both_resid:.2f} vs {stm_resid:.2f} in STM alone")
     misses += [f"ΔNLL {name} {v:+.2f} nats/token > +{MAX_DNLL:.2f}" for name, v in
                (("LTM", dnll_ltm), ("LTM + residual STM", dnll_both)) if not v <= MAX_DNLL]
@@ -61,12 +67,11 @@ NOT_RECORDED = "not recorded (the prefix)"  # a record without a backend predate
 
 def bar_met(row: Mapping[str, Any], column: str) -> bool:
     """Whether a :func:`recipe_rows` row meets the bar of one :data:`RECIPE_BARS` column (the residual facts' bar
-    is the floor and :data:`RESIDUAL_SHARE` of their STM-only recall, as in :func:`ltm_bar_misses`)."""
+    is :func:`residual_bar`, as in :func:`ltm_bar_misses`)."""
     bar, op = next((b, o) for c, b, o in RECIPE_BARS if c == column)
-    v = row[column]
     if column == "LTM+res: resid facts":
-        stm = row.get("STM resid only", float("nan"))
-        bar = max(bar, RESIDUAL_SHARE * stm) if stm == stm else bar
+        bar = residual_bar(row.get("STM resid only", float("nan")))
+    v = row[column]
     return bool(v >= bar) if op == "≥" else bool(v <= bar)
 
 
