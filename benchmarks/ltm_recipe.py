@@ -23,18 +23,6 @@ from pathlib import Path
 SPLITS = {"tune": (0, 104), "report": (104, 208)}
 
 
-def parse_set(pairs: list[str]) -> dict:
-    out = {}
-    for p in pairs:
-        k, v = p.split("=", 1)
-        try:
-            out[k] = json.loads(v)  # numbers, true/false, lists
-        except json.JSONDecodeError:
-            out[k] = v  # a plain string, e.g. init=text
-
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--name", required=True)
@@ -51,7 +39,7 @@ def main() -> None:
         return
 
     from stmltm_nb.env import machine, seed_everything
-    from stmltm_nb.memory.config import ConsolidationConfig
+    from stmltm_nb.memory.config import ConsolidationConfig, parse_overrides
     from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate
     from stmltm_nb.memory.facts import general_text, load_facts
     from stmltm_nb.memory.stm import STMBuffer
@@ -63,7 +51,7 @@ def main() -> None:
     lo, hi = SPLITS[args.split]
     facts = load_facts()[lo:hi]
     cart_f, resid_f = facts[: args.cart], facts[args.cart : args.cart + args.resid]
-    cfg = replace(ConsolidationConfig(), **parse_set(args.set))
+    cfg = replace(ConsolidationConfig(), **parse_overrides(args.set))
     t0 = time.perf_counter()
     run = consolidate(lm, Lesson.of_facts(cart_f, config=cfg), cfg, RunOptions(progress=True))
     cart = run.cartridge

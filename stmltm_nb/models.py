@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,26 @@ def tiny_llama(tokenizer: Any = None, seed: int = 0, num_layers: int = 2, vocab_
     return LoadedModel(model, tok, f"tiny-llama-{num_layers}L")
 
 
+_VOCAB_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _vocab_digest(tokenizer: Any) -> bytes:
+    """What :func:`model_fingerprint` hashes of a tokenizer's vocabulary (every ~1/512th entry and the size),
+    kept per tokenizer object: reading and sorting a 49k vocabulary took 0.1 s, and every teacher-target chunk
+    asks for the fingerprint."""
+    try:
+        return _VOCAB_DIGESTS[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    vocab = tokenizer.get_vocab()
+    digest = json.dumps(sorted(vocab.items())[:: max(1, len(vocab) // 512)]).encode() + str(len(vocab)).encode()
+    try:
+        _VOCAB_DIGESTS[tokenizer] = digest
+    except TypeError:  # an object without weak references: computed each time
+        pass
+    return digest
+
+
 def model_fingerprint(lm: LoadedModel, legacy: bool = False) -> str:
     """A short hash of the model config's shape fields and the tokenizer vocabulary (identifies a base model).
     ``legacy``: the hash before it became dtype-independent (float32 values; cartridges saved before then)."""
@@ -280,9 +301,7 @@ def model_fingerprint(lm: LoadedModel, legacy: bool = False) -> str:
         )
     }
     h = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
-    vocab = lm.tokenizer.get_vocab()
-    h.update(json.dumps(sorted(vocab.items())[:: max(1, len(vocab) // 512)]).encode())
-    h.update(str(len(vocab)).encode())
+    h.update(_vocab_digest(lm.tokenizer))
     # Weights matter too (two random tiny models share a config): hash a few fixed parameter slices.
     import torch
 

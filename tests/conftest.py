@@ -20,6 +20,31 @@ def tiny(tokenizer):
 
 
 @pytest.fixture(scope="session")
+def converted_model():
+    """The default model's converted folder in the user's cache (converted once per machine, ~1 min)."""
+    from stmltm_nb.models import convert_default_model
+
+    return convert_default_model(verbose=False)
+
+
+def link_converted_model(cache, converted) -> None:
+    """Put a link to the converted default model into the fresh cache folder ``cache``: jobs on the tiny model still
+    read the default tokenizer and context window from it, and without it each test converted the GGUF file again
+    (≈ 70 s a test on 2 cores)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / converted.name).symlink_to(converted, target_is_directory=True)
+
+
+@pytest.fixture
+def job_cache(tmp_path, monkeypatch, converted_model):
+    """``STMLTM_CACHE`` set to a fresh folder (``tmp_path / "cache"``) holding only the converted default model."""
+    cache = tmp_path / "cache"
+    link_converted_model(cache, converted_model)
+    monkeypatch.setenv("STMLTM_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
 def real():
     from stmltm_nb.models import load_model
 
@@ -31,3 +56,19 @@ def facts():
     from stmltm_nb.memory.facts import load_facts
 
     return load_facts()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """What the run left on the machine, for reading a slow or failed CI run: the test process's peak memory, the
+    load average (a process left spinning shows here) and any child process still alive."""
+    import os
+    import resource
+
+    import psutil
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux -> GiB
+    kids = [f"{c.pid} {' '.join(c.cmdline()[:3])}" for c in psutil.Process().children(recursive=True)
+            if c.is_running()]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    terminalreporter.write_line(f"test process: peak memory {peak:.1f} GiB; load average {load}; "
+                                f"children alive: {kids or 'none'}")

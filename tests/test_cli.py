@@ -75,3 +75,32 @@ def test_contradictions_arrive_after_the_fact_they_replace():
     assert len(stream) == len(base) + len(contra) and [f for f in stream if not f.supersedes] == base
     assert all(order[c.id] > order[c.supersedes] and order[c.id] >= len(base) // 2 for c in contra)
     assert any(order[c.supersedes] > len(base) // 2 for c in contra)  # the case that came first before the fix
+
+
+def test_recipe_overrides_are_parsed_and_checked_before_any_model():
+    from stmltm_nb.memory.config import ConsolidationConfig, parse_overrides
+
+    got = parse_overrides(["standins=pool", "residual_min=0", "lr=1", "steps=200", "init=text"])
+    assert got == {"standins": "pool", "residual_min": 0, "lr": 1.0, "steps": 200, "init": "text"}
+    assert type(got["lr"]) is float and ConsolidationConfig(**got).steps == 200
+    for bad, message in [(["steps"], "KEY=VALUE"), (["=3"], "KEY=VALUE"), (["stepz=3"], "not a ConsolidationConfig"),
+                         (["steps=many"], "expected a int"), (["steps=2.5"], "expected a int"),
+                         (["standins=elsewhere"], "standins must be one of"), (["lr=true"], "expected a float")]:
+        with pytest.raises(ValueError, match=message):
+            parse_overrides(bad)
+
+
+@pytest.mark.parametrize("pairs,message", [(["steps=many"], "--set: steps=many"),
+                                           (["seed=3"], "--set seed=...: the training seeds are --seeds"),
+                                           (["standins=elsewhere"], "standins must be one of")])
+def test_measure_refuses_a_bad_recipe_override_before_the_model_loads(pairs, message, capsys, monkeypatch, tmp_path):
+    import stmltm_nb.models as models
+
+    def no_model(*a, **kw):
+        raise AssertionError("the model loaded before the recipe was checked")
+
+    monkeypatch.setattr(models, "load_model", no_model)
+    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "m.json"
+    assert main(["measure", "--out", str(out), "--set", *pairs]) == 2
+    assert message in capsys.readouterr().err and not out.exists()

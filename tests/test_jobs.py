@@ -26,12 +26,11 @@ def rec_rows(res, n):
 
 
 @pytest.fixture
-def on_tiny(tiny, tmp_path, monkeypatch):
+def on_tiny(tiny, tmp_path, monkeypatch, job_cache):
     """Jobs load the tiny model instead of the default one; caches go to a temporary folder."""
     import stmltm_nb.models as models
 
     monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
-    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
 
@@ -84,8 +83,9 @@ def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(on_tiny)
         run_measurements(fast=True, split="holdout", progress=False)
     with pytest.raises(ValueError, match="skip: unknown memory modes"):
         run_measurements(fast=True, skip=["crystal ball"], progress=False)
-    out = on_tiny / "report.json"
-    res = run_measurements(fast=True, out=out, progress=False, split="report")
+    out = on_tiny / "report.json"  # one seed and only the cartridge's modes: what differs here is the split
+    res = run_measurements(fast=True, out=out, progress=False, split="report", seeds=[0],
+                           skip=["STM (all items)", "STM (own chunk, oracle)", "no memory", "STM + retrieval"])
     assert res["split"] == {"name": "report", "consolidated": ["f105", "f120"], "residual": ["f121", "f124"]}
 
 
@@ -93,10 +93,21 @@ def test_measure_final_split_is_the_one_reader_of_the_sealed_facts(on_tiny):
     """The sealed split's only path, exercised on the tiny random model (no result of the real recipe is read)."""
     from stmltm_nb.apps.measure_job import run_measurements
 
-    res = run_measurements(fast=True, out=on_tiny / "final.json", progress=False, split="final", seeds=[0],
-                           skip=["STM (all items)", "STM (own chunk, oracle)", "no memory"])
+    out = on_tiny / "final.json"
+    res = run_measurements(fast=True, out=out, progress=False, split="final", seeds=[0],
+                           skip=["STM (all items)", "STM (own chunk, oracle)", "no memory"], recipe={"steps": 7})
     assert res["split"]["name"] == "final" and res["split"]["consolidated"][0].startswith("x")
     assert {r["mode"] for r in res["comparison"]} >= {"LTM (cartridge)", "LTM + residual STM", "teacher (fact alone)"}
+    # a recipe override (stmltm measure --set) trains the cartridges measured, is recorded, and is cached apart
+    assert res["recipe"] == {"steps": 7} and len(res["consolidation"]["losses"]) == 7
+    assert res["consolidation"]["config"]["steps"] == 7
+    import os
+    from pathlib import Path
+
+    cached = {p.name for p in (Path(os.environ["STMLTM_CACHE"])).iterdir()}
+    assert any(n.startswith("measure-cartridge-fast-final-recipe-") for n in cached), cached
+    with pytest.raises(ValueError, match="recipe overrides"):  # a resume under another recipe is refused
+        run_measurements(fast=True, out=out, progress=False, split="final", seeds=[0], resume=True)
 
 
 def test_demo_runs_the_shared_sections_and_writes_the_report(on_tiny):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import link_converted_model
 
 from stmltm_nb.apps.cli import main
 
@@ -18,23 +19,31 @@ NOTES = ["The team meeting moved to Thursday at 3 pm in room B12.",
 
 
 @pytest.fixture
-def on_tiny(tiny, tmp_path, monkeypatch):
+def on_tiny(tiny, tmp_path, monkeypatch, job_cache):
     import stmltm_nb.models as models
 
     monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
-    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
     notes = tmp_path / "notes.txt"
     notes.write_text("\n".join(NOTES) + "\n", encoding="utf-8")
     return tmp_path, notes
 
 
-@pytest.fixture
-def consolidated(on_tiny, capsys):
-    tmp, notes = on_tiny
+@pytest.fixture(scope="module")
+def consolidated(tiny, tmp_path_factory, converted_model):
+    """One consolidation of NOTES on the tiny model, read by the tests below (none writes into the folder); the
+    tiny model stays patched in while they run (``stmltm ask`` loads it)."""
+    import stmltm_nb.models as models
+
+    tmp = tmp_path_factory.mktemp("consolidated")
+    notes = tmp / "notes.txt"
+    notes.write_text("\n".join(NOTES) + "\n", encoding="utf-8")
     out = tmp / "cart"
-    assert main(["consolidate", str(notes), "--out", str(out), "--p", "8", "--steps", "3", "--quiet"]) == 0
-    capsys.readouterr()
-    return tmp, notes, out
+    link_converted_model(tmp / "cache", converted_model)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(models, "load_model", lambda name="default", **kw: tiny)
+        mp.setenv("STMLTM_CACHE", str(tmp / "cache"))
+        assert main(["consolidate", str(notes), "--out", str(out), "--p", "8", "--steps", "3", "--quiet"]) == 0
+        yield tmp, notes, out
 
 
 def test_consolidate_writes_a_complete_cartridge_folder(consolidated):

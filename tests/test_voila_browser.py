@@ -57,7 +57,7 @@ def voila_url(request, tmp_path_factory, browser):
     else:
         proc.kill()
         pytest.fail(f"{request.param} did not start")
-    yield url
+    yield url, Path(log.name)
     browser.get("about:blank")  # leave the page before its server goes (no refused requests into the next test)
     browser.get_log("browser")
     proc.terminate()
@@ -104,13 +104,18 @@ def _plot_state(drv):
 
 
 def test_tuner_in_a_real_browser(voila_url, browser):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
+    url, server_log = voila_url
     browser.get("about:blank")
     browser.get_log("browser")  # drain: the check below covers this page only
-    browser.get(voila_url)
+    try:
+        browser.get(url)
+    except TimeoutException:  # the server's own account of where the page got stuck (kernel start, execution)
+        pytest.fail(f"{url} did not load; the server's log ends:\n{server_log.read_text()[-4000:]}")
     WebDriverWait(browser, 180).until(lambda d: _decision(d) != "")
     WebDriverWait(browser, 180).until(lambda d: _plot_state(d) is not None)
     before, plot_before = _decision(browser), _plot_state(browser)
@@ -137,15 +142,19 @@ def test_tuner_in_a_real_browser(voila_url, browser):
     assert not errors, errors
 
 
-@pytest.mark.slow
-def test_demo_report_opens_in_chromium_without_errors(browser, tmp_path):
+def test_demo_report_opens_in_chromium_without_errors(browser, tiny, tmp_path, monkeypatch, job_cache):
+    """The report's page (its two plotly figures and the decision) on a demo run of the tiny model: what the page
+    shows is checked here, the demo's numbers in tests/test_jobs.py (the same sections run on the default model in
+    notebook 00 and by ``make demo``)."""
+    import stmltm_nb.models as models
     from stmltm_nb.apps.demo import run_demo
 
-    res = run_demo(out_dir=tmp_path, fast=True, progress=False)
-    assert (tmp_path / "report.json").exists() and res["decision"]["terms"]["A"] is not None
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
+    res = run_demo(out_dir=tmp_path / "report", fast=True, progress=False)
+    assert (tmp_path / "report" / "report.json").exists() and res["decision"]["terms"]["A"] is not None
     browser.get("about:blank")  # leaving Voilà fires its kernel-shutdown request: not this page's errors
     browser.get_log("browser")  # drain, so the check below covers the report page only
-    browser.get((tmp_path / "report.html").as_uri())
+    browser.get((tmp_path / "report" / "report.html").as_uri())
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 60).until(lambda d: len(d.find_elements("css selector", ".js-plotly-plot")) == 2)

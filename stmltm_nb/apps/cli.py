@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from stmltm_nb.apps.cli_args import (
     UsageError,
@@ -67,12 +68,25 @@ def _measure(args: argparse.Namespace) -> int:
                                        f"consolidated, some residual), got {len(notes)}")
         check_notes_fit(notes, args.model)
     out = _check_measure_args(args)
+    recipe = _recipe_arg(args.set or [])
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
                            notes=notes, device=device, split=args.split,
-                           skip=args.skip or (), **({"seeds": args.seeds} if args.seeds else {}))
+                           skip=args.skip or (), recipe=recipe, **({"seeds": args.seeds} if args.seeds else {}))
     print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
           f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
     return 0
+
+
+def _recipe_arg(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE ...``: recipe overrides, checked before the model loads (a bad one: exit 2)."""
+    from stmltm_nb.memory.config import parse_overrides
+
+    try:
+        recipe = parse_overrides(pairs)
+    except ValueError as e:
+        raise UsageError(f"--set: {e}") from e
+    usage_check("seed" not in recipe, "--set seed=...: the training seeds are --seeds")
+    return recipe
 
 
 def _check_measure_args(args: argparse.Namespace) -> Path:
@@ -169,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--skip", action="append", metavar="MODE",
                    help="a memory mode without a cartridge not to ask (repeatable), e.g. 'STM (own chunk, oracle)'")
     m.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA, then MPS, else CPU), cuda or mps")
+    m.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                   help="recipe overrides of the cartridges measured (ConsolidationConfig fields), e.g. --set "
+                        "standins=pool residual_min=0: a lever tried on the tuning split, recorded under 'recipe'")
     m.set_defaults(func=_measure)
 
     c = sub.add_parser("decide", help="evaluate the switching inequality and print every term",

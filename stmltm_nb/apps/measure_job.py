@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
                      notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2,
                      split: str = "tune", seeds: Sequence[int] = SEEDS, n_resid: int | None = None,
-                     skip: Sequence[str] = ()) -> dict[str, Any]:
+                     skip: Sequence[str] = (), recipe: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Measure everything and return the JSON-ready dict (written to ``out`` when given).
 
     ``notes``: measure on your notes instead of the shipped facts (self-study writes ``questions`` training
@@ -49,7 +49,10 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     first seed). ``n_resid``: newer facts kept in STM after the cartridge (default 16; 4 fast). ``skip``: memory
     modes of :data:`EVAL_ORDER` not to ask (their rows are absent, listed under ``skipped``). Partial results
     are written after every section; with ``resume=True`` sections already present in ``out`` are kept and
-    skipped (trained cartridges are reloaded from the cache folder).
+    skipped (trained cartridges are reloaded from the cache folder). ``recipe``: :class:`ConsolidationConfig`
+    overrides of the cartridges measured (``stmltm measure --set``; a lever tried on the tuning split), recorded
+    under ``recipe``; their cartridges are cached apart from the shipped recipe's, and a resume under other
+    overrides is refused.
     """
     import json
 
@@ -111,8 +114,15 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     if notes is None:
         res["split"] = {"name": split, "consolidated": [train_facts[0].id, train_facts[-1].id],
                         "residual": [residual[0].id, residual[-1].id] if residual else []}
-    cfg0 = ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
-                               batch_size=8 if fast else ConsolidationConfig.batch_size)
+    recipe = dict(recipe or {})
+    if "seed" in recipe:
+        raise ValueError("recipe: the training seeds come from seeds (stmltm measure --seeds), not from seed=")
+    if resume and res.get("recipe", {}) != recipe:
+        raise ValueError(f"{out} was measured with the recipe overrides {res.get('recipe', {})}, not {recipe}; "
+                         f"resume with the same --set or write another --out")
+    res["recipe"] = recipe
+    cfg0 = replace(ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
+                                       batch_size=8 if fast else ConsolidationConfig.batch_size), **recipe)
     cart_dir = Path(cache_dir()) / ("measure-cartridge-fast" if fast else "measure-cartridge")
     cart_dir = cart_dir.with_name(cart_dir.name + (f"-{split}" if split != "tune" and notes is None else ""))
     if notes is not None:
@@ -121,6 +131,11 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         cart_dir = cart_dir.with_name(cart_dir.name + "-notes-" + hashlib.sha256(
             json.dumps([[f.id, f.text] for f in train_facts]).encode()).hexdigest()[:12])
         res["source"] = {"notes": len(facts), "consolidated": len(train_facts), "residual": len(residual)}
+    if recipe:  # a lever's cartridges never stand in for the shipped recipe's on a resume (nor the other way)
+        import hashlib
+
+        cart_dir = cart_dir.with_name(cart_dir.name + "-recipe-" + hashlib.sha256(
+            json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12])
 
     def section(name: str, fn) -> None:
         if name in res:

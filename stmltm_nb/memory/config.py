@@ -7,8 +7,11 @@ The config validates itself on construction, so a bad value fails before any tea
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 from stmltm_nb.memory.backends import BACKENDS, DEFAULT_BACKEND, backend_names
 
@@ -159,3 +162,31 @@ class ConsolidationConfig:
     def fact_rows(self) -> int:
         """Rows of each batch that ask about the items being consolidated."""
         return self.row_counts()[0]
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as :class:`ConsolidationConfig` overrides (``stmltm measure --set``,
+    ``benchmarks/ltm_recipe.py --set``): VALUE is read as JSON (numbers, ``true``/``false``), else kept as text
+    (``init=text``). A pair without ``=``, an unknown key, a value of another type than the field's default or one
+    the config refuses raises a ``ValueError`` naming it, before any model loads."""
+    default = ConsolidationConfig()
+    names = {f.name for f in fields(ConsolidationConfig)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{pair!r}: a recipe override is KEY=VALUE, e.g. steps=200")
+        if key not in names:
+            raise ValueError(f"{key!r} is not a ConsolidationConfig field (fields: {', '.join(sorted(names))})")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        was = getattr(default, key)
+        if isinstance(was, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if was is not None and type(value) is not type(was):
+            raise ValueError(f"{key}={text}: expected a {type(was).__name__} like the default {was!r}")
+        out[key] = value
+    ConsolidationConfig(**out)  # the config's own checks (ranges, names) run now
+    return out

@@ -226,20 +226,25 @@ def cluster_bootstrap(clusters: Sequence[str], units: Sequence[str], hits: Seque
     by_cluster: dict[str, dict[str, list[float]]] = {}
     for c, u, h in zip(clusters, units, hits):
         by_cluster.setdefault(str(c), {}).setdefault(str(u), []).append(float(h))
-    # per unit: (sum of hits, questions); per cluster an array of its units' sums and counts
-    cl = [(np.array([sum(v) for v in us.values()]), np.array([len(v) for v in us.values()], float))
-          for us in by_cluster.values()]
+    # per cluster, its units' (sum of hits, questions), padded to the largest cluster's unit count
+    sizes = np.array([len(us) for us in by_cluster.values()])
+    width = int(sizes.max())
+    sums, counts = np.zeros((len(sizes), width)), np.zeros((len(sizes), width))
+    for k, us in enumerate(by_cluster.values()):
+        sums[k, : len(us)] = [sum(v) for v in us.values()]
+        counts[k, : len(us)] = [len(v) for v in us.values()]
     rng = np.random.default_rng(seed)
-    boots = np.empty(n_boot)
-    n_cl = len(cl)
-    for b in range(n_boot):
-        s = n = 0.0
-        for ci in rng.integers(0, n_cl, size=n_cl):
-            sums, counts = cl[ci]
-            pick = rng.integers(0, len(sums), size=len(sums))
-            s += sums[pick].sum()
-            n += counts[pick].sum()
-        boots[b] = s / n
+    block = max(1, 4_000_000 // (len(sizes) * width))  # resamples per block: bounded memory (~100 MB)
+    parts = []
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
+        drawn = rng.integers(0, len(sizes), size=(b, len(sizes)))  # clusters of each resample
+        m = sizes[drawn][..., None]  # units in each drawn cluster
+        pick = np.minimum((rng.random((b, len(sizes), width)) * m).astype(int), m - 1)  # units within it
+        keep = np.arange(width) < m  # a cluster of m units draws m of them
+        rows = drawn[..., None]
+        parts.append((sums[rows, pick] * keep).sum((1, 2)) / (counts[rows, pick] * keep).sum((1, 2)))
+    boots = np.concatenate(parts)
     mean = float(np.mean(np.asarray(hits, float)))
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return mean, float(min(lo, mean)), float(max(hi, mean))
