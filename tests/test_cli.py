@@ -84,16 +84,22 @@ def test_recipe_overrides_are_parsed_and_checked_before_any_model():
     assert got == {"standins": "pool", "residual_min": 0, "lr": 1.0, "steps": 200, "init": "text"}
     assert type(got["lr"]) is float and ConsolidationConfig(**got).steps == 200
     for bad, message in [(["steps"], "KEY=VALUE"), (["=3"], "KEY=VALUE"), (["stepz=3"], "not a ConsolidationConfig"),
-                         (["steps=many"], "expected a int"), (["steps=2.5"], "expected a int"),
-                         (["standins=elsewhere"], "standins must be one of"), (["lr=true"], "expected a float")]:
+                         (["steps=many"], "expected int"), (["steps=2.5"], "expected int"),
+                         (["steps=1", "steps=2"], "steps is set twice"),
+                         (["standins=elsewhere"], "standins must be one of"), (["lr=true"], "expected float")]:
         with pytest.raises(ValueError, match=message):
             parse_overrides(bad)
 
 
-@pytest.mark.parametrize("pairs,message", [(["steps=many"], "--set: steps=many"),
-                                           (["seed=3"], "--set seed=...: the training seeds are --seeds"),
-                                           (["standins=elsewhere"], "standins must be one of")])
-def test_measure_refuses_a_bad_recipe_override_before_the_model_loads(pairs, message, capsys, monkeypatch, tmp_path):
+@pytest.mark.parametrize("args,message", [
+    (["--set", "steps=many"], "--set: steps=many"),
+    (["--set", "seed=3"], "--set seed=...: the training seeds are --seeds"),
+    (["--set", "standins=elsewhere"], "standins must be one of"),
+    (["--set", "steps=7", "--split", "final"], "the sealed split is read once"),
+    (["--set", "steps=7", "--set", "steps=8"], "steps is set twice"),  # repeated --set options add up
+    (["--resume"], "was measured with the recipe overrides {'steps': 7}, not {}"),
+    (["--resume", "--set", "steps=8"], "not {'steps': 8}")])
+def test_measure_refuses_a_bad_recipe_override_before_the_model_loads(args, message, capsys, monkeypatch, tmp_path):
     import stmltm_nb.models as models
 
     def no_model(*a, **kw):
@@ -102,5 +108,9 @@ def test_measure_refuses_a_bad_recipe_override_before_the_model_loads(pairs, mes
     monkeypatch.setattr(models, "load_model", no_model)
     monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "m.json"
-    assert main(["measure", "--out", str(out), "--set", *pairs]) == 2
-    assert message in capsys.readouterr().err and not out.exists()
+    kept = json.dumps({"recipe": {"steps": 7}, "recall": {}})
+    if "--resume" in args:
+        out.write_text(kept)
+    assert main(["measure", "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert (out.read_text() == kept) if "--resume" in args else not out.exists()

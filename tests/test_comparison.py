@@ -39,11 +39,17 @@ def test_cluster_bootstrap_narrow_when_relations_agree_and_checks_input():
     assert cluster_bootstrap(["a"] * 3, ["x"] * 3, [1, 1, 1]) == (1.0, 1.0, 1.0)
 
 
-def test_cluster_bootstrap_draws_like_the_two_stage_loop_it_replaced():
-    """The resampling is vectorised (a block of resamples at once); its interval is the one a plain loop gives
-    (clusters with replacement, then units within each drawn cluster), up to Monte Carlo error, on clusters of
-    unequal sizes and questions per unit."""
+@pytest.mark.parametrize("cells", [None, 500])
+def test_cluster_bootstrap_draws_like_the_two_stage_loop_it_replaced(cells, monkeypatch):
+    """The resampling is vectorised (blocks of resamples at once; 500 cells: a block of 6 resamples, so many blocks);
+    its interval is the one a plain loop gives (clusters with replacement, then units within each drawn cluster), up
+    to Monte Carlo error (20,000 resamples each: about ±0.01), on clusters of unequal sizes and questions per unit."""
     import numpy as np
+
+    from stmltm_nb.metrics import stats
+
+    if cells:
+        monkeypatch.setattr(stats, "BOOTSTRAP_CELLS", cells)
 
     rng = np.random.default_rng(7)
     clusters, units, hits = [], [], []
@@ -57,16 +63,16 @@ def test_cluster_bootstrap_draws_like_the_two_stage_loop_it_replaced():
         by.setdefault(c, {}).setdefault(u, []).append(h)
     cl = [[(sum(v), len(v)) for v in us.values()] for us in by.values()]
     loop = []
-    for _ in range(4000):
+    for _ in range(20_000):
         s = n = 0.0
         for ci in rng.integers(0, len(cl), size=len(cl)):
             for k in rng.integers(0, len(cl[ci]), size=len(cl[ci])):
                 s, n = s + cl[ci][k][0], n + cl[ci][k][1]
         loop.append(s / n)
     ref_lo, ref_hi = np.quantile(loop, [0.025, 0.975])
-    mean, lo, hi = cluster_bootstrap(clusters, units, hits, n_boot=4000, seed=1)
+    mean, lo, hi = cluster_bootstrap(clusters, units, hits, n_boot=20_000, seed=1)
     assert mean == np.mean(hits) and abs(lo - ref_lo) < 0.03 and abs(hi - ref_hi) < 0.03, (lo, hi, ref_lo, ref_hi)
-    assert cluster_bootstrap(clusters, units, hits, n_boot=4000, seed=1) == (mean, lo, hi)  # seeded: repeatable
+    assert cluster_bootstrap(clusters, units, hits, n_boot=20_000, seed=1) == (mean, lo, hi)  # seeded: repeatable
 
 
 def test_comparison_rows_seeds_roles_and_teacher_fraction():

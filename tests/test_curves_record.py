@@ -147,3 +147,12 @@ def test_the_shipped_curves_follow_the_protocol():
         assert r["facts"], r
         asked_at[r["n"]] += r["facts"]
     assert all(len(v) == len(set(v)) >= 24 for v in asked_at.values()), {n: len(v) for n, v in asked_at.items()}
+
+
+def test_the_shipped_curves_were_measured_with_the_shipped_recipe():
+    """``stmltm measure --set`` records its overrides under ``recipe``: the curves the README, the notebooks and the
+    tuner read were measured without any (a lever's file never stands in for them)."""
+    from pathlib import Path
+
+    shipped = json.loads((Path(__file__).resolve().parent.parent / "data" / "measured_curves.json").read_text())
+    assert shipped.get("recipe", {}) == {} and shipped["split"]["name"] == "report"

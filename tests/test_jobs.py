@@ -84,30 +84,38 @@ def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(on_tiny)
     with pytest.raises(ValueError, match="skip: unknown memory modes"):
         run_measurements(fast=True, skip=["crystal ball"], progress=False)
     out = on_tiny / "report.json"  # one seed and only the cartridge's modes: what differs here is the split
-    res = run_measurements(fast=True, out=out, progress=False, split="report", seeds=[0],
-                           skip=["STM (all items)", "STM (own chunk, oracle)", "no memory", "STM + retrieval"])
+    skip = ["STM (all items)", "STM (own chunk, oracle)", "no memory", "STM + retrieval"]
+    # with a recipe override (stmltm measure --set), and --resume on a file that does not exist yet
+    res = run_measurements(fast=True, out=out, progress=False, split="report", seeds=[0], skip=skip,
+                           recipe={"steps": 7}, resume=True)
     assert res["split"] == {"name": "report", "consolidated": ["f105", "f120"], "residual": ["f121", "f124"]}
+    # the override trains the cartridges measured, is recorded, and its cartridges are cached apart
+    assert res["recipe"] == {"steps": 7} and len(res["consolidation"]["losses"]) == 7
+    assert res["consolidation"]["config"]["steps"] == 7
+    import os
+    from pathlib import Path
+
+    cached = {p.name for p in Path(os.environ["STMLTM_CACHE"]).iterdir()}
+    assert any(n.startswith("measure-cartridge-fast-report-recipe-") for n in cached), cached
+    before = out.read_text()
+    with pytest.raises(ValueError, match="recipe overrides"):  # a resume under another recipe is refused
+        run_measurements(fast=True, out=out, progress=False, split="report", seeds=[0], skip=skip, resume=True)
+    with pytest.raises(ValueError, match="final split is read once"):
+        run_measurements(fast=True, progress=False, split="final", recipe={"steps": 7})
+    with pytest.raises(ValueError, match="seeds"):
+        run_measurements(fast=True, progress=False, recipe={"seed": 3})
+    assert out.read_text() == before
 
 
 def test_measure_final_split_is_the_one_reader_of_the_sealed_facts(on_tiny):
     """The sealed split's only path, exercised on the tiny random model (no result of the real recipe is read)."""
     from stmltm_nb.apps.measure_job import run_measurements
 
-    out = on_tiny / "final.json"
-    res = run_measurements(fast=True, out=out, progress=False, split="final", seeds=[0],
-                           skip=["STM (all items)", "STM (own chunk, oracle)", "no memory"], recipe={"steps": 7})
+    res = run_measurements(fast=True, out=on_tiny / "final.json", progress=False, split="final", seeds=[0],
+                           skip=["STM (all items)", "STM (own chunk, oracle)", "no memory"])
     assert res["split"]["name"] == "final" and res["split"]["consolidated"][0].startswith("x")
     assert {r["mode"] for r in res["comparison"]} >= {"LTM (cartridge)", "LTM + residual STM", "teacher (fact alone)"}
-    # a recipe override (stmltm measure --set) trains the cartridges measured, is recorded, and is cached apart
-    assert res["recipe"] == {"steps": 7} and len(res["consolidation"]["losses"]) == 7
-    assert res["consolidation"]["config"]["steps"] == 7
-    import os
-    from pathlib import Path
-
-    cached = {p.name for p in (Path(os.environ["STMLTM_CACHE"])).iterdir()}
-    assert any(n.startswith("measure-cartridge-fast-final-recipe-") for n in cached), cached
-    with pytest.raises(ValueError, match="recipe overrides"):  # a resume under another recipe is refused
-        run_measurements(fast=True, out=out, progress=False, split="final", seeds=[0], resume=True)
+    assert res["recipe"] == {}
 
 
 def test_demo_runs_the_shared_sections_and_writes_the_report(on_tiny):

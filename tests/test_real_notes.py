@@ -30,7 +30,9 @@ def test_consolidate_and_ask_on_the_default_model(real, tmp_path, capsys):
     (self-study, teacher, training, the report's three memories, the folder); how well a longer recipe learns is
     measured by ``stmltm measure`` and notebook 03, not here (8 notes and 10 steps: CI time)."""
     notes = tmp_path / "notes.txt"
-    notes.write_text("".join(NOTES.read_text(encoding="utf-8").splitlines(keepends=True)[-8:]), encoding="utf-8")
+    from stmltm_nb.memory.notes import read_notes
+
+    notes.write_text("".join(n.text + "\n" for n in read_notes(NOTES)[-8:]), encoding="utf-8")
     out = tmp_path / "cart"
     assert main(["consolidate", str(notes), "--out", str(out), "--steps", "10", "--questions", "1", "--quiet"]) == 0
     report = json.loads((out / "report.json").read_text())

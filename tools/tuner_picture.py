@@ -66,7 +66,8 @@ def _take(out: Path, timeout: float) -> Path:
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-              "--disable-background-networking", "--window-size=1280,2400", "--hide-scrollbars"):
+              "--disable-background-networking", "--window-size=1280,2400", "--hide-scrollbars",
+              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):  # offline: external hosts fail at once
         opts.add_argument(a)
     opts.page_load_strategy = "eager"
     drv = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)

@@ -59,6 +59,7 @@ def _measure(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.measure_job import run_measurements
     from stmltm_nb.env import fast
 
+    recipe = _recipe_arg(args.set or [], args.split if not args.notes else None)
     notes = notes_arg(args.notes) if args.notes else None
     device = device_arg(args.device)
     if notes is not None:
@@ -67,8 +68,7 @@ def _measure(args: argparse.Namespace) -> int:
         usage_check(len(notes) >= MIN_NOTES, f"--notes {args.notes}: measuring needs at least {MIN_NOTES} notes (some "
                                        f"consolidated, some residual), got {len(notes)}")
         check_notes_fit(notes, args.model)
-    out = _check_measure_args(args)
-    recipe = _recipe_arg(args.set or [])
+    out = _check_measure_args(args, recipe)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
                            notes=notes, device=device, split=args.split,
                            skip=args.skip or (), recipe=recipe, **({"seeds": args.seeds} if args.seeds else {}))
@@ -77,8 +77,9 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_arg(pairs: list[str]) -> dict[str, Any]:
-    """``--set KEY=VALUE ...``: recipe overrides, checked before the model loads (a bad one: exit 2)."""
+def _recipe_arg(pairs: list[str], split: str | None) -> dict[str, Any]:
+    """``--set KEY=VALUE ...``: recipe overrides, checked before anything loads (a bad one: exit 2). ``split``: the
+    shipped split measured (``None``: notes)."""
     from stmltm_nb.memory.config import parse_overrides
 
     try:
@@ -86,10 +87,12 @@ def _recipe_arg(pairs: list[str]) -> dict[str, Any]:
     except ValueError as e:
         raise UsageError(f"--set: {e}") from e
     usage_check("seed" not in recipe, "--set seed=...: the training seeds are --seeds")
+    usage_check(not (recipe and split == "final"), "--set with --split final: the sealed split is read once, with "
+                                                   "the frozen recipe (try levers on --split tune)")
     return recipe
 
 
-def _check_measure_args(args: argparse.Namespace) -> Path:
+def _check_measure_args(args: argparse.Namespace, recipe: dict[str, Any]) -> Path:
     """Validate ``stmltm measure`` arguments before the model loads; returns the output path."""
     import json
 
@@ -99,9 +102,12 @@ def _check_measure_args(args: argparse.Namespace) -> Path:
     out = output_path(args.out, "measured_curves.json")
     if args.resume and out.exists():
         try:
-            usage_check(isinstance(json.loads(out.read_text()), dict), f"--resume: {out} does not hold a JSON object")
+            kept = json.loads(out.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UsageError(f"--resume: cannot read {out} ({e})") from e
+        usage_check(isinstance(kept, dict), f"--resume: {out} does not hold a JSON object")
+        usage_check(kept.get("recipe", {}) == recipe, f"--resume: {out} was measured with the recipe overrides "
+                                                      f"{kept.get('recipe', {})}, not {recipe} (--set)")
     preflight_cache()
     return out
 
@@ -183,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--skip", action="append", metavar="MODE",
                    help="a memory mode without a cartridge not to ask (repeatable), e.g. 'STM (own chunk, oracle)'")
     m.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA, then MPS, else CPU), cuda or mps")
-    m.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+    m.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
                    help="recipe overrides of the cartridges measured (ConsolidationConfig fields), e.g. --set "
                         "standins=pool residual_min=0: a lever tried on the tuning split, recorded under 'recipe'")
     m.set_defaults(func=_measure)

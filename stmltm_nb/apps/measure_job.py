@@ -62,7 +62,13 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.env import machine
     from stmltm_nb.memory.cartridge import Cartridge
     from stmltm_nb.memory.config import ConsolidationConfig
-    from stmltm_nb.memory.consolidation import Lesson, RunOptions, consolidate, templates_of
+    from stmltm_nb.memory.consolidation import (
+        Lesson,
+        RunOptions,
+        consolidate,
+        templates_of,
+        untrained_cartridge,
+    )
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.measure import cartridge_overhead
     from stmltm_nb.metrics.probe import probe_prediction
@@ -79,6 +85,24 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     if notes is not None and len(notes) < MIN_NOTES:
         raise ValueError(f"measuring needs at least {MIN_NOTES} notes (some consolidated, some residual), "
                          f"got {len(notes)}")
+    recipe = dict(recipe or {})
+    if "seed" in recipe:
+        raise ValueError("recipe: the training seeds come from seeds (stmltm measure --seeds), not from seed=")
+    if recipe and split == "final" and notes is None:
+        raise ValueError(f"recipe {recipe}: the final split is read once, with the frozen recipe (no overrides)")
+    cfg0 = replace(ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
+                                       batch_size=8 if fast else ConsolidationConfig.batch_size), **recipe)
+    res: dict[str, Any] = {}
+    if resume and out is not None and Path(out).exists():
+        res = json.loads(Path(out).read_text())
+        kept = res.get("split", {}).get("name")
+        if notes is None and kept is not None and kept != split and "consolidation" in res:
+            raise ValueError(f"{out} holds sections measured on the {kept} split; resume it with --split {kept} "
+                             f"or delete its cartridge sections")
+        if res.get("recipe", {}) != recipe:
+            raise ValueError(f"{out} was measured with the recipe overrides {res.get('recipe', {})}, not {recipe}; "
+                             f"resume with the same --set or write another --out")
+        log(f"resuming with sections {sorted(k for k, v in res.items() if isinstance(v, dict))}")
     facts = load_facts()
     pool = load_facts(split="final") if split == "final" and notes is None else facts
     torch.manual_seed(0)
@@ -99,14 +123,6 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     train_facts, residual = pool[first : first + n_facts], pool[first + n_facts : first + n_facts + n_resid]
     q_split = None if notes is not None else split
     items = [f.to_item() for f in train_facts]
-    res: dict[str, Any] = {}
-    if resume and out is not None and Path(out).exists():
-        res = json.loads(Path(out).read_text())
-        kept = res.get("split", {}).get("name")
-        if notes is None and kept is not None and kept != split and "consolidation" in res:
-            raise ValueError(f"{out} holds sections measured on the {kept} split; resume it with --split {kept} "
-                             f"or delete its cartridge sections")
-        log(f"resuming with sections {sorted(k for k, v in res.items() if isinstance(v, dict))}")
     res.setdefault("carried_note", "")  # sections kept from an earlier run say so here (rendered in the README)
     res.update({"schema_version": SCHEMA_VERSION, "model": lm.name, "fast": fast, "n_facts": n_facts,
                 "n_resid": len(residual), "seeds": seeds, "created": _dt.date.today().isoformat(),
@@ -114,15 +130,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     if notes is None:
         res["split"] = {"name": split, "consolidated": [train_facts[0].id, train_facts[-1].id],
                         "residual": [residual[0].id, residual[-1].id] if residual else []}
-    recipe = dict(recipe or {})
-    if "seed" in recipe:
-        raise ValueError("recipe: the training seeds come from seeds (stmltm measure --seeds), not from seed=")
-    if resume and res.get("recipe", {}) != recipe:
-        raise ValueError(f"{out} was measured with the recipe overrides {res.get('recipe', {})}, not {recipe}; "
-                         f"resume with the same --set or write another --out")
     res["recipe"] = recipe
-    cfg0 = replace(ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
-                                       batch_size=8 if fast else ConsolidationConfig.batch_size), **recipe)
     cart_dir = Path(cache_dir()) / ("measure-cartridge-fast" if fast else "measure-cartridge")
     cart_dir = cart_dir.with_name(cart_dir.name + (f"-{split}" if split != "tune" and notes is None else ""))
     if notes is not None:
@@ -178,7 +186,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         run = consolidate(lm, Lesson(items, templates_of(train_facts, cfg0)), replace(cfg0, steps=0),
                           RunOptions(progress=False))
     cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
-    init = Cartridge.create(lm, p=cfg0.p, stm_text="".join(it.text.strip() + "\n" for it in items))
+    init = untrained_cartridge(lm, items, cfg0)  # the cartridge the recipe starts from (backend, init, p, seed)
 
     section("signal", lambda: S.signal_section(init, cart, tt, n_facts, b_big=8 if fast else 16,
                                                repeats=2 if fast else 4))

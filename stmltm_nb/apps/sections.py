@@ -6,7 +6,7 @@ wall-clock seconds, losses nats per token, code lengths bits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +106,8 @@ def compression_section(lm: LoadedModel, facts: Sequence[Fact], cart: Cartridge,
     g_store = g_mdl_storage(n_tokens, kv_bytes_per_token(lm.model.config), cart.kv_bytes())
     g_info = g_mdl_information(sum(bits_base), dl["bits"], sum(bits_cart))
     half = len(facts) // 2
-    first = consolidate(lm, Lesson.of_facts(facts[:half]),
-                        ConsolidationConfig(steps=max(10, cfg.steps // 3), batch_size=cfg.batch_size),
-                        RunOptions(progress=progress))
+    short = replace(cfg, steps=max(10, cfg.steps // 3))  # the recipe measured, on a third of its steps
+    first = consolidate(lm, Lesson.of_facts(facts[:half], config=short), short, RunOptions(progress=progress))
     preq = sum(bits_base[:half]) + sum(M.item_code_bits(first.cartridge.memory(), items[half:]))
     return {"dl": dl, "stm_tokens": n_tokens, "item_bits_base": bits_base, "item_bits_cartridge": bits_cart,
             "g_mdl_storage": asdict(g_store), "g_mdl_information": asdict(g_info), "prequential_bits": preq,

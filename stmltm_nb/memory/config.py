@@ -186,7 +186,9 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         if isinstance(was, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if was is not None and type(value) is not type(was):
-            raise ValueError(f"{key}={text}: expected a {type(was).__name__} like the default {was!r}")
+            raise ValueError(f"{key}={text}: expected {type(was).__name__}, like the default {was!r}")
+        if key in out:
+            raise ValueError(f"{key} is set twice ({out[key]!r} and {value!r})")
         out[key] = value
     ConsolidationConfig(**out)  # the config's own checks (ranges, names) run now
     return out

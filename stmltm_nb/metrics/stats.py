@@ -214,6 +214,9 @@ def paired_gap(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed:
     return float(d.mean()), float(lo), float(hi)
 
 
+BOOTSTRAP_CELLS = 4_000_000  # (resample, cluster, unit) cells drawn at once by cluster_bootstrap: ~100 MB of arrays
+
+
 def cluster_bootstrap(clusters: Sequence[str], units: Sequence[str], hits: Sequence[float], n_boot: int = 2000,
                       seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
     """Mean of ``hits`` (one value per question, in [0, 1]) with a two-stage percentile-bootstrap interval:
@@ -234,7 +237,7 @@ def cluster_bootstrap(clusters: Sequence[str], units: Sequence[str], hits: Seque
         sums[k, : len(us)] = [sum(v) for v in us.values()]
         counts[k, : len(us)] = [len(v) for v in us.values()]
     rng = np.random.default_rng(seed)
-    block = max(1, 4_000_000 // (len(sizes) * width))  # resamples per block: bounded memory (~100 MB)
+    block = max(1, BOOTSTRAP_CELLS // (len(sizes) * width))  # resamples per block: bounded memory
     parts = []
     for start in range(0, n_boot, block):
         b = min(block, n_boot - start)
