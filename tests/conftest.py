@@ -36,12 +36,15 @@ def link_converted_model(cache, converted) -> None:
 
 
 @pytest.fixture
-def job_cache(tmp_path, monkeypatch, converted_model):
-    """``STMLTM_CACHE`` set to a fresh folder (``tmp_path / "cache"``) holding only the converted default model."""
-    cache = tmp_path / "cache"
-    link_converted_model(cache, converted_model)
-    monkeypatch.setenv("STMLTM_CACHE", str(cache))
-    return cache
+def tiny_jobs(tiny, tmp_path, monkeypatch, converted_model):
+    """Jobs load the tiny model instead of the default one, and ``STMLTM_CACHE`` is a fresh folder
+    (``tmp_path / "cache"``) holding only the converted default model. Returns ``tmp_path``."""
+    import stmltm_nb.models as models
+
+    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
+    link_converted_model(tmp_path / "cache", converted_model)
+    monkeypatch.setenv("STMLTM_CACHE", str(tmp_path / "cache"))
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_benchmarks_run_on_the_tiny_model(tiny, tmp_path, monkeypatch, capsys, job_cache):
-    import stmltm_nb.models as models
+def test_benchmarks_run_on_the_tiny_model(monkeypatch, capsys, tiny_jobs):
 
-    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     monkeypatch.setattr(sys, "argv", ["run.py", "--fast"])
     try:
         runpy.run_path(str(ROOT / "benchmarks" / "run.py"), run_name="__main__")
@@ -25,16 +23,13 @@ def test_benchmarks_run_on_the_tiny_model(tiny, tmp_path, monkeypatch, capsys, j
     assert out.count("\n| 16 |") == 2 and out.count("\n| 64 |") == 2
 
 
-def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phases(tiny, tmp_path, monkeypatch,
-                                                                                  job_cache):
+def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phases(tmp_path, tiny_jobs):
     import json
     import shutil
 
     import pytest
 
-    import stmltm_nb.models as models
 
-    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from incremental import run
 
@@ -61,15 +56,13 @@ def test_incremental_retry_keeps_the_tried_update_and_reuses_measured_full_phase
 
 
 def test_the_roofline_runs_on_the_tiny_model_and_its_flops_match_its_micro_batches(tiny, tmp_path, monkeypatch,
-                                                                                    capsys, job_cache):
+                                                                                    capsys, tiny_jobs):
     """`benchmarks/roofline.py` end to end on the tiny Llama: every phase is timed, the forward FLOPs of each step
     are the count of its own micro-batches, and the JSON holds the peak and the table (numbers not asserted)."""
     import json
 
-    import stmltm_nb.models as models
     from stmltm_nb.metrics.flops import ModelShape, step_flops
 
-    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     out_file = tmp_path / "roofline.json"
     monkeypatch.setattr(sys, "argv", ["roofline.py", "--facts", "3", "--steps", "2", "--repeats", "1",
                                       "--out", str(out_file)])

@@ -25,19 +25,10 @@ def rec_rows(res, n):
     return [r for r in res["recall"]["by_position"] if r["n"] == n]
 
 
-@pytest.fixture
-def on_tiny(tiny, tmp_path, monkeypatch, job_cache):
-    """Jobs load the tiny model instead of the default one; caches go to a temporary folder."""
-    import stmltm_nb.models as models
-
-    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
-    return tmp_path
-
-
-def test_measure_writes_every_section_and_resumes(on_tiny):
+def test_measure_writes_every_section_and_resumes(tiny_jobs):
     from stmltm_nb.apps.measure_job import run_measurements
 
-    out = on_tiny / "curves.json"
+    out = tiny_jobs / "curves.json"
     res = run_measurements(fast=True, out=out, progress=False)
     sections = ("recall", "cost", "retrieval", "consolidation", "consolidation_seed1", "signal", "cartridge",
                 "compression", "retention", "governance")
@@ -76,14 +67,14 @@ def test_measure_writes_every_section_and_resumes(on_tiny):
     assert g["m"] == 16 and g["snr_m_lo"] is not None and g["snr_m_lo"] <= g["snr_m"]
 
 
-def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(on_tiny):
+def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(tiny_jobs):
     from stmltm_nb.apps.measure_job import run_measurements
 
     with pytest.raises(ValueError, match="split"):
         run_measurements(fast=True, split="holdout", progress=False)
     with pytest.raises(ValueError, match="skip: unknown memory modes"):
         run_measurements(fast=True, skip=["crystal ball"], progress=False)
-    out = on_tiny / "report.json"  # one seed and only the cartridge's modes: what differs here is the split
+    out = tiny_jobs / "report.json"  # one seed and only the cartridge's modes: what differs here is the split
     skip = ["STM (all items)", "STM (own chunk, oracle)", "no memory", "STM + retrieval"]
     # with a recipe override (stmltm measure --set), and --resume on a file that does not exist yet
     res = run_measurements(fast=True, out=out, progress=False, split="report", seeds=[0], skip=skip,
@@ -107,22 +98,22 @@ def test_measure_report_split_consolidates_facts_no_recipe_was_tuned_on(on_tiny)
     assert out.read_text() == before
 
 
-def test_measure_final_split_is_the_one_reader_of_the_sealed_facts(on_tiny):
+def test_measure_final_split_is_the_one_reader_of_the_sealed_facts(tiny_jobs):
     """The sealed split's only path, exercised on the tiny random model (no result of the real recipe is read)."""
     from stmltm_nb.apps.measure_job import run_measurements
 
-    res = run_measurements(fast=True, out=on_tiny / "final.json", progress=False, split="final", seeds=[0],
+    res = run_measurements(fast=True, out=tiny_jobs / "final.json", progress=False, split="final", seeds=[0],
                            skip=["STM (all items)", "STM (own chunk, oracle)", "no memory"])
     assert res["split"]["name"] == "final" and res["split"]["consolidated"][0].startswith("x")
     assert {r["mode"] for r in res["comparison"]} >= {"LTM (cartridge)", "LTM + residual STM", "teacher (fact alone)"}
     assert res["recipe"] == {}
 
 
-def test_demo_runs_the_shared_sections_and_writes_the_report(on_tiny):
+def test_demo_runs_the_shared_sections_and_writes_the_report(tiny_jobs):
     from stmltm_nb.apps.demo import run_demo
 
-    res = run_demo(out_dir=on_tiny / "report", fast=True, progress=False)
-    saved = json.loads((on_tiny / "report" / "report.json").read_text())
+    res = run_demo(out_dir=tiny_jobs / "report", fast=True, progress=False)
+    saved = json.loads((tiny_jobs / "report" / "report.json").read_text())
     assert saved["n_facts"] == 8 and saved["consolidation"]["config"]["steps"] == 5
     assert set(res["recall"]) >= {"by_position", "pooled", "fits", "best_fit"} and "heldout" not in res["recall"]
     assert "fit_stateless_quadratic" not in res["cost"]  # two sizes in fast mode: no quadratic fit
@@ -130,5 +121,5 @@ def test_demo_runs_the_shared_sections_and_writes_the_report(on_tiny):
     resid = [r for r in saved["comparison"] if r["mode"] == "STM (residual items only)" and r["questions"] == "train"]
     assert len(resid) == 1 and resid[0]["recall_cart"] is None and resid[0]["n_questions"] == 4
     assert isinstance(saved["decision"]["consolidate"], bool) and math.isfinite(saved["total_seconds"])
-    html = (on_tiny / "report" / "report.html").read_text()
+    html = (tiny_jobs / "report" / "report.html").read_text()
     assert "STM vs LTM" in html and "Decision:" in html

@@ -19,10 +19,7 @@ NOTES = ["The team meeting moved to Thursday at 3 pm in room B12.",
 
 
 @pytest.fixture
-def on_tiny(tiny, tmp_path, monkeypatch, job_cache):
-    import stmltm_nb.models as models
-
-    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
+def on_tiny(tmp_path, tiny_jobs):
     notes = tmp_path / "notes.txt"
     notes.write_text("\n".join(NOTES) + "\n", encoding="utf-8")
     return tmp_path, notes

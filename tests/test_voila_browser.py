@@ -162,14 +162,12 @@ def test_tuner_in_a_real_browser(voila_url, browser):
     assert not errors, errors
 
 
-def test_demo_report_opens_in_chromium_without_errors(browser, tiny, tmp_path, monkeypatch, job_cache):
+def test_demo_report_opens_in_chromium_without_errors(browser, tmp_path, tiny_jobs):
     """The report's page (its two plotly figures and the decision) on a demo run of the tiny model: what the page
     shows is checked here, the demo's numbers in tests/test_jobs.py (the same sections run on the default model in
     notebook 00 and by ``make demo``)."""
-    import stmltm_nb.models as models
     from stmltm_nb.apps.demo import run_demo
 
-    monkeypatch.setattr(models, "load_model", lambda name="default", **kw: tiny)
     res = run_demo(out_dir=tmp_path / "report", fast=True, progress=False)
     assert (tmp_path / "report" / "report.json").exists() and res["decision"]["terms"]["A"] is not None
     browser.get("about:blank")  # leaving Voilà fires its kernel-shutdown request: not this page's errors

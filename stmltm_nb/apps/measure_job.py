@@ -31,6 +31,14 @@ SPLITS = {"tune": (0, 104), "report": (104, 208)}  # shipped facts [first, end) 
 # on facts 1-104 and reported on 105-208, which no recipe choice saw (issue #13)
 
 
+def _digest(what: Any) -> str:
+    """12 hex digits of the SHA-256 of ``what`` as JSON (sorted keys): names a cache folder after its inputs."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
                      notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2,
@@ -133,17 +141,14 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     res["recipe"] = recipe
     cart_dir = Path(cache_dir()) / ("measure-cartridge-fast" if fast else "measure-cartridge")
     cart_dir = cart_dir.with_name(cart_dir.name + (f"-{split}" if split != "tune" and notes is None else ""))
+    def tagged(tag: str, what: Any) -> Path:  # cartridges of other inputs never stand in for these on a resume
+        return cart_dir.with_name(f"{cart_dir.name}-{tag}-{_digest(what)}")
+
     if notes is not None:
-        import hashlib
-
-        cart_dir = cart_dir.with_name(cart_dir.name + "-notes-" + hashlib.sha256(
-            json.dumps([[f.id, f.text] for f in train_facts]).encode()).hexdigest()[:12])
+        cart_dir = tagged("notes", [[f.id, f.text] for f in train_facts])
         res["source"] = {"notes": len(facts), "consolidated": len(train_facts), "residual": len(residual)}
-    if recipe:  # a lever's cartridges never stand in for the shipped recipe's on a resume (nor the other way)
-        import hashlib
-
-        cart_dir = cart_dir.with_name(cart_dir.name + "-recipe-" + hashlib.sha256(
-            json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12])
+    if recipe:  # a lever's cartridges never stand in for the shipped recipe's (nor the other way)
+        cart_dir = tagged("recipe", recipe)
 
     def section(name: str, fn) -> None:
         if name in res:
