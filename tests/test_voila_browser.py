@@ -60,14 +60,6 @@ def voila_url(request, tmp_path_factory, browser):
     else:
         proc.kill()
         pytest.fail(f"{request.param} did not start")
-    # A first page over plain HTTP (its own kernel runs the notebook, ~8 s), given up after 90 s: on this project's
-    # machine the first kernel a fresh server started sometimes never answered its kernel_info request (stop 34's CI;
-    # four runs in a row on 2026-12-06; cause not found), and every later kernel of the same server did. The page the
-    # browser opens below starts a kernel of its own either way.
-    try:
-        urllib.request.urlopen(url, timeout=90).read()
-    except OSError as e:  # socket timeout or URLError: the stalled first kernel
-        print(f"{request.param}: the first page did not come in 90 s ({e}); the browser's page starts another kernel")
     yield url, Path(log.name)
     browser.get("about:blank")  # leave the page before its server goes (no refused requests into the next test)
     browser.get_log("browser")

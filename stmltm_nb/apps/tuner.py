@@ -199,12 +199,17 @@ class Tuner:
                           for qv in grid_q])
             self.fig.data[3].x, self.fig.data[3].y, self.fig.data[3].z = grid_n, grid_q, z
             self.fig.data[4].x, self.fig.data[4].y = [x.n], [max(1.0, x.Q)]
-        self.out.clear_output(wait=True)
-        with self.out:
-            import sys
+        import sys
 
-            # plain Plotly JSON: rendered offline by JupyterLab/Voilà's plotly extension (no CDN script)
-            self.fig.show(renderer="colab" if "google.colab" in sys.modules else "plotly_mimetype")
+        import plotly.io as pio
+
+        # The figure goes into the Output widget's state, not through ``with self.out:`` (output captured while a
+        # cell runs): under Voila 0.5 that capture, synced back to the kernel while the browser's page connected,
+        # stopped the notebook's execution now and then (voila#1428; two pages in six here, none after this change).
+        # Plain Plotly JSON, rendered offline by JupyterLab/Voila's plotly extension (no CDN script); HTML on Colab.
+        bundle = pio.renderers["colab" if "google.colab" in sys.modules else "plotly_mimetype"].to_mimebundle(
+            self.fig.to_dict())
+        self.out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
 
 def make_tuner(curves: dict[str, Any] | None | str | Path = "measured", preset: str | None = None) -> Tuner:
