@@ -123,3 +123,23 @@ def test_demo_runs_the_shared_sections_and_writes_the_report(tiny_jobs):
     assert isinstance(saved["decision"]["consolidate"], bool) and math.isfinite(saved["total_seconds"])
     html = (tiny_jobs / "report" / "report.html").read_text()
     assert "STM vs LTM" in html and "Decision:" in html
+
+
+def test_measure_cartridges_only_trains_and_asks_the_cartridges_and_stops(tiny_jobs, capsys):
+    """``stmltm measure --cartridges-only``: a lever's run holds the cartridges' sections (consolidation, their
+    questions, retention) and none of the recipe-free curves, says so, and prints the cartridge rows."""
+    import json
+
+    from stmltm_nb.apps.cli import main
+
+    out = tiny_jobs / "lever.json"
+    assert main(["measure", "--fast", "--seeds", "0", "--set", "steps=5", "--cartridges-only", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["cartridges_only"] is True and res["recipe"] == {"steps": 5}
+    assert len(res["consolidation"]["losses"]) == 5 and set(res["evaluation"]) == {"seed0"}
+    assert not {"signal", "cartridge", "compression", "recall", "cost", "retrieval", "governance"} & set(res)
+    modes = {r["mode"] for r in res["comparison"]}
+    assert modes and all(m.startswith("LTM") for m in modes), modes
+    assert {r["mode"] for r in res["retention"]["rows"]} >= {"no memory", "LTM (cartridge)", "LTM + residual STM"}
+    printed = capsys.readouterr().out
+    assert "(cartridges only); held-out recall of the cartridge's facts: LTM" in printed, printed

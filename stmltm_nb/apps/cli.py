@@ -71,9 +71,16 @@ def _measure(args: argparse.Namespace) -> int:
     out = _check_measure_args(args, recipe)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
                            notes=notes, device=device, split=args.split,
-                           skip=args.skip or (), recipe=recipe, **({"seeds": args.seeds} if args.seeds else {}))
-    print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
-          f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
+                           skip=args.skip or (), recipe=recipe, cartridges_only=args.cartridges_only,
+                           **({"seeds": args.seeds} if args.seeds else {}))
+    if args.cartridges_only:
+        rows = "; ".join(f"{r['mode']} {r['recall_cart']:.2f} [{r['recall_cart_lo']:.2f}, {r['recall_cart_hi']:.2f}]"
+                         for r in res["comparison"] if r["questions"] == "heldout")
+        print(f"done in {res['total_seconds']:.0f} s (cartridges only); held-out recall of the cartridge's facts: "
+              f"{rows or 'not measured'}")
+    else:
+        print(f"done in {res['total_seconds']:.0f} s; best recall fit: {res['recall']['best_fit']}; "
+              f"c_upd = {res['consolidation']['c_upd_s']:.0f} s")
     return 0
 
 
@@ -192,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
                    help="recipe overrides of the cartridges measured (ConsolidationConfig fields), e.g. --set "
                         "standins=pool residual_min=0: a lever tried on the tuning split, recorded under 'recipe'")
+    m.add_argument("--cartridges-only", action="store_true",
+                   help="train and ask the cartridges (LTM, LTM + residual STM, retention) and stop: a lever's run, "
+                        "about half the time; the file holds no curves for the rule")
     m.set_defaults(func=_measure)
 
     c = sub.add_parser("decide", help="evaluate the switching inequality and print every term",

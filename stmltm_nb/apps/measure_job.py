@@ -43,7 +43,8 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
                      notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2,
                      split: str = "tune", seeds: Sequence[int] = SEEDS, n_resid: int | None = None,
-                     skip: Sequence[str] = (), recipe: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                     skip: Sequence[str] = (), recipe: Mapping[str, Any] | None = None,
+                     cartridges_only: bool = False) -> dict[str, Any]:
     """Measure everything and return the JSON-ready dict (written to ``out`` when given).
 
     ``notes``: measure on your notes instead of the shipped facts (self-study writes ``questions`` training
@@ -60,7 +61,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     skipped (trained cartridges are reloaded from the cache folder). ``recipe``: :class:`ConsolidationConfig`
     overrides of the cartridges measured (``stmltm measure --set``; a lever tried on the tuning split), recorded
     under ``recipe``; their cartridges are cached apart from the shipped recipe's, and a resume under other
-    overrides is refused.
+    overrides is refused. ``cartridges_only``: train and ask the cartridges (their evaluation parts and the
+    retention section) and stop: what a recipe lever changes, in about half the time (a lever's run; the file
+    says ``"cartridges_only": true`` and holds no curves for the rule).
     """
     import json
 
@@ -186,19 +189,6 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
                              f"the seeds in their first order or delete the section")
         run = state.get("runs", {}).get(seed)
         carts[seed] = run.cartridge if run is not None else Cartridge.from_pretrained(seed_dir(seed), lm)
-    run = state.get("runs", {}).get(seeds[0])
-    if run is None:  # resumed: the teacher targets come from the cache, no training
-        run = consolidate(lm, Lesson(items, templates_of(train_facts, cfg0)), replace(cfg0, steps=0),
-                          RunOptions(progress=False))
-    cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
-    init = untrained_cartridge(lm, items, cfg0)  # the cartridge the recipe starts from (backend, init, p, seed)
-
-    section("signal", lambda: S.signal_section(init, cart, tt, n_facts, b_big=8 if fast else 16,
-                                               repeats=2 if fast else 4))
-    section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
-    section("compression", lambda: S.compression_section(lm, train_facts, cart, init_vec, cfg0, progress))
-    # Per-question records, one resumable part each, the most telling first: each cartridge seed (LTM and
-    # LTM + residual STM), then the memories without a cartridge.
     ev = res.setdefault("evaluation", {})
 
     def ask_part(part: str, seed: int | None, mode: str | None) -> None:
@@ -214,6 +204,31 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         if out is not None:
             atomic_write_json(out, json_clean(res))
 
+    if cartridges_only:  # a lever's run: what the recipe changes, nothing the rule's curves need
+        for s in seeds:
+            ask_part(f"seed{s}", s, None)
+        init = untrained_cartridge(lm, items, cfg0)
+        section("retention", lambda: S.retention_section(lm, init, carts, residual))
+        res.update(cartridges_only=True, comparison=S.comparison_from(ev, split=q_split),
+                   total_seconds=sum(res.get("section_seconds", {}).values()))
+        res = json_clean(res)
+        if out is not None:
+            atomic_write_json(out, res)
+            log(f"wrote {out}")
+        return res
+    run = state.get("runs", {}).get(seeds[0])
+    if run is None:  # resumed: the teacher targets come from the cache, no training
+        run = consolidate(lm, Lesson(items, templates_of(train_facts, cfg0)), replace(cfg0, steps=0),
+                          RunOptions(progress=False))
+    cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
+    init = untrained_cartridge(lm, items, cfg0)  # the cartridge the recipe starts from (backend, init, p, seed)
+
+    section("signal", lambda: S.signal_section(init, cart, tt, n_facts, b_big=8 if fast else 16,
+                                               repeats=2 if fast else 4))
+    section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
+    section("compression", lambda: S.compression_section(lm, train_facts, cart, init_vec, cfg0, progress))
+    # Per-question records, one resumable part each (ask_part above), the most telling first: each cartridge seed
+    # (LTM and LTM + residual STM), then the memories without a cartridge.
     for s in seeds:  # the cartridge seeds first, then what the rule's priors need, then the other memories
         ask_part(f"seed{s}", s, None)
     section("retention", lambda: S.retention_section(lm, init, carts, residual))
