@@ -143,3 +143,19 @@ def test_measure_cartridges_only_trains_and_asks_the_cartridges_and_stops(tiny_j
     assert {r["mode"] for r in res["retention"]["rows"]} >= {"no memory", "LTM (cartridge)", "LTM + residual STM"}
     printed = capsys.readouterr().out
     assert "(cartridges only); held-out recall of the cartridge's facts: LTM" in printed, printed
+    # refused before anything loads: --skip (nothing without a cartridge is asked), the shipped curves as --out
+    from stmltm_nb.apps.measure_job import run_measurements
+    from stmltm_nb.decision.curves import curves_path
+
+    assert main(["measure", "--fast", "--cartridges-only", "--skip", "no memory", "--out", str(out)]) == 2
+    assert main(["measure", "--fast", "--cartridges-only", "--out", str(curves_path())]) == 2
+    with pytest.raises(ValueError, match="cartridges-only run asks no memory mode"):
+        run_measurements(fast=True, progress=False, cartridges_only=True, skip=["no memory"])
+    # a full run resumed from the lever's file completes it without training again
+    trained = res["section_seconds"]["consolidation"]
+    skip = ["STM (all items)", "STM (own chunk, oracle)", "no memory", "STM + retrieval"]
+    full = run_measurements(fast=True, out=out, progress=False, seeds=[0], skip=skip, recipe={"steps": 5},
+                            resume=True)
+    assert "cartridges_only" not in full and {"signal", "compression", "recall", "cost", "governance"} <= set(full)
+    assert full["section_seconds"]["consolidation"] == trained
+    assert json.loads(out.read_text())["retention"] == res["retention"]

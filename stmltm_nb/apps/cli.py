@@ -74,7 +74,9 @@ def _measure(args: argparse.Namespace) -> int:
                            skip=args.skip or (), recipe=recipe, cartridges_only=args.cartridges_only,
                            **({"seeds": args.seeds} if args.seeds else {}))
     if args.cartridges_only:
-        rows = "; ".join(f"{r['mode']} {r['recall_cart']:.2f} [{r['recall_cart_lo']:.2f}, {r['recall_cart_hi']:.2f}]"
+        from stmltm_nb.metrics.comparison import ci_text
+
+        rows = "; ".join(f"{r['mode']} {ci_text(r['recall_cart'], r['recall_cart_lo'], r['recall_cart_hi'])}"
                          for r in res["comparison"] if r["questions"] == "heldout")
         print(f"done in {res['total_seconds']:.0f} s (cartridges only); held-out recall of the cartridge's facts: "
               f"{rows or 'not measured'}")
@@ -107,6 +109,12 @@ def _check_measure_args(args: argparse.Namespace, recipe: dict[str, Any]) -> Pat
     usage_check(bool(args.notes) or args.facts + 16 <= 104, f"--facts {args.facts}: the consolidated facts and 16 residual "
                                                       f"ones must fit one split of 104 shipped facts (at most 88)")
     out = output_path(args.out, "measured_curves.json")
+    if args.cartridges_only:
+        usage_check(not args.skip, "--skip: a --cartridges-only run asks no memory mode without a cartridge")
+        from stmltm_nb.decision.curves import curves_path
+
+        usage_check(out != Path(curves_path()).resolve(),
+                    f"--cartridges-only writes no curves for the rule: not into the shipped {out}")
     if args.resume and out.exists():
         try:
             kept = json.loads(out.read_text())
@@ -201,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "standins=pool residual_min=0: a lever tried on the tuning split, recorded under 'recipe'")
     m.add_argument("--cartridges-only", action="store_true",
                    help="train and ask the cartridges (LTM, LTM + residual STM, retention) and stop: a lever's run, "
-                        "about half the time; the file holds no curves for the rule")
+                        "without the recipe-free curves; the file holds no curves for the rule")
     m.set_defaults(func=_measure)
 
     c = sub.add_parser("decide", help="evaluate the switching inequality and print every term",

@@ -4,7 +4,9 @@ Sections of the JSON (units in the key names or below):
 ``recall`` (q_ctx(n), L_ctx(n) by position and pooled, with fits), ``cost`` (c_ctx(n) in both regimes, fits),
 ``consolidation`` (c_upd, FLOPs, loss history, probe prediction), ``cartridge`` (r_cart, KV bytes),
 ``signal`` (SNR, B_simple both estimators, m*), ``compression`` (DL(Δφ), G_MDL in bytes and bits,
-prequential code), ``comparison`` (the STM-vs-LTM table), ``governance`` (contradictions found).
+prequential code), ``comparison`` (the STM-vs-LTM table), ``governance`` (contradictions found). A lever's run
+(``--cartridges-only``) holds ``consolidation``, ``evaluation``, ``retention`` and ``comparison`` only and says
+``"cartridges_only": true``.
 The sections are functions of :mod:`stmltm_nb.apps.sections` (``stmltm demo`` runs some at demo size).
 """
 
@@ -62,8 +64,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     overrides of the cartridges measured (``stmltm measure --set``; a lever tried on the tuning split), recorded
     under ``recipe``; their cartridges are cached apart from the shipped recipe's, and a resume under other
     overrides is refused. ``cartridges_only``: train and ask the cartridges (their evaluation parts and the
-    retention section) and stop: what a recipe lever changes, in about half the time (a lever's run; the file
-    says ``"cartridges_only": true`` and holds no curves for the rule).
+    retention section) and stop: what a recipe lever changes, without the recipe-free curves and the signal and
+    compression sections (a lever's run; the file says ``"cartridges_only": true`` and holds no curves for the
+    rule; a full run resuming it completes it).
     """
     import json
 
@@ -88,6 +91,8 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     if split not in SPLITS and split != "final":
         raise ValueError(f"split must be one of {sorted([*SPLITS, 'final'])}, got {split!r}")
     seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if cartridges_only and skip:
+        raise ValueError(f"skip {list(skip)}: a cartridges-only run asks no memory mode without a cartridge")
     unknown = set(skip) - set(EVAL_ORDER)
     if unknown:
         raise ValueError(f"skip: unknown memory modes {sorted(unknown)}; these can be skipped: {list(EVAL_ORDER)}")
@@ -204,50 +209,42 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         if out is not None:
             atomic_write_json(out, json_clean(res))
 
-    if cartridges_only:  # a lever's run: what the recipe changes, nothing the rule's curves need
-        for s in seeds:
-            ask_part(f"seed{s}", s, None)
-        init = untrained_cartridge(lm, items, cfg0)
-        section("retention", lambda: S.retention_section(lm, init, carts, residual))
-        res.update(cartridges_only=True, comparison=S.comparison_from(ev, split=q_split),
-                   total_seconds=sum(res.get("section_seconds", {}).values()))
-        res = json_clean(res)
-        if out is not None:
-            atomic_write_json(out, res)
-            log(f"wrote {out}")
-        return res
-    run = state.get("runs", {}).get(seeds[0])
-    if run is None:  # resumed: the teacher targets come from the cache, no training
-        run = consolidate(lm, Lesson(items, templates_of(train_facts, cfg0)), replace(cfg0, steps=0),
-                          RunOptions(progress=False))
-    cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
-    init = untrained_cartridge(lm, items, cfg0)  # the cartridge the recipe starts from (backend, init, p, seed)
-
-    section("signal", lambda: S.signal_section(init, cart, tt, n_facts, b_big=8 if fast else 16,
-                                               repeats=2 if fast else 4))
-    section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
-    section("compression", lambda: S.compression_section(lm, train_facts, cart, init_vec, cfg0, progress))
-    # Per-question records, one resumable part each (ask_part above), the most telling first: each cartridge seed
-    # (LTM and LTM + residual STM), then the memories without a cartridge.
-    for s in seeds:  # the cartridge seeds first, then what the rule's priors need, then the other memories
+    # Per-question records, one resumable part each, the most telling first: each cartridge seed (LTM and LTM +
+    # residual STM) and the cartridges' retention (all a lever's run measures), then what the rule's priors need.
+    for s in seeds:
         ask_part(f"seed{s}", s, None)
+    init = untrained_cartridge(lm, items, cfg0)  # the cartridge the recipe starts from (backend, init, p, seed)
     section("retention", lambda: S.retention_section(lm, init, carts, residual))
-    section("recall", lambda: S.recall_section(lm, facts, sizes, per_position,
-                                               heldout_sizes=sizes if fast else sizes[::2],
-                                               min_questions=6 if fast else 24))
-    section("cost", lambda: S.cost_section(lm, facts, cost_sizes, repeats=2 if fast else 3))
-    section("retrieval", lambda: S.retrieval_section(lm, facts, cost_sizes, repeats=2 if fast else 3))
-    for mode in EVAL_ORDER:
-        ask_part(mode, None, mode)
     res["comparison"] = S.comparison_from(ev, split=q_split)
-    res["skipped"] = [p for p in skip if p not in ev]
-    if notes is None:
-        section("governance", lambda: S.governance_section(lm, facts, n_unrelated=8 if fast else 24))
-    res["recall"].update(S.recall_fits(res["recall"]["pooled"]))  # refit (cheap): fitting fixes reach resumed runs
-    cons = res["consolidation"]
-    cons["probe"] = probe_prediction(cons["losses"], probe_steps=max(6, cfg0.steps // 4))
-    res["signal"].update({"m_star_occam": res["compression"]["m_star_occam"],
-                          "m_star_agnostic": res["compression"]["m_star_agnostic"]})
+    if cartridges_only:  # a lever's run: what the recipe changes, nothing the rule's curves need
+        res["cartridges_only"] = "recall" not in res  # a resumed complete file stays complete
+    else:
+        res.pop("cartridges_only", None)  # a full run resumed from a lever's run completes it
+        run = state.get("runs", {}).get(seeds[0])
+        if run is None:  # resumed: the teacher targets come from the cache, no training
+            run = consolidate(lm, Lesson(items, templates_of(train_facts, cfg0)), replace(cfg0, steps=0),
+                              RunOptions(progress=False))
+        cart, tt, init_vec = carts[seeds[0]], run.targets, run.init_vector
+        section("signal", lambda: S.signal_section(init, cart, tt, n_facts, b_big=8 if fast else 16,
+                                                   repeats=2 if fast else 4))
+        section("cartridge", lambda: cartridge_overhead(cart, repeats=2 if fast else 5))
+        section("compression", lambda: S.compression_section(lm, train_facts, cart, init_vec, cfg0, progress))
+        section("recall", lambda: S.recall_section(lm, facts, sizes, per_position,
+                                                   heldout_sizes=sizes if fast else sizes[::2],
+                                                   min_questions=6 if fast else 24))
+        section("cost", lambda: S.cost_section(lm, facts, cost_sizes, repeats=2 if fast else 3))
+        section("retrieval", lambda: S.retrieval_section(lm, facts, cost_sizes, repeats=2 if fast else 3))
+        for mode in EVAL_ORDER:
+            ask_part(mode, None, mode)
+        res["comparison"] = S.comparison_from(ev, split=q_split)
+        res["skipped"] = [p for p in skip if p not in ev]
+        if notes is None:
+            section("governance", lambda: S.governance_section(lm, facts, n_unrelated=8 if fast else 24))
+        res["recall"].update(S.recall_fits(res["recall"]["pooled"]))  # refit (cheap): fixes reach resumed runs
+        cons = res["consolidation"]
+        cons["probe"] = probe_prediction(cons["losses"], probe_steps=max(6, cfg0.steps // 4))
+        res["signal"].update({"m_star_occam": res["compression"]["m_star_occam"],
+                              "m_star_agnostic": res["compression"]["m_star_agnostic"]})
     res["total_seconds"] = sum(res.get("section_seconds", {}).values())
     res = json_clean(res)
     if out is not None:
