@@ -72,6 +72,7 @@ FAST = notebook_setup()  # seeds, plotly renderer, prints the fast mode (STMLTM_
 # %%
 # NBVAL_CHECK_OUTPUT
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -128,12 +129,105 @@ Markdown("\n".join(f"- **{r['run']}** ({r['split']} split): "
 #   cartridge answers {{ comparison["LTM (cartridge)"].train.recall_cart * curves.n_facts :.0f }} of {{ curves.n_facts }} trained templates (03.3's table).
 
 # %% [markdown]
+# ## 10.3 Levers on the new instrument
+#
+# The rows above ask one question per fact. From here on a lever is measured with the question bank ([notebook
+# 03](03_cartridge_ltm.ipynb)): every trained and held-out wording of each fact, on the tuning split, against the
+# shipped recipe's run of the same split and seed (the baseline: `stmltm measure --split tune --seeds 0
+# --cartridges-only --out lever_tune_baseline.json`, {{ levers.seconds :minutes }} on 2 cores). A lever's run adds
+# `--set KEY=VALUE ...` and is saved beside it in `benchmarks/results/` as `lever_tune_<name>.json`.
+#
+# Both runs ask the same questions, so each difference is paired question by question, and its 95 % interval
+# resamples relations, then facts within them, the same draw for both runs (`lever_gaps`): a difference whose
+# interval holds 0 is "not resolved", whatever its sign. Retention (ΔNLL) is stored per run, not per passage, so
+# its verdict compares the two runs' own intervals (conservative).
+
+# %%
+from stmltm_nb.apps.viz import fig_levers
+from stmltm_nb.metrics.levers import (
+    lever_decision,
+    lever_gaps,
+    lever_table,
+    read_lever_plan,
+    read_lever_runs,
+    recipe_text,
+)
+
+RESULTS = Path("stmltm-nb" if IN_COLAB else "..") / "benchmarks" / "results"
+baseline, lever_runs = read_lever_runs(RESULTS)
+plan = read_lever_plan(RESULTS)  # each lever's target part, written down before its run
+print(f"baseline: {recipe_text(baseline)}, {baseline['split']['name']} split, seeds {baseline['seeds']}, "
+      f"{baseline['n_facts']} facts in the cartridge, {baseline['n_resid']} residual notes after it")
+if not lever_runs:
+    print("no lever measured yet")
+else:
+    print(lever_table(baseline, {name: run for name, run in lever_runs.items()}).to_string(index=False))
+    for name, run in lever_runs.items():
+        d = lever_decision(lever_gaps(baseline, run), plan[name]["target"])
+        print(f"{name} ({recipe_text(run)}): target {d['target']} {d['verdict']}; worse: {', '.join(d['worse']) or 'none'}"
+              f" -> {d['decision']}")
+        parent = plan[name].get("builds_on")
+        if parent in lever_runs:  # a lever added to another: also against that one
+            print(f"\n{name} against {parent}, the lever it adds to:")
+            print(lever_table(lever_runs[parent], {name: run}).to_string(index=False))
+    fig_levers({name: lever_gaps(baseline, run) for name, run in lever_runs.items()}).show()
+
+# %% [markdown]
+# The rule, stated before each run (`benchmarks/results/lever_plan.json` names each lever's target part and when it
+# was written): a lever is **kept** when its target is "better" and no part is "worse"; a **trade** (not adopted as
+# it is) when the target is better and some part worse; **dropped** when the target is not better.
+#
+# - **Distractors as served** (`pool`: `{{ levers.run.pool.recipe }}`): the stand-in notes of training come from a
+#   pool of facts that are never in a cartridge (`data/distractor_facts.jsonl`, other relations and phrasings),
+#   {{ levers.run.pool.config.residual_min }}–{{ levers.run.pool.config.residual_max }} of them in {{ levers.run.pool.config.residual_prob :.0% }} of the batches, where the shipped recipe draws
+#   {{ levers.config.residual_min }}–{{ levers.config.residual_max }} of the facts being consolidated in {{ levers.config.residual_prob :.0% }} of them. The served memory gained: next to the {{ levers.n_resid }} residual notes the cartridge's facts are
+#   recalled {{ levers.base.served_heldout :.2f }} → {{ levers.run.pool.served_heldout.lever :.2f }} on held-out
+#   wordings ({{ levers.run.pool.served_heldout.delta :+.2f }} [{{ levers.run.pool.served_heldout.lo :+.2f }}, {{ levers.run.pool.served_heldout.hi :+.2f }}]) and
+#   {{ levers.base.served_train :.2f }} → {{ levers.run.pool.served_train.lever :.2f }} on trained ones
+#   ({{ levers.run.pool.served_train.delta :+.2f }} [{{ levers.run.pool.served_train.lo :+.2f }}, {{ levers.run.pool.served_train.hi :+.2f }}]). The cartridge alone: {{ levers.run.pool.ltm_heldout.verdict }}
+#   on held-out wordings ({{ levers.run.pool.ltm_heldout.delta :+.2f }} [{{ levers.run.pool.ltm_heldout.lo :+.2f }}, {{ levers.run.pool.ltm_heldout.hi :+.2f }}]); the notes' own facts:
+#   {{ levers.run.pool.notes_heldout.verdict }} ({{ levers.run.pool.notes_heldout.delta :+.2f }} [{{ levers.run.pool.notes_heldout.lo :+.2f }}, {{ levers.run.pool.notes_heldout.hi :+.2f }}]). The price is
+#   general text: the served memory's ΔNLL rose {{ levers.base.dnll_served :+.3f }} → {{ levers.run.pool.dnll_served.lever :+.3f }} nats/token
+#   ({{ levers.run.pool.dnll_served.verdict }}; its interval [{{ levers.run.pool.dnll_served.lever_lo :+.3f }}, {{ levers.run.pool.dnll_served.lever_hi :+.3f }}] lies above the baseline's
+#   [{{ levers.run.pool.dnll_served.base_lo :+.3f }}, {{ levers.run.pool.dnll_served.base_hi :+.3f }}]). Decision by the stated rule: **{{ levers.run.pool.decision.decision }}**. Even with the gain, the
+#   cartridge's facts in the served memory stay far below their bar ({{ ltm_bars["LTM + residual STM, cartridge facts"] :.2f }}), and both runs miss the retention
+#   bar (ΔNLL ≤ {{ ltm_bars["max ΔNLL"] :+.2f }} nats/token): the next lever tries to buy the retention back.
+#
+# - **Retention rows that see the notes** (`pool_ret`: `{{ levers.run.pool_ret.recipe }}`, added to `pool`): the retention
+#   rows' student also sees the batch's stand-in notes after the cartridge, its teacher still the base model with no
+#   memory, so the student is asked to keep general text as it was with notes after it. Its target, the served
+#   memory's cartridge facts on held-out wordings: {{ levers.base.served_heldout :.2f }} → {{ levers.run.pool_ret.served_heldout.lever :.2f }} ({{ levers.run.pool_ret.served_heldout.delta :+.2f }} [{{ levers.run.pool_ret.served_heldout.lo :+.2f }}, {{ levers.run.pool_ret.served_heldout.hi :+.2f }}],
+#   {{ levers.run.pool_ret.served_heldout.verdict }}); the served memory's ΔNLL {{ levers.base.dnll_served :+.3f }} → {{ levers.run.pool_ret.dnll_served.lever :+.3f }} nats/token ({{ levers.run.pool_ret.dnll_served.verdict }} against the
+#   baseline; against `pool` {{ levers.run.pool_ret.vs_parent.dnll_served.delta :+.3f }}, {{ levers.run.pool_ret.vs_parent.dnll_served.verdict }}); the cartridge alone held-out
+#   {{ levers.run.pool_ret.ltm_heldout.lever :.2f }} ({{ levers.run.pool_ret.ltm_heldout.verdict }}). Decision by the stated rule: **{{ levers.run.pool_ret.decision.decision }}**. The price moved: against
+#   `pool` the served memory's general text came back ({{ levers.run.pool_ret.vs_parent.dnll_served.verdict }}), and the cartridge alone lost held-out wordings
+#   ({{ levers.run.pool_ret.vs_parent.ltm_heldout.delta :+.2f }} [{{ levers.run.pool_ret.vs_parent.ltm_heldout.lo :+.2f }}, {{ levers.run.pool_ret.vs_parent.ltm_heldout.hi :+.2f }}], {{ levers.run.pool_ret.vs_parent.ltm_heldout.verdict }}); against the baseline that loss is at the edge
+#   of its interval, so the rule's "keep" is a narrow one, to be read again together with self-study.
+#
+# - **Diverse self-study** (`study`: `{{ levers.run.study.recipe }}`): each fact is trained on {{ levers.run.study.config.study_wordings }} more
+#   hand-written wordings of its relation (`data/study_wordings.json`, disjoint from every held-out set, a check
+#   refuses a collision) and {{ levers.run.study.config.about_rows }} "Tell me about …" row answered by its own sentence, in the same
+#   {{ levers.run.study.config.steps }} steps, so each wording is seen fewer times. Its target, the cartridge alone on held-out wordings:
+#   {{ levers.base.ltm_heldout :.2f }} → {{ levers.run.study.ltm_heldout.lever :.2f }} ({{ levers.run.study.ltm_heldout.delta :+.2f }} [{{ levers.run.study.ltm_heldout.lo :+.2f }}, {{ levers.run.study.ltm_heldout.hi :+.2f }}], {{ levers.run.study.ltm_heldout.verdict }}); trained
+#   wordings {{ levers.base.ltm_train :.2f }} → {{ levers.run.study.ltm_train.lever :.2f }} ({{ levers.run.study.ltm_train.verdict }}); the served memory's cartridge facts
+#   {{ levers.base.served_heldout :.2f }} → {{ levers.run.study.served_heldout.lever :.2f }} held-out ({{ levers.run.study.served_heldout.verdict }}); general text: ΔNLL {{ levers.base.dnll_ltm :+.3f }} → {{ levers.run.study.dnll_ltm.lever :+.3f }}
+#   for the cartridge ({{ levers.run.study.dnll_ltm.verdict }}). Decision by the stated rule: **{{ levers.run.study.decision.decision }}**. What it
+#   does not touch is the joining: next to the notes the cartridge's facts are still seldom recalled.
+#
+# One seed on the tuning split: these verdicts choose levers; they are not the issue's bars, which are read on the
+# sealed final split with the frozen recipe and two seeds.
+
+# %% [markdown]
 # ## Summary
 #
 # - Every default of the cartridge recipe was chosen on the tuning split; the report split's rows show what the
 #   choice delivered, and 10.2 names the one report row of an alternative as no longer unseen.
 # - Practice rows, prose retention rows and stand-in residual items each moved the bar they target; the verdicts of
 #   10.1 list what each run still misses ({{ ltm_misses }} with the defaults).
+# - On the question bank (10.3) a lever is compared question by question with the shipped recipe's run of the same
+#   split and seed, its target named before the run ({{ levers.n }} levers so far). Diverse self-study:
+#   **{{ levers.run.study.decision.decision }}** (the cartridge alone, held-out {{ levers.base.ltm_heldout :.2f }} → {{ levers.run.study.ltm_heldout.lever :.2f }}); distractors drawn as served:
+#   **{{ levers.run.pool.decision.decision }}**; with retention rows that see the notes: **{{ levers.run.pool_ret.decision.decision }}** (narrowly, 10.3).
 #
 # ## Exercises
 #
@@ -145,3 +239,8 @@ Markdown("\n".join(f"- **{r['run']}** ({r['split']} split): "
 #    `retention_corpus=prose`. Why do the model's own answers protect general text less than real prose?
 #    Hint: a greedy answer is made of the tokens the base model is surest of; ask where a cartridge can shift the
 #    next-token distribution without a retention row noticing.
+# 3. (≈ 30 min: trains and asks a 400-step cartridge) A lever of your own on the question bank: `stmltm measure --split tune --seeds 0
+#    --cartridges-only --ask-batch 16 --set gold_weight=0.5 --out lever_tune_gold.json`. Before it runs, add an entry
+#    `"gold": {"target": "ltm_heldout", ...}` to a copy of `benchmarks/results/lever_plan.json`; then put both files
+#    beside a copy of `lever_tune_baseline.json` and read the folder with `read_lever_runs`, `lever_gaps` and
+#    `lever_decision` as 10.3 does. Is the change resolved? Hint: look at the interval before the sign.

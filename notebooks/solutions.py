@@ -272,3 +272,19 @@ for mode in ("renewal", "ski"):
 # - **10.2 (the two retention corpora).** The model's own greedy answers are the tokens it is surest of, where a
 #   cartridge moves the distribution least, so prompt rows protect general text less than real prose, whose
 #   surprising tokens are where a cartridge's damage shows.
+# - **10.3 (a lever of your own).** Write the target down first (`"gold": {"set": "gold_weight=0.5", "target":
+#   "ltm_heldout", ...}` in your copy of `lever_plan.json`), run the lever with `--cartridges-only --ask-batch 16`,
+#   then read the folder as below. "Resolved" means the interval of the paired difference excludes 0: a gain whose
+#   interval reaches below 0 is no difference, whatever its sign (the `pool` lever's cartridge alone, in 10.3).
+
+# %%
+from pathlib import Path
+
+from stmltm_nb.metrics.levers import lever_decision, lever_gaps, read_lever_plan, read_lever_runs
+
+RESULTS = Path("stmltm-nb" if "google.colab" in sys.modules else "..") / "benchmarks" / "results"
+baseline, lever_runs = read_lever_runs(RESULTS)  # put your lever_tune_gold.json beside these
+plan = read_lever_plan(RESULTS)
+for name, run in lever_runs.items():
+    d = lever_decision(lever_gaps(baseline, run, n_boot=500), plan[name]["target"])
+    print(f"{name}: target {d['target']} {d['verdict']}, worse: {d['worse'] or 'none'} -> {d['decision']}")

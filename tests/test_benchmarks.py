@@ -77,3 +77,31 @@ def test_the_roofline_runs_on_the_tiny_model_and_its_flops_match_its_micro_batch
         want = step_flops(shape, [tuple(m) for m in step["micro_batches"]], data["profile"]["prefix_tokens"])
         assert step["flops_forward"] == sum(want.forward.values()) > 0
         assert all(v >= 0 for v in step["seconds"].values()) and step["seconds"]["forward"] > 0
+
+
+def test_ask_batch_benchmark_compares_record_by_record(tmp_path, tiny_jobs, monkeypatch, capsys):
+    """``benchmarks/ask_batch.py``: a lever's run asked one by one, its cached cartridge asked again in batches,
+    every record compared, and the demo's STM recall curve both ways (the tiny model answers alike both ways)."""
+    import json
+
+    from stmltm_nb.apps.cli import main
+
+    run = tmp_path / "lever.json"
+    assert main(["measure", "--fast", "--seeds", "0", "--set", "steps=5", "--cartridges-only", "--out", str(run)]) == 0
+    out = tmp_path / "check.json"
+    monkeypatch.setattr(sys, "argv", ["ask_batch.py", "--run", str(run), "--batch", "4", "--curve", "--out", str(out)])
+    runpy.run_path(str(ROOT / "benchmarks" / "ask_batch.py"), run_name="__main__")
+    res = json.loads(out.read_text())
+    asked = json.loads(run.read_text())["evaluation"]["seed0"]
+    assert res["questions"] == len(asked) > 0 and res["batch"] == 4
+    assert res["hits_differ"] == 0 and res["max_nll_diff"] == 0.0
+    assert res["recall_curve"]["rows_equal"] is True and res["recall_curve"]["questions"] > 0
+    printed = capsys.readouterr().out
+    assert "questions: 0 hits differ" in printed and "STM recall curve (demo sizes)" in printed
+    monkeypatch.setattr(sys, "argv", ["ask_batch.py", "--run", str(out)])  # not a lever's run: refused by name
+    try:
+        runpy.run_path(str(ROOT / "benchmarks" / "ask_batch.py"), run_name="__main__")
+    except SystemExit as e:
+        assert "not a cartridges-only run" in str(e.code)
+    else:
+        raise AssertionError("a file that is no lever's run was accepted")

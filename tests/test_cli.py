@@ -93,9 +93,9 @@ def test_recipe_overrides_are_parsed_and_checked_before_any_model():
 
 @pytest.mark.parametrize("args,message", [
     (["--set", "steps=many"], "--set: steps=many"),
-    (["--set", "seed=3"], "--set seed=...: the training seeds are --seeds"),
+    (["--set", "seed=3"], "the training seeds come from seeds (stmltm measure --seeds)"),
     (["--set", "standins=elsewhere"], "standins must be one of"),
-    (["--set", "steps=7", "--split", "final"], "the sealed split is read once"),
+    (["--set", "steps=7", "--split", "final"], "the final split is read once"),
     (["--set", "steps=7", "--set", "steps=8"], "steps is set twice"),  # repeated --set options add up
     (["--resume"], "was measured with the recipe overrides {'steps': 7}, not {}"),
     (["--resume", "--set", "steps=8"], "not {'steps': 8}")])

@@ -75,6 +75,22 @@ def test_question_records_seeds_and_teacher_alone(tiny, facts, monkeypatch):
         question_records(tiny, trained, None, modes=["crystal ball"])
 
 
+def test_batched_questions_give_the_records_of_one_by_one(tiny, facts):
+    """``batch_size`` changes how questions are answered, not what: the same records (hits, order, NLL) as one
+    by one, each saying its batch; a memory without ``answer_many`` (retrieval) is asked one by one."""
+    trained, residual = facts[:3], facts[3:5]
+    cart = Cartridge.create(tiny, p=8, stm_text="".join(f.text + "\n" for f in trained))
+    kw = {"split": "report", "max_new_tokens": 3, "with_nll": True, "modes": [C.LTM, C.SERVED, C.RETRIEVAL]}
+    one = question_records(tiny, trained, {0: cart}, residual=residual, **kw)
+    many = question_records(tiny, trained, {0: cart}, residual=residual, batch_size=4, **kw)
+    drop = ("s", "batch")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in many] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in one]
+    assert {r.get("batch") for r in many if r["mode"] != C.RETRIEVAL} == {4}
+    assert all("batch" not in r for r in one) and all("batch" not in r for r in many if r["mode"] == C.RETRIEVAL)
+    assert len(one) == 3 * 5 * (1 + len(trained[0].heldout_for("report")))  # 3 memories, 5 facts, train + held-out
+
+
 def test_retrieval_memory_puts_the_matching_note_in_context(tiny, facts):
     notes = [f.to_item() for f in facts[:12]]
     mem = RetrievalMemory(tiny, notes, k=2)
@@ -94,3 +110,20 @@ def test_questions_for_and_spread(facts):
     with pytest.raises(ValueError, match="question kind"):
         questions_for(facts[0], "other")
     assert spread(list(range(10)), 3) == [0, 4, 9] and spread([1, 2], 5) == [1, 2]
+
+
+def test_recall_curve_batched_per_buffer_equals_one_by_one(tiny, facts, monkeypatch):
+    """The STM recall curve asks every question about one buffer at once and splits the answers back by position:
+    the same rows (hits, NLL, facts asked) as asking one by one."""
+    from stmltm_nb.metrics.measure import recall_curve
+
+    # a judge that reads the gold answer and the output: hits differ by fact, so a wrong split by position shows
+    monkeypatch.setattr(evaluation, "answer_found", lambda gold, out: len(gold + out) % 2 == 0)
+    kw = {"sizes": [2, 4], "per_position": 2, "min_questions": 6}
+    one = recall_curve(tiny, facts[:12], batch_size=1, **kw)
+    many = recall_curve(tiny, facts[:12], batch_size=8, **kw)
+    assert [(r["n"], r["position"], r["hits"], r["total"], r["facts"]) for r in many] == \
+        [(r["n"], r["position"], r["hits"], r["total"], r["facts"]) for r in one]
+    assert [r["nll"] for r in many] == pytest.approx([r["nll"] for r in one], abs=1e-9)
+    assert {r["position"] for r in one} == {"start", "middle", "end"} and 0 < sum(r["hits"] for r in one) < \
+        sum(r["total"] for r in one)

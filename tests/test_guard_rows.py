@@ -78,6 +78,42 @@ def test_batches_mix_the_row_kinds_as_configured(lm, parts):
                                                               for j in range(len(e) - len(ids) + 1))]) <= 3
 
 
+def test_retention_rows_see_the_batch_stand_ins_only_when_asked(lm, parts):
+    """``retention_context="standins"``: a retention row's student sees as many stand-in notes as the batch's fact
+    rows (its teacher is still the base model with no memory); by default retention rows see the cartridge alone."""
+    tt, pool, *_ = parts
+    nan = torch.full((len(tt),), float("nan"))
+
+    def batches(cfg, n=12):
+        gen, pools = torch.Generator().manual_seed(0), row_pools(tt, cfg)
+        orders = {k: [] for k in pools}
+        return [batch_rows(tt, cfg, pools, orders, pool, nan, gen) for _ in range(n)]
+
+    lens = {iid: len(ids) for iid, ids in pool}
+    base = dict(batch_size=8, retention_frac=0.25, practice_frac=0.0, residual_prob=1.0, residual_min=2,
+                residual_max=3)
+    seen = batches(ConsolidationConfig(**base, retention_context="standins"))
+    for idx, extra in seen:
+        kinds = [tt.examples[i].kind for i in idx]
+        assert kinds[-2:] == ["retention"] * 2
+        ret = extra[-2:]
+        assert all(e for e in ret)  # notes after the cartridge in every retention row
+        for e in ret:  # made of whole stand-in notes, 2 or 3 of them
+            n_tok = len(e)
+            assert any(n_tok == sum(c) for c in _sums([lens[i] for i in lens], 2, 3)), n_tok
+    plain = batches(ConsolidationConfig(**base))
+    assert all(e == [] for _, extra in plain for e in extra[-2:])
+    assert seen[0][0] == plain[0][0] and seen[0][1][:-2] == plain[0][1][:-2]  # the fact rows: the same draw
+    with pytest.raises(ValueError, match="retention_context"):
+        ConsolidationConfig(retention_context="sometimes")
+
+
+def _sums(values, lo, hi):
+    from itertools import combinations
+
+    return [c for k in range(lo, hi + 1) for c in combinations(values, k)]
+
+
 def test_training_records_each_row_kind_and_no_share_means_no_rows(lm, parts):
     tt, pool, *_ = parts
     cart = Cartridge.create(lm, p=8, init="random")

@@ -133,9 +133,11 @@ def test_measure_cartridges_only_trains_and_asks_the_cartridges_and_stops(tiny_j
     from stmltm_nb.apps.cli import main
 
     out = tiny_jobs / "lever.json"
-    assert main(["measure", "--fast", "--seeds", "0", "--set", "steps=5", "--cartridges-only", "--out", str(out)]) == 0
+    assert main(["measure", "--fast", "--seeds", "0", "--set", "steps=5", "--cartridges-only", "--ask-batch", "4",
+                 "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["cartridges_only"] is True and res["recipe"] == {"steps": 5}
+    assert {r.get("batch") for r in res["evaluation"]["seed0"]} == {4}  # answered 4 at a time
     assert len(res["consolidation"]["losses"]) == 5 and set(res["evaluation"]) == {"seed0"}
     assert not {"signal", "cartridge", "compression", "recall", "cost", "retrieval", "governance"} & set(res)
     modes = {r["mode"] for r in res["comparison"]}
@@ -151,6 +153,11 @@ def test_measure_cartridges_only_trains_and_asks_the_cartridges_and_stops(tiny_j
     assert main(["measure", "--fast", "--cartridges-only", "--out", str(curves_path())]) == 2
     with pytest.raises(ValueError, match="cartridges-only run asks no memory mode"):
         run_measurements(fast=True, progress=False, cartridges_only=True, skip=["no memory"])
+    # batched asking only in a lever's run: a full run's seconds per query are latencies the rule reads
+    assert main(["measure", "--fast", "--ask-batch", "4", "--out", str(out)]) == 2
+    assert main(["measure", "--fast", "--cartridges-only", "--ask-batch", "0", "--out", str(out)]) == 2
+    with pytest.raises(ValueError, match="ask_batch must be 1"):
+        run_measurements(fast=True, progress=False, ask_batch=4)
     # a full run resumed from the lever's file completes it without training again
     trained = res["section_seconds"]["consolidation"]
     skip = ["STM (all items)", "STM (own chunk, oracle)", "no memory", "STM + retrieval"]

@@ -262,3 +262,44 @@ def test_on_top_runs_ids_and_restores_the_cache(tiny, facts):
     with pytest.raises(STMCapacityError, match="window"), buf.on_top([ids[0]] * buf.window):
         pass
     assert_same_cache(buf, snap)
+
+
+def _questions(facts, n):
+    """``n`` questions of different lengths (training and held-out wordings)."""
+    qs = [q for f in facts for q in (f.train_questions[0], f.heldout_question)]
+    return qs[:n]
+
+
+def test_answer_many_gives_the_answers_of_one_by_one(tiny, facts):
+    """Batched greedy answers equal the one-by-one answers (left-padded queries, masked pads, own positions), with
+    a short last batch, and leave the cache unchanged."""
+    buf = STMBuffer(tiny)
+    buf.extend([f.text for f in facts[:5]])
+    snap = cache_snapshot(buf)
+    qs = _questions(facts, 7)
+    assert len({len(encode(tiny.tokenizer, buf.fmt.query(q))) for q in qs}) > 2  # padding is exercised
+    one = [buf.answer(q, max_new_tokens=12) for q in qs]
+    assert buf.answer_many(qs, max_new_tokens=12, batch_size=3) == one
+    assert buf.answer_many(qs, max_new_tokens=12, batch_size=16) == one
+    assert_same_cache(buf, snap)
+    with pytest.raises(STMError, match="batch_size"):
+        buf.answer_many(qs, batch_size=0)
+
+
+def test_answer_many_on_a_cartridge_with_residual_notes(tiny, facts):
+    from stmltm_nb.memory.cartridge import Cartridge
+
+    cart = Cartridge.create(tiny, p=8, init="random")
+    mem = cart.memory(residual=[f.to_item() for f in facts[:3]])
+    qs = _questions(facts[3:], 6)
+    assert mem.answer_many(qs, max_new_tokens=10, batch_size=4) == [mem.answer(q, max_new_tokens=10) for q in qs]
+
+
+def test_answer_many_matches_on_the_real_model(real, facts):
+    """On the real model answers stop at a newline or the end token, at different lengths in one batch."""
+    buf = STMBuffer(real)
+    buf.extend([f.text for f in facts[:8]])
+    qs = _questions(facts[:8], 12)
+    one = [buf.answer(q, max_new_tokens=32) for q in qs]
+    assert len({len(a) for a in one}) > 3  # answers of several lengths ended in one batch
+    assert buf.answer_many(qs, max_new_tokens=32, batch_size=12) == one

@@ -34,6 +34,7 @@ INCREMENTAL = ROOT / "benchmarks" / "results" / "incremental_tune.json"
 POLICY = ROOT / "benchmarks" / "results" / "policy_regret.json"
 PROBE = ROOT / "benchmarks" / "results" / "probe_recall.jsonl"
 ROOFLINE = ROOT / "benchmarks" / "results" / "roofline.json"
+LEVERS = ROOT / "benchmarks" / "results"  # lever_tune_baseline.json and one lever_tune_<name>.json per lever
 
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
 CALLS: dict[str, Callable] = {"round": round, "min": min, "max": max, "abs": abs, "len": len}
@@ -103,7 +104,8 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``probe`` (:func:`~stmltm_nb.metrics.probe.probe_table` of ``benchmarks/results/probe_recall.jsonl``, the shipped
     design) and ``probes[variant]`` (every design measured there); ``ltm_misses``: the issue-#13 bars the measured
     comparison misses (:func:`~stmltm_nb.metrics.ltm_bars.comparison_misses`, "; "-joined, "none" when all are met);
-    ``ltm_bars[name]``: those bars (:func:`~stmltm_nb.metrics.ltm_bars.thresholds`).
+    ``ltm_bars[name]``: those bars (:func:`~stmltm_nb.metrics.ltm_bars.thresholds`);
+    ``levers`` (:func:`levers`: the recipe levers of ``benchmarks/results/lever_tune_*.json`` against their baseline).
     A name whose file is missing is ``None`` (an error when a template uses it)."""
     from stmltm_nb.decision.curves import load_curves
     from stmltm_nb.metrics.ltm_bars import thresholds
@@ -139,6 +141,7 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "stream": _stream(data_dir() / "controller_events.jsonl"),
         "probe": None if probes is None else probes["steps"],
         "probes": probes,
+        "levers": levers(),
         **_policy(_read_json(POLICY)),
     }
 
@@ -201,6 +204,42 @@ def _roofline(data: Any) -> dict[str, Any] | None:
         return None
     return {**data, "phase": {r["phase"]: r for r in data["table"]}, "peak": max(p["gflops"] for p in data["peak"]),
             "steps": len(data["profile"]["steps"])}
+
+
+def levers(folder: Path | None = None) -> dict[str, Any] | None:
+    """``levers.base[part]`` (the baseline's value of each part, :data:`~stmltm_nb.metrics.levers.PART_KEYS`),
+    ``levers.config`` (the baseline's recipe),
+    ``levers.seconds`` (the baseline run's), ``levers.n_resid`` (its residual notes), ``levers.n`` (levers run), ``levers.run[name]``: ``recipe`` (its
+    ``--set`` text), ``seconds``, ``decision`` (:func:`~stmltm_nb.metrics.levers.lever_decision` with the target of
+    ``lever_plan.json``; None without one) and ``[part]`` (the row of :func:`~stmltm_nb.metrics.levers.lever_gaps`:
+    base, lever, delta, lo, hi, verdict); None without a baseline."""
+    from stmltm_nb.metrics.levers import (
+        lever_decision,
+        lever_gaps,
+        part_key,
+        read_lever_plan,
+        read_lever_runs,
+        recipe_text,
+    )
+
+    folder = folder or LEVERS
+    base, runs = read_lever_runs(folder)
+    if base is None:
+        return None
+    plan = read_lever_plan(folder)
+
+    def summary(name: str, run: Mapping[str, Any]) -> dict[str, Any]:
+        rows = lever_gaps(base, run)
+        target = plan.get(name, {}).get("target")
+        parent = runs.get(plan.get(name, {}).get("builds_on", ""))
+        vs_parent = {part_key(r): r for r in lever_gaps(parent, run)} if parent is not None else None
+        return {"recipe": recipe_text(run), "seconds": run.get("total_seconds"), "vs_parent": vs_parent,
+                "config": run.get("consolidation", {}).get("config", {}),
+                "decision": lever_decision(rows, target) if target else None, **{part_key(r): r for r in rows}}
+
+    return {"n": len(runs), "base": {part_key(r): r["base"] for r in lever_gaps(base, base, 1)},
+            "config": base.get("consolidation", {}).get("config", {}),
+            "seconds": base.get("total_seconds"), "n_resid": base.get("n_resid"), "run": {name: summary(name, run) for name, run in runs.items()}}
 
 
 def _ltm_misses(comparison: Mapping[str, Any], retention: Mapping[str, Any]) -> str | None:

@@ -59,20 +59,16 @@ def _measure(args: argparse.Namespace) -> int:
     from stmltm_nb.apps.measure_job import run_measurements
     from stmltm_nb.env import fast
 
-    recipe = _recipe_arg(args.set or [], args.split if not args.notes else None)
+    recipe = _recipe_arg(args.set or [])
     notes = notes_arg(args.notes) if args.notes else None
     device = device_arg(args.device)
+    out = _check_measure_args(args, recipe, None if notes is None else len(notes))
     if notes is not None:
-        from stmltm_nb.apps.measure_job import MIN_NOTES
-
-        usage_check(len(notes) >= MIN_NOTES, f"--notes {args.notes}: measuring needs at least {MIN_NOTES} notes (some "
-                                       f"consolidated, some residual), got {len(notes)}")
         check_notes_fit(notes, args.model)
-    out = _check_measure_args(args, recipe)
     res = run_measurements(args.model, fast=args.fast or fast(), n_facts=args.facts, out=out, resume=args.resume,
                            notes=notes, device=device, split=args.split,
                            skip=args.skip or (), recipe=recipe, cartridges_only=args.cartridges_only,
-                           **({"seeds": args.seeds} if args.seeds else {}))
+                           ask_batch=args.ask_batch, **({"seeds": args.seeds} if args.seeds else {}))
     if args.cartridges_only:
         from stmltm_nb.metrics.comparison import ci_text
 
@@ -86,31 +82,35 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_arg(pairs: list[str], split: str | None) -> dict[str, Any]:
-    """``--set KEY=VALUE ...``: recipe overrides, checked before anything loads (a bad one: exit 2). ``split``: the
-    shipped split measured (``None``: notes)."""
+def _recipe_arg(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE ...``: recipe overrides, parsed and type-checked before anything loads (a bad one: exit
+    2); how they fit the other arguments is :func:`~stmltm_nb.apps.measure_job.check_run_args`'s."""
     from stmltm_nb.memory.config import parse_overrides
 
     try:
         recipe = parse_overrides(pairs)
     except ValueError as e:
         raise UsageError(f"--set: {e}") from e
-    usage_check("seed" not in recipe, "--set seed=...: the training seeds are --seeds")
-    usage_check(not (recipe and split == "final"), "--set with --split final: the sealed split is read once, with "
-                                                   "the frozen recipe (try levers on --split tune)")
     return recipe
 
 
-def _check_measure_args(args: argparse.Namespace, recipe: dict[str, Any]) -> Path:
-    """Validate ``stmltm measure`` arguments before the model loads; returns the output path."""
+def _check_measure_args(args: argparse.Namespace, recipe: dict[str, Any], n_notes: int | None) -> Path:
+    """Validate ``stmltm measure`` arguments before the model loads (``n_notes``: the notes given with ``--notes``,
+    None for the shipped facts); returns the output path."""
     import json
 
     usage_check(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
     usage_check(bool(args.notes) or args.facts + 16 <= 104, f"--facts {args.facts}: the consolidated facts and 16 residual "
                                                       f"ones must fit one split of 104 shipped facts (at most 88)")
+    from stmltm_nb.apps.measure_job import check_run_args
+
+    try:
+        check_run_args(split=args.split, seeds=args.seeds or (0,), skip=args.skip or (), recipe=recipe,
+                       cartridges_only=args.cartridges_only, ask_batch=args.ask_batch, n_notes=n_notes)
+    except ValueError as e:
+        raise UsageError(f"stmltm measure: {e}") from e
     out = output_path(args.out, "measured_curves.json")
     if args.cartridges_only:
-        usage_check(not args.skip, "--skip: a --cartridges-only run asks no memory mode without a cartridge")
         from stmltm_nb.decision.curves import curves_path
 
         usage_check(out != Path(curves_path()).resolve(),
@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--cartridges-only", action="store_true",
                    help="train and ask the cartridges (LTM, LTM + residual STM, retention) and stop: a lever's run, "
                         "without the recipe-free curves; the file holds no curves for the rule")
+    m.add_argument("--ask-batch", type=int, default=1, metavar="N",
+                   help="with --cartridges-only: answer N questions at once (the same greedy answers, several times "
+                        "faster; seconds per query become throughput)")
     m.set_defaults(func=_measure)
 
     c = sub.add_parser("decide", help="evaluate the switching inequality and print every term",

@@ -41,12 +41,40 @@ def _digest(what: Any) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def check_run_args(*, split: str = "tune", seeds: Sequence[int] = SEEDS, skip: Sequence[str] = (),
+                   recipe: Mapping[str, Any] | None = None, cartridges_only: bool = False, ask_batch: int = 1,
+                   n_notes: int | None = None) -> None:
+    """The checks of :func:`run_measurements`' arguments, in one place (the CLI calls it before anything loads; a
+    failure is its exit 2): a ValueError names what is wrong. ``n_notes``: how many notes are measured (None: the
+    shipped facts)."""
+    if split not in SPLITS and split != "final":
+        raise ValueError(f"split must be one of {sorted([*SPLITS, 'final'])}, got {split!r}")
+    if cartridges_only and skip:
+        raise ValueError(f"skip {list(skip)}: a cartridges-only run asks no memory mode without a cartridge")
+    unknown = set(skip) - set(EVAL_ORDER)
+    if unknown:
+        raise ValueError(f"skip: unknown memory modes {sorted(unknown)}; these can be skipped: {list(EVAL_ORDER)}")
+    if not list(seeds):
+        raise ValueError("seeds: at least one training seed")
+    if n_notes is not None and n_notes < MIN_NOTES:
+        raise ValueError(f"measuring needs at least {MIN_NOTES} notes (some consolidated, some residual), "
+                         f"got {n_notes}")
+    if "seed" in (recipe or {}):
+        raise ValueError("recipe: the training seeds come from seeds (stmltm measure --seeds), not from seed=")
+    if recipe and split == "final" and n_notes is None:
+        raise ValueError(f"recipe {dict(recipe)}: the final split is read once, with the frozen recipe (no "
+                         "overrides; try levers on the tuning split)")
+    if ask_batch < 1 or (ask_batch > 1 and not cartridges_only):
+        raise ValueError(f"ask_batch must be 1, or more with cartridges_only (a full run's seconds per query are "
+                         f"latencies the rule reads), got {ask_batch}")
+
+
 def run_measurements(model_name: str = "default", fast: bool = False, n_facts: int = 64,
                      out: str | Path | None = None, progress: bool = True, resume: bool = False,
                      notes: Sequence[Note] | None = None, device: str = "cpu", questions: int = 2,
                      split: str = "tune", seeds: Sequence[int] = SEEDS, n_resid: int | None = None,
                      skip: Sequence[str] = (), recipe: Mapping[str, Any] | None = None,
-                     cartridges_only: bool = False) -> dict[str, Any]:
+                     cartridges_only: bool = False, ask_batch: int = 1) -> dict[str, Any]:
     """Measure everything and return the JSON-ready dict (written to ``out`` when given).
 
     ``notes``: measure on your notes instead of the shipped facts (self-study writes ``questions`` training
@@ -66,7 +94,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     overrides is refused. ``cartridges_only``: train and ask the cartridges (their evaluation parts and the
     retention section) and stop: what a recipe lever changes, without the recipe-free curves and the signal and
     compression sections (a lever's run; the file says ``"cartridges_only": true`` and holds no curves for the
-    rule; a full run resuming it completes it).
+    rule; a full run resuming it completes it). ``ask_batch``: questions answered at once by a memory that can
+    (the same greedy answers, :meth:`~stmltm_nb.memory.stm.STMBuffer.answer_many`); its records' seconds per query
+    are then throughput at that batch, not one query's latency, so only a ``cartridges_only`` run takes more than 1.
     """
     import json
 
@@ -88,24 +118,10 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.metrics.probe import probe_prediction
     from stmltm_nb.models import cache_dir, load_model
 
-    if split not in SPLITS and split != "final":
-        raise ValueError(f"split must be one of {sorted([*SPLITS, 'final'])}, got {split!r}")
+    check_run_args(split=split, seeds=seeds, skip=skip, recipe=recipe, cartridges_only=cartridges_only,
+                   ask_batch=ask_batch, n_notes=None if notes is None else len(notes))
     seeds = list(dict.fromkeys(int(s) for s in seeds))
-    if cartridges_only and skip:
-        raise ValueError(f"skip {list(skip)}: a cartridges-only run asks no memory mode without a cartridge")
-    unknown = set(skip) - set(EVAL_ORDER)
-    if unknown:
-        raise ValueError(f"skip: unknown memory modes {sorted(unknown)}; these can be skipped: {list(EVAL_ORDER)}")
-    if not seeds:
-        raise ValueError("seeds: at least one training seed")
-    if notes is not None and len(notes) < MIN_NOTES:
-        raise ValueError(f"measuring needs at least {MIN_NOTES} notes (some consolidated, some residual), "
-                         f"got {len(notes)}")
     recipe = dict(recipe or {})
-    if "seed" in recipe:
-        raise ValueError("recipe: the training seeds come from seeds (stmltm measure --seeds), not from seed=")
-    if recipe and split == "final" and notes is None:
-        raise ValueError(f"recipe {recipe}: the final split is read once, with the frozen recipe (no overrides)")
     cfg0 = replace(ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
                                        batch_size=8 if fast else ConsolidationConfig.batch_size), **recipe)
     res: dict[str, Any] = {}
@@ -203,7 +219,7 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         t0 = time.perf_counter()
         ev[part] = S.records_section(lm, train_facts, residual, None if seed is None
                                      else {seed: carts[seed]}, q_split, cfg0.chunk_size, progress,
-                                     modes=None if seed is not None else [mode])
+                                     modes=None if seed is not None else [mode], batch_size=ask_batch)
         res.setdefault("section_seconds", {})[f"evaluation.{part}"] = time.perf_counter() - t0
         res["comparison"] = S.comparison_from(ev, split=q_split)
         if out is not None:

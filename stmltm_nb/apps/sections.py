@@ -30,19 +30,20 @@ def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def recall_section(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], per_position: int,
-                   heldout_sizes: Sequence[int] = (), progress: bool = False, min_questions: int = 24
-                   ) -> dict[str, Any]:
+                   heldout_sizes: Sequence[int] = (), progress: bool = False, min_questions: int = 24,
+                   batch_size: int = 8) -> dict[str, Any]:
     """q_ctx(n), L_ctx(n) by position and pooled at the STM sizes ``sizes`` (items), with the fitted families;
     with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer. Every question at a size is
-    distinct (at least ``min_questions`` of them where the facts allow)."""
+    distinct (at least ``min_questions`` of them where the facts allow). ``batch_size``: questions about one buffer
+    answered at once (the same greedy answers; no timing is read from these curves)."""
     rows = M.recall_curve(lm, facts, sizes, per_position=per_position, progress=progress,
-                          min_questions=min_questions)
+                          min_questions=min_questions, batch_size=batch_size)
     pooled = M.pooled_recall(rows)
     out: dict[str, Any] = {"by_position": rows, "pooled": pooled}
     if heldout_sizes:
         out["heldout"] = M.recall_curve(lm, facts, heldout_sizes, per_position=per_position,
                                         positions=("middle",), kind="heldout", progress=progress,
-                                        min_questions=min_questions)
+                                        min_questions=min_questions, batch_size=batch_size)
     return {**out, **recall_fits(pooled), "tokens_per_item_b": pooled[-1]["tokens"] / pooled[-1]["n"]}
 
 
@@ -125,12 +126,13 @@ def retrieval_section(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[in
 
 def records_section(lm: LoadedModel, facts: Sequence[Fact], residual: Sequence[Fact],
                     cartridges: dict[int, Cartridge] | None, split: str | None, chunk_size: int,
-                    progress: bool = False, k: int = 4, modes: Sequence[str] | None = None
-                    ) -> list[dict[str, Any]]:
+                    progress: bool = False, k: int = 4, modes: Sequence[str] | None = None,
+                    batch_size: int = 1) -> list[dict[str, Any]]:
     """Per-question records (:func:`stmltm_nb.metrics.recall.question_records`): with ``cartridges`` the cartridge
     modes, without them ``modes`` (default: every mode that needs no cartridge). Training questions are asked where
     a bar or a ceiling reads them (STM of every fact, the cartridge modes, the residual facts alone, the teacher);
-    held-out wordings everywhere. Answer NLL (nats/token) for STM of every fact and the cartridge modes."""
+    held-out wordings everywhere. Answer NLL (nats/token) for STM of every fact and the cartridge modes.
+    ``batch_size``: questions answered at once (:func:`~stmltm_nb.metrics.recall.ask`)."""
     from stmltm_nb.metrics import comparison as C
     from stmltm_nb.metrics.recall import question_records
 
@@ -142,7 +144,8 @@ def records_section(lm: LoadedModel, facts: Sequence[Fact], residual: Sequence[F
     for mode in modes:
         kinds = ("train", "heldout") if mode in TRAIN_ASKED else ("heldout",)
         out += question_records(lm, facts, cartridges, residual, split=split, chunk_size=chunk_size, k=k,
-                                modes=[mode], kinds=kinds, progress=progress, with_nll=mode in NLL_ASKED)
+                                modes=[mode], kinds=kinds, progress=progress, with_nll=mode in NLL_ASKED,
+                                batch_size=batch_size)
     return out
 
 

@@ -6,7 +6,7 @@ the HTML report).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,6 +168,30 @@ def fig_recipe_bars(rows: Sequence[dict[str, Any]]) -> go.Figure:
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title="Recipe runs against the LTM bars (filled: bar met)", height=170 + 34 * len(rows),
                       width=1200, margin={"l": 330, "t": 120})
+    return fig
+
+
+def fig_levers(gaps: Mapping[str, Sequence[dict[str, Any]]]) -> go.Figure:
+    """Each lever's recall against its baseline: one dot per (memory, questions, facts) part of
+    :func:`~stmltm_nb.metrics.levers.lever_gaps` (lever − baseline, a share of questions), the paired 95 % interval
+    (relations resampled) as error bars, one colour per lever; a dot whose bar crosses 0 is no difference."""
+    fig = go.Figure()
+    for name, rows in gaps.items():
+        rs = [r for r in rows if r["lo"] is not None]
+        labels = [f'{r["memory"]}: {r["facts"]}, {"held-out" if r["questions"] == "heldout" else "trained"}'
+                  for r in rs]
+        fig.add_trace(go.Scatter(x=[r["delta"] for r in rs], y=labels, mode="markers", name=name,
+                                 marker={"size": 10},
+                                 error_x={"type": "data", "symmetric": False,
+                                          "array": [r["hi"] - r["delta"] for r in rs],
+                                          "arrayminus": [r["delta"] - r["lo"] for r in rs]},
+                                 hovertemplate="%{y}<br>lever − baseline = %{x:+.2f}<extra>" + name + "</extra>"))
+    fig.add_vline(x=0, line_dash="dash", line_color="grey")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title="Levers against the baseline: recall difference with its paired 95 % interval",
+                      xaxis={"title": "lever − baseline (share of questions)", "range": [-1, 1]},
+                      height=260 + 40 * max((len(r) for r in gaps.values()), default=0),
+                      legend={"orientation": "h", "y": -0.25}, margin={"l": 330})
     return fig
 
 

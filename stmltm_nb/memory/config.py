@@ -19,6 +19,7 @@ STANDINS = ("items", "pool")  # where stand-in residual items come from (Consoli
 INITS = ("stm", "text", "random")
 DTYPES = ("float32", "bfloat16")  # the student's compute dtype (autocast; weights and teacher targets stay float32)
 RETENTION_CORPORA = ("prompts", "prose", "both")  # the model's own answers to generic prompts, everyday prose
+RETENTION_CONTEXTS = ("none", "standins")  # what a retention row's student sees after the cartridge
 
 COMPUTE_ONLY = ("micro_batches",)  # fields that change how a step is computed, not what it computes
 FRACTIONS = ("gold_weight", "residual_prob", "residual_own_prob", "hard_frac", "retention_frac", "practice_frac",
@@ -40,9 +41,11 @@ class ConsolidationConfig:
     chunk_size: int = 1  # STM items the teacher sees per chunk (q_ctx(1) = 1.00, q_ctx(2) = 0.50)
     k: int = 20  # teacher top-k
     n_self: int = 0  # self-written questions per item (on top of the shipped templates)
-    # Diverse self-study (not measured yet: 0 / 0 is the measured recipe): per fact, this many more hand-written
-    # training wordings of its relation (data/study_wordings.json, disjoint from every held-out set) and "Tell me
-    # about …" questions answered by the fact's own sentence (memory.study_data.training_wordings)
+    # Diverse self-study: per fact, this many more hand-written training wordings of its relation
+    # (data/study_wordings.json, disjoint from every held-out set) and "Tell me about …" questions answered by the
+    # fact's own sentence (memory.study_data.training_wordings). 0 / 0 is the shipped recipe; 7 / 1 was measured on
+    # the tuning split, seed 0 (benchmarks/results/lever_tune_study.json, notebook 10.3): the cartridge alone
+    # answered more held-out wordings, nothing measured got worse (kept for the recipe to be frozen)
     study_wordings: int = 0
     about_rows: int = 0
     steps: int = 400
@@ -69,7 +72,9 @@ class ConsolidationConfig:
     residual_min: int = 1  # at least this many stand-ins in a batch that has them (0: some such batches have none)
     standins: str = "items"  # where stand-in residual items come from: "items" (the items being consolidated, the
     # measured recipe) or "pool" (data/distractor_facts.jsonl: facts of other relations never in a cartridge, as a
-    # served memory's newer notes are; not measured yet)
+    # served memory's newer notes are). Measured with 0-8 of them in 90 % of the batches (tuning split, seed 0,
+    # benchmarks/results/lever_tune_pool.json, notebook 10.3): the served memory's recall of the cartridge facts
+    # rose, its general-text NLL rose too (a trade by the rule stated before the run; not adopted as it is)
     residual_own_prob: float = 0.0  # share of those rows whose asked item is among them (0.5 measured: worse, README)
     hard_frac: float = 0.0  # share of each batch drawn by loss-proportional sampling (hard-example mining)
     # Rows that protect what the cartridge should not change (issue #13; shares of each batch's rows):
@@ -78,6 +83,9 @@ class ConsolidationConfig:
     # without retention rows); the residual facts keep their STM recall (0.75 = 0.75; 0.00 without practice rows).
     retention_frac: float = 0.25  # generic text, student (with cartridge) matched to the base model without it
     retention_corpus: str = "prose"  # what retention rows are made of (RETENTION_CORPORA)
+    retention_context: str = "none"  # "none": the retention row's student sees the cartridge alone (the measured
+    # recipe); "standins": also the batch's stand-in notes, as a served memory holds newer notes (its teacher stays
+    # the base model with no memory, so the student learns to keep general text with notes after it; not measured)
     practice_frac: float = 0.25  # a practice fact in residual STM among distractors: the student must read it
     # Incremental updates (issue #14): warm-start from the committed cartridge, train on the new items plus a
     # sample of the absorbed ones (:func:`~stmltm_nb.memory.consolidation.update`).
@@ -127,6 +135,9 @@ class ConsolidationConfig:
         if self.retention_corpus not in RETENTION_CORPORA:
             raise ValueError(f"ConsolidationConfig.retention_corpus must be one of {RETENTION_CORPORA}, "
                              f"got {self.retention_corpus!r}")
+        if self.retention_context not in RETENTION_CONTEXTS:
+            raise ValueError(f"ConsolidationConfig.retention_context must be one of {RETENTION_CONTEXTS}, "
+                             f"got {self.retention_context!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"ConsolidationConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.init not in INITS:

@@ -16,7 +16,7 @@ see :class:`stmltm_nb.memory.cartridge.Cartridge`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -342,6 +342,64 @@ class STMBuffer:
                 logits = self.model(input_ids=torch.tensor([[nxt]], device=self.model.device), cache=cache,
                                     use_cache=True).logits[0, -1]
         return out_ids, (torch.stack(rows) if keep_logits else None)
+
+    def answer_many(self, questions: Sequence[str], max_new_tokens: int = 24, batch_size: int = 16) -> list[str]:
+        """Greedy answers to ``questions`` (in order), ``batch_size`` at a time on one copy of the cached STM per
+        batch: the answers :meth:`answer` gives one by one (each query left-padded, its pads masked, its tokens at
+        the positions they have alone), in one decode pass per token for the whole batch instead of one per
+        question. Float32 sums in other orders can, rarely, flip a near-tied greedy token. The cache is unchanged."""
+        if batch_size < 1:
+            raise STMError(f"batch_size must be >= 1, got {batch_size}")
+        qs = list(questions)
+        out: list[str] = []
+        for i in range(0, len(qs), batch_size):
+            chunk = qs[i:i + batch_size]
+            ids = (self._generate_batch(chunk, max_new_tokens) if len(chunk) > 1
+                   else [self.generate(chunk[0], max_new_tokens)[0]])
+            out += [self.tokenizer.decode(x, skip_special_tokens=True).strip() for x in ids]
+        return out
+
+    def _generate_batch(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        """:meth:`generate`'s greedy ids (newline stop) for several questions in one batch."""
+        import torch
+        from transformers import DynamicCache
+
+        enc = [encode(self.tokenizer, self.fmt.query(q)) for q in questions]
+        n_b, width, c = len(enc), max(map(len, enc)), self._cache.get_seq_length()
+        if c + width > self.window:
+            raise STMCapacityError(f"query of {width} tokens does not fit the model window")
+        dev = self.model.device
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        lens = torch.tensor([len(e) for e in enc], device=dev)
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=dev)
+        offset = torch.arange(width, device=dev)[None, :] - (width - lens)[:, None]  # a token's place in its query
+        mask = torch.cat([torch.ones(n_b, c, dtype=torch.long, device=dev), (offset >= 0).long()], 1)
+        pos = c + offset.clamp(min=0)
+        cache = DynamicCache(ddp_cache_data=[(layer.keys.expand(n_b, -1, -1, -1), layer.values.expand(n_b, -1, -1, -1))
+                                             for layer in self._cache.layers])
+        stop = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids(self.fmt.end)}
+        outs: list[list[int]] = [[] for _ in enc]
+        done = [False] * n_b
+        with torch.no_grad():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
+                                use_cache=True).logits[:, -1]
+            for t in range(max_new_tokens + 1):
+                nxt = logits.argmax(-1).tolist()
+                for r, tok in enumerate(nxt):
+                    if done[r]:
+                        continue
+                    if tok in stop or len(outs[r]) >= max_new_tokens:
+                        done[r] = True
+                        continue
+                    outs[r].append(tok)
+                    if "\n" in self.tokenizer.decode([tok]):
+                        done[r] = True
+                if all(done):
+                    break
+                mask = torch.cat([mask, torch.ones(n_b, 1, dtype=torch.long, device=dev)], 1)
+                logits = self.model(input_ids=torch.tensor(nxt, device=dev)[:, None], attention_mask=mask,
+                                    position_ids=(c + lens + t)[:, None], cache=cache, use_cache=True).logits[:, -1]
+        return outs
 
     # ----- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -18,7 +18,7 @@ from stmltm_nb.memory.teacher import TeacherTargets
 # the recipe fields recorded in a trained cartridge's stats
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "warmup", "gold_weight", "gold_boost", "seed", "residual_prob",
                 "residual_min", "residual_max", "standins", "residual_own_prob", "hard_frac", "retention_frac", "retention_corpus",
-                "practice_frac", "micro_batches", "dtype")
+                "retention_context", "practice_frac", "micro_batches", "dtype")
 GUARD_KINDS = ("retention", "practice")  # rows about no consolidated item (they guard what must not change)
 ROW_KINDS = ("fact", *GUARD_KINDS)
 
@@ -217,7 +217,9 @@ def batch_rows(tt: TeacherTargets, cfg: ConsolidationConfig, pools: dict[str, li
     extra = [sample_residual(residual, tt.examples[i].item_id, n_res, gen, cfg.residual_own_prob) for i in idx]
     if counts["retention"]:
         ret, orders["retention"] = pick_batch(orders["retention"], pools["retention"], counts["retention"], gen)
-        idx, extra = idx + ret, extra + [[] for _ in ret]
+        seen = ([sample_residual(residual, "", n_res, gen) for _ in ret] if cfg.retention_context == "standins"
+                else [[] for _ in ret])  # no draw from gen otherwise: the measured recipe's batches stay as they were
+        idx, extra = idx + ret, extra + seen
     if counts["practice"]:
         prac, orders["practice"] = pick_batch(orders["practice"], pools["practice"], counts["practice"], gen)
         n_ctx = int(torch.randint(1, cfg.residual_max + 1, (1,), generator=gen))  # the fact + distractors

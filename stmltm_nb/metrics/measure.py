@@ -65,11 +65,12 @@ def _position_slice(n: int, position: str, k: int) -> list[int]:
 
 def recall_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], per_position: int = 8,
                  positions: Sequence[str] = POSITIONS, kind: str = "train", progress: bool = False,
-                 min_questions: int = 24) -> list[dict[str, Any]]:
+                 min_questions: int = 24, batch_size: int = 1) -> list[dict[str, Any]]:
     """q_ctx(n) and L_ctx(n): STM of n consecutive facts; ask about facts at the start, middle and end of the
     buffer, every question distinct (:func:`curve_plan`: at small n several disjoint buffers, so that each size
     asks at least ``min_questions``). One row per (n, position) with hits, total, recall, Wilson 95 % interval,
-    mean answer NLL (nats/token) and the ``facts`` asked (ids). ``progress``: a bar over the sizes."""
+    mean answer NLL (nats/token) and the ``facts`` asked (ids). ``progress``: a bar over the sizes. ``batch_size``:
+    questions answered at once (:func:`~stmltm_nb.metrics.recall.evaluate_recall`; the same answers)."""
     from stmltm_nb.env import progress_bar
 
     rows = []
@@ -77,24 +78,29 @@ def recall_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], p
     for n in sorted(sizes):
         bar.update(1)
         plan = curve_plan(n, len(facts), per_position, min_questions, positions)
-        by_pos: dict[str, list] = {}
+        by_pos: dict[str, list] = {}  # position -> [(hits, nll sum, fact ids)] per buffer
         tokens = 0
         for start in sorted({s for s, _, _ in plan}):
             buf = STMBuffer(lm)
             buf.extend([f.to_item() for f in facts[start : start + n]])
             tokens = buf.n_tokens
-            for s, pos, idx in plan:
-                if s == start:
-                    asked = [facts[i] for i in idx]
-                    r = evaluate_recall(buf, asked, kind, first_question_only=True)
-                    by_pos.setdefault(pos, []).append((r, [f.id for f in asked]))
+            parts = [(pos, [facts[i] for i in idx]) for s, pos, idx in plan if s == start]
+            # every question about this buffer at once (one question per fact), then split by position
+            r = evaluate_recall(buf, [f for _, asked in parts for f in asked], kind, first_question_only=True,
+                                batch_size=batch_size)
+            at = 0
+            for pos, asked in parts:
+                got = slice(at, at + len(asked))
+                at += len(asked)
+                by_pos.setdefault(pos, []).append((sum(o[3] for o in r.outputs[got]), sum(r.nlls[got]),
+                                                   [f.id for f in asked]))
         for pos, parts in by_pos.items():
-            hits, total = sum(r.hits for r, _ in parts), sum(r.total for r, _ in parts)
-            nll = sum(r.nll * r.total for r, _ in parts) / total
+            hits, total = sum(h for h, _, _ in parts), sum(len(ids) for _, _, ids in parts)
+            nll = sum(x for _, x, _ in parts) / total
             lo, hi = wilson_interval(hits, total)
             rows.append({"n": n, "tokens": tokens, "position": pos, "hits": hits, "total": total,
                          "recall": hits / total, "lo": lo, "hi": hi, "nll": nll,
-                         "facts": [i for _, ids in parts for i in ids]})
+                         "facts": [i for _, _, ids in parts for i in ids]})
     bar.close()
     return rows
 

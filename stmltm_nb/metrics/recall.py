@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stmltm_nb.memory.facts import Fact
 from stmltm_nb.memory.stm import STMBuffer
@@ -45,28 +45,29 @@ class RecallResult:
     nll: float  # mean answer NLL, nats per answer token
     seconds_per_query: float  # mean wall time of one greedy answer, seconds
     outputs: list[tuple[str, str, str, bool]]  # (question, gold, output, hit)
+    nlls: list[float] = field(default_factory=list)  # each question's answer NLL, nats/token (empty without it)
 
 
 def evaluate_recall(buf: STMBuffer, facts: Sequence[Fact], kind: str = "train", max_new_tokens: int = 32,
-                    first_question_only: bool = False, with_nll: bool = True) -> RecallResult:
-    """Ask every fact's questions of ``kind`` against the memory in ``buf``; the buffer is not changed."""
-    hits, total, nlls, times, outputs = 0, 0, [], [], []
-    for f in facts:
-        qs = questions_for(f, kind)
-        for q in qs[:1] if first_question_only else qs:
-            t0 = time.perf_counter()
-            out = buf.answer(q, max_new_tokens=max_new_tokens)
-            times.append(time.perf_counter() - t0)
-            hit = answer_found(f.answer, out)
-            hits += hit
-            total += 1
-            outputs.append((q, f.answer, out, hit))
-            if with_nll:
-                nlls.append(buf.answer_nll(q, f.answer))
-    if total == 0:
+                    first_question_only: bool = False, with_nll: bool = True, batch_size: int = 1) -> RecallResult:
+    """Ask every fact's questions of ``kind`` against the memory in ``buf``; the buffer is not changed.
+    ``batch_size`` > 1 answers that many at once (:meth:`~stmltm_nb.memory.stm.STMBuffer.answer_many`: the same
+    greedy answers; ``seconds_per_query`` is then the batch's time shared evenly)."""
+    asked = [(f, q) for f in facts for q in (questions_for(f, kind)[:1] if first_question_only
+                                             else questions_for(f, kind))]
+    if not asked:
         raise ValueError("no questions to evaluate")
-    return RecallResult(hits / total, hits, total, sum(nlls) / len(nlls) if nlls else float("nan"),
-                        sum(times) / len(times), outputs)
+    t0 = time.perf_counter()
+    if batch_size > 1:
+        texts = buf.answer_many([q for _, q in asked], max_new_tokens=max_new_tokens, batch_size=batch_size)
+    else:
+        texts = [buf.answer(q, max_new_tokens=max_new_tokens) for _, q in asked]
+    seconds = (time.perf_counter() - t0) / len(asked)
+    outputs = [(q, f.answer, out, answer_found(f.answer, out)) for (f, q), out in zip(asked, texts)]
+    hits = sum(hit for *_, hit in outputs)
+    nlls = [buf.answer_nll(q, f.answer) for f, q in asked] if with_nll else []
+    return RecallResult(hits / len(asked), hits, len(asked), sum(nlls) / len(nlls) if nlls else float("nan"),
+                        seconds, outputs, nlls)
 
 
 def spread(seq: Sequence, k: int) -> list:
@@ -97,21 +98,31 @@ def fact_buffer(lm: LoadedModel, facts: Sequence[Fact]) -> STMBuffer:
 
 def ask(memory, facts: Sequence[Fact], kind: str, mode: str, role: str, split: str | None = None,
         seed: int | None = None, max_new_tokens: int = 32, first_question_only: bool = True,
-        with_nll: bool = False) -> list[dict]:
+        with_nll: bool = False, batch_size: int = 1) -> list[dict]:
     """One record per question (see :mod:`stmltm_nb.metrics.comparison`): each fact's questions of ``kind``
     asked of ``memory`` (anything with ``answer``/``answer_nll``: an STM, a cartridge's memory, a retrieval
     memory). Training questions: the first template only unless ``first_question_only`` is false; held-out: every
-    wording of ``split`` (the fact's single paraphrase without a split)."""
-    out = []
+    wording of ``split`` (the fact's single paraphrase without a split). ``batch_size`` > 1 answers that many
+    questions at once where the memory can (:meth:`~stmltm_nb.memory.stm.STMBuffer.answer_many`; the same greedy
+    answers): each record's ``s`` is then its batch's seconds shared evenly (throughput, not one query's latency)
+    and the record says ``batch``."""
+    asked = []
     for f in facts:
         qs = questions_for(f, kind, split=split) if split is not None else questions_for(f, kind)
-        if kind == "train" and first_question_only:
-            qs = qs[:1]
-        for j, q in enumerate(qs):
-            t0 = time.perf_counter()
-            text = memory.answer(q, max_new_tokens=max_new_tokens)
+        asked += [(f, j, q) for j, q in enumerate(qs[:1] if kind == "train" and first_question_only else qs)]
+    batched = batch_size > 1 and hasattr(memory, "answer_many")
+    out = []
+    for i in range(0, len(asked), batch_size if batched else 1):
+        chunk = asked[i:i + batch_size] if batched else asked[i:i + 1]
+        t0 = time.perf_counter()
+        texts = (memory.answer_many([q for _, _, q in chunk], max_new_tokens=max_new_tokens, batch_size=batch_size)
+                 if batched else [memory.answer(chunk[0][2], max_new_tokens=max_new_tokens)])
+        s = (time.perf_counter() - t0) / len(chunk)
+        for (f, j, q), text in zip(chunk, texts):
             rec = {"mode": mode, "kind": kind, "fact": f.id, "relation": f.relation, "role": role, "seed": seed,
-                   "w": j, "hit": int(answer_found(f.answer, text)), "s": time.perf_counter() - t0}
+                   "w": j, "hit": int(answer_found(f.answer, text)), "s": s}
+            if batched:
+                rec["batch"] = batch_size
             if with_nll:
                 rec["nll"] = memory.answer_nll(q, f.answer)
             out.append(rec)
@@ -122,14 +133,15 @@ def question_records(lm: LoadedModel, facts: Sequence[Fact], cartridges=None, re
                      split: str | None = None, chunk_size: int = 4, k: int = 4,
                      kinds: Sequence[str] = QUESTION_KINDS, modes: Sequence[str] | None = None,
                      max_new_tokens: int = 32, first_question_only: bool = True, with_nll: bool = False,
-                     progress: bool = False) -> list[dict]:
+                     progress: bool = False, batch_size: int = 1) -> list[dict]:
     """Every question of the comparison, one record each (:mod:`stmltm_nb.metrics.comparison` turns them into the
     table). ``facts`` are the consolidated facts (role "cart"), ``residual`` the newer ones kept in STM (role
     "resid"). ``cartridges``: one cartridge or ``{training seed: cartridge}`` trained on ``facts``; without it
     the cartridge modes are skipped. ``modes``: a subset of :data:`~stmltm_nb.metrics.comparison.MODES` (default:
     all that apply). Memory modes: no memory; STM of every fact; STM + retrieval (BM25 top-``k`` of every fact);
     each fact asked with its own chunk of ``chunk_size`` facts in STM (oracle); the fact alone in STM (teacher);
-    the cartridge; the cartridge + residual STM; the residual facts alone in STM."""
+    the cartridge; the cartridge + residual STM; the residual facts alone in STM. ``batch_size``: questions
+    answered at once (:func:`ask`; 1, the default, times each query alone)."""
     from stmltm_nb.env import progress_bar
     from stmltm_nb.memory.facts import chunks
     from stmltm_nb.memory.retrieval import RetrievalMemory
@@ -149,7 +161,7 @@ def question_records(lm: LoadedModel, facts: Sequence[Fact], cartridges=None, re
     if unknown:
         raise ValueError(f"unknown memory modes {sorted(unknown)}; known: {list(C.MODES)}")
     kw = {"split": split, "max_new_tokens": max_new_tokens, "first_question_only": first_question_only,
-          "with_nll": with_nll}
+          "with_nll": with_nll, "batch_size": batch_size}
 
     def run(memory, asked, mode, seed=None):
         recs = []

@@ -219,7 +219,8 @@ BOOTSTRAP_CELLS = 4_000_000  # (resample, cluster, unit) cells drawn at once by 
 
 def cluster_bootstrap(clusters: Sequence[str], units: Sequence[str], hits: Sequence[float], n_boot: int = 2000,
                       seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of ``hits`` (one value per question, in [0, 1]) with a two-stage percentile-bootstrap interval:
+    """Mean of ``hits`` (one value per question: a hit in [0, 1], or a paired difference of two runs' hits on the
+    same question, in [-1, 1]) with a two-stage percentile-bootstrap interval:
     resample clusters (relations) with replacement, then units (facts) within each drawn cluster, and keep every
     question of a drawn unit. Failures cluster by relation, so this interval is wider, and honest, where a
     binomial interval over questions is not. Returns (mean, low, high); one cluster gives the within-cluster
