@@ -134,7 +134,8 @@ Markdown("\n".join(f"- **{r['run']}** ({r['split']} split): "
 # The rows above ask one question per fact. From here on a lever is measured with the question bank ([notebook
 # 03](03_cartridge_ltm.ipynb)): every trained and held-out wording of each fact, on the tuning split, against the
 # shipped recipe's run of the same split and seed (the baseline: `stmltm measure --split tune --seeds 0
-# --cartridges-only --out lever_tune_baseline.json`, {{ levers.seconds :minutes }} on 2 cores). A lever's run adds
+# --cartridges-only --out lever_tune_baseline.json`, {{ levers.seconds :minutes }} on the 2-core machine it ran on, slower than the one
+# of the levers below). A lever's run adds
 # `--set KEY=VALUE ...` and is saved beside it in `benchmarks/results/` as `lever_tune_<name>.json`.
 #
 # Both runs ask the same questions, so each difference is paired question by question, and its 95 % interval
@@ -156,13 +157,20 @@ from stmltm_nb.metrics.levers import (
 RESULTS = Path("stmltm-nb" if IN_COLAB else "..") / "benchmarks" / "results"
 baseline, lever_runs = read_lever_runs(RESULTS)
 plan = read_lever_plan(RESULTS)  # each lever's target part, written down before its run
-print(f"baseline: {recipe_text(baseline)}, {baseline['split']['name']} split, seeds {baseline['seeds']}, "
-      f"{baseline['n_facts']} facts in the cartridge, {baseline['n_resid']} residual notes after it")
-if not lever_runs:
-    print("no lever measured yet")
+if baseline is None:
+    print(f"no baseline run in {RESULTS} (lever_tune_baseline.json): nothing to compare with")
+    lever_runs = {}
 else:
+    print(f"baseline: {recipe_text(baseline)}, {baseline['split']['name']} split, seeds {baseline['seeds']}, "
+          f"{baseline['n_facts']} facts in the cartridge, {baseline['n_resid']} residual notes after it")
+if baseline is not None and not lever_runs:
+    print("no lever measured yet")
+elif lever_runs:
     print(lever_table(baseline, {name: run for name, run in lever_runs.items()}).to_string(index=False))
     for name, run in lever_runs.items():
+        if name not in plan:
+            print(f"{name}: no target stated in lever_plan.json before the run, so no decision")
+            continue
         d = lever_decision(lever_gaps(baseline, run), plan[name]["target"])
         print(f"{name} ({recipe_text(run)}): target {d['target']} {d['verdict']}; worse: {', '.join(d['worse']) or 'none'}"
               f" -> {d['decision']}")

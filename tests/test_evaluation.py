@@ -112,18 +112,32 @@ def test_questions_for_and_spread(facts):
     assert spread(list(range(10)), 3) == [0, 4, 9] and spread([1, 2], 5) == [1, 2]
 
 
-def test_recall_curve_batched_per_buffer_equals_one_by_one(tiny, facts, monkeypatch):
+def test_recall_curve_splits_a_buffers_answers_back_by_position(tiny, facts, monkeypatch):
     """The STM recall curve asks every question about one buffer at once and splits the answers back by position:
-    the same rows (hits, NLL, facts asked) as asking one by one."""
+    each row's hits are those of its own facts (an answer names its fact; facts of even index count as hits), both
+    one by one and batched, so a wrong slice shows."""
     from stmltm_nb.metrics.measure import recall_curve
 
-    # a judge that reads the gold answer and the output: hits differ by fact, so a wrong split by position shows
-    monkeypatch.setattr(evaluation, "answer_found", lambda gold, out: len(gold + out) % 2 == 0)
+    pool = facts[:12]
+    fact_of = {f.train_questions[0]: f for f in pool}
+    hit_ids = {f.id for i, f in enumerate(pool) if i % 2 == 0}
+
+    def answer(self, q, max_new_tokens=24):
+        return fact_of[q].id
+
+    def answer_many(self, qs, max_new_tokens=24, batch_size=16):
+        seen.append(len(qs))
+        return [fact_of[q].id for q in qs]
+
+    seen: list[int] = []
+    monkeypatch.setattr(STMBuffer, "answer", answer)
+    monkeypatch.setattr(STMBuffer, "answer_many", answer_many)
+    monkeypatch.setattr(evaluation, "answer_found", lambda gold, out: out in hit_ids)
     kw = {"sizes": [2, 4], "per_position": 2, "min_questions": 6}
-    one = recall_curve(tiny, facts[:12], batch_size=1, **kw)
-    many = recall_curve(tiny, facts[:12], batch_size=8, **kw)
-    assert [(r["n"], r["position"], r["hits"], r["total"], r["facts"]) for r in many] == \
-        [(r["n"], r["position"], r["hits"], r["total"], r["facts"]) for r in one]
-    assert [r["nll"] for r in many] == pytest.approx([r["nll"] for r in one], abs=1e-9)
-    assert {r["position"] for r in one} == {"start", "middle", "end"} and 0 < sum(r["hits"] for r in one) < \
-        sum(r["total"] for r in one)
+    for batch in (1, 8):
+        rows = recall_curve(tiny, pool, batch_size=batch, **kw)
+        assert {r["position"] for r in rows} == {"start", "middle", "end"}
+        for r in rows:
+            assert r["total"] == len(r["facts"]) and r["hits"] == sum(i in hit_ids for i in r["facts"]), r
+        assert 0 < sum(r["hits"] for r in rows) < sum(r["total"] for r in rows)
+    assert seen and max(seen) > 2  # batched: a buffer's questions of several positions at once

@@ -166,3 +166,5 @@ def test_measure_cartridges_only_trains_and_asks_the_cartridges_and_stops(tiny_j
     assert "cartridges_only" not in full and {"signal", "compression", "recall", "cost", "governance"} <= set(full)
     assert full["section_seconds"]["consolidation"] == trained
     assert json.loads(out.read_text())["retention"] == res["retention"]
+    # the lever's batched answers are asked again one by one: a full run's seconds per query are latencies
+    assert full["evaluation"]["seed0"] and all("batch" not in r for r in full["evaluation"]["seed0"])

@@ -97,6 +97,10 @@ def test_runs_of_other_protocols_are_refused_by_name():
         lever_gaps(base, fewer)
     with pytest.raises(ValueError, match="the baseline did not ask"):
         lever_gaps(fewer, base)
+    twice = copy.deepcopy(base)
+    twice["evaluation"]["seed0"].append(dict(twice["evaluation"]["seed0"][0]))
+    with pytest.raises(ValueError, match="about r0f0 .* is recorded twice"):
+        lever_gaps(twice, base)
 
 
 def test_the_table_names_the_lever_and_prints_intervals():

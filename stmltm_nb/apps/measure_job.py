@@ -118,9 +118,9 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
     from stmltm_nb.metrics.probe import probe_prediction
     from stmltm_nb.models import cache_dir, load_model
 
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
     check_run_args(split=split, seeds=seeds, skip=skip, recipe=recipe, cartridges_only=cartridges_only,
                    ask_batch=ask_batch, n_notes=None if notes is None else len(notes))
-    seeds = list(dict.fromkeys(int(s) for s in seeds))
     recipe = dict(recipe or {})
     cfg0 = replace(ConsolidationConfig(steps=30 if fast else ConsolidationConfig.steps,
                                        batch_size=8 if fast else ConsolidationConfig.batch_size), **recipe)
@@ -211,6 +211,10 @@ def run_measurements(model_name: str = "default", fast: bool = False, n_facts: i
         run = state.get("runs", {}).get(seed)
         carts[seed] = run.cartridge if run is not None else Cartridge.from_pretrained(seed_dir(seed), lm)
     ev = res.setdefault("evaluation", {})
+    if not cartridges_only:  # a full run's seconds per query are latencies: parts a lever's run asked in batches
+        for part in [p for p, recs in ev.items() if any(r.get("batch") for r in recs)]:  # are asked again
+            del ev[part]
+            res.get("section_seconds", {}).pop(f"evaluation.{part}", None)
 
     def ask_part(part: str, seed: int | None, mode: str | None) -> None:
         if part in ev or part in skip:

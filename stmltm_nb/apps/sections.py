@@ -31,11 +31,12 @@ def recall_fits(pooled: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def recall_section(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], per_position: int,
                    heldout_sizes: Sequence[int] = (), progress: bool = False, min_questions: int = 24,
-                   batch_size: int = 8) -> dict[str, Any]:
+                   batch_size: int = 1) -> dict[str, Any]:
     """q_ctx(n), L_ctx(n) by position and pooled at the STM sizes ``sizes`` (items), with the fitted families;
     with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer. Every question at a size is
     distinct (at least ``min_questions`` of them where the facts allow). ``batch_size``: questions about one buffer
-    answered at once (the same greedy answers; no timing is read from these curves)."""
+    answered at once (1: one by one, as the shipped curves were measured; more is not yet checked on these curves,
+    ``python benchmarks/ask_batch.py --curve``)."""
     rows = M.recall_curve(lm, facts, sizes, per_position=per_position, progress=progress,
                           min_questions=min_questions, batch_size=batch_size)
     pooled = M.pooled_recall(rows)

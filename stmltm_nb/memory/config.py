@@ -85,7 +85,9 @@ class ConsolidationConfig:
     retention_corpus: str = "prose"  # what retention rows are made of (RETENTION_CORPORA)
     retention_context: str = "none"  # "none": the retention row's student sees the cartridge alone (the measured
     # recipe); "standins": also the batch's stand-in notes, as a served memory holds newer notes (its teacher stays
-    # the base model with no memory, so the student learns to keep general text with notes after it; not measured)
+    # the base model with no memory, so the student learns to keep general text with notes after it). Measured with
+    # standins=pool (tuning split, seed 0, benchmarks/results/lever_tune_pool_ret.json, notebook 10.3): the served
+    # memory's general-text NLL came back to the baseline's, the cartridge alone lost held-out recall against pool)
     practice_frac: float = 0.25  # a practice fact in residual STM among distractors: the student must read it
     # Incremental updates (issue #14): warm-start from the committed cartridge, train on the new items plus a
     # sample of the absorbed ones (:func:`~stmltm_nb.memory.consolidation.update`).

@@ -344,8 +344,8 @@ class STMBuffer:
         return out_ids, (torch.stack(rows) if keep_logits else None)
 
     def answer_many(self, questions: Sequence[str], max_new_tokens: int = 24, batch_size: int = 16) -> list[str]:
-        """Greedy answers to ``questions`` (in order), ``batch_size`` at a time on one copy of the cached STM per
-        batch: the answers :meth:`answer` gives one by one (each query left-padded, its pads masked, its tokens at
+        """Greedy answers to ``questions`` (in order), ``batch_size`` at a time, the cached STM copied for each
+        question of a batch (memory: ``batch_size`` × the STM's KV cache): the answers :meth:`answer` gives one by one (each query left-padded, its pads masked, its tokens at
         the positions they have alone), in one decode pass per token for the whole batch instead of one per
         question. Float32 sums in other orders can, rarely, flip a near-tied greedy token. The cache is unchanged."""
         if batch_size < 1:
@@ -369,7 +369,7 @@ class STMBuffer:
         if c + width > self.window:
             raise STMCapacityError(f"query of {width} tokens does not fit the model window")
         dev = self.model.device
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = next((t for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None), 0)  # masked
         lens = torch.tensor([len(e) for e in enc], device=dev)
         ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=dev)
         offset = torch.arange(width, device=dev)[None, :] - (width - lens)[:, None]  # a token's place in its query

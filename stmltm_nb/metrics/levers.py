@@ -82,8 +82,15 @@ def _check_comparable(base: Mapping[str, Any], lever: Mapping[str, Any]) -> None
 
 
 def _hits(records: Sequence[Mapping[str, Any]], mode: str, kind: str, role: str) -> dict[tuple, Mapping[str, Any]]:
-    return {(r["fact"], r.get("w", 0), r.get("seed")): r for r in records
-            if r["mode"] == mode and r["kind"] == kind and r["role"] == role}
+    out: dict[tuple, Mapping[str, Any]] = {}
+    for r in records:
+        if r["mode"] == mode and r["kind"] == kind and r["role"] == role:
+            key = (r["fact"], r.get("w", 0), r.get("seed"))
+            if key in out:
+                raise ValueError(f"lever_gaps: {mode} / {kind} question {key[1]} about {key[0]} (seed {key[2]}) is "
+                                 "recorded twice")
+            out[key] = r
+    return out
 
 
 def verdict(lo: float, hi: float, higher_is_better: bool = True) -> str:

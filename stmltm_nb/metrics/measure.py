@@ -88,6 +88,8 @@ def recall_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], p
             # every question about this buffer at once (one question per fact), then split by position
             r = evaluate_recall(buf, [f for _, asked in parts for f in asked], kind, first_question_only=True,
                                 batch_size=batch_size)
+            if len(r.outputs) != sum(len(asked) for _, asked in parts):  # one question per fact, or the split breaks
+                raise ValueError("recall curve: expected one question per fact asked")
             at = 0
             for pos, asked in parts:
                 got = slice(at, at + len(asked))
