@@ -222,6 +222,16 @@ elif lever_runs:
 #   for the cartridge ({{ levers.run.study.dnll_ltm.verdict }}). Decision by the stated rule: **{{ levers.run.study.decision.decision }}**. What it
 #   does not touch is the joining: next to the notes the cartridge's facts are still seldom recalled.
 #
+# - **Self-study with the served-memory levers** (`study_pool_ret`: `{{ levers.run.study_pool_ret.recipe }}`, added to
+#   `study`): its target, the served memory's cartridge facts on held-out wordings: {{ levers.base.served_heldout :.2f }} → {{ levers.run.study_pool_ret.served_heldout.lever :.2f }}
+#   ({{ levers.run.study_pool_ret.served_heldout.delta :+.2f }} [{{ levers.run.study_pool_ret.served_heldout.lo :+.2f }}, {{ levers.run.study_pool_ret.served_heldout.hi :+.2f }}], {{ levers.run.study_pool_ret.served_heldout.verdict }}); trained wordings there {{ levers.base.served_train :.2f }} → {{ levers.run.study_pool_ret.served_train.lever :.2f }}
+#   ({{ levers.run.study_pool_ret.served_train.verdict }}). The cartridge alone on held-out wordings: {{ levers.run.study_pool_ret.ltm_heldout.lever :.2f }} ({{ levers.run.study_pool_ret.ltm_heldout.verdict }} against the
+#   baseline; against `study` {{ levers.run.study_pool_ret.vs_parent.ltm_heldout.delta :+.2f }} [{{ levers.run.study_pool_ret.vs_parent.ltm_heldout.lo :+.2f }}, {{ levers.run.study_pool_ret.vs_parent.ltm_heldout.hi :+.2f }}], {{ levers.run.study_pool_ret.vs_parent.ltm_heldout.verdict }}); general text: ΔNLL
+#   {{ levers.run.study_pool_ret.dnll_ltm.lever :+.3f }} for the cartridge ({{ levers.run.study_pool_ret.dnll_ltm.verdict }}), {{ levers.run.study_pool_ret.dnll_served.lever :+.3f }} served ({{ levers.run.study_pool_ret.dnll_served.verdict }}). Decision by the stated
+#   rule: **{{ levers.run.study_pool_ret.decision.decision }}**. The joining moved most here, but
+#   against `study`, the lever it adds to, the cartridge alone gave back held-out recall: the served-memory levers
+#   and self-study pull against each other, which the rule, reading the baseline only, does not see.
+#
 # One seed on the tuning split: these verdicts choose levers; they are not the bars, which are read on the
 # sealed final split with the frozen recipe and two seeds.
 
@@ -235,7 +245,9 @@ elif lever_runs:
 # - On the question bank (10.3) a lever is compared question by question with the shipped recipe's run of the same
 #   split and seed, its target named before the run ({{ levers.n }} levers so far). Diverse self-study:
 #   **{{ levers.run.study.decision.decision }}** (the cartridge alone, held-out {{ levers.base.ltm_heldout :.2f }} → {{ levers.run.study.ltm_heldout.lever :.2f }}); distractors drawn as served:
-#   **{{ levers.run.pool.decision.decision }}**; with retention rows that see the notes: **{{ levers.run.pool_ret.decision.decision }}** (narrowly, 10.3).
+#   **{{ levers.run.pool.decision.decision }}**; with retention rows that see the notes: **{{ levers.run.pool_ret.decision.decision }}** (narrowly, 10.3); all three together:
+#   **{{ levers.run.study_pool_ret.decision.decision }}** against the baseline (the served memory's own facts {{ levers.base.served_heldout :.2f }} → {{ levers.run.study_pool_ret.served_heldout.lever :.2f }} held-out), at a cost to the cartridge
+#   alone against self-study by itself.
 #
 # ## Exercises
 #
