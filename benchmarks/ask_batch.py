@@ -21,9 +21,11 @@ from pathlib import Path
 
 def compare(one: dict, many: dict) -> dict:
     """Record by record, the run asked one by one against the same run asked in batches."""
+    from stmltm_nb.metrics.levers import run_records
+
     key = ("mode", "kind", "fact", "w", "seed")
-    a = {tuple(r.get(k) for k in key): r for part in one["evaluation"].values() for r in part}
-    b = {tuple(r.get(k) for k in key): r for part in many["evaluation"].values() for r in part}
+    a = {tuple(r.get(k) for k in key): r for r in run_records(one)}
+    b = {tuple(r.get(k) for k in key): r for r in run_records(many)}
     if set(a) != set(b):
         raise ValueError("the two runs did not ask the same questions")
     differ = sorted((k for k in a if a[k]["hit"] != b[k]["hit"]), key=str)

@@ -93,12 +93,12 @@ def _hits(records: Sequence[Mapping[str, Any]], mode: str, kind: str, role: str)
     return out
 
 
-def verdict(lo: float, hi: float, higher_is_better: bool = True) -> str:
-    """"better", "worse" or "not resolved" for a difference (lever − baseline) with its interval [lo, hi]."""
+def verdict(lo: float, hi: float) -> str:
+    """"better", "worse" or "not resolved" for a difference of recall (lever − baseline) with its interval [lo, hi]."""
     if lo > 0:
-        return "better" if higher_is_better else "worse"
+        return "better"
     if hi < 0:
-        return "worse" if higher_is_better else "better"
+        return "worse"
     return "not resolved"
 
 
