@@ -35,8 +35,8 @@ def recall_section(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int],
     """q_ctx(n), L_ctx(n) by position and pooled at the STM sizes ``sizes`` (items), with the fitted families;
     with ``heldout_sizes``, also held-out paraphrases about the middle of the buffer. Every question at a size is
     distinct (at least ``min_questions`` of them where the facts allow). ``batch_size``: questions about one buffer
-    answered at once (1: one by one, as the shipped curves were measured; more is not yet checked on these curves,
-    ``python benchmarks/ask_batch.py --curve``)."""
+    answered at once (1: one by one, as the shipped curves were measured; 8 gave equal rows on the demo's sizes, real
+    model: ``python benchmarks/ask_batch.py --curve``, so ``stmltm demo`` uses it)."""
     rows = M.recall_curve(lm, facts, sizes, per_position=per_position, progress=progress,
                           min_questions=min_questions, batch_size=batch_size)
     pooled = M.pooled_recall(rows)
