@@ -9,11 +9,13 @@
    facts of the tuning split, each phase timed: data (rows, residual stand-ins, length groups, collation),
    student forward, backward, optimizer. The first step is a warm-up and is not counted.
 
-It prints achieved GFLOP/s and achieved / peak per phase, and writes the numbers as JSON (``--out``). Teacher
-targets come from the cache (computed once on a new machine). Run alone: a second torch job on the same cores
-halves both.
+It prints achieved GFLOP/s and achieved / peak per phase, and writes the numbers as JSON (``--out``). With
+``--set KEY=VALUE ...`` the same steps are also timed under those recipe overrides (a cut of the trainer's work,
+e.g. ``micro_batches=3``), after the default, against the same peak: before and after, side by side in one run
+(``"cut"`` in the JSON). Teacher targets come from the cache (computed once on a new machine). Run alone: a second
+torch job on the same cores halves both.
 
-    python benchmarks/roofline.py --out benchmarks/results/roofline.json
+    python benchmarks/roofline.py --set micro_batches=3 --out benchmarks/results/roofline.json
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def model_shapes(shape, positions: int) -> list[tuple[int, int, int]]:
             (positions, shape.d_ff, d), (64, d, shape.vocab), (1024, 1024, 1024)]
 
 
-def profile_steps(n_facts: int, steps: int) -> dict:
-    """Run ``steps`` steps of the default recipe and time each phase; FLOPs per step from its micro-batches."""
+def profile_steps(n_facts: int, steps: int, recipe: dict | None = None) -> dict:
+    """Run ``steps`` steps of the default recipe (with ``recipe``'s overrides) and time each phase; FLOPs per step
+    from its micro-batches."""
+    from dataclasses import replace
+
     import torch
 
     from stmltm_nb.memory.batching import length_groups, residual_pool, student_batch
@@ -71,7 +76,7 @@ def profile_steps(n_facts: int, steps: int) -> dict:
     from stmltm_nb.models import load_model
 
     lm = load_model("default")
-    cfg = ConsolidationConfig()
+    cfg = replace(ConsolidationConfig(), **(recipe or {}))
     facts = load_facts()[:n_facts]
     items = [f.to_item() for f in facts]
     guard, practice_items = guard_targets(lm, cfg, "default", True)
@@ -124,7 +129,7 @@ def profile_steps(n_facts: int, steps: int) -> dict:
                      "padding_share": fl.padding_share, "micro_batches": micro, "tokens": tokens})
     return {"model": lm.name, "shape": asdict(shape), "facts": n_facts, "prefix_tokens": cart.p, "config": {"batch_size": cfg.batch_size,
             "micro_batches": cfg.micro_batches, "dtype": cfg.dtype, "steps_total": cfg.steps},
-            "threads": torch.get_num_threads(), "steps": rows}
+            "recipe": dict(recipe or {}), "threads": torch.get_num_threads(), "steps": rows}
 
 
 def summary(peak: list[dict], prof: dict) -> list[dict]:
@@ -146,21 +151,41 @@ def summary(peak: list[dict], prof: dict) -> list[dict]:
     return out
 
 
+def print_table(prof: dict, table: list[dict]) -> None:
+    """One profile's table: seconds, GFLOP, GFLOP/s and share of the peak per phase."""
+    print(f"\none step ({prof['recipe'] or 'the default recipe'}): {prof['config']['batch_size']} rows in "
+          f"<= {prof['config']['micro_batches']} micro-batches, prefix {prof['prefix_tokens']} tokens, median of "
+          f"{len(prof['steps'])} steps; padding {statistics.median(r['padding_share'] for r in prof['steps']):.0%} "
+          "of the positions computed")
+    print(f"{'phase':<10} {'s/step':>8} {'GFLOP':>8} {'GFLOP/s':>9} {'of peak':>8}")
+    for r in table:
+        print(f"{r['phase']:<10} {r['seconds']:8.3f} {r['gflop']:8.2f} {r['gflops']:9.1f} {r['of_peak']:8.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--facts", type=int, default=16, help="facts of the tuning split to train on (default 16)")
     ap.add_argument("--steps", type=int, default=6, help="steps timed after one warm-up step (default 6)")
     ap.add_argument("--repeats", type=int, default=10, help="timed runs per matmul shape (best counts)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="also time the steps under these recipe overrides (a cut), after the default")
     ap.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
     args = ap.parse_args()
     if args.facts < 1 or args.steps < 1 or args.repeats < 1:
         ap.error("--facts, --steps and --repeats must be >= 1")
+    from stmltm_nb.memory.config import parse_overrides
+
+    try:
+        cut = parse_overrides(args.set)  # a bad override fails before the model loads
+    except ValueError as e:
+        ap.error(f"--set: {e}")
     import torch
 
     from stmltm_nb.env import machine
     from stmltm_nb.metrics.flops import ModelShape
 
     prof = profile_steps(args.facts, args.steps)
+    prof_cut = profile_steps(args.facts, args.steps, cut) if cut else None
     shape = ModelShape(**prof["shape"])
     positions = int(statistics.median(sum(r * w for r, w, _ in s["micro_batches"]) for s in prof["steps"]))
     peak = matmul_peak(model_shapes(shape, positions), args.repeats)
@@ -169,16 +194,17 @@ def main() -> None:
     print("float32 matmul peak (best of the model's shapes; a step's positions × d_model against each matrix):")
     for p in peak:
         print(f"  ({p['m']:>5} × {p['k']:>5}) @ ({p['k']:>5} × {p['n']:>5}): {p['gflops']:7.1f} GFLOP/s")
-    print(f"\none step: {prof['config']['batch_size']} rows in ≤ {prof['config']['micro_batches']} micro-batches, "
-          f"prefix {prof['prefix_tokens']} tokens, median of {len(prof['steps'])} steps; padding "
-          f"{statistics.median(r['padding_share'] for r in prof['steps']):.0%} of the positions computed")
-    print(f"{'phase':<10} {'s/step':>8} {'GFLOP':>8} {'GFLOP/s':>9} {'of peak':>8}")
-    for r in table:
-        print(f"{r['phase']:<10} {r['seconds']:8.3f} {r['gflop']:8.2f} {r['gflops']:9.1f} {r['of_peak']:8.1%}")
+    print_table(prof, table)
+    res = {"machine": machine(), "peak": peak, "profile": prof, "table": table}
+    if prof_cut is not None:
+        table_cut = summary(peak, prof_cut)
+        print_table(prof_cut, table_cut)
+        res["cut"] = {"recipe": cut, "profile": prof_cut, "table": table_cut}
+        print(f"\ns/step: {table[-1]['seconds']:.2f} -> {table_cut[-1]['seconds']:.2f} "
+              f"({table[-1]['seconds'] / table_cut[-1]['seconds']:.2f}x)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"machine": machine(), "peak": peak, "profile": prof, "table": table},
-                                       indent=2) + "\n")
+        args.out.write_text(json.dumps(res, indent=2) + "\n")
         print(f"wrote {args.out}")
 
 

@@ -59,7 +59,7 @@ def test_switch_inputs_and_the_schema_agree():
 
 
 def test_the_cli_help_and_parsed_defaults_come_from_the_one_home():
-    from stmltm_nb.apps.demo import DEMO_FACTS, DEMO_STEPS
+    from stmltm_nb.apps.demo import DEMO, DEMO_FULL
     from stmltm_nb.decision.inputs import given_flags, inputs_from
 
     decide = _subparser("decide")
@@ -74,7 +74,9 @@ def test_the_cli_help_and_parsed_defaults_come_from_the_one_home():
     assert (lam.default, tau.default) == (DEFAULTS.lam, DEFAULTS.tau)
     assert f"(default {DEFAULTS.lam}" in lam.help and f"(default {DEFAULTS.tau})" in tau.help
     demo = _subparser("demo")
-    assert (_action(demo, "--facts").default, _action(demo, "--steps").default) == (DEMO_FACTS, DEMO_STEPS)
+    assert _action(demo, "--facts").default is None and _action(demo, "--steps").default is None  # the size's
+    assert f"default {DEMO.facts}; {DEMO_FULL.facts} with --full" in _action(demo, "--facts").help
+    assert f"default {DEMO.steps}; {DEMO_FULL.steps} with --full" in _action(demo, "--steps").help
 
 
 def test_the_controller_config_takes_its_switching_defaults_from_the_one_home():

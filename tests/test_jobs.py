@@ -110,7 +110,7 @@ def test_measure_final_split_is_the_one_reader_of_the_sealed_facts(tiny_jobs):
 
 
 def test_demo_runs_the_shared_sections_and_writes_the_report(tiny_jobs):
-    from stmltm_nb.apps.demo import run_demo
+    from stmltm_nb.apps.demo import DEMO, run_demo
 
     res = run_demo(out_dir=tiny_jobs / "report", fast=True, progress=False)
     saved = json.loads((tiny_jobs / "report" / "report.json").read_text())
@@ -118,11 +118,30 @@ def test_demo_runs_the_shared_sections_and_writes_the_report(tiny_jobs):
     assert set(res["recall"]) >= {"by_position", "pooled", "fits", "best_fit"} and "heldout" not in res["recall"]
     assert "fit_stateless_quadratic" not in res["cost"]  # two sizes in fast mode: no quadratic fit
     assert [r["n"] for r in res["cost"]["rows"]] == [0, 1, 8]
-    resid = [r for r in saved["comparison"] if r["mode"] == "STM (residual items only)" and r["questions"] == "train"]
-    assert len(resid) == 1 and resid[0]["recall_cart"] is None and resid[0]["n_questions"] == 4
+    assert {r["mode"] for r in saved["comparison"]} == set(DEMO.modes)  # the first run's table: the verdict's rows
     assert isinstance(saved["decision"]["consolidate"], bool) and math.isfinite(saved["total_seconds"])
     html = (tiny_jobs / "report" / "report.html").read_text()
     assert "STM vs LTM" in html and "Decision:" in html
+
+
+def test_demo_full_asks_every_memory_mode_and_more_questions_per_stm_size(tiny_jobs):
+    """``stmltm demo --full``: every mode of the STM-vs-LTM table (the residual notes alone included) and the
+    recall curve's 24 questions per size where the first run asks 12."""
+    from stmltm_nb.apps.cli import main
+    from stmltm_nb.metrics.comparison import MODES
+
+    assert main(["demo", "--fast", "--full", "--out", str(tiny_jobs / "full")]) == 0
+    full = json.loads((tiny_jobs / "full" / "report.json").read_text())
+    assert full["full"] is True and {r["mode"] for r in full["comparison"]} == set(MODES)
+    resid = [r for r in full["comparison"] if r["mode"] == "STM (residual items only)" and r["questions"] == "train"]
+    assert len(resid) == 1 and resid[0]["recall_cart"] is None and resid[0]["n_questions"] == 4
+    assert main(["demo", "--fast", "--out", str(tiny_jobs / "first")]) == 0
+    first = json.loads((tiny_jobs / "first" / "report.json").read_text())
+
+    def asked(res, n):
+        return sum(r["total"] for r in res["recall"]["by_position"] if r["n"] == n)
+
+    assert first["full"] is False and asked(full, 1) == 2 * asked(first, 1) == 24  # n = 1: one fact per buffer
 
 
 def test_measure_cartridges_only_trains_and_asks_the_cartridges_and_stops(tiny_jobs, capsys):

@@ -27,7 +27,8 @@ def _demo(args: argparse.Namespace) -> int:
     from stmltm_nb.env import fast
 
     _check_demo_args(args)
-    res = run_demo(args.model, out_dir=args.out, n_facts=args.facts, steps=args.steps, fast=args.fast or fast())
+    res = run_demo(args.model, out_dir=args.out, n_facts=args.facts, steps=args.steps, fast=args.fast or fast(),
+                   full=args.full)
     d = res["decision"]
     print(f"{verdict(d['consolidate'], d.get('arm', 'stm'))} — {d['explanation']}")
     for r in res["comparison"]:
@@ -41,9 +42,9 @@ def _check_demo_args(args: argparse.Namespace) -> None:
     from stmltm_nb.io import UnwritableDirError, ensure_writable_dir
     from stmltm_nb.memory.config import ConsolidationConfig
 
-    usage_check(args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
+    usage_check(args.facts is None or args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
     try:
-        ConsolidationConfig(steps=args.steps)
+        ConsolidationConfig(steps=args.steps if args.steps is not None else ConsolidationConfig.steps)
     except ValueError as e:
         raise UsageError(f"--steps: {e}") from e
     out = Path(args.out).expanduser()
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``stmltm`` parser; the switching inputs' defaults (``decide``'s flags, ``stream``'s ``--lam`` and
     ``--tau``) come from :data:`~stmltm_nb.decision.defaults.DEFAULTS`, ``demo``'s sizes from
     :mod:`~stmltm_nb.apps.demo`."""
-    from stmltm_nb.apps.demo import DEMO_FACTS, DEMO_STEPS
+    from stmltm_nb.apps.demo import DEMO, DEMO_FULL
     from stmltm_nb.decision.defaults import DEFAULTS
     from stmltm_nb.decision.inputs import add_flags
 
@@ -181,10 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job: STM curves, one consolidation, the rule, STM vs LTM; writes a report")
     d.add_argument("--model", default="default", help="'default' (embedded SmolLM2-135M), a local folder or Hub id")
     d.add_argument("--out", default="report", help="folder for report.html and report.json")
-    d.add_argument("--facts", type=int, default=DEMO_FACTS,
-                   help=f"facts consolidated into the cartridge (default {DEMO_FACTS}; bigger runs: 64)")
-    d.add_argument("--steps", type=int, default=DEMO_STEPS,
-                   help=f"training steps (default {DEMO_STEPS}; bigger runs: 400)")
+    d.add_argument("--facts", type=int, default=None,
+                   help=f"facts consolidated into the cartridge (default {DEMO.facts}; {DEMO_FULL.facts} with --full)")
+    d.add_argument("--steps", type=int, default=None,
+                   help=f"training steps (default {DEMO.steps}; {DEMO_FULL.steps} with --full)")
+    d.add_argument("--full", action="store_true",
+                   help=f"the big version: {DEMO_FULL.facts} facts, {DEMO_FULL.steps} steps, every memory mode in the "
+                        f"STM-vs-LTM table and {DEMO_FULL.min_questions} questions per STM size (the default: "
+                        f"{len(DEMO.modes or ())} modes, {DEMO.min_questions} questions)")
     d.add_argument("--fast", action="store_true", help="tiny sizes (also when STMLTM_FAST=1)")
     d.set_defaults(func=_demo)
 

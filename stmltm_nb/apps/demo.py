@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +15,42 @@ from stmltm_nb.decision.curves_record import SCHEMA_VERSION
 from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.switching import verdict
 from stmltm_nb.io import atomic_write_json, atomic_write_text
+from stmltm_nb.metrics import comparison as C
 
-DEMO_FACTS, DEMO_STEPS = 16, 80  # sized for a first run: about 4 minutes on 2 cores (README: measured)
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big a demo run is: facts consolidated, training steps, distinct questions per STM size of the recall
+    curve (at least), and the memory modes of the STM-vs-LTM table (``None``: all of
+    :data:`~stmltm_nb.metrics.comparison.MODES`)."""
+
+    facts: int
+    steps: int
+    min_questions: int
+    modes: tuple[str, ...] | None
+
+
+# The first run, sized for a class on 2 cores (README: measured on a fresh clone): the table keeps the rows the
+# verdict and its figure read (the STM and LTM memories, retrieval, no memory); `stmltm demo --full` asks every mode.
+DEMO = DemoSize(facts=16, steps=80, min_questions=12, modes=(C.NO_MEMORY, C.STM_ALL, C.RETRIEVAL, C.LTM, C.SERVED))
+DEMO_FULL = DemoSize(facts=64, steps=400, min_questions=24, modes=None)
 DEMO_ASK_BATCH = 8  # STM recall-curve questions answered at once (checked equal: python benchmarks/ask_batch.py --curve)
 
 
-def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int = DEMO_FACTS,
-             steps: int = DEMO_STEPS, fast: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run the whole pipeline at demo size and write the report. Returns the JSON-ready dict. Every phase
-    longer than a couple of seconds shows a progress bar (``progress``) after a timestamped line."""
+def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int | None = None,
+             steps: int | None = None, fast: bool = False, progress: bool = True, full: bool = False) -> dict[str, Any]:
+    """Run the whole pipeline at demo size (:data:`DEMO`; ``full``: :data:`DEMO_FULL`, every memory mode and 24
+    questions per STM size) and write the report. ``n_facts``/``steps`` override the size's. Returns the JSON-ready
+    dict. Every phase longer than a couple of seconds shows a progress bar (``progress``) after a timestamped line."""
     from stmltm_nb.apps import sections as S
     from stmltm_nb.memory.config import ConsolidationConfig
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.measure import cartridge_overhead
     from stmltm_nb.models import load_model
 
+    size = DEMO_FULL if full else DEMO
+    n_facts = size.facts if n_facts is None else n_facts
+    steps = size.steps if steps is None else steps
     if fast:
         n_facts, steps = min(n_facts, 8), min(steps, 5)
     # the recipe is checked before the model loads: a bad value never costs the recall and cost sections
@@ -40,14 +61,15 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     facts = load_facts()  # the question bank is checked before the model loads
     lm = load_model(model_name)
     train = facts[:n_facts]
-    res: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": lm.name, "n_facts": n_facts, "fast": fast}
+    res: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": lm.name, "n_facts": n_facts, "fast": fast,
+                           "full": full}
 
     log("STM recall curve")
     sizes = [1, 4, 16] if fast else [1, 4, 16, 32, 64]
     # questions about one buffer answered 8 at a time: rows equal to one by one on the real model, 157 s -> 116 s
     # (benchmarks/results/ask_batch_curve.json); no timing is read from this curve
     res["recall"] = S.recall_section(lm, facts, sizes, per_position=1 if fast else 2, progress=progress,
-                                     batch_size=DEMO_ASK_BATCH)
+                                     min_questions=size.min_questions, batch_size=DEMO_ASK_BATCH)
 
     log("STM cost curve")
     res["cost"] = S.cost_section(lm, facts, [1, 8] if fast else [1, 16, 64], repeats=2, progress=progress)
@@ -60,7 +82,7 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     # demo size: half of the consolidated facts (at least 8) + 4 residual ones, recall only (no answer NLL)
     asked = train[: max(8, n_facts // 2)]
     res["comparison"] = S.comparison_section(lm, asked, run.cartridge, facts[n_facts : n_facts + 4],
-                                             cfg.chunk_size, progress=progress)
+                                             cfg.chunk_size, progress=progress, modes=size.modes)
 
     log("the switching rule, on this run's cartridge")
     res["decision"] = demo_decision(res)
@@ -158,4 +180,4 @@ def write_html(res: dict[str, Any], path: str | Path) -> Path:
     return atomic_write_text(path, body)
 
 
-__all__ = ["demo_decision", "run_demo", "write_html"]
+__all__ = ["DEMO", "DEMO_FULL", "DemoSize", "demo_decision", "run_demo", "write_html"]

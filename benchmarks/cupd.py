@@ -1,0 +1,104 @@
+"""c_upd of a 64-fact cartridge: today's trainer against a cut, side by side in one run, recall checked.
+
+Two runs of ``stmltm measure --split tune --seeds 0 --cartridges-only --ask-batch 16`` one after the other in this
+process: **today** (the shipped :class:`~stmltm_nb.memory.config.ConsolidationConfig`) and **cut** (today plus the
+``--cut KEY=VALUE ...`` overrides). Each trains its cartridge on facts f001-f064 and asks the question bank
+(trained and held-out wordings, the cartridge alone and with 16 newer notes) and the retention passages.
+
+- c_upd of each = its consolidation's ``seconds.total``: the teacher pass of the 64 facts (its compute seconds,
+  recorded with the cached targets, so a run reading them from the cache is charged as if it computed them) plus
+  the training. The guard rows' targets are the shipped ones (``data/guard_targets``), as on any machine.
+- Recall: the cut against today question by question (:func:`stmltm_nb.metrics.levers.lever_gaps`: paired
+  differences, 95 % intervals that resample relations, then facts). The cut **keeps recall** when no part is
+  "worse" (an interval wholly below 0); a difference inside its interval is no difference.
+
+Both runs are written beside ``--out`` (``<stem>_today.json``, ``<stem>_cut.json``) after every section and
+resumed from there (a consolidation is never resumed half-way: its section is written when it is done); the
+summary (c_upd of each, their ratio, steps/s, every recall part with its interval, the bar) goes to ``--out``.
+Run alone: a second torch job on the same cores slows both.
+
+    python benchmarks/cupd.py --cut steps=200 micro_batches=3 --out benchmarks/results/cupd_tune.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+BAR_S = 600.0  # c_upd of 64 facts the cut must reach (seconds, 2 cores)
+
+
+def run_paths(out: Path) -> dict[str, Path]:
+    """Where the two runs behind the summary ``out`` are written."""
+    return {name: out.with_name(f"{out.stem}_{name}.json") for name in ("today", "cut")}
+
+
+def c_upd_row(run: dict[str, Any]) -> dict[str, Any]:
+    """c_upd (seconds: teacher + training), its parts and the trainer's steps/s from a run's consolidation."""
+    cons = run["consolidation"]
+    secs, steps = cons["seconds"], cons["config"]["steps"]
+    return {"c_upd_s": secs["total"], "teacher_s": secs["teacher"], "train_s": secs["train"], "steps": steps,
+            "steps_per_s": steps / secs["train"] if secs["train"] > 0 else None,
+            "student_tokens": cons.get("student_tokens"), "recipe": run.get("recipe", {})}
+
+
+def summarise(today: dict[str, Any], cut: dict[str, Any], bar_s: float = BAR_S, n_boot: int = 2000) -> dict[str, Any]:
+    """The side-by-side summary of two finished runs (torch-free): c_upd of each and their ratio, and the cut's
+    recall against today's per part with its interval; ``keeps_recall`` when no part is worse; ``meets_bar`` when
+    it keeps recall and its c_upd is at most ``bar_s``."""
+    from stmltm_nb.metrics.levers import lever_gaps
+
+    rows = lever_gaps(today, cut, n_boot=n_boot)
+    a, b = c_upd_row(today), c_upd_row(cut)
+    worse = [r for r in rows if r["verdict"] == "worse"]
+    keeps = not worse
+    return {"machine": cut.get("machine"), "bar_s": bar_s, "today": a, "cut": b,
+            "speedup": a["c_upd_s"] / b["c_upd_s"], "recall": rows, "keeps_recall": keeps,
+            "worse": [f"{r['memory']} / {r['questions']} / {r['facts']}" for r in worse],
+            "meets_bar": keeps and b["c_upd_s"] <= bar_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cut", nargs="+", required=True, metavar="KEY=VALUE",
+                    help="ConsolidationConfig overrides of the cut, e.g. steps=200 micro_batches=3")
+    ap.add_argument("--ask-batch", type=int, default=16, help="questions answered at once (default 16)")
+    ap.add_argument("--out", type=Path, default=Path("cupd_tune.json"), help="the summary (JSON)")
+    args = ap.parse_args()
+    from stmltm_nb.apps.measure_job import check_run_args, run_measurements
+    from stmltm_nb.memory.config import parse_overrides
+
+    try:  # both checked before the model loads
+        cut = parse_overrides(args.cut)
+        check_run_args(split="tune", seeds=[0], recipe=cut, cartridges_only=True, ask_batch=args.ask_batch)
+    except ValueError as e:
+        ap.error(str(e))
+    if not cut:
+        ap.error("--cut needs at least one override")
+    paths = run_paths(args.out)
+    runs = {}
+    for name, recipe in (("today", {}), ("cut", cut)):
+        print(f"== {name}: {recipe or 'the shipped recipe'} -> {paths[name]}", flush=True)
+        runs[name] = run_measurements(out=paths[name], resume=True, split="tune", seeds=[0], recipe=recipe,
+                                      cartridges_only=True, ask_batch=args.ask_batch)
+    res = summarise(runs["today"], runs["cut"])
+    a, b = res["today"], res["cut"]
+    print(f"\nc_upd, 64 facts: today {a['c_upd_s']:.0f} s (teacher {a['teacher_s']:.0f} + {a['steps']} steps "
+          f"{a['train_s']:.0f} s), cut {b['c_upd_s']:.0f} s (teacher {b['teacher_s']:.0f} + {b['steps']} steps "
+          f"{b['train_s']:.0f} s): {res['speedup']:.2f}x")
+    for r in res["recall"]:
+        d = r["delta"]
+        ci = f"[{r['lo']:+.2f}, {r['hi']:+.2f}]" if r.get("lo") is not None else ""
+        print(f"  {r['memory']:<24} {r['questions']:<13} {r['facts']:<16} {r['base']:+.3f} -> {r['lever']:+.3f} "
+              f"({d:+.3f} {ci}) {r['verdict']}")
+    print(f"keeps recall: {res['keeps_recall']}{' (worse: ' + ', '.join(res['worse']) + ')' if res['worse'] else ''}; "
+          f"c_upd <= {res['bar_s']:.0f} s: {b['c_upd_s'] <= res['bar_s']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
