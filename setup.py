@@ -1,5 +1,5 @@
 """Build hook: the wheel carries the top-level ``data/`` folder (facts, general text, measured curves, the
-recorded controller stream, the default model's guard-row teacher targets, their README) as package data ``stmltm_nb/_data/``, where
+recorded controller stream, the default model's shipped teacher targets, their README) as package data ``stmltm_nb/_data/``, where
 :func:`stmltm_nb.shipped.data_dir` finds it after ``pip install .``. Everything else is in ``pyproject.toml``."""
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from setuptools.command.build_py import build_py
 
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED = ("*.jsonl", "*.json", "*.txt", "*.md")  # data and its description; not the generator script
-SHIPPED_DIRS = ("guard_targets",)  # the default model's guard-row teacher targets (tools/guard_targets.py)
+SHIPPED_DIRS = ("teacher_targets",)  # the default model's teacher targets: guard rows, the demo's facts (tools/shipped_targets.py)
 
 
 class BuildPyWithData(build_py):

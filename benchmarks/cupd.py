@@ -7,7 +7,7 @@ process: **today** (the shipped :class:`~stmltm_nb.memory.config.ConsolidationCo
 
 - c_upd of each = its consolidation's ``seconds.total``: the teacher pass of the 64 facts (its compute seconds,
   recorded with the cached targets, so a run reading them from the cache is charged as if it computed them) plus
-  the training. The guard rows' targets are the shipped ones (``data/guard_targets``), as on any machine.
+  the training. The guard rows' targets are the shipped ones (``data/teacher_targets``), as on any machine.
 - Recall: the cut against today question by question (:func:`stmltm_nb.metrics.levers.lever_gaps`: paired
   differences, 95 % intervals that resample relations, then facts). The cut **keeps recall** when no part is
   "worse" (an interval wholly below 0); a difference inside its interval is no difference.
@@ -15,9 +15,12 @@ process: **today** (the shipped :class:`~stmltm_nb.memory.config.ConsolidationCo
 Both runs are written beside ``--out`` (``<stem>_today.json``, ``<stem>_cut.json``) after every section and
 resumed from there (a consolidation is never resumed half-way: its section is written when it is done); the
 summary (c_upd of each, their ratio, steps/s, every recall part with its interval, the bar) goes to ``--out``.
-Run alone: a second torch job on the same cores slows both.
+A further cut can share today's run (``--today <stem>_today.json``: resumed, not trained again; it was measured on
+the same machine, and the summary records both runs' dates). Run alone: a second torch job slows both.
 
     python benchmarks/cupd.py --cut steps=200 micro_batches=3 --out benchmarks/results/cupd_tune.json
+    python benchmarks/cupd.py --cut steps=220 lr=0.04 micro_batches=3 --today benchmarks/results/cupd_tune_today.json \
+        --out benchmarks/results/cupd_tune_lr.json
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from typing import Any
 BAR_S = 600.0  # c_upd of 64 facts the cut must reach (seconds, 2 cores)
 
 
-def run_paths(out: Path) -> dict[str, Path]:
-    """Where the two runs behind the summary ``out`` are written."""
-    return {name: out.with_name(f"{out.stem}_{name}.json") for name in ("today", "cut")}
+def run_paths(out: Path, today: Path | None = None) -> dict[str, Path]:
+    """Where the two runs behind the summary ``out`` are written (``today``: another summary's run of today's
+    trainer, resumed instead of trained again, so that several cuts share one measurement of it)."""
+    return {"today": today or out.with_name(f"{out.stem}_today.json"), "cut": out.with_name(f"{out.stem}_cut.json")}
 
 
 def c_upd_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +45,7 @@ def c_upd_row(run: dict[str, Any]) -> dict[str, Any]:
     secs, steps = cons["seconds"], cons["config"]["steps"]
     return {"c_upd_s": secs["total"], "teacher_s": secs["teacher"], "train_s": secs["train"], "steps": steps,
             "steps_per_s": steps / secs["train"] if secs["train"] > 0 else None,
-            "student_tokens": cons.get("student_tokens"), "recipe": run.get("recipe", {})}
+            "student_tokens": cons.get("student_tokens"), "recipe": run.get("recipe", {}), "created": run.get("created")}
 
 
 def summarise(today: dict[str, Any], cut: dict[str, Any], bar_s: float = BAR_S, n_boot: int = 2000) -> dict[str, Any]:
@@ -66,6 +70,9 @@ def main() -> None:
                     help="ConsolidationConfig overrides of the cut, e.g. steps=200 micro_batches=3")
     ap.add_argument("--ask-batch", type=int, default=16, help="questions answered at once (default 16)")
     ap.add_argument("--out", type=Path, default=Path("cupd_tune.json"), help="the summary (JSON)")
+    ap.add_argument("--fast", action="store_true", help="measure's fast sizes (16 facts, 30 steps): a smoke run")
+    ap.add_argument("--today", type=Path, default=None,
+                    help="today's run to resume (another cut's <stem>_today.json) instead of training it again")
     args = ap.parse_args()
     from stmltm_nb.apps.measure_job import check_run_args, run_measurements
     from stmltm_nb.memory.config import parse_overrides
@@ -77,15 +84,17 @@ def main() -> None:
         ap.error(str(e))
     if not cut:
         ap.error("--cut needs at least one override")
-    paths = run_paths(args.out)
+    if args.today is not None and not args.today.is_file():
+        ap.error(f"--today {args.today}: no such run (a summary's <stem>_today.json)")
+    paths = run_paths(args.out, args.today)
     runs = {}
     for name, recipe in (("today", {}), ("cut", cut)):
         print(f"== {name}: {recipe or 'the shipped recipe'} -> {paths[name]}", flush=True)
         runs[name] = run_measurements(out=paths[name], resume=True, split="tune", seeds=[0], recipe=recipe,
-                                      cartridges_only=True, ask_batch=args.ask_batch)
+                                      cartridges_only=True, ask_batch=args.ask_batch, fast=args.fast)
     res = summarise(runs["today"], runs["cut"])
     a, b = res["today"], res["cut"]
-    print(f"\nc_upd, 64 facts: today {a['c_upd_s']:.0f} s (teacher {a['teacher_s']:.0f} + {a['steps']} steps "
+    print(f"\nc_upd, {runs['cut']['n_facts']} facts: today {a['c_upd_s']:.0f} s (teacher {a['teacher_s']:.0f} + {a['steps']} steps "
           f"{a['train_s']:.0f} s), cut {b['c_upd_s']:.0f} s (teacher {b['teacher_s']:.0f} + {b['steps']} steps "
           f"{b['train_s']:.0f} s): {res['speedup']:.2f}x")
     for r in res["recall"]:

@@ -65,7 +65,7 @@ def test_the_roofline_runs_on_the_tiny_model_and_its_flops_match_its_micro_batch
 
     out_file = tmp_path / "roofline.json"
     monkeypatch.setattr(sys, "argv", ["roofline.py", "--facts", "3", "--steps", "2", "--repeats", "1",
-                                      "--out", str(out_file)])
+                                      "--set", "micro_batches=1", "--out", str(out_file)])
     runpy.run_path(str(ROOT / "benchmarks" / "roofline.py"), run_name="__main__")
     printed = capsys.readouterr().out
     data = json.loads(out_file.read_text())
@@ -77,6 +77,10 @@ def test_the_roofline_runs_on_the_tiny_model_and_its_flops_match_its_micro_batch
         want = step_flops(shape, [tuple(m) for m in step["micro_batches"]], data["profile"]["prefix_tokens"])
         assert step["flops_forward"] == sum(want.forward.values()) > 0
         assert all(v >= 0 for v in step["seconds"].values()) and step["seconds"]["forward"] > 0
+    cut = data["cut"]  # --set: the same steps under the cut, timed against the same peak
+    assert cut["recipe"] == {"micro_batches": 1} and cut["profile"]["config"]["micro_batches"] == 1
+    assert all(len(s["micro_batches"]) == 1 for s in cut["profile"]["steps"]) and len(cut["table"]) == 5
+    assert "s/step:" in printed
 
 
 def test_ask_batch_benchmark_compares_record_by_record(tmp_path, tiny_jobs, monkeypatch, capsys):
@@ -105,3 +109,66 @@ def test_ask_batch_benchmark_compares_record_by_record(tmp_path, tiny_jobs, monk
         assert "not a cartridges-only run" in str(e.code)
     else:
         raise AssertionError("a file that is no lever's run was accepted")
+
+
+def test_cupd_benchmark_trains_today_and_the_cut_and_pairs_their_recall(tmp_path, tiny_jobs, monkeypatch, capsys):
+    """``benchmarks/cupd.py`` on the tiny model (fast sizes): two runs side by side, c_upd of each from its own
+    consolidation, the cut's recall against today's question by question; a rerun resumes both files."""
+    import json
+
+    out = tmp_path / "cupd.json"
+    monkeypatch.setattr(sys, "argv", ["cupd.py", "--fast", "--cut", "steps=4", "--ask-batch", "4", "--out", str(out)])
+    runpy.run_path(str(ROOT / "benchmarks" / "cupd.py"), run_name="__main__")
+    res = json.loads(out.read_text())
+    today = json.loads((tmp_path / "cupd_today.json").read_text())
+    cut = json.loads((tmp_path / "cupd_cut.json").read_text())
+    assert today["recipe"] == {} and cut["recipe"] == {"steps": 4}
+    assert res["today"]["steps"] == 30 and res["cut"]["steps"] == 4
+    assert res["cut"]["c_upd_s"] == cut["consolidation"]["seconds"]["total"]
+    assert res["speedup"] == res["today"]["c_upd_s"] / res["cut"]["c_upd_s"]
+    assert res["keeps_recall"] == (not res["worse"]) and len(res["recall"]) >= 4
+    assert "c_upd, 16 facts: today" in capsys.readouterr().out
+    runpy.run_path(str(ROOT / "benchmarks" / "cupd.py"), run_name="__main__")  # resumed: nothing trained again
+    assert json.loads(out.read_text())["cut"] == res["cut"]
+    assert json.loads((tmp_path / "cupd_cut.json").read_text())["consolidation"] == cut["consolidation"]
+
+
+def test_cupd_summary_keeps_recall_only_when_no_part_is_worse():
+    """The bar's reading (torch-free): a cut whose recall drops on every relation does not keep recall and misses the
+    bar, whatever its c_upd; the same run against itself keeps it."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from cupd import summarise
+    from test_levers import make_run
+
+    def with_cupd(run, total, steps):
+        run["consolidation"] = {"seconds": {"total": total, "teacher": 10.0, "train": total - 10.0},
+                                "config": {"steps": steps}}
+        return run
+
+    good = with_cupd(make_run(lambda m, k, role, rel, f, w: 1), 1000.0, 400)
+    bad = with_cupd(make_run(lambda m, k, role, rel, f, w: int(role == "resid")), 500.0, 200)
+    same = summarise(good, with_cupd(make_run(lambda m, k, role, rel, f, w: 1), 500.0, 200), n_boot=200)
+    assert same["keeps_recall"] and same["meets_bar"] and same["speedup"] == 2.0
+    worse = summarise(good, bad, n_boot=200)
+    assert not worse["keeps_recall"] and not worse["meets_bar"] and worse["worse"]
+    slow = summarise(good, with_cupd(make_run(lambda m, k, role, rel, f, w: 1), 700.0, 200), n_boot=200)
+    assert slow["keeps_recall"] and not slow["meets_bar"]  # over 600 s
+
+
+def test_first_run_reads_phases_and_warnings_from_the_demo_output():
+    """``benchmarks/first_run.py``'s reading (no clone, no model): phases run from one timestamped line to the next,
+    what came first is the start-up; carriage-return progress updates split into lines; warnings are found."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from first_run import phase_seconds, timed, warnings_in
+
+    lines = [(0.5, "Converting ..."), (20.0, "[01:00:00] STM recall curve"), (20.1, "bar 1/5"),
+             (80.0, "[01:01:00] STM cost curve"), (90.0, "[01:01:10] consolidation: cartridge on 16 facts")]
+    got = phase_seconds(lines, 0.0, 200.0)
+    assert [p["seconds"] for p in got] == [20.0, 60.0, 10.0, 110.0]
+    assert got[1]["phase"] == "STM recall curve" and got[0]["phase"].startswith("start-up")
+    assert warnings_in("ok\rUserWarning: x\nfine\nWARNING: y") == ["UserWarning: x", "WARNING: y"]
+    code = "import sys,time; print('a\\rb', flush=True); time.sleep(0.2); print('[01:00:00] c', flush=True)"
+    secs, out, rc = timed([sys.executable, "-c", code], ROOT, {})
+    assert rc == 0 and [line for _, line in out] == ["a", "b", "[01:00:00] c"] and secs >= 0.2
+    assert out[-1][0] >= 0.2 > out[0][0]

@@ -94,6 +94,17 @@ def test_comparison_rows_seeds_roles_and_teacher_fraction():
     assert list(rows) == [C.TEACHER, C.SERVED] and served["split"] == "report"
 
 
+def test_a_row_answered_in_batches_carries_no_seconds_per_query():
+    """Seconds of batched records are the batch's shared out, not one query's latency: such a row says so with None
+    (and the readable table says "not timed"); a row asked one by one keeps its mean."""
+    timed = _records(C.RETRIEVAL, {"a": [1, 0]})
+    batched = [{**r, "batch": 8} for r in _records(C.LTM, {"a": [1, 1]})]
+    rows = {r["mode"]: r for r in C.comparison_rows(timed + batched, n_boot=100)}
+    assert rows[C.RETRIEVAL]["s_per_query"] == pytest.approx(0.1) and rows[C.LTM]["s_per_query"] is None
+    shown = C.display_table(list(rows.values())).set_index("memory")["s/query"]
+    assert shown[C.LTM] == "not timed (batched)" and shown[C.RETRIEVAL] == pytest.approx(0.1)
+
+
 def test_retention_rows_pair_against_no_memory_and_average_seeds():
     base = [2.0, 3.0, 4.0, 5.0]
     nll = {C.NO_MEMORY: {None: base}, C.STEP0: {None: [b + 0.5 for b in base]},

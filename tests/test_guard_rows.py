@@ -249,7 +249,7 @@ def test_shipped_runs_are_the_shipped_recipe():
 
 
 def _ship(folder, files):
-    """A shipped data folder holding ``files`` (paths) under guard_targets/ with their manifest."""
+    """A shipped data folder holding ``files`` (paths) under teacher_targets/ with their manifest."""
     import hashlib
     import json
     import shutil
@@ -257,7 +257,7 @@ def _ship(folder, files):
     from stmltm_nb.shipped import data_dir
 
     shutil.copyfile(data_dir() / "facts.jsonl", folder / "facts.jsonl")
-    out = folder / "guard_targets"
+    out = folder / "teacher_targets"
     out.mkdir()
     for f in files:
         shutil.copyfile(f, out / f.name)
@@ -286,21 +286,28 @@ def test_shipped_targets_are_read_only_with_their_checksum_and_never_for_another
 
 
 @pytest.mark.slow
-def test_the_shipped_guard_targets_are_the_default_models(real, tmp_path):
-    """data/guard_targets/ (python -m tools.guard_targets) holds every guard part the default recipe needs on the
-    default model, and a fresh teacher pass agrees with it (a practice fact recomputed)."""
+def test_the_shipped_teacher_targets_are_the_default_models(real, tmp_path):
+    """data/teacher_targets/ (python -m tools.shipped_targets) holds every guard part the default recipe needs on the
+    default model and the first demo's facts' targets, and a fresh teacher pass agrees with it (a practice fact
+    recomputed)."""
     import json
 
-    from stmltm_nb.memory.facts import load_practice_facts
+    from stmltm_nb.apps.demo import DEMO, demo_recipe
+    from stmltm_nb.memory.consolidation import teacher_targets_for
+    from stmltm_nb.memory.facts import load_facts, load_practice_facts
     from stmltm_nb.memory.teacher import SHIPPED_MANIFEST, SHIPPED_TARGETS
     from stmltm_nb.models import model_fingerprint
     from stmltm_nb.shipped import data_dir
 
     manifest = json.loads((data_dir() / SHIPPED_TARGETS / SHIPPED_MANIFEST).read_text())
-    assert manifest["model"] == model_fingerprint(real), "rebuild: python -m tools.guard_targets"
+    assert manifest["model"] == model_fingerprint(real), "rebuild: python -m tools.shipped_targets"
     cfg = ConsolidationConfig()
     parts, _ = guard_targets(real, cfg, tmp_path / "cache")
-    assert sum(p.computed for p in parts) == 0, "a guard part is not shipped: python -m tools.guard_targets"
+    assert sum(p.computed for p in parts) == 0, "a guard part is not shipped: python -m tools.shipped_targets"
+    demo_facts, demo_cfg = load_facts()[: DEMO.facts], demo_recipe(DEMO.steps)
+    demo = teacher_targets_for(real, [f.to_item() for f in demo_facts], templates_of(demo_facts, demo_cfg), demo_cfg,
+                               tmp_path / "cache")
+    assert (demo.computed, demo.cache_hits) == (0, DEMO.facts), "the demo's facts: python -m tools.shipped_targets"
     f = load_practice_facts()[0]
     queries = [Query(f.id, q, "practice") for q in f.train_questions]
     shipped = compute_teacher_targets(real, [f.to_item()], queries, 1, cfg.k,

@@ -119,6 +119,10 @@ def test_demo_runs_the_shared_sections_and_writes_the_report(tiny_jobs):
     assert "fit_stateless_quadratic" not in res["cost"]  # two sizes in fast mode: no quadratic fit
     assert [r["n"] for r in res["cost"]["rows"]] == [0, 1, 8]
     assert {r["mode"] for r in saved["comparison"]} == set(DEMO.modes)  # the first run's table: the verdict's rows
+    # answered in batches where a memory can: no per-query seconds there; the rule prices retrieval from its curve
+    assert {r["mode"] for r in saved["comparison"] if r["s_per_query"] is None} == set(DEMO.modes) - {"STM + retrieval"}
+    assert [r["n"] for r in saved["retrieval"]["cost"]["rows"]] == [1, 8]
+    assert saved["decision"]["arms"]["retrieval"]["available"]
     assert isinstance(saved["decision"]["consolidate"], bool) and math.isfinite(saved["total_seconds"])
     html = (tiny_jobs / "report" / "report.html").read_text()
     assert "STM vs LTM" in html and "Decision:" in html
@@ -133,6 +137,7 @@ def test_demo_full_asks_every_memory_mode_and_more_questions_per_stm_size(tiny_j
     assert main(["demo", "--fast", "--full", "--out", str(tiny_jobs / "full")]) == 0
     full = json.loads((tiny_jobs / "full" / "report.json").read_text())
     assert full["full"] is True and {r["mode"] for r in full["comparison"]} == set(MODES)
+    assert all(r["s_per_query"] is not None for r in full["comparison"])  # every query timed
     resid = [r for r in full["comparison"] if r["mode"] == "STM (residual items only)" and r["questions"] == "train"]
     assert len(resid) == 1 and resid[0]["recall_cart"] is None and resid[0]["n_questions"] == 4
     assert main(["demo", "--fast", "--out", str(tiny_jobs / "first")]) == 0

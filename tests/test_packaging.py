@@ -89,7 +89,7 @@ def test_the_wheel_holds_the_package_and_no_tooling(wheel):
     assert tops == {"stmltm_nb", next(t for t in tops if t.endswith(".dist-info"))}, tops
     assert not [n for n in names if n.endswith("readme_blocks.md") or "/notebooks.py" in n or "/prose.py" in n]
     assert "stmltm_nb/_data/measured_curves.json" in names
-    assert "stmltm_nb/_data/guard_targets/manifest.json" in names  # the default model's guard-row targets
+    assert "stmltm_nb/_data/teacher_targets/manifest.json" in names  # the default model's shipped teacher targets
 
 
 IMPORT_ALL = """

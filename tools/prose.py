@@ -34,6 +34,8 @@ INCREMENTAL = ROOT / "benchmarks" / "results" / "incremental_tune.json"
 POLICY = ROOT / "benchmarks" / "results" / "policy_regret.json"
 PROBE = ROOT / "benchmarks" / "results" / "probe_recall.jsonl"
 ROOFLINE = ROOT / "benchmarks" / "results" / "roofline.json"
+RESULTS = ROOT / "benchmarks" / "results"
+FIRST_RUN = ROOT / "benchmarks" / "results" / "first_run.json"
 LEVERS = ROOT / "benchmarks" / "results"  # lever_tune_baseline.json and one lever_tune_<name>.json per lever
 
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
@@ -97,7 +99,9 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ``cost[n]``, ``n_max`` (:func:`half_recall_n`); ``runtimes[notebook stem]`` (seconds, last full build);
     ``recipe[name]`` (``data/ltm_recipe.jsonl``); ``incremental`` (``benchmarks/results/incremental_tune.json``);
     ``policy[set][scenario][rule id]`` (rows), ``policy_rules[id]``, ``policy_verdict``, ``policy_shipped``,
-    ``roofline`` (``benchmarks/results/roofline.json``; ``roofline.phase[name]``, ``roofline.peak`` in GFLOP/s);
+    ``roofline`` (``benchmarks/results/roofline.json``; ``roofline.phase[name]``, ``roofline.peak`` in GFLOP/s,
+    ``roofline.cut_phase[name]`` for the cut timed beside it); ``cupd[name]`` (:func:`_cupd`, c_upd today vs a cut);
+    ``first_run`` (:func:`_first_run`, the fresh-clone ``make demo``);
     ``policy_every_k[scenario]``, ``policy_n``, ``policy_seeds`` and ``policy_world`` (its c_upd0, c_upd_item, λ)
     (``benchmarks/results/policy_regret.json``);
     ``stream`` (:func:`~stmltm_nb.decision.stream_log.stream_summary` of ``data/controller_events.jsonl``);
@@ -138,6 +142,8 @@ def namespace(curves: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "recipe": recipe,
         "incremental": _read_json(INCREMENTAL),
         "roofline": _roofline(_read_json(ROOFLINE)),
+        "cupd": _cupd(RESULTS),
+        "first_run": _first_run(_read_json(FIRST_RUN)),
         "stream": _stream(data_dir() / "controller_events.jsonl"),
         "probe": None if probes is None else probes["steps"],
         "probes": probes,
@@ -166,7 +172,7 @@ def cells(comparison: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, di
                 "all": fmt(r, "recall", "lo", "hi"),
                 "teacher": "not measured" if r is None or r.get("frac_of_teacher_cart") is None
                 else f"{r['frac_of_teacher_cart']:.0%}",
-                "ms": "not measured" if r is None else f"{r['s_per_query'] * 1000:.0f} ms",
+                "ms": "not measured" if r is None or r.get("s_per_query") is None else f"{r['s_per_query'] * 1000:.0f} ms",
             }
     return out
 
@@ -199,11 +205,45 @@ def versus(comparison: Mapping[str, Mapping[str, Any]], kind: str = "heldout") -
 
 
 def _roofline(data: Any) -> dict[str, Any] | None:
-    """``benchmarks/results/roofline.json`` with its table keyed by phase and the matmul peak (GFLOP/s)."""
+    """``benchmarks/results/roofline.json`` with its table keyed by phase and the matmul peak (GFLOP/s); with a cut
+    timed beside it (``--set``), ``cut_phase`` (its table by phase), ``cut_recipe`` (its overrides as text) and
+    ``cut_speedup`` (default s/step over the cut's)."""
     if not data:
         return None
-    return {**data, "phase": {r["phase"]: r for r in data["table"]}, "peak": max(p["gflops"] for p in data["peak"]),
-            "steps": len(data["profile"]["steps"])}
+    out = {**data, "phase": {r["phase"]: r for r in data["table"]}, "peak": max(p["gflops"] for p in data["peak"]),
+           "steps": len(data["profile"]["steps"])}
+    if data.get("cut"):
+        cut = {r["phase"]: r for r in data["cut"]["table"]}
+        out.update(cut_phase=cut, cut_recipe=" ".join(f"{k}={v}" for k, v in sorted(data["cut"]["recipe"].items())),
+                   cut_speedup=out["phase"]["step"]["seconds"] / cut["step"]["seconds"])
+    return out
+
+
+def _cupd(folder: Path) -> dict[str, Any] | None:
+    """``cupd[name]`` for each summary ``benchmarks/results/cupd_<name>.json`` of ``benchmarks/cupd.py``: ``today``/
+    ``cut`` (c_upd_s, teacher_s, train_s, steps, steps_per_s), ``speedup``, ``cut_recipe`` (text), ``part[key]`` (each
+    recall row by :func:`~stmltm_nb.metrics.levers.part_key`), ``keeps_recall``, ``meets_bar``, ``bar_s``; None when
+    there is none (its runs, ``cupd_<name>_today.json``/``_cut.json``, are not summaries)."""
+    from stmltm_nb.metrics.levers import part_key
+
+    out = {}
+    for path in sorted(folder.glob("cupd_*.json")):
+        data = _read_json(path)
+        if isinstance(data, dict) and "speedup" in data:
+            out[path.stem.removeprefix("cupd_")] = {
+                **data, "part": {part_key(r): r for r in data["recall"]},
+                "cut_recipe": " ".join(f"{k}={v}" for k, v in sorted(data["cut"]["recipe"].items()))}
+    return out or None
+
+
+def _first_run(data: Any) -> dict[str, Any] | None:
+    """``benchmarks/results/first_run.json`` (:mod:`benchmarks.first_run`): seconds of set-up, demo and both,
+    ``phase[name]`` (seconds), ``minutes`` of the demo and of set-up + demo, the warning counts."""
+    if not data:
+        return None
+    return {**data, "phase": {p["phase"]: p["seconds"] for p in data["phases"]},
+            "demo_min": data["demo_s"] / 60, "total_min": data["total_s"] / 60,
+            "n_setup_warnings": len(data["setup_warnings"]), "n_demo_warnings": len(data["demo_warnings"])}
 
 
 def levers(folder: Path | None = None) -> dict[str, Any] | None:

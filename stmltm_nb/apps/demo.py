@@ -15,26 +15,37 @@ from stmltm_nb.decision.curves_record import SCHEMA_VERSION
 from stmltm_nb.decision.defaults import DEFAULTS
 from stmltm_nb.decision.switching import verdict
 from stmltm_nb.io import atomic_write_json, atomic_write_text
+from stmltm_nb.memory.config import ConsolidationConfig
 from stmltm_nb.metrics import comparison as C
 
 
 @dataclass(frozen=True)
 class DemoSize:
     """How big a demo run is: facts consolidated, training steps, distinct questions per STM size of the recall
-    curve (at least), and the memory modes of the STM-vs-LTM table (``None``: all of
-    :data:`~stmltm_nb.metrics.comparison.MODES`)."""
+    curve (at least), the memory modes of the STM-vs-LTM table (``None``: all of
+    :data:`~stmltm_nb.metrics.comparison.MODES`) and how many of the table's questions are answered at once (1: one
+    by one, each timed; more: the same greedy answers, their seconds per query left out of the table)."""
 
     facts: int
     steps: int
     min_questions: int
     modes: tuple[str, ...] | None
+    table_batch: int
 
 
 # The first run, sized for a class on 2 cores (README: measured on a fresh clone): the table keeps the rows the
-# verdict and its figure read (the STM and LTM memories, retrieval, no memory); `stmltm demo --full` asks every mode.
-DEMO = DemoSize(facts=16, steps=80, min_questions=12, modes=(C.NO_MEMORY, C.STM_ALL, C.RETRIEVAL, C.LTM, C.SERVED))
-DEMO_FULL = DemoSize(facts=64, steps=400, min_questions=24, modes=None)
+# verdict and its figure read and answers them in batches (the latencies the rule reads come from the cost curves);
+# `stmltm demo --full` is the big version: every mode, each query timed.
+DEMO = DemoSize(facts=16, steps=60, min_questions=12, modes=(C.NO_MEMORY, C.STM_ALL, C.RETRIEVAL, C.LTM, C.SERVED),
+                table_batch=8)
+DEMO_FULL = DemoSize(facts=64, steps=400, min_questions=24, modes=None, table_batch=1)
 DEMO_ASK_BATCH = 8  # STM recall-curve questions answered at once (checked equal: python benchmarks/ask_batch.py --curve)
+
+
+def demo_recipe(steps: int, fast: bool = False) -> ConsolidationConfig:
+    """The demo's consolidation recipe: the shipped one with a 64-token prefix (16 in fast mode), ``steps`` steps of 8
+    rows (4 fast), in 3 length-grouped micro-batches (the same gradient as 2, less padding: benchmarks/roofline.py)."""
+    return ConsolidationConfig(p=16 if fast else 64, steps=steps, batch_size=4 if fast else 8, micro_batches=3)
 
 
 def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_facts: int | None = None,
@@ -43,7 +54,6 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     questions per STM size) and write the report. ``n_facts``/``steps`` override the size's. Returns the JSON-ready
     dict. Every phase longer than a couple of seconds shows a progress bar (``progress``) after a timestamped line."""
     from stmltm_nb.apps import sections as S
-    from stmltm_nb.memory.config import ConsolidationConfig
     from stmltm_nb.memory.facts import load_facts
     from stmltm_nb.metrics.measure import cartridge_overhead
     from stmltm_nb.models import load_model
@@ -54,7 +64,7 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     if fast:
         n_facts, steps = min(n_facts, 8), min(steps, 5)
     # the recipe is checked before the model loads: a bad value never costs the recall and cost sections
-    cfg = ConsolidationConfig(p=64 if not fast else 16, steps=steps, batch_size=8 if not fast else 4)
+    cfg = demo_recipe(steps, fast)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -72,7 +82,10 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
                                      min_questions=size.min_questions, batch_size=DEMO_ASK_BATCH)
 
     log("STM cost curve")
-    res["cost"] = S.cost_section(lm, facts, [1, 8] if fast else [1, 16, 64], repeats=2, progress=progress)
+    cost_sizes = [1, 8] if fast else [1, 16, 64]
+    res["cost"] = S.cost_section(lm, facts, cost_sizes, repeats=2, progress=progress)
+    log("STM + retrieval cost curve")
+    res["retrieval"] = S.retrieval_section(lm, facts, cost_sizes, repeats=2, progress=progress)
 
     log(f"consolidation: cartridge on {n_facts} facts")
     res["consolidation"], run = S.consolidation_section(lm, train, cfg, progress)
@@ -82,7 +95,8 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
     # demo size: half of the consolidated facts (at least 8) + 4 residual ones, recall only (no answer NLL)
     asked = train[: max(8, n_facts // 2)]
     res["comparison"] = S.comparison_section(lm, asked, run.cartridge, facts[n_facts : n_facts + 4],
-                                             cfg.chunk_size, progress=progress, modes=size.modes)
+                                             cfg.chunk_size, progress=progress, modes=size.modes,
+                                             batch_size=size.table_batch)
 
     log("the switching rule, on this run's cartridge")
     res["decision"] = demo_decision(res)
@@ -160,6 +174,10 @@ def write_html(res: dict[str, Any], path: str | Path) -> Path:
                    "</td></tr>" for k, a in d.get("arms", {}).items())
     rows = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r.values()) + "</tr>" for r in res["comparison"])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in res["comparison"][0])
+    batched_p = ("<p>s_per_query is empty (—) where the table's questions were answered in batches (the same greedy "
+                 "answers; a batch's seconds are not one query's latency): the rule reads the per-query costs from the "
+                 "STM and retrieval cost curves. <code>stmltm demo --full</code> times every query.</p>"
+                 if any(r.get("s_per_query") is None for r in res["comparison"]) else "")
     shown = verdict(d["consolidate"], d.get("arm", "stm"))
     cons = res["consolidation"]["seconds"]
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>stmltm report</title>
@@ -176,8 +194,8 @@ def write_html(res: dict[str, Any], path: str | Path) -> Path:
 <h3>Gates</h3><table><tr><th>gate</th><th>state</th><th>rule</th><th>value</th><th>threshold</th></tr>{gates}</table>
 {not_eval_p}
 <h2>STM recall</h2>{parts[0]}<h2>STM vs LTM</h2>{parts[1]}
-<table><tr>{head}</tr>{rows}</table></body></html>"""
+{batched_p}<table><tr>{head}</tr>{rows}</table></body></html>"""
     return atomic_write_text(path, body)
 
 
-__all__ = ["DEMO", "DEMO_FULL", "DemoSize", "demo_decision", "run_demo", "write_html"]
+__all__ = ["DEMO", "DEMO_FULL", "DemoSize", "demo_decision", "demo_recipe", "run_demo", "write_html"]

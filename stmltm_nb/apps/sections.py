@@ -163,13 +163,15 @@ def comparison_from(evaluation: dict[str, list[dict[str, Any]]], split: str | No
 
 def comparison_section(lm: LoadedModel, facts: Sequence[Fact], cart: Cartridge, residual: Sequence[Fact],
                        chunk_size: int, progress: bool = False, split: str | None = None,
-                       modes: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The STM-vs-LTM table (:func:`stmltm_nb.metrics.comparison.comparison_rows`) for one cartridge."""
+                       modes: Sequence[str] | None = None, batch_size: int = 1) -> list[dict[str, Any]]:
+    """The STM-vs-LTM table (:func:`stmltm_nb.metrics.comparison.comparison_rows`) for one cartridge. ``batch_size``
+    > 1 answers that many questions at once where a memory can (the same greedy answers; those rows then carry no
+    seconds per query)."""
     from stmltm_nb.metrics.comparison import comparison_rows
     from stmltm_nb.metrics.recall import question_records
 
     recs = question_records(lm, facts, cart, residual, split=split, chunk_size=chunk_size, modes=modes,
-                            progress=progress)
+                            progress=progress, batch_size=batch_size)
     return comparison_rows(recs, split=split)
 
 

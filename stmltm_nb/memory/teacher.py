@@ -238,13 +238,13 @@ def prose_targets(lm: LoadedModel, passages: Sequence[str], k: int = 20, header:
     return _cached(cache_dir, f"prose-{key}", compute)
 
 
-SHIPPED_TARGETS = "guard_targets"  # folder of the shipped data (data/ in a checkout) holding teacher targets
+SHIPPED_TARGETS = "teacher_targets"  # folder of the shipped data (data/ in a checkout) holding teacher targets
 SHIPPED_MANIFEST = "manifest.json"  # {"model": fingerprint, "files": {name: sha256 of the .safetensors bytes}}
 
 
 def shipped_targets(name: str) -> TeacherTargets | None:
-    """Teacher targets shipped with the package (``data/guard_targets/``: the default model's guard rows, written
-    by ``python -m tools.guard_targets``) under ``name``, or None. A file is used only when the manifest lists it
+    """Teacher targets shipped with the package (``data/teacher_targets/``: the default model's guard rows and the
+    first demo's facts, written by ``python -m tools.shipped_targets``) under ``name``, or None. A file is used only when the manifest lists it
     and its bytes match the stored SHA-256; names are :func:`targets_key` hashes, which include the model's
     fingerprint, so another model (or other inputs) never finds them and computes its own."""
     from stmltm_nb.shipped import DataNotFoundError, data_dir

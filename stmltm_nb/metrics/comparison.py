@@ -52,7 +52,8 @@ def comparison_rows(records: Iterable[dict[str, Any]], split: str | None = None,
     (``recall_cart``) and the residual ones (``recall_resid``), each with ``_lo``/``_hi`` (``lo``/``hi`` for the
     whole), ``frac_of_teacher`` (recall / the teacher's recall on the same facts and kind),
     ``frac_of_teacher_cart`` (recall_cart / the teacher's recall on the cartridge facts), ``seeds`` (per-seed
-    recall of a cartridge mode), counts and mean seconds per query."""
+    recall of a cartridge mode), counts and mean seconds per query (``None`` for a row answered in batches: its
+    records' seconds are the batch's shared out, not a query's latency)."""
     recs = list(records)
     keys = [(r["mode"], r["kind"], r["fact"], r.get("w", 0), r.get("seed")) for r in recs]
     if len(keys) != len(set(keys)):
@@ -86,7 +87,9 @@ def comparison_rows(records: Iterable[dict[str, Any]], split: str | None = None,
                         "frac_of_teacher_cart": c / tc_rate if tc_rate and c is not None else None,
                         "seeds": seeds, "n_questions": len(rs) // max(1, len(seeds or [1])),
                         "n_facts": len(asked), "n_relations": len({r["relation"] for r in rs}),
-                        "s_per_query": float(np.mean([r["s"] for r in rs])),
+                        # answered in batches: the seconds are the batch's shared out, not one query's latency
+                        "s_per_query": None if any(r.get("batch", 1) > 1 for r in rs)
+                        else float(np.mean([r["s"] for r in rs])),
                         "answer_nll": float(np.mean(nll)) if (nll := [r["nll"] for r in rs if "nll" in r]) else None})
     return out
 
@@ -130,7 +133,8 @@ def display_table(rows: Sequence[dict[str, Any]], kind: str = "heldout"):
         "cartridge facts, of teacher": "" if r.get("frac_of_teacher_cart") is None
         else f"{r['frac_of_teacher_cart']:.0%}",
         "seeds": "" if not r["seeds"] else " / ".join(f"{v:.2f}" for v in r["seeds"]),
-        "questions": r["n_questions"], "relations": r["n_relations"], "s/query": round(r["s_per_query"], 3),
+        "questions": r["n_questions"], "relations": r["n_relations"],
+        "s/query": "not timed (batched)" if r["s_per_query"] is None else round(r["s_per_query"], 3),
     } for r in rows if r["questions"] == kind])
 
 
