@@ -28,20 +28,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PHASE = re.compile(r"^\[(\d\d):(\d\d):(\d\d)\] (.+)$")  # stmltm_nb.apps.log's timestamped lines
 WARNING = re.compile(r"warn", re.IGNORECASE)
-# pip's notice about an extra index folder that this machine's pip configuration (/etc/pip.conf) names and that does
-# not exist: the machine's, printed by any `pip install` here, not the project's
+# pip's notice about an extra index folder that the machine's own pip configuration names and that does not exist:
+# the machine's, printed by any `pip install` there, not the project's
 MACHINE_PIP = re.compile(r"WARNING: Location 'file:///.*' is ignored")
 
 
 def phase_seconds(lines: list[tuple[float, str]], start: float, end: float) -> list[dict]:
     """Each phase's seconds from ``(seconds since the demo started, line)``: a phase runs from its timestamped line
-    to the next one (the last to ``end``); what came before the first line is "start-up (model load)"."""
+    to the next one (the last to ``end``); what came before the first line is "start-up (model load)".
+    ``max_silence_s``: the longest stretch of the phase with no output line at all (a progress bar's update counts)."""
     marks = [(t, m.group(4)) for t, line in lines if (m := PHASE.match(line.strip()))]
-    out = [{"phase": "start-up (model load, conversion on a fresh machine)",
-            "seconds": (marks[0][0] if marks else end) - start}]
-    for (t, name), nxt in zip(marks, [t for t, _ in marks[1:]] + [end]):
-        out.append({"phase": name, "seconds": nxt - t})
+    bounds = [(start, marks[0][0] if marks else end, "start-up (model load, conversion on a fresh machine)")]
+    bounds += [(t, nxt, name) for (t, name), nxt in zip(marks, [t for t, _ in marks[1:]] + [end])]
+    out = []
+    for a, b, name in bounds:
+        times = [a] + [t for t, _ in lines if a < t < b] + [b]
+        out.append({"phase": name, "seconds": b - a,
+                    "max_silence_s": max(y - x for x, y in zip(times, times[1:]))})
     return out
+
+
+def split_warnings(lines: list[str]) -> tuple[list[str], int]:
+    """The warning lines of ``lines`` that are the project's, and how many were the machine's pip notices
+    (:data:`MACHINE_PIP`)."""
+    found = warnings_in("\n".join(lines))
+    return [w for w in found if not MACHINE_PIP.search(w)], sum(bool(MACHINE_PIP.search(w)) for w in found)
 
 
 def warnings_in(text: str) -> list[str]:
@@ -96,15 +107,14 @@ def main() -> None:
     res = {"commit": head.strip(), "date": started.date().isoformat(), "machine": machine(),
            "setup_s": setup_s, "demo_s": demo_s, "total_s": setup_s + demo_s,
            "phases": phase_seconds(demo_lines, 0.0, demo_s),
-           "setup_warnings": [w for w in warnings_in("\n".join(line for _, line in setup_lines))
-                              if not MACHINE_PIP.search(w)],
-           "setup_machine_pip_notices": sum(bool(MACHINE_PIP.search(line)) for _, line in setup_lines),
+           "setup_warnings": split_warnings([line for _, line in setup_lines])[0],
+           "setup_machine_pip_notices": split_warnings([line for _, line in setup_lines])[1],
            "demo_warnings": warnings_in("\n".join(line for _, line in demo_lines)),
            "n_facts": report["n_facts"], "steps": report["consolidation"]["config"]["steps"],
            "c_upd_s": report["consolidation"]["c_upd_s"], "consolidate": report["decision"]["consolidate"],
            "arm": report["decision"].get("arm"), "explanation": report["decision"]["explanation"]}
     for p in res["phases"]:
-        print(f"  {p['phase']:<55} {p['seconds']:6.0f} s")
+        print(f"  {p['phase']:<55} {p['seconds']:6.0f} s (longest silence {p['max_silence_s']:.0f} s)")
     print(f"set-up {setup_s:.0f} s + demo {demo_s:.0f} s = {res['total_s']:.0f} s; warning lines: set-up "
           f"{len(res['setup_warnings'])} (and {res['setup_machine_pip_notices']} of this machine's pip configuration), "
           f"demo {len(res['demo_warnings'])}")

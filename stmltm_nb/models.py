@@ -122,7 +122,7 @@ def convert_default_model(force: bool = False, verbose: bool = True) -> Path:
     ensure_cache_writable(target.parent)
     with atomic_dir(target, overwrite=True) as tmp:  # interrupted: no half-written model, no hidden leftovers
         if verbose:
-            print(f"Converting {gguf.name} to safetensors in {target} (once; ~1 min) ...", flush=True)
+            print(f"Converting {gguf.name} to safetensors in {target} (once) ...", flush=True)
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         # A GGUF-loaded model refuses save_pretrained: copy its weights into a fresh model of the same config.

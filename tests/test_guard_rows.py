@@ -308,6 +308,13 @@ def test_the_shipped_teacher_targets_are_the_default_models(real, tmp_path):
     demo = teacher_targets_for(real, [f.to_item() for f in demo_facts], templates_of(demo_facts, demo_cfg), demo_cfg,
                                tmp_path / "cache")
     assert (demo.computed, demo.cache_hits) == (0, DEMO.facts), "the demo's facts: python -m tools.shipped_targets"
+    first = demo_facts[0]  # one demo fact recomputed by the teacher: the shipped copy agrees with this model
+    again_demo = teacher_targets_for(real, [first.to_item()], templates_of([first], demo_cfg), demo_cfg, None)
+    assert again_demo.computed == 1
+    n = len(again_demo.examples)
+    assert [e.ids for e in demo.examples[:n]] == [e.ids for e in again_demo.examples]
+    rows = sum(len(e.ids) - e.resp_start for e in again_demo.examples)
+    assert torch.allclose(demo.topk_p[:rows], again_demo.topk_p, atol=1e-4)
     f = load_practice_facts()[0]
     queries = [Query(f.id, q, "practice") for q in f.train_questions]
     shipped = compute_teacher_targets(real, [f.to_item()], queries, 1, cfg.k,

@@ -126,6 +126,7 @@ def test_demo_runs_the_shared_sections_and_writes_the_report(tiny_jobs):
     assert isinstance(saved["decision"]["consolidate"], bool) and math.isfinite(saved["total_seconds"])
     html = (tiny_jobs / "report" / "report.html").read_text()
     assert "STM vs LTM" in html and "Decision:" in html
+    assert "answered in batches" in html  # the page says why those rows have no seconds per query
 
 
 def test_demo_full_asks_every_memory_mode_and_more_questions_per_stm_size(tiny_jobs):

@@ -232,16 +232,19 @@ def _cupd(folder: Path) -> dict[str, Any] | None:
         if isinstance(data, dict) and "speedup" in data:
             out[path.stem.removeprefix("cupd_")] = {
                 **data, "part": {part_key(r): r for r in data["recall"]},
+                "keeps_text": "yes" if data["keeps_recall"] else "no", "meets_text": "yes" if data["meets_bar"] else "no",
                 "cut_recipe": " ".join(f"{k}={v}" for k, v in sorted(data["cut"]["recipe"].items()))}
     return out or None
 
 
 def _first_run(data: Any) -> dict[str, Any] | None:
     """``benchmarks/results/first_run.json`` (:mod:`benchmarks.first_run`): seconds of set-up, demo and both,
-    ``phase[name]`` (seconds), ``minutes`` of the demo and of set-up + demo, the warning counts."""
+    ``phase[name]`` (seconds), ``minutes`` of the demo and of set-up + demo, the warning counts, ``max_silence_s`` (the longest time the demo
+    printed nothing, seconds)."""
     if not data:
         return None
     return {**data, "phase": {p["phase"]: p["seconds"] for p in data["phases"]},
+            "max_silence_s": max(p.get("max_silence_s", p["seconds"]) for p in data["phases"]),
             "demo_min": data["demo_s"] / 60, "total_min": data["total_s"] / 60,
             "n_setup_warnings": len(data["setup_warnings"]), "n_demo_warnings": len(data["demo_warnings"])}
 

@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stmltm_nb.apps.demo import DEMO, DEMO_FULL
     from stmltm_nb.decision.defaults import DEFAULTS
     from stmltm_nb.decision.inputs import add_flags
+    from stmltm_nb.metrics.comparison import MODES
 
     p = argparse.ArgumentParser(prog="stmltm", description="STM vs LTM memory for language models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--full", action="store_true",
                    help=f"the big version: {DEMO_FULL.facts} facts, {DEMO_FULL.steps} steps, every memory mode in the "
                         f"STM-vs-LTM table and {DEMO_FULL.min_questions} questions per STM size (the default: "
-                        f"{len(DEMO.modes or ())} modes, {DEMO.min_questions} questions)")
+                        f"{len(DEMO.modes or MODES)} modes, {DEMO.min_questions} questions)")
     d.add_argument("--fast", action="store_true", help="tiny sizes (also when STMLTM_FAST=1)")
     d.set_defaults(func=_demo)
 

@@ -39,7 +39,7 @@ class DemoSize:
 DEMO = DemoSize(facts=16, steps=60, min_questions=12, modes=(C.NO_MEMORY, C.STM_ALL, C.RETRIEVAL, C.LTM, C.SERVED),
                 table_batch=8)
 DEMO_FULL = DemoSize(facts=64, steps=400, min_questions=24, modes=None, table_batch=1)
-DEMO_ASK_BATCH = 8  # STM recall-curve questions answered at once (checked equal: python benchmarks/ask_batch.py --curve)
+DEMO_ASK_BATCH = 8  # STM recall-curve questions answered at once (same answers: python benchmarks/ask_batch.py --curve)
 
 
 def demo_recipe(steps: int, fast: bool = False) -> ConsolidationConfig:
@@ -76,8 +76,8 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
 
     log("STM recall curve")
     sizes = [1, 4, 16] if fast else [1, 4, 16, 32, 64]
-    # questions about one buffer answered 8 at a time: rows equal to one by one on the real model, 157 s -> 116 s
-    # (benchmarks/results/ask_batch_curve.json); no timing is read from this curve
+    # questions about one buffer answered 8 at a time: the same answers as one by one (checked on the real model at
+    # these sizes with 24 questions each, benchmarks/results/ask_batch_curve.json); no timing is read from this curve
     res["recall"] = S.recall_section(lm, facts, sizes, per_position=1 if fast else 2, progress=progress,
                                      min_questions=size.min_questions, batch_size=DEMO_ASK_BATCH)
 
