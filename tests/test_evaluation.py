@@ -141,3 +141,17 @@ def test_recall_curve_splits_a_buffers_answers_back_by_position(tiny, facts, mon
             assert r["total"] == len(r["facts"]) and r["hits"] == sum(i in hit_ids for i in r["facts"]), r
         assert 0 < sum(r["hits"] for r in rows) < sum(r["total"] for r in rows)
     assert seen and max(seen) > 2  # batched: a buffer's questions of several positions at once
+
+
+def test_progress_bars_count_every_group_and_every_question_to_the_end(tiny, facts, capsys):
+    """The STM-vs-LTM questions' bar moves once per (question kind, fact role) group of each memory a mode builds, and
+    the recall curve's once per buffer by its questions: each ends at its total, so a first run never sits on a bar
+    that only moves between memory modes or STM sizes."""
+    from stmltm_nb.metrics.measure import POSITIONS, curve_plan, recall_curve
+
+    question_records(tiny, facts[:3], None, modes=[C.NO_MEMORY, C.TEACHER], kinds=("train",), progress=True)
+    total = (1 + 3) * 1 * 2  # no memory: one memory; the teacher: one per fact; one kind; two roles
+    assert f"{total}/{total}" in capsys.readouterr().err
+    recall_curve(tiny, facts, [1, 4], per_position=1, min_questions=2, progress=True)
+    asked = sum(len(idx) for n in (1, 4) for *_, idx in curve_plan(n, len(facts), 1, 2, POSITIONS))
+    assert f"{asked}/{asked}" in capsys.readouterr().err

@@ -69,15 +69,18 @@ def recall_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], p
     """q_ctx(n) and L_ctx(n): STM of n consecutive facts; ask about facts at the start, middle and end of the
     buffer, every question distinct (:func:`curve_plan`: at small n several disjoint buffers, so that each size
     asks at least ``min_questions``). One row per (n, position) with hits, total, recall, Wilson 95 % interval,
-    mean answer NLL (nats/token) and the ``facts`` asked (ids). ``progress``: a bar over the sizes. ``batch_size``:
+    mean answer NLL (nats/token) and the ``facts`` asked (ids). ``progress``: a bar over the questions (it moves
+    after each buffer's). ``batch_size``:
     questions answered at once (:func:`~stmltm_nb.metrics.recall.evaluate_recall`; the same answers)."""
     from stmltm_nb.env import progress_bar
 
     rows = []
-    bar = progress_bar(len(sizes), f"STM recall ({kind})", progress)
+    plans = {n: curve_plan(n, len(facts), per_position, min_questions, positions) for n in sorted(sizes)}
+    bar = progress_bar(sum(len(idx) for plan in plans.values() for *_, idx in plan), f"STM recall ({kind}), questions",
+                       progress)
     for n in sorted(sizes):
-        bar.update(1)
-        plan = curve_plan(n, len(facts), per_position, min_questions, positions)
+        bar.set_postfix(n=n)
+        plan = plans[n]
         by_pos: dict[str, list] = {}  # position -> [(hits, nll sum, fact ids)] per buffer
         tokens = 0
         for start in sorted({s for s, _, _ in plan}):
@@ -90,6 +93,7 @@ def recall_curve(lm: LoadedModel, facts: Sequence[Fact], sizes: Sequence[int], p
                                 batch_size=batch_size)
             if len(r.outputs) != sum(len(asked) for _, asked in parts):  # one question per fact, or the split breaks
                 raise ValueError("recall curve: expected one question per fact asked")
+            bar.update(len(r.outputs))
             at = 0
             for pos, asked in parts:
                 got = slice(at, at + len(asked))

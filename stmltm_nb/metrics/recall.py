@@ -169,6 +169,7 @@ def question_records(lm: LoadedModel, facts: Sequence[Fact], cartridges=None, re
             for role in ("cart", "resid"):
                 group = [f for f in asked if roles[f.id] == role]
                 recs += ask(memory, group, kind, mode, role, seed=seed, **kw)
+                bar.update(1)  # one (question kind, fact role) group of one memory: a few seconds
         return recs
 
     def per_chunk(mode, size):
@@ -185,12 +186,13 @@ def question_records(lm: LoadedModel, facts: Sequence[Fact], cartridges=None, re
                 c.memory(residual=[f.to_item() for f in residual]), everything, C.SERVED, s)],
             C.RESIDUAL_ONLY: lambda: run(fact_buffer(lm, residual), list(residual),
                                          C.RESIDUAL_ONLY)}
+    memories = {C.ORACLE: len(chunks(everything, chunk_size)), C.TEACHER: len(everything), C.LTM: len(carts),
+                C.SERVED: len(carts)}  # memories each mode builds (one otherwise); the bar counts their groups
     out: list[dict] = []
-    bar = progress_bar(len(want), "memory modes", progress)
+    bar = progress_bar(sum(memories.get(m, 1) for m in want) * len(kinds) * 2, "questions by memory", progress)
     for mode in want:
         bar.set_postfix(mode=mode[:24])
         out += jobs[mode]()
-        bar.update(1)
     bar.close()
     return out
 
