@@ -232,6 +232,17 @@ elif lever_runs:
 #   against `study`, the lever it adds to, the cartridge alone gave back held-out recall: the served-memory levers
 #   and self-study pull against each other, which the rule, reading the baseline only, does not see.
 #
+# - **Self-study with distractors as served, without retention context** (`study_pool`: `{{ levers.run.study_pool.recipe }}`,
+#   added to `study`; target and rule written before its run): the served memory's cartridge facts on held-out
+#   wordings {{ levers.base.served_heldout :.2f }} → {{ levers.run.study_pool.served_heldout.lever :.2f }} ({{ levers.run.study_pool.served_heldout.delta :+.2f }} [{{ levers.run.study_pool.served_heldout.lo :+.2f }}, {{ levers.run.study_pool.served_heldout.hi :+.2f }}], {{ levers.run.study_pool.served_heldout.verdict }}), trained
+#   {{ levers.base.served_train :.2f }} → {{ levers.run.study_pool.served_train.lever :.2f }} ({{ levers.run.study_pool.served_train.verdict }}); the cartridge alone held-out {{ levers.run.study_pool.ltm_heldout.lever :.2f }} ({{ levers.run.study_pool.ltm_heldout.verdict }} against the baseline;
+#   against `study` {{ levers.run.study_pool.vs_parent.ltm_heldout.delta :+.2f }} [{{ levers.run.study_pool.vs_parent.ltm_heldout.lo :+.2f }}, {{ levers.run.study_pool.vs_parent.ltm_heldout.hi :+.2f }}], {{ levers.run.study_pool.vs_parent.ltm_heldout.verdict }}), trained {{ levers.run.study_pool.ltm_train.lever :.2f }}
+#   ({{ levers.run.study_pool.ltm_train.verdict }}); general text: ΔNLL {{ levers.run.study_pool.dnll_ltm.lever :+.3f }} for the cartridge ({{ levers.run.study_pool.dnll_ltm.verdict }}),
+#   {{ levers.run.study_pool.dnll_served.lever :+.3f }} served ({{ levers.run.study_pool.dnll_served.verdict }}). Decision by the stated rule: **{{ levers.run.study_pool.decision.decision }}**. This is the
+#   second run in which the pool's stand-ins take back the cartridge-alone recall that self-study gained, here
+#   without retention rows that see them; with those rows (`study_pool_ret`) the served memory's general text came
+#   back closer to the baseline's ({{ levers.run.study_pool_ret.dnll_served.lever :+.3f }} against {{ levers.run.study_pool.dnll_served.lever :+.3f }} here; the two runs are not paired with each other).
+#
 # One seed on the tuning split: these verdicts choose levers; they are not the bars, which are read on the
 # sealed final split with the frozen recipe and two seeds.
 
@@ -247,7 +258,9 @@ elif lever_runs:
 #   **{{ levers.run.study.decision.decision }}** (the cartridge alone, held-out {{ levers.base.ltm_heldout :.2f }} → {{ levers.run.study.ltm_heldout.lever :.2f }}); distractors drawn as served:
 #   **{{ levers.run.pool.decision.decision }}**; with retention rows that see the notes: **{{ levers.run.pool_ret.decision.decision }}** (narrowly, 10.3); all three together:
 #   **{{ levers.run.study_pool_ret.decision.decision }}** against the baseline (the served memory's own facts {{ levers.base.served_heldout :.2f }} → {{ levers.run.study_pool_ret.served_heldout.lever :.2f }} held-out), at a cost to the cartridge
-#   alone against self-study by itself.
+#   alone against self-study by itself; self-study with the distractors and without the retention context
+#   (`study_pool`): **{{ levers.run.study_pool.decision.decision }}** (served held-out {{ levers.base.served_heldout :.2f }} → {{ levers.run.study_pool.served_heldout.lever :.2f }}, the cartridge alone
+#   {{ levers.run.study_pool.ltm_heldout.lever :.2f }}).
 #
 # ## Exercises
 #
