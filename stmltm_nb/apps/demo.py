@@ -24,21 +24,23 @@ class DemoSize:
     """How big a demo run is: facts consolidated, training steps, distinct questions per STM size of the recall
     curve (at least), the memory modes of the STM-vs-LTM table (``None``: all of
     :data:`~stmltm_nb.metrics.comparison.MODES`) and how many of the table's questions are answered at once (1: one
-    by one, each timed; more: the same greedy answers, their seconds per query left out of the table)."""
+    by one, each timed; more: the same greedy answers, their seconds per query left out of the table) and the STM sizes
+    of the recall curve."""
 
     facts: int
     steps: int
     min_questions: int
     modes: tuple[str, ...] | None
     table_batch: int
+    recall_sizes: tuple[int, ...]  # STM sizes (items) of the recall curve
 
 
 # The first run, sized for a class on 2 cores (README: measured on a fresh clone): the table keeps the rows the
 # verdict and its figure read and answers them in batches (the latencies the rule reads come from the cost curves);
 # `stmltm demo --full` is the big version: every mode, each query timed.
 DEMO = DemoSize(facts=16, steps=60, min_questions=12, modes=(C.NO_MEMORY, C.STM_ALL, C.RETRIEVAL, C.LTM, C.SERVED),
-                table_batch=8)
-DEMO_FULL = DemoSize(facts=64, steps=400, min_questions=24, modes=None, table_batch=1)
+                table_batch=8, recall_sizes=(1, 4, 16, 64))
+DEMO_FULL = DemoSize(facts=64, steps=400, min_questions=24, modes=None, table_batch=1, recall_sizes=(1, 4, 16, 32, 64))
 DEMO_ASK_BATCH = 8  # STM recall-curve questions answered at once (same answers: python benchmarks/ask_batch.py --curve)
 
 
@@ -75,9 +77,9 @@ def run_demo(model_name: str = "default", out_dir: str | Path = "report", n_fact
                            "full": full}
 
     log("STM recall curve")
-    sizes = [1, 4, 16] if fast else [1, 4, 16, 32, 64]
+    sizes = [1, 4, 16] if fast else list(size.recall_sizes)
     # questions about one buffer answered 8 at a time: the same answers as one by one (checked on the real model at
-    # these sizes with 24 questions each, benchmarks/results/ask_batch_curve.json); no timing is read from this curve
+    # sizes 1-64 with 24 questions each, benchmarks/results/ask_batch_curve.json); no timing is read from this curve
     res["recall"] = S.recall_section(lm, facts, sizes, per_position=1 if fast else 2, progress=progress,
                                      min_questions=size.min_questions, batch_size=DEMO_ASK_BATCH)
 
