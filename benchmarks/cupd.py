@@ -48,30 +48,14 @@ def c_upd_row(run: dict[str, Any]) -> dict[str, Any]:
             "student_tokens": cons.get("student_tokens"), "recipe": run.get("recipe", {}), "created": run.get("created")}
 
 
-def own_interval(run: dict[str, Any], memory: str, questions: str, facts: str) -> tuple[Any, Any]:
-    """A run's own 95 % interval (relations, then facts, resampled) of one recall part, from its comparison rows;
-    (None, None) where the run holds none (retention rows, a run without comparison rows)."""
-    from stmltm_nb.metrics.levers import FACTS
-
-    key = {FACTS["cart"]: "recall_cart", FACTS["resid"]: "recall_resid"}.get(facts)
-    row = next((r for r in run.get("comparison", []) if (r["mode"], r["questions"]) == (memory, questions)), None)
-    if key is None or row is None:
-        return None, None
-    return row.get(f"{key}_lo"), row.get(f"{key}_hi")
-
-
 def summarise(today: dict[str, Any], cut: dict[str, Any], bar_s: float = BAR_S, n_boot: int = 2000) -> dict[str, Any]:
     """The side-by-side summary of two finished runs (torch-free): c_upd of each and their ratio, and the cut's
     recall against today's per part with the difference's paired interval and each run's own interval
-    (``base_ci``/``lever_ci``); ``keeps_recall`` when no part is worse; ``meets_bar`` when it keeps recall and its
-    c_upd is at most ``bar_s``."""
+    (:func:`~stmltm_nb.metrics.levers.lever_gaps`: ``base_lo`` … ``lever_hi``); ``keeps_recall`` when no part is
+    worse; ``meets_bar`` when it keeps recall and its c_upd is at most ``bar_s``."""
     from stmltm_nb.metrics.levers import lever_gaps
 
     rows = lever_gaps(today, cut, n_boot=n_boot)
-    for r in rows:
-        if r["questions"] != "general text":
-            r["base_ci"] = own_interval(today, r["memory"], r["questions"], r["facts"])
-            r["lever_ci"] = own_interval(cut, r["memory"], r["questions"], r["facts"])
     a, b = c_upd_row(today), c_upd_row(cut)
     worse = [r for r in rows if r["verdict"] == "worse"]
     keeps = not worse
@@ -107,17 +91,18 @@ def main() -> None:
         ap.error(f"--today {args.today}: no such run (a summary's <stem>_today.json)")
     paths = run_paths(args.out, args.today)
     runs = {}
-    if args.summary_only:
-        for name, path in paths.items():
+    for name, recipe in (("today", {}), ("cut", cut)):
+        path = paths[name]
+        if args.summary_only:
             run = json.loads(path.read_text()) if path.is_file() else {}
             if not run.get("consolidation") or not run.get("retention"):
                 ap.error(f"--summary-only: {path} is not a finished run; run without --summary-only")
-            if name == "cut" and run.get("recipe") != cut:
-                ap.error(f"--summary-only: {path} was run with {run.get('recipe')}, not --cut {cut}")
+            if run.get("recipe") != recipe:
+                ap.error(f"--summary-only: {path} was run with {run.get('recipe')}, not {recipe or 'the shipped recipe'}")
             runs[name] = run
-    for name, recipe in (("today", {}), ("cut", cut)) if not args.summary_only else ():
-        print(f"== {name}: {recipe or 'the shipped recipe'} -> {paths[name]}", flush=True)
-        runs[name] = run_measurements(out=paths[name], resume=True, split="tune", seeds=[0], recipe=recipe,
+            continue
+        print(f"== {name}: {recipe or 'the shipped recipe'} -> {path}", flush=True)
+        runs[name] = run_measurements(out=path, resume=True, split="tune", seeds=[0], recipe=recipe,
                                       cartridges_only=True, ask_batch=args.ask_batch, fast=args.fast)
     res = summarise(runs["today"], runs["cut"])
     a, b = res["today"], res["cut"]

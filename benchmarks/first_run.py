@@ -104,11 +104,11 @@ def main() -> None:
     report = json.loads((clone / "report" / "report.json").read_text())
     from stmltm_nb.env import machine
 
+    setup_warnings, machine_pip = split_warnings([line for _, line in setup_lines])
     res = {"commit": head.strip(), "date": started.date().isoformat(), "machine": machine(),
            "setup_s": setup_s, "demo_s": demo_s, "total_s": setup_s + demo_s,
            "phases": phase_seconds(demo_lines, 0.0, demo_s),
-           "setup_warnings": split_warnings([line for _, line in setup_lines])[0],
-           "setup_machine_pip_notices": split_warnings([line for _, line in setup_lines])[1],
+           "setup_warnings": setup_warnings, "setup_machine_pip_notices": machine_pip,
            "demo_warnings": warnings_in("\n".join(line for _, line in demo_lines)),
            "n_facts": report["n_facts"], "steps": report["consolidation"]["config"]["steps"],
            "c_upd_s": report["consolidation"]["c_upd_s"], "consolidate": report["decision"]["consolidate"],

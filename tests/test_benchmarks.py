@@ -131,8 +131,8 @@ def test_cupd_benchmark_trains_today_and_the_cut_and_pairs_their_recall(tmp_path
     assert {(r["memory"], r["questions"]) for r in res["recall"]} >= {("LTM (cartridge)", "heldout"),
                                                                        ("LTM + residual STM", "heldout")}
     ltm = next(r for r in res["recall"] if (r["memory"], r["questions"]) == ("LTM (cartridge)", "heldout"))
-    lo, hi = ltm["base_ci"]  # today's own interval, from its comparison rows
-    assert lo <= ltm["base"] <= hi
+    assert ltm["base_lo"] <= ltm["base"] <= ltm["base_hi"]  # today's own interval, from its comparison rows
+    assert ltm["lever_lo"] <= ltm["lever"] <= ltm["lever_hi"]
     assert "c_upd, 16 facts: today" in capsys.readouterr().out
     runpy.run_path(str(ROOT / "benchmarks" / "cupd.py"), run_name="__main__")  # resumed: nothing trained again
     assert json.loads(out.read_text())["cut"] == res["cut"]

@@ -210,11 +210,13 @@ def _roofline(data: Any) -> dict[str, Any] | None:
     ``cut_speedup`` (default s/step over the cut's)."""
     if not data:
         return None
+    from stmltm_nb.metrics.levers import recipe_text
+
     out = {**data, "phase": {r["phase"]: r for r in data["table"]}, "peak": max(p["gflops"] for p in data["peak"]),
            "steps": len(data["profile"]["steps"])}
     if data.get("cut"):
         cut = {r["phase"]: r for r in data["cut"]["table"]}
-        out.update(cut_phase=cut, cut_recipe=" ".join(f"{k}={v}" for k, v in sorted(data["cut"]["recipe"].items())),
+        out.update(cut_phase=cut, cut_recipe=recipe_text(data["cut"]),
                    cut_speedup=out["phase"]["step"]["seconds"] / cut["step"]["seconds"])
     return out
 
@@ -224,7 +226,7 @@ def _cupd(folder: Path) -> dict[str, Any] | None:
     ``cut`` (c_upd_s, teacher_s, train_s, steps, steps_per_s), ``speedup``, ``cut_recipe`` (text), ``part[key]`` (each
     recall row by :func:`~stmltm_nb.metrics.levers.part_key`), ``keeps_recall``, ``meets_bar``, ``bar_s``; None when
     there is none (its runs, ``cupd_<name>_today.json``/``_cut.json``, are not summaries)."""
-    from stmltm_nb.metrics.levers import part_key
+    from stmltm_nb.metrics.levers import part_key, recipe_text
 
     out = {}
     for path in sorted(folder.glob("cupd_*.json")):
@@ -233,7 +235,7 @@ def _cupd(folder: Path) -> dict[str, Any] | None:
             out[path.stem.removeprefix("cupd_")] = {
                 **data, "part": {part_key(r): r for r in data["recall"]},
                 "keeps_text": "yes" if data["keeps_recall"] else "no", "meets_text": "yes" if data["meets_bar"] else "no",
-                "cut_recipe": " ".join(f"{k}={v}" for k, v in sorted(data["cut"]["recipe"].items()))}
+                "cut_recipe": recipe_text(data["cut"])}
     return out or None
 
 
@@ -244,7 +246,7 @@ def _first_run(data: Any) -> dict[str, Any] | None:
     if not data:
         return None
     return {**data, "phase": {p["phase"]: p["seconds"] for p in data["phases"]},
-            "max_silence_s": max(p.get("max_silence_s", p["seconds"]) for p in data["phases"]),
+            "max_silence_s": max(p["max_silence_s"] for p in data["phases"]),
             "demo_min": data["demo_s"] / 60, "total_min": data["total_s"] / 60,
             "n_setup_warnings": len(data["setup_warnings"]), "n_demo_warnings": len(data["demo_warnings"])}
 

@@ -44,7 +44,8 @@ def _check_demo_args(args: argparse.Namespace) -> None:
 
     usage_check(args.facts is None or args.facts >= 1, f"--facts must be >= 1, got {args.facts}")
     try:
-        ConsolidationConfig(steps=args.steps if args.steps is not None else ConsolidationConfig.steps)
+        if args.steps is not None:  # None: the demo size's steps
+            ConsolidationConfig(steps=args.steps)
     except ValueError as e:
         raise UsageError(f"--steps: {e}") from e
     out = Path(args.out).expanduser()

@@ -102,12 +102,21 @@ def verdict(lo: float, hi: float) -> str:
     return "not resolved"
 
 
+def _own_interval(run: Mapping[str, Any], mode: str, kind: str, role: str) -> tuple[Any, Any]:
+    """A run's own 95 % interval (relations, then facts, resampled) of one recall part, from its comparison rows;
+    (None, None) when the run holds no such row."""
+    key = "recall_cart" if role == "cart" else "recall_resid"
+    row = next((r for r in run.get("comparison", []) if (r["mode"], r["questions"]) == (mode, kind)), None)
+    return (None, None) if row is None else (row.get(f"{key}_lo"), row.get(f"{key}_hi"))
+
+
 def lever_gaps(base: Mapping[str, Any], lever: Mapping[str, Any], n_boot: int = 2000,
                seed: int = 0) -> list[dict[str, Any]]:
     """One row per part of :data:`PARTS` both runs asked, then one per cartridge retention row: ``memory``,
     ``questions`` (train | heldout | "general text"), ``facts``, ``base`` and ``lever`` (recall, or ΔNLL in nats/token
     for retention), ``delta`` (lever − base) with ``lo``/``hi`` (recall: paired, relations resampled; retention:
-    None, the verdict reads the two runs' own intervals, ``base_lo`` … ``lever_hi``), ``verdict`` and ``n_questions``.
+    None, the verdict reads the two runs' own intervals), each run's own interval ``base_lo`` … ``lever_hi`` (recall:
+    from the run's comparison rows, None without them), ``verdict`` and ``n_questions``.
     Raises ValueError when the runs are not comparable (another split, model, size or seeds) or did not ask the
     same questions (the first question one run lacks is named)."""
     _check_comparable(base, lever)
@@ -127,10 +136,12 @@ def lever_gaps(base: Mapping[str, Any], lever: Mapping[str, Any], n_boot: int = 
         diffs = [float(b[k]["hit"]) - float(a[k]["hit"]) for k in keys]
         d, lo, hi = cluster_bootstrap([a[k]["relation"] for k in keys], [a[k]["fact"] for k in keys], diffs,
                                       n_boot=n_boot, seed=seed)
+        (base_lo, base_hi), (lever_lo, lever_hi) = (_own_interval(run, mode, kind, role) for run in (base, lever))
         rows.append({"memory": mode, "questions": kind, "facts": FACTS[role],
                      "base": float(np.mean([a[k]["hit"] for k in keys])),
                      "lever": float(np.mean([b[k]["hit"] for k in keys])),
-                     "delta": d, "lo": lo, "hi": hi, "verdict": verdict(lo, hi), "n_questions": len(keys)})
+                     "delta": d, "lo": lo, "hi": hi, "base_lo": base_lo, "base_hi": base_hi, "lever_lo": lever_lo,
+                     "lever_hi": lever_hi, "verdict": verdict(lo, hi), "n_questions": len(keys)})
     ret_b = {r["mode"]: r for r in (base.get("retention") or {}).get("rows", [])}
     ret_l = {r["mode"]: r for r in (lever.get("retention") or {}).get("rows", [])}
     for mode in (LTM, SERVED):
